@@ -1,0 +1,26 @@
+"""What ``step`` returns, with diffusers' attribute names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class SchedulerOutput:
+    """``prev_sample`` is x_{t-1}; ``pred_original_sample`` the model's x_0 estimate, where the scheduler has one."""
+
+    prev_sample: Any
+    pred_original_sample: Any = None
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.prev_sample, self.pred_original_sample)[index]
+
+
+@dataclass
+class LCMSchedulerOutput:
+    prev_sample: Any
+    denoised: Any = None
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.prev_sample, self.denoised)[index]

@@ -1,0 +1,98 @@
+"""The part every scheduler shares: config, compatibles, step-index bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigMixin
+
+# diffusers' KarrasDiffusionSchedulers that sdrt implements: what Stable Diffusion pipelines accept.
+KARRAS_COMPATIBLES = (
+    "DDIMScheduler",
+    "DDPMScheduler",
+    "PNDMScheduler",
+    "LMSDiscreteScheduler",
+    "EulerDiscreteScheduler",
+    "HeunDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "DPMSolverMultistepScheduler",
+    "DPMSolverSinglestepScheduler",
+    "KDPM2DiscreteScheduler",
+    "KDPM2AncestralDiscreteScheduler",
+    "DEISMultistepScheduler",
+    "UniPCMultistepScheduler",
+)
+
+
+class SchedulerMixin(ConfigMixin):
+    """Base class. Subclasses decorate ``__init__`` with ``@register_to_config``.
+
+    Schedule arrays (``timesteps``, ``sigmas``, ``alphas_cumprod``) live on the host as NumPy
+    arrays; ``step`` and friends compute in the array module of the sample they are given.
+    """
+
+    _compatibles = KARRAS_COMPATIBLES
+    order = 1
+    timesteps: np.ndarray | None = None
+    num_inference_steps: int | None = None
+    _step_index: int | None = None
+    _begin_index: int | None = None
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+    @property
+    def step_index(self) -> int | None:
+        """Index of the current step in the schedule; advances by one after each ``step``."""
+        return self._step_index
+
+    @property
+    def begin_index(self) -> int | None:
+        """First index of the schedule, set by a pipeline (img2img) with ``set_begin_index``."""
+        return self._begin_index
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        self._begin_index = begin_index
+
+    def _require_timesteps(self) -> None:
+        if self.num_inference_steps is None and self.timesteps is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
+            )
+
+    def index_for_timestep(self, timestep: Any, schedule_timesteps: np.ndarray | None = None) -> int:
+        """Position of ``timestep`` in the schedule (the second match when it occurs twice, as diffusers)."""
+        if schedule_timesteps is None:
+            schedule_timesteps = self.timesteps
+        value = as_scalar(timestep)
+        indices = np.flatnonzero(schedule_timesteps == value)
+        if len(indices) == 0:
+            raise ValueError(
+                f"{type(self).__name__}: timestep {value} is not in the schedule set by set_timesteps "
+                f"({len(schedule_timesteps)} steps from {schedule_timesteps[0]} to {schedule_timesteps[-1]}); "
+                "pass one of scheduler.timesteps"
+            )
+        return int(indices[1] if len(indices) > 1 else indices[0])
+
+    def _init_step_index(self, timestep: Any) -> None:
+        if self.begin_index is None:
+            self._step_index = self.index_for_timestep(timestep)
+        else:
+            self._step_index = self._begin_index
+
+
+def as_scalar(value: Any) -> float:
+    """A Python number from a number, a NumPy/CuPy 0-d array or a one-element array."""
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def check_choice(scheduler: str, option: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    """Refuse an option value the scheduler does not implement, naming the option and its choices."""
+    if value not in allowed:
+        raise NotImplementedError(
+            f"{scheduler}: {option}={value!r} is not supported; choose one of {', '.join(map(repr, allowed))}"
+        )

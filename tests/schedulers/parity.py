@@ -1,0 +1,124 @@
+"""Shared harness: run an sdrt scheduler and its diffusers original side by side.
+
+Both get the same initial sample, the same deterministic fake model and the same injected noise
+(diffusers' ``randn_tensor`` is replaced by draws from a seeded NumPy generator, and sdrt gets an
+identically seeded generator), so every ``prev_sample`` can be compared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+SEED = 1234
+SHAPE = (2, 4, 8, 8)
+TOLERANCE = {np.float64: 1e-5, np.float32: 1e-4}
+
+try:  # the GPU machine has CuPy; elsewhere the CuPy cases are skipped, never faked
+    import cupy  # type: ignore[import-not-found]
+
+    cupy.cuda.runtime.getDeviceCount()
+    ARRAY_MODULES = [np, cupy]
+except Exception:  # noqa: BLE001
+    ARRAY_MODULES = [
+        np,
+        pytest.param(None, marks=pytest.mark.skip(reason="CuPy with a GPU is not available")),
+    ]
+
+
+def fake_model(x: Any, t: float, lib: Any) -> Any:
+    """A fixed, smooth function of sample and timestep standing in for a UNet."""
+    return 0.6 * lib.tanh(x) + 0.4 * lib.sin(1.3 * x + t / 250.0) - 0.05 * x
+
+
+def initial_sample(dtype: type = np.float64) -> np.ndarray:
+    return np.random.default_rng(SEED).standard_normal(SHAPE).astype(dtype)
+
+
+@contextlib.contextmanager
+def injected_noise(seed: int = SEED + 1) -> Iterator[None]:
+    """Make diffusers' schedulers draw their noise from ``np.random.default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+
+    def randn_tensor(shape, generator=None, device=None, dtype=None, layout=None, **kwargs):
+        noise = torch.from_numpy(rng.standard_normal(size=tuple(shape)))
+        return noise.to(dtype=dtype or torch.float32, device=device or "cpu")
+
+    patched = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("diffusers.schedulers.") and hasattr(module, "randn_tensor"):
+            patched.append((module, module.randn_tensor))
+            module.randn_tensor = randn_tensor
+    try:
+        yield
+    finally:
+        for module, original in patched:
+            module.randn_tensor = original
+
+
+def diffusers_scheduler(name: str, config: dict[str, Any]) -> Any:
+    return getattr(importlib.import_module("diffusers"), name).from_config(config)
+
+
+def relative_error(actual: Any, expected: Any) -> float:
+    actual = np.asarray(actual.get() if hasattr(actual, "get") else actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(np.abs(expected).max(), 1e-12)
+    return float(np.abs(actual - expected).max() / scale)
+
+
+def run_parity(
+    name: str,
+    config: dict[str, Any],
+    num_inference_steps: int | None,
+    *,
+    dtype: type = np.float64,
+    xp: Any = np,
+    set_timesteps_kwargs: dict[str, Any] | None = None,
+    step_kwargs: dict[str, Any] | None = None,
+) -> int:
+    """Run both loops; assert equal timesteps and ``prev_sample`` within tolerance at every step.
+
+    Returns the number of steps compared.
+    """
+    from sdrt.schedulers import get_scheduler_class
+
+    set_timesteps_kwargs = set_timesteps_kwargs or {}
+    step_kwargs = step_kwargs or {}
+    tol = TOLERANCE[dtype]
+    with injected_noise():
+        ref = diffusers_scheduler(name, config)
+        ours = get_scheduler_class(name).from_config(config)
+        ref.set_timesteps(num_inference_steps, **set_timesteps_kwargs)
+        ours.set_timesteps(num_inference_steps, **set_timesteps_kwargs)
+        ref_t = ref.timesteps.numpy()
+        np.testing.assert_allclose(
+            np.asarray(ours.timesteps, dtype=np.float64), ref_t.astype(np.float64), rtol=1e-6, atol=1e-4
+        )
+        assert float(ours.init_noise_sigma) == pytest.approx(float(ref.init_noise_sigma), rel=1e-6)
+
+        x_ref = torch.from_numpy(initial_sample(dtype)) * ref.init_noise_sigma
+        x_ours = xp.asarray(initial_sample(dtype)) * ours.init_noise_sigma
+        generator = xp.random.default_rng(SEED + 1)
+        torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
+        x_ref = x_ref.to(torch_dtype)
+        x_ours = x_ours.astype(dtype)
+        for i, (t_ref, t_ours) in enumerate(zip(ref.timesteps, ours.timesteps)):
+            m_ref = fake_model(ref.scale_model_input(x_ref, t_ref), float(t_ref), torch)
+            m_ours = fake_model(ours.scale_model_input(x_ours, t_ours), float(t_ours), xp)
+            assert m_ours.dtype == dtype, f"step {i}: model input dtype changed to {m_ours.dtype}"
+            x_ref = ref.step(m_ref, t_ref, x_ref, **step_kwargs).prev_sample
+            x_ours = ours.step(m_ours, t_ours, x_ours, generator=generator, **step_kwargs).prev_sample
+            assert x_ours.dtype == dtype, f"step {i}: prev_sample dtype {x_ours.dtype}, expected {dtype}"
+            err = relative_error(x_ours, x_ref.numpy())
+            assert err <= tol, f"{name} step {i} (t={float(t_ref)}): relative error {err:.3g} > {tol}"
+        return len(ref.timesteps)

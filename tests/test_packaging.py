@@ -1,0 +1,48 @@
+"""The built wheel installs into a fresh virtual environment and maps the three parts into ``sdrt``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_installs_in_fresh_venv(tmp_path: Path) -> None:
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            str(ROOT),
+        ],
+        check=True,
+    )
+    (wheel,) = wheel_dir.glob("sdrt-*.whl")
+
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)], check=True
+    )
+    probe = (
+        "import sdrt.schedulers, sdrt.runtime, sdrt.export, sys\n"
+        "for m in (sdrt.schedulers, sdrt.runtime, sdrt.export): print(m.__file__)\n"
+        "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path)
+    files = out.stdout.split()
+    assert len(files) == 3
+    for file in files:
+        assert Path(file).is_relative_to(env_dir), f"{file} was not imported from the installed wheel"
