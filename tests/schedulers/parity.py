@@ -48,6 +48,12 @@ def initial_sample(dtype: type = np.float64) -> np.ndarray:
 def injected_noise(seed: int = SEED + 1) -> Iterator[None]:
     """Make diffusers' schedulers draw their noise from ``np.random.default_rng(seed)``."""
     rng = np.random.default_rng(seed)
+    # diffusers imports its scheduler modules lazily: import them now, or a module first used
+    # inside this block would keep the real randn_tensor.
+    from sdrt.schedulers import SCHEDULER_NAMES
+
+    for name in SCHEDULER_NAMES:
+        getattr(diffusers, name)
 
     def randn_tensor(shape, generator=None, device=None, dtype=None, layout=None, **kwargs):
         noise = torch.from_numpy(rng.standard_normal(size=tuple(shape)))

@@ -1,0 +1,99 @@
+"""Ancestral Euler sampler (k-diffusion's ``sample_euler_ancestral``), diffusers' EulerAncestralDiscreteScheduler.
+
+Each step goes deterministically down to sigma_down, then adds fresh noise of std sigma_up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import sigma_schedule as ss
+from .arrays import draw_noise, upcast
+from .config import register_to_config
+from .output import SchedulerOutput
+from .scheduler import SchedulerMixin
+
+
+class EulerAncestralDiscreteScheduler(SchedulerMixin):
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        beta_start: float = 0.0001,
+        beta_end: float = 0.02,
+        beta_schedule: str = "linear",
+        trained_betas: np.ndarray | Sequence[float] | None = None,
+        prediction_type: str = "epsilon",
+        timestep_spacing: str = "linspace",
+        steps_offset: int = 0,
+        rescale_betas_zero_snr: bool = False,
+    ) -> None:
+        name = type(self).__name__
+        ss.check_sigma_config(name, self.config, ("epsilon", "v_prediction"))
+        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config, rescale_betas_zero_snr)
+        self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
+        self.sigmas = np.concatenate([self.train_sigmas[::-1], np.zeros(1, np.float32)])
+        self.timesteps = np.linspace(0, num_train_timesteps - 1, num_train_timesteps)[::-1].copy()
+        self.num_inference_steps = None
+        self.is_scale_input_called = False
+        self._step_index = None
+        self._begin_index = None
+
+    @property
+    def init_noise_sigma(self) -> float:
+        return ss.init_noise_sigma(self.sigmas, self.config.timestep_spacing)
+
+    def scale_model_input(self, sample: Any, timestep: Any) -> Any:
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        self.is_scale_input_called = True
+        return ss.scale_model_input(sample, self.sigmas[self.step_index])
+
+    def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:
+        config = self.config
+        self.num_inference_steps = num_inference_steps
+        timesteps = ss.spaced_timesteps(
+            config.timestep_spacing, config.num_train_timesteps, num_inference_steps, config.steps_offset
+        )
+        sigmas = ss.sigmas_at(timesteps, self.train_sigmas)
+        self.sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        self.timesteps = timesteps
+        self._step_index = None
+        self._begin_index = None
+
+    def step(
+        self,
+        model_output: Any,
+        timestep: Any,
+        sample: Any,
+        generator: Any = None,
+        return_dict: bool = True,
+    ) -> SchedulerOutput | tuple:
+        ss.require_set_timesteps(self)
+        if isinstance(timestep, (int, np.integer)) and not isinstance(timestep, bool):
+            raise ValueError(
+                f"{type(self).__name__}.step: pass one of scheduler.timesteps as `timestep`, "
+                f"not an integer index ({timestep})"
+            )
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        sigma, sigma_to = self.sigmas[self.step_index], self.sigmas[self.step_index + 1]
+        sample = upcast(sample)
+        pred_original_sample = ss.denoised(model_output, sample, sigma, self.config.prediction_type)
+        sigma_down, sigma_up = ss.ancestral_sigmas(sigma, sigma_to)
+        derivative = ss.to_d(sample, sigma, pred_original_sample)
+        prev_sample = sample + derivative * float(sigma_down - sigma)
+        noise = draw_noise(generator, model_output.shape, like=model_output)
+        prev_sample = (prev_sample + noise * float(sigma_up)).astype(model_output.dtype, copy=False)
+        self._step_index += 1
+        if not return_dict:
+            return prev_sample, pred_original_sample
+        return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+
+    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
+        return ss.add_noise(self, original_samples, noise, timesteps)
