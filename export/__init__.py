@@ -1,0 +1,26 @@
+"""sdrt.export: diffusers models -> validated ONNX graphs -> engine bundles.
+
+Heavy imports (torch, diffusers, onnx) happen on first use, so ``import sdrt.export`` is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engines import build_engines
+    from .pipeline import BuildReport, export_pipeline
+
+__all__ = ["export_pipeline", "build_engines", "BuildReport"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("export_pipeline", "BuildReport"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    if name == "build_engines":
+        from .engines import build_engines
+
+        return build_engines
+    raise AttributeError(f"module 'sdrt.export' has no attribute {name!r}")

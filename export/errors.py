@@ -1,0 +1,38 @@
+"""Errors of the export stage. Each message names the input at fault and says how to fix it."""
+
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """Base class: the build stopped and left any previous bundle untouched."""
+
+
+class ModelFolderError(ExportError, ValueError):
+    """The model input is not a usable diffusers folder (missing, single file, unsupported class...)."""
+
+
+class OptionError(ExportError, ValueError):
+    """A build option is out of range (size not a multiple, min above max, unknown component...)."""
+
+
+class OutputError(ExportError, OSError):
+    """The output folder cannot be written."""
+
+
+class ValidationError(ExportError):
+    """An exported graph disagrees with the torch module beyond the threshold."""
+
+    def __init__(self, component: str, output: str, metric: str, value: float, threshold: float, shape: dict):
+        self.component = component
+        self.output = output
+        self.metric = metric
+        self.value = value
+        self.threshold = threshold
+        self.shape = shape
+        relation = ">" if metric == "max_rel_err" else "<"
+        super().__init__(
+            f"validation failed: component {component!r}, output {output!r} at shape {shape}: "
+            f"{metric} = {value:.4g} {relation} threshold {threshold:g}. The ONNX graph does not match "
+            f"the torch module; nothing was written. Build fp32 (--precision fp32), keep the VAE in fp32 "
+            f"(--vae-fp32), or skip the gate with --no-validate at your own risk."
+        )

@@ -1,0 +1,54 @@
+"""Content hashes: of the source weights (recorded in the manifest) and of each component's build
+inputs (weights + options + tool versions), which decide whether a re-run may skip a component."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file (memoized on path, size and modification time within the process)."""
+    stat = Path(path).stat()
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def files_sha256(files: list[Path], *, root: Path) -> str:
+    """One sha256 over the files' relative names and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(str(Path(path).relative_to(root)).encode())
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def json_sha256(data: Any) -> str:
+    """sha256 of a JSON-serializable value in canonical form."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools whose output ends up in the bundle."""
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("sdrt", "torch", "diffusers", "transformers", "onnx", "onnxruntime", "onnxscript"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "absent"
+    return versions

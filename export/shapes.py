@@ -1,0 +1,165 @@
+"""Build shape ranges: from the CLI's size and batch options to each component's dim ranges.
+
+Image sizes are pixels. The UNet's batch is doubled for classifier-free guidance (its range runs
+from the smallest prompt batch, for guidance off, to twice the largest); text encoders get the same
+range (prompt and negative prompt may be encoded in one call); the VAE sees the prompt batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import OptionError
+
+Range = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class BuildShapes:
+    batch: Range
+    height: Range
+    width: Range
+    opt_height: int
+    opt_width: int
+    static: bool
+    multiple: int
+    scale: int  # pixels per latent pixel (1 for unconditional pixel-space models)
+
+    def manifest(self) -> dict:
+        return {
+            "batch": list(self.batch),
+            "height": list(self.height),
+            "width": list(self.width),
+            "default": [self.opt_height, self.opt_width],
+            "size_multiple": self.multiple,
+            "static": self.static,
+        }
+
+
+def _round_down(value: int, multiple: int) -> int:
+    return max(multiple, value // multiple * multiple)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _check_size(option: str, value: int, multiple: int) -> None:
+    if value <= 0:
+        raise OptionError(f"{option} {value} must be a positive number of pixels")
+    if value % 8:
+        raise OptionError(
+            f"{option} {value} is not a multiple of 8; use {_round_down(value, 8)} or {_round_up(value, 8)}"
+        )
+    if value % multiple:
+        raise OptionError(
+            f"{option} {value} is not a multiple of {multiple} (this model's VAE scale times its UNet's "
+            f"down-sampling); use {_round_down(value, multiple)} or {_round_up(value, multiple)}"
+        )
+
+
+def resolve_shapes(
+    *,
+    default_size: tuple[int, int],
+    multiple: int,
+    scale: int,
+    height: int | None = None,
+    width: int | None = None,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    batch: int = 1,
+    max_batch: int | None = None,
+    static: bool = False,
+) -> BuildShapes:
+    """Check the size and batch options and turn them into ranges (errors name the option and the fix)."""
+    if (height is not None or width is not None) and (min_size is not None or max_size is not None):
+        raise OptionError(
+            "give either --height/--width (one size) or --min-size/--max-size (a range), not both"
+        )
+    if batch < 1:
+        raise OptionError(f"--batch {batch} must be at least 1")
+    if max_batch is None:
+        max_batch = batch if static else max(batch, 4)
+    if max_batch < batch:
+        raise OptionError(
+            f"--max-batch {max_batch} is below --batch {batch}; raise --max-batch or lower --batch"
+        )
+    if static and max_batch != batch:
+        raise OptionError(f"--static builds one batch size; drop --max-batch or set it to --batch ({batch})")
+
+    opt_h, opt_w = default_size
+    if height is not None or width is not None:
+        h = height if height is not None else (width if width is not None else opt_h)
+        w = width if width is not None else h
+        _check_size("--height", h, multiple)
+        _check_size("--width", w, multiple)
+        h_range, w_range, opt_h, opt_w = (h, h), (w, w), h, w
+    else:
+        if static and (min_size is not None or max_size is not None) and min_size != max_size:
+            raise OptionError(
+                "--static builds one size; pass --height/--width instead of --min-size/--max-size"
+            )
+        lo = (
+            min_size
+            if min_size is not None
+            else (opt_h if static else _round_down(min(opt_h, opt_w) // 2, multiple))
+        )
+        hi = (
+            max_size
+            if max_size is not None
+            else (opt_h if static else _round_up(max(opt_h, opt_w) * 3 // 2, multiple))
+        )
+        _check_size("--min-size", lo, multiple)
+        _check_size("--max-size", hi, multiple)
+        if lo > hi:
+            raise OptionError(f"--min-size {lo} is above --max-size {hi}; swap them")
+        h_range = w_range = (lo, hi)
+        opt_h = min(max(opt_h, lo), hi) // multiple * multiple
+        opt_w = min(max(opt_w, lo), hi) // multiple * multiple
+    return BuildShapes(
+        batch=(batch, max_batch),
+        height=h_range,
+        width=w_range,
+        opt_height=opt_h,
+        opt_width=opt_w,
+        static=static,
+        multiple=multiple,
+        scale=scale,
+    )
+
+
+def component_ranges(name: str, shapes: BuildShapes, *, uncond: bool = False) -> dict[str, Range]:
+    """The dim ranges of one component, in that component's own units (latent or pixel)."""
+    b0, b1 = shapes.batch
+    s = shapes.scale
+    latent = {
+        "latent_height": (shapes.height[0] // s, shapes.height[1] // s),
+        "latent_width": (shapes.width[0] // s, shapes.width[1] // s),
+    }
+    if name in ("text_encoder", "text_encoder_2"):
+        return {"batch": (b0, b0 if shapes.static else 2 * b1)}
+    if name == "unet" and uncond:
+        return {"batch": (b0, b1), "height": shapes.height, "width": shapes.width}
+    if name == "unet":
+        return {"batch": (2 * b0, 2 * b1) if shapes.static else (b0, 2 * b1), **latent}
+    if name == "vae_encoder":
+        return {"batch": (b0, b1), "height": shapes.height, "width": shapes.width}
+    if name == "vae_decoder":
+        return {"batch": (b0, b1), **latent}
+    raise OptionError(f"unknown component {name!r}")
+
+
+def component_trace(
+    name: str, shapes: BuildShapes, ranges: dict[str, Range], *, uncond: bool = False
+) -> dict[str, int]:
+    """Sizes to trace at: the default size, and batch 2 where the range allows (static: the fixed sizes)."""
+    s = 1 if (uncond or name == "vae_encoder") else shapes.scale
+    values = {}
+    for dim, (lo, hi) in ranges.items():
+        if dim == "batch":
+            values[dim] = lo if shapes.static else min(max(2, lo), hi)
+        elif dim.endswith("height"):
+            values[dim] = min(max(shapes.opt_height // s, lo), hi)
+        elif dim.endswith("width"):
+            values[dim] = min(max(shapes.opt_width // s, lo), hi)
+    return values

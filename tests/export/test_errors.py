@@ -1,0 +1,120 @@
+"""Bad input: a clear error naming the input and the fix, exit code 2, and no bundle written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from sdrt.export.cli import main
+
+
+def _run(capsys, args):
+    code = main([*map(str, args), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    return err
+
+
+def _no_bundle(out):
+    assert not out.exists() or not any(out.iterdir())
+    assert not list(out.parent.glob(f".{out.name}.*")) if out.parent.exists() else True
+
+
+@pytest.fixture
+def sd1_copy(model_folders, tmp_path):
+    return shutil.copytree(model_folders("sd1"), tmp_path / "model")
+
+
+def test_not_a_diffusers_folder(capsys, tmp_path):
+    (tmp_path / "stuff").mkdir()
+    out = tmp_path / "out"
+    err = _run(capsys, [tmp_path / "stuff", "-o", out])
+    assert "not a diffusers model folder" in err and "model_index.json" in err
+    _no_bundle(out)
+
+
+def test_missing_folder(capsys, tmp_path):
+    err = _run(capsys, [tmp_path / "nowhere", "-o", tmp_path / "out"])
+    assert "does not exist" in err
+
+
+@pytest.mark.parametrize("name", ["model.ckpt", "model.safetensors"])
+def test_single_file_checkpoint(capsys, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"\0" * 16)
+    err = _run(capsys, [path, "-o", tmp_path / "out"])
+    assert "single-file checkpoint" in err and "from_single_file" in err and "save_pretrained" in err
+    _no_bundle(tmp_path / "out")
+
+
+def test_folder_holding_only_a_checkpoint(capsys, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "v1-5.safetensors").write_bytes(b"\0")
+    err = _run(capsys, [tmp_path / "m", "-o", tmp_path / "out"])
+    assert "single-file checkpoint" in err
+
+
+def test_missing_component(capsys, sd1_copy, tmp_path):
+    shutil.rmtree(sd1_copy / "unet")
+    out = tmp_path / "out"
+    err = _run(capsys, [sd1_copy, "-o", out])
+    assert "'unet' is missing" in err
+    _no_bundle(out)
+
+
+def test_unsupported_class(capsys, sd1_copy, tmp_path):
+    index = json.loads((sd1_copy / "model_index.json").read_text())
+    index["unet"] = ["diffusers", "UNet3DConditionModel"]
+    (sd1_copy / "model_index.json").write_text(json.dumps(index))
+    err = _run(capsys, [sd1_copy, "-o", tmp_path / "out"])
+    assert "UNet3DConditionModel" in err and "supported: UNet2DConditionModel" in err
+
+
+def test_unsupported_pipeline(capsys, sd1_copy, tmp_path):
+    index = json.loads((sd1_copy / "model_index.json").read_text())
+    index["_class_name"] = "FluxPipeline"
+    (sd1_copy / "model_index.json").write_text(json.dumps(index))
+    err = _run(capsys, [sd1_copy, "-o", tmp_path / "out"])
+    assert "FluxPipeline" in err and "not supported" in err
+
+
+def test_unwritable_output(capsys, model_folders, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = _run(capsys, [model_folders("uncond"), "-o", blocker / "engines" / "x"])
+    assert "choose a writable -o" in err
+    err = _run(capsys, [model_folders("uncond"), "-o", blocker])
+    assert "is a file" in err
+
+
+def test_output_not_a_bundle_is_not_replaced(capsys, model_folders, tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    err = _run(capsys, [model_folders("uncond"), "-o", out])
+    assert "refusing to replace" in err
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--height", "60", "--width", "64"], "--height 60 is not a multiple of 8; use 56 or 64"),
+        (["--min-size", "40", "--max-size", "64"], "--min-size 40 is not a multiple of 16"),
+        (["--min-size", "64", "--max-size", "32"], "--min-size 64 is above --max-size 32"),
+        (["--batch", "3", "--max-batch", "2"], "--max-batch 2 is below --batch 3"),
+        (["--height", "64", "--min-size", "32"], "not both"),
+    ],
+)
+def test_bad_sizes(capsys, model_folders, tmp_path, options, message):
+    out = tmp_path / "out"
+    err = _run(capsys, [model_folders("sd1"), "-o", out, *options])
+    assert message in err
+    _no_bundle(out)
+
+
+def test_unknown_component_for_model(capsys, model_folders, tmp_path):
+    err = _run(capsys, [model_folders("sd1"), "-o", tmp_path / "out", "--components", "text_encoder_2"])
+    assert "text_encoder_2" in err and "choose from" in err
