@@ -1,0 +1,123 @@
+"""Engine: the interface every backend gives (named input arrays -> dict of named output arrays).
+
+An engine's arrays live in one array module, ``engine.xp``: NumPy for ONNX Runtime on CPU, CuPy for
+ONNX Runtime on CUDA and for TensorRT. ``engine.inputs``/``engine.outputs`` describe each tensor
+(``TensorSpec``: name, dtype, shape with ints for fixed dims and names or ``None`` for dynamic ones).
+
+Input checks before a run (``check_inputs``), each failing with an error that names the engine, the
+input and what it expects:
+- names: every input given, no unknown one;
+- rank and fixed dimensions;
+- dtypes: arrays are cast when the cast cannot lose meaning. Float to float is cast (a float32
+  latent into an fp16 graph, as diffusers casts to the UNet's dtype), as are integers or bools into
+  a float input (integer timesteps). Integers into integer inputs are cast when every value fits
+  (int64 token ids into an int32 ``input_ids``). A float into an integer or bool input is refused:
+  that is almost always a wrong argument, not a precision choice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output: its dtype (``None`` when NumPy has none, e.g. bfloat16) and shape."""
+
+    name: str
+    dtype: np.dtype | None
+    shape: tuple[int | str | None, ...]
+
+    def describe(self) -> str:
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name} {self.dtype if self.dtype is not None else '?'}[{dims}]"
+
+
+class Engine(ABC):
+    """Named inputs -> named outputs, with arrays of ``self.xp``."""
+
+    name: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.outputs)
+
+    @property
+    @abstractmethod
+    def xp(self) -> ModuleType:
+        """The array module of the arrays this engine returns (numpy or cupy)."""
+
+    @abstractmethod
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        """Run once; ``feeds`` maps every input name to an array."""
+
+    def __call__(self, **feeds: Any) -> dict[str, Any]:
+        return self.run(feeds)
+
+    def check_inputs(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate names, ranks and fixed dims; cast dtypes where safe (see the module docstring)."""
+        missing = [n for n in self.inputs if n not in feeds]
+        unknown = [n for n in feeds if n not in self.inputs]
+        if missing or unknown:
+            raise ValueError(
+                f"{self.name}: inputs {sorted(feeds)} do not match the engine's inputs "
+                f"[{', '.join(s.describe() for s in self.inputs.values())}]"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; unknown {unknown}" if unknown else "")
+            )
+        return {
+            name: coerce_input(self.name, self.inputs[name], feeds[name], self.xp) for name in self.inputs
+        }
+
+    def __repr__(self) -> str:
+        ins = ", ".join(s.describe() for s in self.inputs.values())
+        outs = ", ".join(s.describe() for s in self.outputs.values())
+        return f"{type(self).__name__}({self.name!r}: {ins} -> {outs})"
+
+
+def coerce_input(engine: str, spec: TensorSpec, value: Any, xp: ModuleType) -> Any:
+    """One input as a contiguous array of ``xp`` with the spec's dtype, or a clear error."""
+    array = xp.asarray(value)
+    if array.ndim != len(spec.shape):
+        raise ValueError(
+            f"{engine}: input {spec.name!r} expects rank {len(spec.shape)} ({spec.describe()}), "
+            f"got shape {tuple(array.shape)}"
+        )
+    for axis, (want, got) in enumerate(zip(spec.shape, array.shape)):
+        if isinstance(want, int) and want >= 0 and want != got:
+            raise ValueError(
+                f"{engine}: input {spec.name!r} expects size {want} on axis {axis} ({spec.describe()}), "
+                f"got shape {tuple(array.shape)}"
+            )
+    target = spec.dtype
+    if target is not None and array.dtype != target:
+        kind, want_kind = array.dtype.kind, target.kind
+        if want_kind == "f" and kind in "fiub":
+            pass  # float <- float | int | bool
+        elif want_kind in "iu" and kind in "iub":
+            if array.size and kind != "b":
+                info = np.iinfo(target)
+                low, high = int(array.min()), int(array.max())
+                if low < info.min or high > info.max:
+                    raise ValueError(
+                        f"{engine}: input {spec.name!r} is {target}, but values {low}..{high} do not fit"
+                    )
+        elif not (want_kind == "b" and kind == "b"):
+            raise TypeError(
+                f"{engine}: input {spec.name!r} expects {target}, got {array.dtype}: "
+                f"pass an array of {target} ({spec.describe()})"
+            )
+        array = array.astype(target)
+    return xp.ascontiguousarray(array)
