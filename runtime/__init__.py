@@ -1,0 +1,43 @@
+"""sdrt's torch-free runtime: pipelines over engine bundles, with diffusers' names and results.
+
+    from sdrt.runtime import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained("engines/NAME", provider="auto")
+    image = pipe("a photo of a cat", generator=1234).images[0]
+
+Names are imported on first use, so ``import sdrt.runtime`` is cheap and loads no engine library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DiffusionPipeline": "pipeline_base",
+    "StableDiffusionPipelineOutput": "pipeline_base",
+    "ImagePipelineOutput": "pipeline_base",
+    "StableDiffusionPipeline": "text_to_image",
+    "StableDiffusionImg2ImgPipeline": "image_to_image",
+    "StableDiffusionInpaintPipeline": "inpaint",
+    "StableDiffusionXLPipeline": "sdxl",
+    "DDPMPipeline": "ddpm",
+    "TorchCompatibleGenerator": "torch_random",
+    "CLIPTokenizer": "tokenizer",
+    "make_image_grid": "images",
+    "load_image": "images",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = list(_EXPORTS)
