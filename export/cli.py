@@ -43,7 +43,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--components", nargs="+", choices=COMPONENTS, help="build only these (others kept if unchanged)"
     )
     p.add_argument(
-        "--device", choices=("cpu", "cuda"), default="cpu", help="device for the export and the ORT provider"
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="ONNX Runtime provider the ort graphs are built for (cuda: fused fp16 graphs, buildable without "
+        "a GPU), and torch's export device where torch can use it (else the CPU)",
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")

@@ -254,6 +254,7 @@ def export_pipeline(
     max_batch: int | None = None,
     static: bool = False,
     device: str = "cpu",
+    export_device: str | None = None,
     validate: bool = True,
     force: bool = False,
     vae_fp32: bool = False,
@@ -264,8 +265,11 @@ def export_pipeline(
     """Export a diffusers model folder into the engine bundle ``output_dir`` (atomically).
 
     ``backend``: ``"onnx"`` (graphs only), ``"ort"`` (plus ORT-optimized graphs for ``device``'s
-    provider) or ``"tensorrt"`` (plus plans, via ``sdrt.export.tensorrt_build``; ``trt_options`` are
-    its keyword options). Raises :class:`~sdrt.export.errors.ExportError` subclasses on bad input or
+    provider: ``"cuda"`` builds fused fp16/fp32 graphs for the CUDA provider, also on a machine without
+    a GPU) or ``"tensorrt"`` (plus plans, via ``sdrt.export.tensorrt_build``; ``trt_options`` are
+    its keyword options). ``export_device`` is where torch traces and computes the validation
+    references (default: ``device`` when torch can use it, else ``"cpu"``).
+    Raises :class:`~sdrt.export.errors.ExportError` subclasses on bad input or
     failed validation, leaving any previous bundle as it was.
     """
     if backend not in ENGINE_BACKENDS:
@@ -295,11 +299,7 @@ def export_pipeline(
         max_batch=max_batch,
         static=static,
     )
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise OptionError("--device cuda: torch sees no CUDA GPU here; export with --device cpu")
+    export_device = resolve_export_device(device, export_device)
 
     from tqdm.auto import tqdm
 
@@ -350,6 +350,7 @@ def export_pipeline(
                     "precision": prec,
                     "opset": opset,
                     "device": device,
+                    **({"export_device": export_device} if export_device != device else {}),
                     "validate": validate,
                     "exporter_revision": EXPORTER_REVISION,
                     "tools": tools,
@@ -380,7 +381,7 @@ def export_pipeline(
                 precision=prec,
                 static=static,
                 opset=opset,
-                device=device,
+                device=export_device,
                 validate=validate,
             )
             record["inputs_hash"] = inputs_hash
@@ -391,6 +392,17 @@ def export_pipeline(
                 record["ort"] = ort_stage(
                     work, name, record, provider=device, fp32_graph=fp32_path, cases=cases
                 )
+                if device == "cuda" and cases:
+                    from .ort_validate import gate_cuda_graph
+
+                    record["ort"]["validation"] = gate_cuda_graph(
+                        record["ort"],
+                        component=name,
+                        precision=prec,
+                        fp32_graph=fp32_path,
+                        cases=cases,
+                        scratch=scratch / name,
+                    )
             reports.append(
                 ComponentReport(name, "built", record["bytes"], _figure(record), record["export_seconds"])
             )
@@ -403,6 +415,33 @@ def export_pipeline(
             )
         shutil.rmtree(scratch, ignore_errors=True)
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
+
+
+def resolve_export_device(device: str, export_device: str | None = None) -> str:
+    """Where torch exports: ``export_device`` if given, else ``device`` when torch can use it, else cpu.
+
+    ``device`` also names the ONNX Runtime provider the ``ort`` graphs are built for; building them for
+    CUDA needs no GPU (fp32 export on the CPU, then fusion and fp16 conversion of the graph).
+    """
+    if export_device is not None:
+        if export_device not in DEVICES:
+            raise OptionError(f"export device {export_device!r} is not one of {', '.join(DEVICES)}")
+        if export_device == "cuda" and not _torch_has_cuda():
+            raise OptionError("export device 'cuda': torch sees no CUDA GPU here; export on 'cpu'")
+        return export_device
+    if device == "cuda" and not _torch_has_cuda():
+        log.info(
+            "--device cuda: torch sees no CUDA GPU here, so torch exports on the CPU (fp32) and the graphs "
+            "are optimized for ONNX Runtime's CUDA provider without one"
+        )
+        return "cpu"
+    return device
+
+
+def _torch_has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def copy_support_files(folder: ModelFolder, work: Path) -> None:

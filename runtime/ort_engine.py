@@ -5,14 +5,24 @@ CPU (``provider="cpu"``): NumPy in, NumPy out, through ``InferenceSession.run``.
 CUDA (``provider="cuda"``): CuPy in, CuPy out, with no host round trip. Inputs are bound with IO
 binding straight from the CuPy buffers (``bind_input`` with the data pointer, element type and shape;
 NumPy inputs are copied to the GPU first). Outputs whose shape follows from the inputs' named dims are
-bound to fresh CuPy arrays from CuPy's memory pool (fresh each run, so a result is never overwritten by
-a later run; if ORT rejects such a shape, from then on ORT allocates them); other outputs are
-allocated by ORT on the device and wrapped as CuPy arrays that keep the ORT value alive.
+bound to CuPy buffers; other outputs are allocated by ORT on the device and wrapped as CuPy arrays
+that keep the ORT value alive (and if ORT rejects a bound shape, from then on ORT allocates them).
+- By default each run's bound outputs are fresh arrays from CuPy's memory pool, so a result is never
+  overwritten by a later run.
+- ``reuse_outputs=True``: output buffers are allocated once per input shapes (``ort_cuda.BufferCache``)
+  and reused; a result is valid until the next run with the same shapes (the pipelines' components
+  copy what they keep, so they can use this).
+- ``cuda_graph=True``: ONNX Runtime's CUDA graph (provider option ``enable_cuda_graph``) for static
+  shapes: fixed input and output buffers and one IO binding (``ort_cuda.CudaGraphRunner``); the
+  caller's arrays are copied into the fixed inputs and the captured graph is replayed. Outputs are the
+  fixed buffers, overwritten by the next run. Every node must run on the CUDA provider (ORT refuses
+  the session otherwise) and a run with other shapes raises.
 ORT computes on one CUDA stream of the engine's (``user_compute_stream``); each run orders it after
 the caller's current CuPy stream, and the caller's stream after it, with events: never a host
 synchronization (``disable_synchronize_execution_providers``).
 The CUDA path is written to the onnxruntime-gpu API (1.17+) but cannot run on the CPU-only machines
-where this project's CI runs; the CPU path is what the tests check.
+where this project's CI runs; the CPU path is what the tests check, with the buffer bookkeeping of
+``ort_cuda`` tested on NumPy.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Engine, TensorSpec
+from .ort_cuda import BufferCache, CudaGraphRunner, named_dims, resolve_shape, shape_key
 from .providers import ProviderNotAvailableError, import_cupy, import_onnxruntime
 
 logger = logging.getLogger(__name__)
@@ -58,6 +69,8 @@ class OrtEngine(Engine):
         device_id: int = 0,
         session_options: Any = None,
         name: str | None = None,
+        reuse_outputs: bool = False,
+        cuda_graph: bool = False,
     ) -> None:
         if provider not in ("cpu", "cuda"):
             raise ValueError(
@@ -74,6 +87,11 @@ class OrtEngine(Engine):
         self._cupy: ModuleType | None = None
         self._stream: Any = None
         self._preallocate = True
+        if (reuse_outputs or cuda_graph) and provider != "cuda":
+            raise ValueError(f"{self.name}: reuse_outputs and cuda_graph are options of provider 'cuda'")
+        self.cuda_graph = cuda_graph
+        self._output_cache: BufferCache | None = None
+        self._graph: CudaGraphRunner | None = None
         if provider == "cuda":
             self._cupy = import_cupy("cuda")
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -84,6 +102,8 @@ class OrtEngine(Engine):
             with self._cupy.cuda.Device(device_id):
                 self._stream = self._cupy.cuda.Stream(non_blocking=True)
             cuda_options = {"device_id": str(device_id), "user_compute_stream": str(self._stream.ptr)}
+            if cuda_graph:
+                cuda_options["enable_cuda_graph"] = "1"
             providers: list[Any] = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
@@ -93,6 +113,19 @@ class OrtEngine(Engine):
         self._run_options = ort.RunOptions()
         if provider == "cuda":
             self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+            cp = self._cupy
+            if reuse_outputs:
+                self._output_cache = BufferCache(lambda shape, dtype: cp.empty(shape, dtype=dtype))
+            if cuda_graph:
+                self._graph = CudaGraphRunner(
+                    self.session,
+                    name=self.name,
+                    inputs=self.inputs,
+                    outputs=self.outputs,
+                    allocate=lambda shape, dtype: cp.empty(shape, dtype=dtype),
+                    device_id=device_id,
+                    run_options=self._run_options,
+                )
         logger.debug("loaded %r on %s", self, provider)
 
     @property
@@ -115,6 +148,10 @@ class OrtEngine(Engine):
             self._stream.wait_event(caller.record())
             with self._stream:
                 arrays = self.check_inputs(feeds)  # host arrays are copied on the engine's stream
+                if self._graph is not None:
+                    results = self._graph.run(arrays)
+                    caller.wait_event(self._stream.record())
+                    return results
                 try:
                     results = self._bind_and_run(arrays, preallocate=self._preallocate)
                 except Exception:
@@ -133,15 +170,22 @@ class OrtEngine(Engine):
             binding.bind_input(
                 name, "cuda", self.device_id, array.dtype.type, tuple(array.shape), array.data.ptr
             )
-        dims = _named_dims(self.inputs, arrays)
-        owned: dict[str, Any] = {}
+        dims = named_dims(self.inputs, arrays)
+        shapes = {}
         for name, spec in self.outputs.items():
-            shape = _resolve(spec.shape, dims) if preallocate else None
-            if shape is None or spec.dtype is None:
+            shape = resolve_shape(spec.shape, dims) if preallocate else None
+            if shape is not None and spec.dtype is not None:
+                shapes[name] = (shape, spec.dtype)
+        if self._output_cache is not None:
+            owned = self._output_cache.get(shape_key(arrays), shapes)
+        else:
+            owned = {name: cp.empty(shape, dtype=dtype) for name, (shape, dtype) in shapes.items()}
+        for name in self.outputs:
+            if name not in owned:
                 binding.bind_output(name, "cuda", self.device_id)
                 continue
-            owned[name] = cp.empty(shape, dtype=spec.dtype)
-            binding.bind_output(name, "cuda", self.device_id, spec.dtype.type, shape, owned[name].data.ptr)
+            out = owned[name]
+            binding.bind_output(name, "cuda", self.device_id, out.dtype.type, tuple(out.shape), out.data.ptr)
         self.session.run_with_iobinding(binding, self._run_options)
         values = binding.get_outputs()
         return {
@@ -166,25 +210,3 @@ def _spec(arg: Any) -> TensorSpec:
     dtype = _ORT_TYPES.get(arg.type)
     shape = tuple(d if isinstance(d, int) or d is None else str(d) for d in arg.shape)
     return TensorSpec(arg.name, np.dtype(dtype) if dtype is not None else None, shape)
-
-
-def _named_dims(inputs: Mapping[str, TensorSpec], arrays: Mapping[str, Any]) -> dict[str, int]:
-    dims: dict[str, int] = {}
-    for name, spec in inputs.items():
-        for dim, size in zip(spec.shape, arrays[name].shape):
-            if isinstance(dim, str):
-                dims.setdefault(dim, int(size))
-    return dims
-
-
-def _resolve(shape: tuple[int | str | None, ...], dims: Mapping[str, int]) -> tuple[int, ...] | None:
-    """The concrete shape of an output when every dim is fixed or named after an input dim."""
-    out = []
-    for dim in shape:
-        if isinstance(dim, int) and dim >= 0:
-            out.append(dim)
-        elif isinstance(dim, str) and dim in dims:
-            out.append(dims[dim])
-        else:
-            return None
-    return tuple(out)
