@@ -1,0 +1,1 @@
+"""Training of sdrt's small default model (not part of the installed package)."""
