@@ -2,8 +2,8 @@
 
 Two stages, so the build's peak memory is measured on its own:
 
-    python tools/bench_trt_unet_build.py export WORK   # SD1.5 UNet config, random weights -> fp16 ONNX
-    /usr/bin/time -v python tools/bench_trt_unet_build.py build WORK [--precision fp16]
+    python -m tools.bench_trt_unet_build export WORK   # SD1.5 UNet config, random weights -> fp16 ONNX
+    /usr/bin/time -v python -m tools.bench_trt_unet_build build WORK [--precision fp16]
 
 The export uses sdrt.export's own exporter, clean-up and fp16 conversion (static batch 2 = one prompt
 with classifier-free guidance, 512x512 = 64x64 latents). Needs torch/diffusers for ``export`` and a
@@ -18,24 +18,6 @@ import logging
 import time
 from pathlib import Path
 
-SD15_UNET = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": (
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-    "norm_num_groups": 32,
-}
-
 
 def export(work: Path, precision: str) -> None:
     import torch
@@ -44,9 +26,10 @@ def export(work: Path, precision: str) -> None:
     from sdrt.export.components import export_unet
     from sdrt.export.fp16 import convert_to_fp16
     from sdrt.export.onnx_cleanup import clean_onnx
+    from tests.export.sd15_unet import SD15_UNET_CONFIG
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**SD15_UNET).eval()
+    unet = UNet2DConditionModel(**SD15_UNET_CONFIG).eval()
     started = time.perf_counter()
     raw = work / "raw" / "unet.onnx"
     spec = export_unet(unet, raw, batch=(2, 2), latent_height=(64, 64), latent_width=(64, 64), static=True)
