@@ -84,6 +84,17 @@ class ModelFolder:
         folder = self.component_dir(name)
         return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
 
+    def hashed_files(self, name: str) -> list[Path]:
+        """What decides a component's export: its weight files and its config.json."""
+        return [*self.weight_files(name), self.component_dir(name) / "config.json"]
+
+    def weights_sha256(self) -> str:
+        """The source hash the manifest records: every exported component's weights and config."""
+        from .hashing import files_sha256
+
+        files = {f for n in self.exportable for f in self.hashed_files(n)}
+        return files_sha256(sorted(files), root=self.path)
+
 
 def _single_file_message(path: Path) -> str:
     pipeline = "StableDiffusionXLPipeline" if "xl" in path.name.lower() else "StableDiffusionPipeline"

@@ -310,10 +310,7 @@ def export_pipeline(
     old_components = (
         (old or {}).get("components", {}) if (old or {}).get("format_version") == FORMAT_VERSION else {}
     )
-    weights = {
-        n: folder.weight_files(n) + [folder.component_dir(n) / "config.json"] for n in folder.exportable
-    }
-    all_files = sorted({f for files in weights.values() for f in files})
+    weights = {n: folder.hashed_files(n) for n in folder.exportable}
 
     reports: list[ComponentReport] = []
     with bundle_io.BundleWriter(output_dir) as work:
@@ -323,7 +320,7 @@ def export_pipeline(
             "sdrt_version": tools["sdrt"],
             "model_type": folder.model_type,
             "pipeline_class": folder.pipeline_class,
-            "source": {"path": str(folder.path), "weights_sha256": files_sha256(all_files, root=folder.path)},
+            "source": {"path": str(folder.path), "weights_sha256": folder.weights_sha256()},
             "tools": tools,
             **_model_info(folder),
             "shapes": shapes.manifest(),

@@ -1,7 +1,8 @@
-"""``sdrt``: generate images from an engine bundle, inspect a bundle.
+"""``sdrt``: generate images from an engine bundle, inspect a bundle, benchmark it.
 
 sdrt generate engines/NAME "a photo of a cat" -n "blurry" --steps 30 --seed 1234 -o cat.png
 sdrt inspect engines/NAME
+sdrt bench engines/NAME --steps 30 --runs 3 --compare-diffusers MODEL_DIR --json bench.json
 """
 
 from __future__ import annotations
@@ -129,28 +130,32 @@ def bench(
     runs: int,
     warmup: int,
     size: tuple[int, int] | None,
+    batch: int,
+    scheduler: str | None,
     provider: str,
     prompt: str,
     compare_diffusers: str | None,
-) -> list[dict]:
-    """sdrt's timings, then diffusers' on the same weights when a model folder is given."""
-    from sdrt.runtime.bench import bench_diffusers, bench_sdrt
+    json_path: Path | None,
+) -> str:
+    """Run the benchmark (beside diffusers when a model folder is given); write the JSON; return the table."""
+    from sdrt.runtime.bench import run_bench
+    from sdrt.runtime.bench_report import format_table, write_json
 
-    height, width = size or (None, None)
-    common = dict(prompt=prompt, steps=steps, runs=runs, warmup=warmup, height=height, width=width)
-    results = [bench_sdrt(bundle, provider=provider, **common)]
-    if compare_diffusers:
-        from sdrt.runtime.bundle import open_bundle
-
-        sdrt_result = results[0]
-        if height is None and sdrt_result["model_type"] != "uncond":
-            from sdrt.runtime.manifest import load_manifest
-
-            common["height"], common["width"] = load_manifest(bundle).default_size
-        precisions = {c.get("precision") for c in open_bundle(bundle).components.values()}
-        device = "cpu" if sdrt_result["provider"] == "cpu" else "cuda"
-        results.append(bench_diffusers(compare_diffusers, device=device, fp16="fp16" in precisions, **common))
-    return results
+    result = run_bench(
+        bundle,
+        steps=steps,
+        runs=runs,
+        warmup=warmup,
+        size=size,
+        batch=batch,
+        scheduler=scheduler_class_name(scheduler) if scheduler else None,
+        provider=provider,
+        prompt=prompt,
+        compare_diffusers=compare_diffusers,
+    )
+    if json_path is not None:
+        write_json(result, json_path)
+    return format_table(result)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,18 +186,28 @@ def _parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="show what a bundle holds and which providers can run it")
     ins.add_argument("bundle", help="engine bundle folder")
 
-    bench = sub.add_parser("bench", help="latency of a bundle's pipeline (optionally beside diffusers)")
+    bench = sub.add_parser(
+        "bench", help="per-stage latency of a bundle's pipeline (optionally beside diffusers)"
+    )
     bench.add_argument("bundle", help="engine bundle folder")
     bench.add_argument("--steps", type=int, default=30, help="denoising steps per generation (default 30)")
     bench.add_argument("--runs", type=int, default=3, help="timed generations (default 3)")
-    bench.add_argument("--warmup", type=int, default=1, help="untimed generations first (default 1)")
+    bench.add_argument(
+        "--warmup", type=int, default=1, help="untimed generations after the cold one (default 1)"
+    )
     bench.add_argument("--size", type=parse_size, default=None, help="WxH in pixels (default: the model's)")
+    bench.add_argument("--batch", type=int, default=1, help="prompts (images) per generation (default 1)")
+    bench.add_argument("--scheduler", default=None, help="scheduler class or alias (default: the bundle's)")
     bench.add_argument("--provider", default="auto", help="auto, cpu, cuda or tensorrt")
     bench.add_argument("--prompt", default="a photo of an astronaut riding a horse")
     bench.add_argument(
-        "--compare-diffusers", metavar="MODEL_DIR", help="also time diffusers on this model folder"
+        "--compare-diffusers",
+        metavar="MODEL_DIR",
+        help="also time diffusers on this model folder (the one the bundle was built from), runs alternating",
     )
-    bench.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
+    bench.add_argument(
+        "--json", type=Path, metavar="FILE", help="write every figure, the machine and settings"
+    )
     return parser
 
 
@@ -232,30 +247,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(describe_bundle(open_bundle(args.bundle)))
         else:
-            results = bench(
+            table = bench(
                 bundle=args.bundle,
                 steps=args.steps,
                 runs=args.runs,
                 warmup=args.warmup,
                 size=args.size,
+                batch=args.batch,
+                scheduler=args.scheduler,
                 provider=args.provider,
                 prompt=args.prompt,
                 compare_diffusers=args.compare_diffusers,
+                json_path=args.json,
             )
-            for result in results:
-                where = result.get("provider") or f"{result['device']} {result['dtype']}"
-                gen = result["generate"]
-                line = (
-                    f"{result['library']:<9} {where:<22} {result['steps']} steps: {gen['mean_s']:.3f} s mean"
-                )
-                line += f", {gen['min_s']:.3f} s min"
-                if "unet" in result:
-                    line += f"; UNet call {result['unet']['mean_s'] * 1000:.2f} ms"
-                print(line)
-            if args.json:
-                import json
-
-                args.json.write_text(json.dumps(results, indent=2) + "\n")
+            print(table)
     except (ValueError, FileNotFoundError, ImportError, TypeError) as error:
         print(f"sdrt {args.command}: error: {error}", file=sys.stderr)
         return 1

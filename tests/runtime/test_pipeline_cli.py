@@ -1,4 +1,4 @@
-"""``sdrt generate`` and ``sdrt inspect`` on a tiny bundle."""
+"""``sdrt generate`` and ``sdrt inspect`` on a tiny bundle (``sdrt bench``: test_bench.py)."""
 
 from __future__ import annotations
 
@@ -122,28 +122,3 @@ def test_inspect(tiny, capsys):
         "no TensorRT plans",
     ):
         assert expected in text, text
-
-
-def test_bench_writes_json(tiny, tmp_path, capsys):
-    import json
-
-    from sdrt.runtime.cli import main
-
-    out = tmp_path / "bench.json"
-    args = [
-        "bench",
-        str(tiny.bundle("sd1")),
-        "--steps",
-        "2",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--provider",
-        "cpu",
-    ]
-    assert main([*args, "--compare-diffusers", str(tiny.model("sd1")), "--json", str(out)]) == 0
-    results = json.loads(out.read_text())
-    assert [r["library"] for r in results] == ["sdrt", "diffusers"]
-    assert results[0]["generate"]["mean_s"] > 0 and results[0]["unet"]["mean_s"] > 0
-    assert "sdrt      cpu" in capsys.readouterr().out
