@@ -97,29 +97,22 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionPipeline):
         check_generator_list(generator, batch)
         noise = NoiseSource(generator, self.xp)
         latents = self.prepare_image_latents(self.to_xp(pixels), latent_timestep, batch, noise)
-        state = {
-            "latents": latents,
-            "prompt_embeds": prompt_embeds,
-            "negative_prompt_embeds": negative_prompt_embeds,
-        }
-
-        def predict(state: dict[str, Any], t: Any) -> Any:
-            return self.guided_noise(
-                state["latents"], t, do_cfg, guidance_scale, guidance_rescale, state["prompt_embeds"]
-            )
-
-        latents = self.denoise(
-            state,
+        return self.denoise_guided(
+            latents,
+            prompt_embeds,
+            negative_prompt_embeds,
             timesteps,
             num_inference_steps,
-            predict,
+            do_cfg=do_cfg,
+            guidance_scale=guidance_scale,
+            guidance_rescale=guidance_rescale,
             noise=noise,
             eta=eta,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            output_type=output_type,
+            return_dict=return_dict,
         )
-        images = self.decode_latents(latents, output_type)
-        return StableDiffusionPipelineOutput(images) if return_dict else (images, None)
 
 
 def _repeat_to(xp: Any, array: Any, batch_size: int, what: str) -> Any:

@@ -103,6 +103,42 @@ class StableDiffusionPipeline(DiffusionPipeline):
             self.scheduler, num_inference_steps, timesteps, sigmas
         )
         latents = self.prepare_latents(batch, self.unet.config.in_channels, height, width, noise, latents)
+        return self.denoise_guided(
+            latents,
+            prompt_embeds,
+            negative_prompt_embeds,
+            timesteps,
+            num_inference_steps,
+            do_cfg=do_cfg,
+            guidance_scale=guidance_scale,
+            guidance_rescale=guidance_rescale,
+            noise=noise,
+            eta=eta,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            output_type=output_type,
+            return_dict=return_dict,
+        )
+
+    def denoise_guided(
+        self,
+        latents: Any,
+        prompt_embeds: Any,
+        negative_prompt_embeds: Any,
+        timesteps: Any,
+        num_inference_steps: int,
+        *,
+        do_cfg: bool,
+        guidance_scale: float,
+        guidance_rescale: float,
+        noise: Any,
+        eta: float,
+        callback_on_step_end: Any,
+        callback_on_step_end_tensor_inputs: Any,
+        output_type: str,
+        return_dict: bool,
+    ) -> Any:
+        """The text-guided denoising loop from prepared latents, then the decode (text-to-image, img2img)."""
         state = {
             "latents": latents,
             "prompt_embeds": prompt_embeds,
