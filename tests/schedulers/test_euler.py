@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.schedulers import parity
+from tests.schedulers import common_checks, parity
 
 torch = parity.torch
 diffusers = parity.diffusers
@@ -169,11 +169,7 @@ def test_step_before_set_timesteps():
 
 
 def test_timestep_not_in_schedule():
-    sched = ours(SD15)
-    sched.set_timesteps(10)
-    x = parity.initial_sample()
-    with pytest.raises(ValueError, match="not in the schedule"):
-        sched.step(x, 998.5, x)
+    common_checks.check_timestep_not_in_schedule(NAME, SD15)
 
 
 def test_integer_index_refused():

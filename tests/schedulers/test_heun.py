@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.schedulers import parity
+from tests.schedulers import common_checks, parity
 
 torch = parity.torch
 diffusers = parity.diffusers
@@ -87,14 +87,7 @@ def test_custom_timesteps(xp):
 
 
 def test_add_noise_matches_diffusers():
-    ref = getattr(diffusers, NAME).from_config(SD15)
-    sched = ours(SD15)
-    ref.set_timesteps(20)
-    sched.set_timesteps(20)
-    x0 = parity.initial_sample()
-    noise = np.random.default_rng(7).standard_normal(x0.shape)
-    expected = ref.add_noise(torch.from_numpy(x0), torch.from_numpy(noise), ref.timesteps[[0, 5]]).numpy()
-    assert parity.relative_error(sched.add_noise(x0, noise, sched.timesteps[[0, 5]]), expected) <= 1e-6
+    common_checks.check_add_noise(NAME, SD15)
 
 
 @pytest.mark.parametrize(
@@ -112,28 +105,13 @@ def test_two_sigma_spacings_refused():
 
 
 def test_step_before_set_timesteps():
-    sched = ours(SD15)
-    x = parity.initial_sample()
-    with pytest.raises(RuntimeError, match="set_timesteps"):
-        sched.step(x, sched.timesteps[0], x)
+    common_checks.check_step_before_set_timesteps(NAME, SD15)
 
 
 def test_timestep_not_in_schedule():
-    sched = ours(SD15)
-    sched.set_timesteps(10)
-    x = parity.initial_sample()
-    with pytest.raises(ValueError, match="not in the schedule"):
-        sched.step(x, 998.5, x)
+    common_checks.check_timestep_not_in_schedule(NAME, SD15)
 
 
 @pytest.mark.parametrize("source", ["EulerDiscreteScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler"])
 def test_from_config_swap_keys(source):
-    from sdrt.schedulers import get_scheduler_class
-
-    config = dict(SD15, timestep_spacing="leading")
-    ref = getattr(diffusers, source).from_config(config)
-    expected = dict(getattr(diffusers, NAME).from_config(ref.config).config)
-    mine = get_scheduler_class(NAME).from_config(get_scheduler_class(source).from_config(config).config)
-    assert set(dict(mine.config)) == set(expected)
-    back = get_scheduler_class(source).from_config(mine.config)
-    assert set(dict(back.config)) == set(dict(getattr(diffusers, source).from_config(ref.config).config))
+    common_checks.check_from_config_swap_keys(NAME, source, dict(SD15, timestep_spacing="leading"))
