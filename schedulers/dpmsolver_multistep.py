@@ -19,7 +19,7 @@ from .betas import alphas_cumprod_from_betas, make_betas, rescale_zero_terminal_
 from .config import register_to_config
 from .multistep_schedule import exp32
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, as_scalar, check_choice
+from .scheduler import SchedulerMixin, check_choice
 from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
 from .thresholding import threshold_sample
 
@@ -370,17 +370,4 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
 
     def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
         """x_t = alpha_t x_0 + sigma_t eps at each sample's timestep."""
-        xp = array_module(original_samples)
-        if self.begin_index is None:
-            indices = [self.index_for_timestep(as_scalar(t)) for t in xp.atleast_1d(timesteps)]
-        else:
-            start = self.step_index if self.step_index is not None else self.begin_index
-            indices = [start] * len(xp.atleast_1d(timesteps))
-        sigma = xp.asarray(self.sigmas[indices], dtype=original_samples.dtype)
-        sigma = sigma.reshape(-1, *([1] * (original_samples.ndim - 1)))
-        if self.config.use_flow_sigmas:
-            alpha_t, sigma_t = 1 - sigma, sigma
-        else:
-            alpha_t = 1 / (sigma**2 + 1) ** 0.5
-            sigma_t = sigma * alpha_t
-        return alpha_t * original_samples + sigma_t * noise
+        return ms.add_noise(self, original_samples, noise, timesteps)

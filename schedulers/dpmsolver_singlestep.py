@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from . import multistep_schedule as ms
-from .arrays import array_module, draw_noise
+from .arrays import draw_noise
 from .betas import alphas_cumprod_from_betas, make_betas
 from .config import register_to_config
 from .multistep_schedule import exp32
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, as_scalar, check_choice
+from .scheduler import SchedulerMixin, check_choice
 from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
 from .thresholding import threshold_sample
 
@@ -360,13 +360,4 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
 
     def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
         """x_t = alpha_t x_0 + sigma_t eps at each sample's timestep."""
-        xp = array_module(original_samples)
-        if self.begin_index is None:
-            indices = [self.index_for_timestep(as_scalar(t)) for t in xp.atleast_1d(timesteps)]
-        else:
-            start = self.step_index if self.step_index is not None else self.begin_index
-            indices = [start] * len(xp.atleast_1d(timesteps))
-        sigma = xp.asarray(self.sigmas[indices], dtype=original_samples.dtype)
-        sigma = sigma.reshape(-1, *([1] * (original_samples.ndim - 1)))
-        alpha_t = 1 / (sigma**2 + 1) ** 0.5
-        return alpha_t * original_samples + sigma * alpha_t * noise
+        return ms.add_noise(self, original_samples, noise, timesteps)

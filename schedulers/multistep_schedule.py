@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .sigma_schedule import per_sample, step_indices
 from .sigmas import beta_sigmas, exponential_sigmas, karras_sigmas, sigma_to_t
 
 TIMESTEP_SPACINGS = ("linspace", "leading", "trailing")
@@ -208,3 +209,14 @@ def epsilon_from_x0(x0: Any, sample: Any, alpha: Any, sigma: Any) -> Any:
 
 def x0_from_epsilon(epsilon: Any, sample: Any, alpha: Any, sigma: Any) -> Any:
     return (sample - float(sigma) * epsilon) / float(alpha)
+
+
+def add_noise(scheduler: Any, original_samples: Any, noise: Any, timesteps: Any) -> Any:
+    """x_t = alpha_t x_0 + sigma_t eps at each sample's timestep (alpha_t = 1 - sigma for flow sigmas)."""
+    sigma = per_sample(scheduler.sigmas[step_indices(scheduler, timesteps)], original_samples)
+    if getattr(scheduler.config, "use_flow_sigmas", False):
+        alpha_t, sigma_t = 1 - sigma, sigma
+    else:
+        alpha_t = 1 / (sigma**2 + 1) ** 0.5
+        sigma_t = sigma * alpha_t
+    return alpha_t * original_samples + sigma_t * noise
