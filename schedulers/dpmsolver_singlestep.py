@@ -281,10 +281,11 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
         r0, r1 = h_0 / h, h_1 / h
         d0 = m2
         d1_0, d1_1 = float(1.0 / r1) * (m1 - m2), float(1.0 / r0) * (m0 - m2)
-        d1 = (float(r0) * d1_0 - float(r1) * d1_1) / float(r0 - r1)
-        d2 = 2.0 * (d1_1 - d1_0) / float(r0 - r1)
         algorithm, heun = self.config.algorithm_type, self.config.solver_type == "heun"
         # midpoint uses only the outer difference d1_1; heun the full second-order expansion.
+        if heun:
+            d1 = (float(r0) * d1_0 - float(r1) * d1_1) / float(r0 - r1)
+            d2 = 2.0 * (d1_1 - d1_0) / float(r0 - r1)
         if algorithm == "dpmsolver++":
             phi_1 = exp32(-h) - 1.0
             x_t = float(sigma_t / sigma_s2) * sample - float(alpha_t * phi_1) * d0
