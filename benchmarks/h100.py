@@ -284,8 +284,14 @@ def load_diffusers(s: Setup) -> Any:
     if s.diffusers is None:
         from diffusers import StableDiffusionPipeline
 
-        pipe = StableDiffusionPipeline.from_pretrained(
-            s.model_dir, torch_dtype=s.torch_dtype, safety_checker=None, requires_safety_checker=False
+        from sdrt.runtime.bench_diffusers import pipeline_from_pretrained
+
+        pipe = pipeline_from_pretrained(
+            StableDiffusionPipeline,
+            s.model_dir,
+            s.torch_dtype,
+            safety_checker=None,
+            requires_safety_checker=False,
         )
         s.diffusers = pipe.to(s.torch_device)
         s.diffusers.set_progress_bar_config(disable=True)

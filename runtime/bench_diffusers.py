@@ -27,6 +27,17 @@ from .bench_stages import (
 from .bundle import Bundle
 
 
+def pipeline_from_pretrained(pipeline_class: Any, model_dir: Path | str, dtype: Any, **kwargs: Any) -> Any:
+    """``pipeline_class.from_pretrained`` in ``dtype``, quiet about diffusers' torch_dtype rename.
+
+    Newer diffusers call the argument ``dtype`` and warn on ``torch_dtype``; older ones know only
+    ``torch_dtype``, which both still accept.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return pipeline_class.from_pretrained(model_dir, torch_dtype=dtype, **kwargs)
+
+
 class ComparisonModelError(ValueError):
     """The --compare-diffusers folder is not the model the bundle was built from."""
 
@@ -125,9 +136,7 @@ class DiffusersRunner:
         if on_gpu:
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        with warnings.catch_warnings():  # newer diffusers renamed torch_dtype; older ones know only that
-            warnings.simplefilter("ignore", FutureWarning)
-            pipe = diffusers.DiffusionPipeline.from_pretrained(model_dir, torch_dtype=self.dtype)
+        pipe = pipeline_from_pretrained(diffusers.DiffusionPipeline, model_dir, self.dtype)
         pipe = pipe.to(self.device)
         pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
         pipe.set_progress_bar_config(disable=True)
