@@ -13,12 +13,10 @@ from typing import Any
 import numpy as np
 
 from . import multistep_schedule as ms
-from .betas import alphas_cumprod_from_betas, make_betas
 from .config import register_to_config
+from .exponential_integrator import ExponentialIntegratorScheduler
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, check_choice
-from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
-from .thresholding import threshold_sample
+from .scheduler import check_choice
 
 
 def _lagrange_integral_2(t: np.float32, b: np.float32, c: np.float32) -> np.float32:
@@ -33,9 +31,7 @@ def _lagrange_integral_3(t: np.float32, b: np.float32, c: np.float32, d: np.floa
     return numerator / ((np.log(b) - log_c) * (np.log(b) - log_d))
 
 
-class DEISMultistepScheduler(SchedulerMixin):
-    order = 1
-
+class DEISMultistepScheduler(ExponentialIntegratorScheduler):
     @register_to_config
     def __init__(
         self,
@@ -63,12 +59,7 @@ class DEISMultistepScheduler(SchedulerMixin):
         time_shift_type: str = "exponential",
     ) -> None:
         name = type(self).__name__
-        check_one_sigma_spacing(
-            name,
-            use_karras_sigmas=use_karras_sigmas,
-            use_exponential_sigmas=use_exponential_sigmas,
-            use_beta_sigmas=use_beta_sigmas,
-        )
+        self._check_sigma_spacing()
         # diffusers maps the other solvers' names onto its own, so that from_config swaps work.
         if algorithm_type in ("dpmsolver", "dpmsolver++"):
             self.register_to_config(algorithm_type="deis")
@@ -80,25 +71,9 @@ class DEISMultistepScheduler(SchedulerMixin):
         check_choice(name, "timestep_spacing", timestep_spacing, ms.TIMESTEP_SPACINGS)
         check_choice(name, "use_flow_sigmas", use_flow_sigmas, (False,))
         check_choice(name, "use_dynamic_shifting", use_dynamic_shifting, (False,))
-        if beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2") and trained_betas is None:
-            raise NotImplementedError(f"{name}: beta_schedule={beta_schedule!r} is not supported")
-        self.betas = make_betas(
-            scheduler=name,
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            trained_betas=trained_betas,
-        )
-        self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
-        self.sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
-        self.init_noise_sigma = 1.0
-        self.timesteps = np.arange(num_train_timesteps - 1, -1, -1, dtype=np.float32)
-        self.num_inference_steps = None
+        self._init_training_schedule()
         self.model_outputs: list[Any] = [None] * solver_order
         self.lower_order_nums = 0
-        self._step_index = None
-        self._begin_index = None
 
     def set_timesteps(self, num_inference_steps: int, device: Any = None, mu: float | None = None) -> None:
         """Choose ``num_inference_steps`` spaced steps of the training schedule."""
@@ -114,7 +89,7 @@ class DEISMultistepScheduler(SchedulerMixin):
         spacing = ms.sigma_spacing(config)
         sigmas, timesteps = ms.spaced_sigmas(
             spacing,
-            sigmas_from_alphas_cumprod(self.alphas_cumprod),
+            self.sigmas_train,
             timesteps,
             num_inference_steps,
             sigma_min=config.get("sigma_min"),
@@ -130,33 +105,21 @@ class DEISMultistepScheduler(SchedulerMixin):
         self._step_index = None
         self._begin_index = None
 
-    def scale_model_input(self, sample: Any, *args: Any, **kwargs: Any) -> Any:
-        return sample
-
     def convert_model_output(self, model_output: Any, sample: Any) -> Any:
         """The noise prediction eps (through x_0, so that thresholding can apply)."""
-        config = self.config
-        alpha, sigma = ms.alpha_sigma(self.sigmas[self.step_index])
-        x0 = ms.to_x0(model_output, sample, config.prediction_type, alpha, sigma)
-        if config.thresholding:
-            x0 = threshold_sample(
-                x0,
-                dynamic_thresholding_ratio=config.dynamic_thresholding_ratio,
-                sample_max_value=config.sample_max_value,
-            )
-        return ms.epsilon_from_x0(x0, sample, alpha, sigma)
+        x0 = self._data_prediction(model_output, sample)
+        return ms.epsilon_from_x0(x0, sample, *self._output_alpha_sigma())
 
     def deis_first_order_update(self, model_output: Any, sample: Any) -> Any:
         """DEIS-1, the same as DDIM."""
         i = self.step_index
-        alpha_t, sigma_t = ms.alpha_sigma(self.sigmas[i + 1])
-        alpha_s, sigma_s = ms.alpha_sigma(self.sigmas[i])
-        h = ms.log_snr(alpha_t, sigma_t) - ms.log_snr(alpha_s, sigma_s)
+        (alpha_t, sigma_t, lambda_t), (alpha_s, _, lambda_s) = self._lambdas(i + 1, i)
+        h = lambda_t - lambda_s
         return float(alpha_t / alpha_s) * sample - float(sigma_t * (ms.exp32(h) - 1.0)) * model_output
 
     def _rhos(self, *indices: int) -> tuple[list[tuple[np.float32, np.float32]], list[np.float32]]:
         """(alpha_t, sigma_t) and rho = sigma_t / alpha_t at each schedule index."""
-        pairs = [ms.alpha_sigma(self.sigmas[i]) for i in indices]
+        pairs = [self._alpha_sigma(i) for i in indices]
         return pairs, [sigma / alpha for alpha, sigma in pairs]
 
     def multistep_deis_second_order_update(self, model_output_list: list[Any], sample: Any) -> Any:
@@ -186,12 +149,7 @@ class DEISMultistepScheduler(SchedulerMixin):
     def step(
         self, model_output: Any, timestep: Any, sample: Any, generator: Any = None, return_dict: bool = True
     ) -> SchedulerOutput | tuple:
-        if self.num_inference_steps is None:  # self.timesteps holds the training steps until then
-            raise RuntimeError(
-                f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         config = self.config
         n = len(self.timesteps)
         lower_order_final = self.step_index == n - 1 and config.lower_order_final and n < 15
@@ -210,7 +168,3 @@ class DEISMultistepScheduler(SchedulerMixin):
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        """x_t = alpha_t x_0 + sigma_t eps at each sample's timestep."""
-        return ms.add_noise(self, original_samples, noise, timesteps)

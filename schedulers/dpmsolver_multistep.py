@@ -15,21 +15,17 @@ import numpy as np
 
 from . import multistep_schedule as ms
 from .arrays import array_module, draw_noise
-from .betas import alphas_cumprod_from_betas, make_betas, rescale_zero_terminal_snr
 from .config import register_to_config
+from .exponential_integrator import ExponentialIntegratorScheduler
 from .multistep_schedule import exp32
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, check_choice
-from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
-from .thresholding import threshold_sample
+from .scheduler import check_choice
 
 ALGORITHM_TYPES = ("dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++")
 SOLVER_TYPES = ("midpoint", "heun")
 
 
-class DPMSolverMultistepScheduler(SchedulerMixin):
-    order = 1
-
+class DPMSolverMultistepScheduler(ExponentialIntegratorScheduler):
     @register_to_config
     def __init__(
         self,
@@ -63,12 +59,7 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         time_shift_type: str = "exponential",
     ):
         name = type(self).__name__
-        check_one_sigma_spacing(
-            name,
-            use_karras_sigmas=use_karras_sigmas,
-            use_exponential_sigmas=use_exponential_sigmas,
-            use_beta_sigmas=use_beta_sigmas,
-        )
+        self._check_sigma_spacing()
         # diffusers maps the other solvers' names onto its own, so that from_config swaps work.
         if algorithm_type == "deis":
             self.register_to_config(algorithm_type="dpmsolver++")
@@ -93,31 +84,9 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
                 f"{name}: solver_order=3 is not supported with algorithm_type='sde-dpmsolver'"
             )
 
-        betas = make_betas(
-            scheduler=name,
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            trained_betas=trained_betas,
-        )
-        if beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2") and trained_betas is None:
-            raise NotImplementedError(f"{name}: beta_schedule={beta_schedule!r} is not supported")
-        if rescale_betas_zero_snr:
-            betas = rescale_zero_terminal_snr(betas)
-        self.betas = betas
-        self.alphas_cumprod = alphas_cumprod_from_betas(betas)
-        if rescale_betas_zero_snr:
-            # sigma would be infinite at zero SNR; diffusers keeps it finite this way.
-            self.alphas_cumprod[-1] = 2**-24
-        self.sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
-        self.init_noise_sigma = 1.0
-        self.timesteps = np.arange(num_train_timesteps - 1, -1, -1, dtype=np.float32)
-        self.num_inference_steps = None
+        self._init_training_schedule()
         self.model_outputs: list[Any] = [None] * solver_order
         self.lower_order_nums = 0
-        self._step_index = None
-        self._begin_index = None
 
     def set_timesteps(
         self,
@@ -175,44 +144,13 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         self._step_index = None
         self._begin_index = None
 
-    @property
-    def sigmas_train(self) -> np.ndarray:
-        return sigmas_from_alphas_cumprod(self.alphas_cumprod)
-
-    def _alpha_sigma(self, index: int) -> tuple[np.float32, np.float32]:
-        return ms.alpha_sigma(self.sigmas[index], flow=self.config.use_flow_sigmas)
-
-    def scale_model_input(self, sample: Any, *args: Any, **kwargs: Any) -> Any:
-        return sample
-
     def convert_model_output(self, model_output: Any, sample: Any) -> Any:
         """x_0 for the ++ (data-prediction) algorithms, eps for the others."""
-        config = self.config
-        if config.variance_type in ("learned", "learned_range"):
+        if self.config.variance_type in ("learned", "learned_range"):
             model_output = model_output[:, :3]
-        alpha, sigma = self._alpha_sigma(self.step_index)
-        if config.prediction_type == "flow_prediction":
-            sigma = self.sigmas[self.step_index]
-        thresh = {
-            "dynamic_thresholding_ratio": config.dynamic_thresholding_ratio,
-            "sample_max_value": config.sample_max_value,
-        }
-        if config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++"):
-            x0 = ms.to_x0(model_output, sample, config.prediction_type, alpha, sigma)
-            return threshold_sample(x0, **thresh) if config.thresholding else x0
-        epsilon = ms.to_epsilon(model_output, sample, config.prediction_type, alpha, sigma)
-        if config.thresholding:
-            x0 = threshold_sample(ms.x0_from_epsilon(epsilon, sample, alpha, sigma), **thresh)
-            epsilon = ms.epsilon_from_x0(x0, sample, alpha, sigma)
-        return epsilon
-
-    def _lambdas(self, *indices: int) -> list[tuple[np.float32, np.float32, np.float32]]:
-        """(alpha, sigma, lambda) at each schedule index."""
-        out = []
-        for i in indices:
-            alpha, sigma = self._alpha_sigma(i)
-            out.append((alpha, sigma, ms.log_snr(alpha, sigma)))
-        return out
+        if self.config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++"):
+            return self._data_prediction(model_output, sample)
+        return self._noise_prediction(model_output, sample)
 
     def dpm_solver_first_order_update(self, model_output: Any, sample: Any, noise: Any = None) -> Any:
         """One step of DPM-Solver-1 (DDIM in lambda); the SDE variants add exactly scaled noise."""
@@ -328,12 +266,7 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         variance_noise: Any = None,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
-        if self.num_inference_steps is None:  # self.timesteps holds the training steps until then
-            raise RuntimeError(
-                f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         config = self.config
         xp = array_module(sample)
         n = len(self.timesteps)
@@ -367,7 +300,3 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        """x_t = alpha_t x_0 + sigma_t eps at each sample's timestep."""
-        return ms.add_noise(self, original_samples, noise, timesteps)

@@ -15,13 +15,11 @@ import numpy as np
 
 from . import multistep_schedule as ms
 from .arrays import draw_noise
-from .betas import alphas_cumprod_from_betas, make_betas
 from .config import register_to_config
+from .exponential_integrator import ExponentialIntegratorScheduler
 from .multistep_schedule import exp32
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, check_choice
-from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
-from .thresholding import threshold_sample
+from .scheduler import check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +45,7 @@ def singlestep_orders(steps: int, solver_order: int, lower_order_final: bool, fi
     return orders
 
 
-class DPMSolverSinglestepScheduler(SchedulerMixin):
-    order = 1
-
+class DPMSolverSinglestepScheduler(ExponentialIntegratorScheduler):
     @register_to_config
     def __init__(
         self,
@@ -78,12 +74,7 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
         time_shift_type: str = "exponential",
     ) -> None:
         name = type(self).__name__
-        check_one_sigma_spacing(
-            name,
-            use_karras_sigmas=use_karras_sigmas,
-            use_exponential_sigmas=use_exponential_sigmas,
-            use_beta_sigmas=use_beta_sigmas,
-        )
+        self._check_sigma_spacing()
         if algorithm_type == "deis":
             self.register_to_config(algorithm_type="dpmsolver++")
         if solver_type in ("logrho", "bh1", "bh2"):
@@ -102,26 +93,10 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
                 f"{name}: final_sigmas_type='zero' is not supported with algorithm_type={algorithm_type!r}; "
                 "use final_sigmas_type='sigma_min'"
             )
-        if beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2") and trained_betas is None:
-            raise NotImplementedError(f"{name}: beta_schedule={beta_schedule!r} is not supported")
-        self.betas = make_betas(
-            scheduler=name,
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            trained_betas=trained_betas,
-        )
-        self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
-        self.sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
-        self.init_noise_sigma = 1.0
-        self.timesteps = np.arange(num_train_timesteps - 1, -1, -1, dtype=np.float32)
-        self.num_inference_steps = None
+        self._init_training_schedule()
         self.model_outputs: list[Any] = [None] * solver_order
         self.sample = None
         self.order_list = self.get_order_list(num_train_timesteps)
-        self._step_index = None
-        self._begin_index = None
 
     def get_order_list(self, num_inference_steps: int) -> list[int]:
         config = self.config
@@ -164,7 +139,7 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
             )
         sigmas, timesteps = ms.spaced_sigmas(
             spacing,
-            sigmas_from_alphas_cumprod(self.alphas_cumprod),
+            self.sigmas_train,
             timesteps,
             num_inference_steps,
             sigma_min=config.get("sigma_min"),
@@ -190,34 +165,13 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
         self._step_index = None
         self._begin_index = None
 
-    def scale_model_input(self, sample: Any, *args: Any, **kwargs: Any) -> Any:
-        return sample
-
     def convert_model_output(self, model_output: Any, sample: Any) -> Any:
         """x_0 for the ++ (data-prediction) algorithms, eps for dpmsolver."""
-        config = self.config
-        if config.variance_type in ("learned", "learned_range"):
+        if self.config.variance_type in ("learned", "learned_range"):
             model_output = model_output[:, :3]
-        alpha, sigma = ms.alpha_sigma(self.sigmas[self.step_index])
-        thresh = {
-            "dynamic_thresholding_ratio": config.dynamic_thresholding_ratio,
-            "sample_max_value": config.sample_max_value,
-        }
-        if config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++"):
-            x0 = ms.to_x0(model_output, sample, config.prediction_type, alpha, sigma)
-            return threshold_sample(x0, **thresh) if config.thresholding else x0
-        epsilon = ms.to_epsilon(model_output, sample, config.prediction_type, alpha, sigma)
-        if config.thresholding:
-            x0 = threshold_sample(ms.x0_from_epsilon(epsilon, sample, alpha, sigma), **thresh)
-            epsilon = ms.epsilon_from_x0(x0, sample, alpha, sigma)
-        return epsilon
-
-    def _lambdas(self, *indices: int) -> list[tuple[np.float32, np.float32, np.float32]]:
-        out = []
-        for i in indices:
-            alpha, sigma = ms.alpha_sigma(self.sigmas[i])
-            out.append((alpha, sigma, ms.log_snr(alpha, sigma)))
-        return out
+        if self.config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++"):
+            return self._data_prediction(model_output, sample)
+        return self._noise_prediction(model_output, sample)
 
     def dpm_solver_first_order_update(self, model_output: Any, sample: Any, noise: Any = None) -> Any:
         """DPM-Solver-1 from the current noise level to the next."""
@@ -337,12 +291,7 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
         generator: Any = None,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
-        if self.num_inference_steps is None:  # self.timesteps holds the training steps until then
-            raise RuntimeError(
-                f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         model_output = self.convert_model_output(model_output, sample=sample)
         self.model_outputs = [*self.model_outputs[1:], model_output]
         noise = None
@@ -358,7 +307,3 @@ class DPMSolverSinglestepScheduler(SchedulerMixin):
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        """x_t = alpha_t x_0 + sigma_t eps at each sample's timestep."""
-        return ms.add_noise(self, original_samples, noise, timesteps)

@@ -14,12 +14,10 @@ from typing import Any
 import numpy as np
 
 from . import multistep_schedule as ms
-from .betas import alphas_cumprod_from_betas, make_betas, rescale_zero_terminal_snr
 from .config import register_to_config
+from .exponential_integrator import ExponentialIntegratorScheduler
 from .output import SchedulerOutput
 from .scheduler import SchedulerMixin, check_choice
-from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
-from .thresholding import threshold_sample
 
 
 def _combine(weights: np.ndarray, differences: list[Any]) -> Any:
@@ -30,9 +28,7 @@ def _combine(weights: np.ndarray, differences: list[Any]) -> Any:
     return total
 
 
-class UniPCMultistepScheduler(SchedulerMixin):
-    order = 1
-
+class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
     @register_to_config
     def __init__(
         self,
@@ -67,12 +63,7 @@ class UniPCMultistepScheduler(SchedulerMixin):
         shift_terminal: float | None = None,
     ) -> None:
         name = type(self).__name__
-        check_one_sigma_spacing(
-            name,
-            use_karras_sigmas=use_karras_sigmas,
-            use_exponential_sigmas=use_exponential_sigmas,
-            use_beta_sigmas=use_beta_sigmas,
-        )
+        self._check_sigma_spacing()
         # diffusers maps the other solvers' names onto its own, so that from_config swaps work.
         if solver_type in ("midpoint", "heun", "logrho"):
             self.register_to_config(solver_type="bh2")
@@ -83,25 +74,7 @@ class UniPCMultistepScheduler(SchedulerMixin):
         check_choice(name, "use_flow_sigmas", use_flow_sigmas, (False,))
         check_choice(name, "use_dynamic_shifting", use_dynamic_shifting, (False,))
         check_choice(name, "shift_terminal", shift_terminal, (None,))
-        if beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2") and trained_betas is None:
-            raise NotImplementedError(f"{name}: beta_schedule={beta_schedule!r} is not supported")
-        betas = make_betas(
-            scheduler=name,
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            trained_betas=trained_betas,
-        )
-        if rescale_betas_zero_snr:
-            betas = rescale_zero_terminal_snr(betas)
-        self.betas = betas
-        self.alphas_cumprod = alphas_cumprod_from_betas(betas)
-        if rescale_betas_zero_snr:
-            # sigma would be infinite at zero SNR; diffusers keeps it finite this way.
-            self.alphas_cumprod[-1] = 2**-24
-        self.sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
-        self.init_noise_sigma = 1.0
+        self._init_training_schedule()
         self.predict_x0 = predict_x0
         self.disable_corrector = disable_corrector
         self.solver_p = solver_p
@@ -112,8 +85,6 @@ class UniPCMultistepScheduler(SchedulerMixin):
         self.lower_order_nums = 0
         self.this_order = 1
         self.last_sample = None
-        self._step_index = None
-        self._begin_index = None
 
     def set_timesteps(
         self,
@@ -140,7 +111,7 @@ class UniPCMultistepScheduler(SchedulerMixin):
         spacing = ms.sigma_spacing(config)
         sigmas, timesteps = ms.spaced_sigmas(
             spacing,
-            sigmas_from_alphas_cumprod(self.alphas_cumprod),
+            self.sigmas_train,
             timesteps,
             num_inference_steps,
             sigma_min=config.sigma_min,
@@ -161,23 +132,12 @@ class UniPCMultistepScheduler(SchedulerMixin):
         self._step_index = None
         self._begin_index = None
 
-    def scale_model_input(self, sample: Any, *args: Any, **kwargs: Any) -> Any:
-        return sample
-
     def convert_model_output(self, model_output: Any, sample: Any) -> Any:
         """x_0 when ``predict_x0`` (UniPC for the data prediction), else eps."""
-        config = self.config
-        alpha, sigma = ms.alpha_sigma(self.sigmas[self.step_index])
-        if not self.predict_x0:
-            return ms.to_epsilon(model_output, sample, config.prediction_type, alpha, sigma)
-        x0 = ms.to_x0(model_output, sample, config.prediction_type, alpha, sigma)
-        if config.thresholding:
-            x0 = threshold_sample(
-                x0,
-                dynamic_thresholding_ratio=config.dynamic_thresholding_ratio,
-                sample_max_value=config.sample_max_value,
-            )
-        return x0
+        if self.predict_x0:
+            return self._data_prediction(model_output, sample)
+        alpha, sigma = self._alpha_sigma(self.step_index)
+        return ms.to_epsilon(model_output, sample, self.config.prediction_type, alpha, sigma)
 
     def _uni_coefficients(
         self, t: int, s0: int, earlier: list[int], order: int
@@ -187,10 +147,8 @@ class UniPCMultistepScheduler(SchedulerMixin):
         Returns the step scalars, the matrix R (R[k, j] = r_j^k), the vector b of the
         phi_{k+1}(h) terms divided by B(h), and r_j = (lambda_{s_j} - lambda_{s0}) / h of ``earlier``.
         """
-        alpha_t, sigma_t = ms.alpha_sigma(self.sigmas[t])
-        alpha_s0, sigma_s0 = ms.alpha_sigma(self.sigmas[s0])
-        lambda_s0 = ms.log_snr(alpha_s0, sigma_s0)
-        h = ms.log_snr(alpha_t, sigma_t) - lambda_s0
+        (alpha_t, sigma_t, lambda_t), (alpha_s0, sigma_s0, lambda_s0) = self._lambdas(t, s0)
+        h = lambda_t - lambda_s0
         rks = [(ms.lambda_at(self.sigmas[si]) - lambda_s0) / h for si in earlier]
         hh = -h if self.predict_x0 else h
         h_phi_1 = ms.expm1_32(hh)  # h phi_1(h) = e^h - 1
@@ -258,12 +216,7 @@ class UniPCMultistepScheduler(SchedulerMixin):
     def step(
         self, model_output: Any, timestep: Any, sample: Any, generator: Any = None, return_dict: bool = True
     ) -> SchedulerOutput | tuple:
-        if self.num_inference_steps is None:  # self.timesteps holds the training steps until then
-            raise RuntimeError(
-                f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         config = self.config
         use_corrector = (
             self.step_index > 0
@@ -289,7 +242,3 @@ class UniPCMultistepScheduler(SchedulerMixin):
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        """x_t = alpha_t x_0 + sigma_t eps at each sample's timestep."""
-        return ms.add_noise(self, original_samples, noise, timesteps)

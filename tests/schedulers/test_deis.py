@@ -68,13 +68,24 @@ def test_orders_and_spacings(xp, dtype, order, lower_order_final, spacing, steps
         dict(SD15, prediction_type="v_prediction", timestep_spacing="trailing"),
         dict(SD15, prediction_type="sample"),
         dict(SD15, prediction_type="sample", thresholding=True, sample_max_value=1.5),
+        dict(SD15, prediction_type="flow_prediction"),
         dict(SD15, use_karras_sigmas=True, solver_order=3),
         dict(SD15, use_exponential_sigmas=True),
         dict(SD15, use_beta_sigmas=True),
         dict(beta_schedule="squaredcos_cap_v2", solver_order=3),
         dict(beta_schedule="linear", trained_betas=np.linspace(1e-4, 2e-2, 1000).tolist()),
     ],
-    ids=["v", "sample", "thresholding", "karras-3", "exponential", "beta", "cosine", "trained"],
+    ids=[
+        "v",
+        "sample",
+        "thresholding",
+        "flow-prediction",
+        "karras-3",
+        "exponential",
+        "beta",
+        "cosine",
+        "trained",
+    ],
 )
 @pytest.mark.parametrize("steps", [2, 10, 25])
 def test_options(xp, dtype, config, steps):
