@@ -12,12 +12,11 @@ from .arrays import draw_noise, upcast
 from .betas import linspace_f32
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, as_scalar, check_choice
+from .scheduler import as_scalar, check_choice
+from .sigma_scheduler import SigmaScheduler
 
 
-class EulerDiscreteScheduler(SchedulerMixin):
-    order = 1
-
+class EulerDiscreteScheduler(SigmaScheduler):
     @register_to_config
     def __init__(
         self,
@@ -40,12 +39,12 @@ class EulerDiscreteScheduler(SchedulerMixin):
         final_sigmas_type: str = "zero",
     ):
         name = type(self).__name__
-        ss.check_sigma_config(name, self.config, ("epsilon", "v_prediction", "sample", "original_sample"))
         check_choice(name, "interpolation_type", interpolation_type, ("linear", "log_linear"))
         check_choice(name, "timestep_type", timestep_type, ("discrete", "continuous"))
         check_choice(name, "final_sigmas_type", final_sigmas_type, ("zero", "sigma_min"))
-        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config, rescale_betas_zero_snr)
-        self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
+        self._init_training_sigmas(
+            ("epsilon", "v_prediction", "sample", "original_sample"), rescale_betas_zero_snr
+        )
         sigmas = self.train_sigmas[::-1]
         if self._continuous_v:
             self.timesteps = 0.25 * np.log(sigmas)
@@ -62,16 +61,6 @@ class EulerDiscreteScheduler(SchedulerMixin):
     @property
     def _continuous_v(self) -> bool:
         return self.config.timestep_type == "continuous" and self.config.prediction_type == "v_prediction"
-
-    @property
-    def init_noise_sigma(self) -> float:
-        return ss.init_noise_sigma(self.sigmas, self.config.timestep_spacing)
-
-    def scale_model_input(self, sample: Any, timestep: Any) -> Any:
-        if self.step_index is None:
-            self._init_step_index(timestep)
-        self.is_scale_input_called = True
-        return ss.scale_model_input(sample, float(self.sigmas[self.step_index]))
 
     def set_timesteps(
         self,
@@ -155,14 +144,7 @@ class EulerDiscreteScheduler(SchedulerMixin):
         generator: Any = None,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
-        ss.require_set_timesteps(self)
-        if isinstance(timestep, (int, np.integer)) and not isinstance(timestep, bool):
-            raise ValueError(
-                f"{type(self).__name__}.step: pass one of scheduler.timesteps as `timestep`, "
-                f"not an integer index ({timestep})"
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep, refuse_index=True)
         sample = upcast(sample)
         sigma = self.sigmas[self.step_index]
         gamma = min(s_churn / (len(self.sigmas) - 1), 2**0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
@@ -182,9 +164,6 @@ class EulerDiscreteScheduler(SchedulerMixin):
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return ss.add_noise(self, original_samples, noise, timesteps)
 
     def get_velocity(self, sample: Any, noise: Any, timesteps: Any) -> Any:
         """v = sqrt(alpha-bar) * noise - sqrt(1 - alpha-bar) * sample at each timestep."""

@@ -14,12 +14,10 @@ from . import sigma_schedule as ss
 from .arrays import draw_noise, upcast
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin
+from .sigma_scheduler import SigmaScheduler
 
 
-class EulerAncestralDiscreteScheduler(SchedulerMixin):
-    order = 1
-
+class EulerAncestralDiscreteScheduler(SigmaScheduler):
     @register_to_config
     def __init__(
         self,
@@ -33,26 +31,13 @@ class EulerAncestralDiscreteScheduler(SchedulerMixin):
         steps_offset: int = 0,
         rescale_betas_zero_snr: bool = False,
     ) -> None:
-        name = type(self).__name__
-        ss.check_sigma_config(name, self.config, ("epsilon", "v_prediction"))
-        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config, rescale_betas_zero_snr)
-        self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
+        self._init_training_sigmas(("epsilon", "v_prediction"), rescale_betas_zero_snr)
         self.sigmas = np.concatenate([self.train_sigmas[::-1], np.zeros(1, np.float32)])
         self.timesteps = np.linspace(0, num_train_timesteps - 1, num_train_timesteps)[::-1].copy()
         self.num_inference_steps = None
         self.is_scale_input_called = False
         self._step_index = None
         self._begin_index = None
-
-    @property
-    def init_noise_sigma(self) -> float:
-        return ss.init_noise_sigma(self.sigmas, self.config.timestep_spacing)
-
-    def scale_model_input(self, sample: Any, timestep: Any) -> Any:
-        if self.step_index is None:
-            self._init_step_index(timestep)
-        self.is_scale_input_called = True
-        return ss.scale_model_input(sample, self.sigmas[self.step_index])
 
     def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:
         config = self.config
@@ -74,14 +59,7 @@ class EulerAncestralDiscreteScheduler(SchedulerMixin):
         generator: Any = None,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
-        ss.require_set_timesteps(self)
-        if isinstance(timestep, (int, np.integer)) and not isinstance(timestep, bool):
-            raise ValueError(
-                f"{type(self).__name__}.step: pass one of scheduler.timesteps as `timestep`, "
-                f"not an integer index ({timestep})"
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep, refuse_index=True)
         sigma, sigma_to = self.sigmas[self.step_index], self.sigmas[self.step_index + 1]
         sample = upcast(sample)
         pred_original_sample = ss.denoised(model_output, sample, sigma, self.config.prediction_type)
@@ -94,6 +72,3 @@ class EulerAncestralDiscreteScheduler(SchedulerMixin):
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return ss.add_noise(self, original_samples, noise, timesteps)

@@ -15,10 +15,10 @@ import numpy as np
 from . import sigma_schedule as ss
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin
+from .sigma_scheduler import SigmaScheduler
 
 
-class HeunDiscreteScheduler(SchedulerMixin):
+class HeunDiscreteScheduler(SigmaScheduler):
     order = 2
 
     @register_to_config
@@ -38,26 +38,14 @@ class HeunDiscreteScheduler(SchedulerMixin):
         timestep_spacing: str = "linspace",
         steps_offset: int = 0,
     ) -> None:
-        name = type(self).__name__
-        ss.check_sigma_config(name, self.config, ("epsilon", "v_prediction", "sample"))
-        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config)
-        self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
+        self._init_training_sigmas(("epsilon", "v_prediction", "sample"))
         self.set_timesteps(num_train_timesteps, None, num_train_timesteps)
         self.num_inference_steps = None  # the training schedule until the caller sets one
         self.use_karras_sigmas = use_karras_sigmas
 
     @property
-    def init_noise_sigma(self) -> float:
-        return ss.init_noise_sigma(self.sigmas, self.config.timestep_spacing)
-
-    @property
     def state_in_first_order(self) -> bool:
         return self.dt is None
-
-    def scale_model_input(self, sample: Any, timestep: Any) -> Any:
-        if self.step_index is None:
-            self._init_step_index(timestep)
-        return ss.scale_model_input(sample, self.sigmas[self.step_index])
 
     def set_timesteps(
         self,
@@ -101,9 +89,7 @@ class HeunDiscreteScheduler(SchedulerMixin):
         return_dict: bool = True,
         generator: Any = None,
     ) -> SchedulerOutput | tuple:
-        ss.require_set_timesteps(self)
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         first = self.state_in_first_order
         i = self.step_index if first else self.step_index - 1
         sigma, sigma_next = self.sigmas[i], self.sigmas[i + 1]
@@ -125,6 +111,3 @@ class HeunDiscreteScheduler(SchedulerMixin):
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return ss.add_noise(self, original_samples, noise, timesteps)

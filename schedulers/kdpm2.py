@@ -15,10 +15,10 @@ import numpy as np
 from . import sigma_schedule as ss
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin
+from .sigma_scheduler import SigmaScheduler
 
 
-class KDPM2DiscreteScheduler(SchedulerMixin):
+class KDPM2DiscreteScheduler(SigmaScheduler):
     order = 2
 
     @register_to_config
@@ -36,27 +36,18 @@ class KDPM2DiscreteScheduler(SchedulerMixin):
         timestep_spacing: str = "linspace",
         steps_offset: int = 0,
     ) -> None:
-        name = type(self).__name__
-        ss.check_sigma_config(name, self.config, ("epsilon", "v_prediction"))
-        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config)
-        self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
+        self._init_training_sigmas(("epsilon", "v_prediction"))
         self.set_timesteps(num_train_timesteps, None, num_train_timesteps)
         self.num_inference_steps = None  # the training schedule until the caller sets one
-
-    @property
-    def init_noise_sigma(self) -> float:
-        return ss.init_noise_sigma(self.sigmas, self.config.timestep_spacing)
 
     @property
     def state_in_first_order(self) -> bool:
         return self.sample is None
 
-    def scale_model_input(self, sample: Any, timestep: Any) -> Any:
-        if self.step_index is None:
-            self._init_step_index(timestep)
+    def _input_sigma(self) -> Any:
+        """sigma in the first stage, the midpoint sigma in the second."""
         i = self.step_index
-        sigma = self.sigmas[i] if self.state_in_first_order else self.sigmas_interpol[i]
-        return ss.scale_model_input(sample, sigma)
+        return self.sigmas[i] if self.state_in_first_order else self.sigmas_interpol[i]
 
     def set_timesteps(
         self, num_inference_steps: int, device: Any = None, num_train_timesteps: int | None = None
@@ -89,9 +80,7 @@ class KDPM2DiscreteScheduler(SchedulerMixin):
         return_dict: bool = True,
         generator: Any = None,
     ) -> SchedulerOutput | tuple:
-        ss.require_set_timesteps(self)
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         i = self.step_index
         if self.state_in_first_order:
             sigma, sigma_interpol, sigma_next = (
@@ -117,6 +106,3 @@ class KDPM2DiscreteScheduler(SchedulerMixin):
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return ss.add_noise(self, original_samples, noise, timesteps)

@@ -16,10 +16,10 @@ from . import sigma_schedule as ss
 from .arrays import draw_noise
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin
+from .sigma_scheduler import SigmaScheduler
 
 
-class KDPM2AncestralDiscreteScheduler(SchedulerMixin):
+class KDPM2AncestralDiscreteScheduler(SigmaScheduler):
     order = 2
 
     @register_to_config
@@ -37,27 +37,18 @@ class KDPM2AncestralDiscreteScheduler(SchedulerMixin):
         timestep_spacing: str = "linspace",
         steps_offset: int = 0,
     ) -> None:
-        name = type(self).__name__
-        ss.check_sigma_config(name, self.config, ("epsilon", "v_prediction"))
-        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config)
-        self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
+        self._init_training_sigmas(("epsilon", "v_prediction"))
         self.set_timesteps(num_train_timesteps, None, num_train_timesteps)
         self.num_inference_steps = None  # the training schedule until the caller sets one
-
-    @property
-    def init_noise_sigma(self) -> float:
-        return ss.init_noise_sigma(self.sigmas, self.config.timestep_spacing)
 
     @property
     def state_in_first_order(self) -> bool:
         return self.sample is None
 
-    def scale_model_input(self, sample: Any, timestep: Any) -> Any:
-        if self.step_index is None:
-            self._init_step_index(timestep)
+    def _input_sigma(self) -> Any:
+        """sigma in the first stage, the midpoint sigma in the second."""
         i = self.step_index
-        sigma = self.sigmas[i] if self.state_in_first_order else self.sigmas_interpol[i - 1]
-        return ss.scale_model_input(sample, sigma)
+        return self.sigmas[i] if self.state_in_first_order else self.sigmas_interpol[i - 1]
 
     def set_timesteps(
         self, num_inference_steps: int, device: Any = None, num_train_timesteps: int | None = None
@@ -97,9 +88,7 @@ class KDPM2AncestralDiscreteScheduler(SchedulerMixin):
         generator: Any = None,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
-        ss.require_set_timesteps(self)
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         i = self.step_index
         prediction_type = self.config.prediction_type
         if self.state_in_first_order:
@@ -121,6 +110,3 @@ class KDPM2AncestralDiscreteScheduler(SchedulerMixin):
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return ss.add_noise(self, original_samples, noise, timesteps)

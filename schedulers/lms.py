@@ -16,12 +16,10 @@ import numpy as np
 from . import sigma_schedule as ss
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin
+from .sigma_scheduler import SigmaScheduler
 
 
-class LMSDiscreteScheduler(SchedulerMixin):
-    order = 1
-
+class LMSDiscreteScheduler(SigmaScheduler):
     @register_to_config
     def __init__(
         self,
@@ -37,24 +35,11 @@ class LMSDiscreteScheduler(SchedulerMixin):
         timestep_spacing: str = "linspace",
         steps_offset: int = 0,
     ):
-        name = type(self).__name__
-        ss.check_sigma_config(name, self.config, ("epsilon", "v_prediction", "sample"))
-        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config)
-        self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
+        self._init_training_sigmas(("epsilon", "v_prediction", "sample"))
         self.use_karras_sigmas = use_karras_sigmas
         self.set_timesteps(num_train_timesteps)
         self.num_inference_steps = None  # the training schedule until the caller sets one
         self.is_scale_input_called = False
-
-    @property
-    def init_noise_sigma(self) -> float:
-        return ss.init_noise_sigma(self.sigmas, self.config.timestep_spacing)
-
-    def scale_model_input(self, sample: Any, timestep: Any) -> Any:
-        if self.step_index is None:
-            self._init_step_index(timestep)
-        self.is_scale_input_called = True
-        return ss.scale_model_input(sample, self.sigmas[self.step_index])
 
     def get_lms_coefficient(self, order: int, t: int, current_order: int) -> float:
         """Weight of the slope from ``current_order`` steps back in the step from index ``t``."""
@@ -89,9 +74,7 @@ class LMSDiscreteScheduler(SchedulerMixin):
         return_dict: bool = True,
         generator: Any = None,
     ) -> SchedulerOutput | tuple:
-        ss.require_set_timesteps(self)
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         i = self.step_index
         sigma = self.sigmas[i]
         pred_original_sample = ss.denoised(model_output, sample, sigma, self.config.prediction_type)
@@ -105,6 +88,3 @@ class LMSDiscreteScheduler(SchedulerMixin):
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return ss.add_noise(self, original_samples, noise, timesteps)
