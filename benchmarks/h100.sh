@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 8's device check (benchmarks/h100.py) in the last call on the lent GPU machine.
+# Issue 8's device check (benchmarks/h100/) in the last call on the lent GPU machine.
 #
 # Before it, here:  ../shared/device/stage-wheels   (onnxruntime-gpu in pieces .device/p1..pN, and
 #   .device/w with diffusers, importlib_metadata, polygraphy); add the test runner to .device/w too:
@@ -8,7 +8,8 @@
 #   run carry [".device/p1"] command: cat .device/p1/* > /tmp/ort.whl
 #   run carry [".device/p2"] command: cat .device/p2/* >> /tmp/ort.whl   ... up to p(N-1)
 # And the last call:  run carry [".device/pN", ".device/w"] command: bash benchmarks/h100.sh
-# (extra arguments go to h100.py, e.g. --skip-compile). Figures land in $OUT/h100.json and h100.txt.
+# (extra arguments go to python -m benchmarks.h100, e.g. --skip-compile).
+# Figures land in $OUT/h100.json and h100.txt.
 # The whole check takes about 8-10 minutes there; to stay clear of the 600 s per-call limit, split it
 # into two calls back to back (the model and bundle stay in /tmp/sdrt-h100 while the machine is warm):
 #   run carry [".device/pN", ".device/w"] command: bash benchmarks/h100.sh --stages env model build

@@ -1,4 +1,4 @@
-"""benchmarks/h100.py (issue 8's one-call device check) in its --cpu-dry-run mode: the same code path on a
+"""benchmarks/h100/ (issue 8's one-call device check) in its --cpu-dry-run mode: the same code path on a
 tiny model with CPU providers, so the device call does not fail on a typo."""
 
 from __future__ import annotations
