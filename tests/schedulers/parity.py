@@ -23,6 +23,10 @@ SEED = 1234
 SHAPE = (2, 4, 8, 8)
 TOLERANCE = {np.float64: 1e-5, np.float32: 1e-4}
 
+# Stable Diffusion 1.x's training schedule, and SDXL's scheduler config on top of it.
+SD15 = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
+SDXL = dict(SD15, timestep_spacing="leading", interpolation_type="linear")
+
 try:  # the GPU machine has CuPy; elsewhere the CuPy cases are skipped, never faked
     import cupy  # type: ignore[import-not-found]
 
@@ -33,6 +37,9 @@ except Exception:  # noqa: BLE001
         np,
         pytest.param(None, marks=pytest.mark.skip(reason="CuPy with a GPU is not available")),
     ]
+
+DTYPES = [np.float64, np.float32]
+XP = pytest.mark.parametrize("xp", ARRAY_MODULES)
 
 
 def fake_model(x: Any, t: float, lib: Any) -> Any:

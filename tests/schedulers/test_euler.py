@@ -1,5 +1,6 @@
-"""EulerDiscreteScheduler against diffusers: spacings, sigma spacings, interpolation, prediction and
-timestep types, final sigmas, custom schedules, churn, add_noise and errors."""
+"""EulerDiscreteScheduler's own cases against diffusers (its shared grids are in test_sigma_schedulers.py):
+interpolation, sigma ranges, final sigmas, zero terminal SNR, timestep types, churn, custom schedules,
+get_velocity and its extra errors."""
 
 from __future__ import annotations
 
@@ -7,52 +8,16 @@ import numpy as np
 import pytest
 
 from tests.schedulers import common_checks, parity
+from tests.schedulers.parity import DTYPES, SD15, SDXL, XP
 
 torch = parity.torch
 diffusers = parity.diffusers
 
 NAME = "EulerDiscreteScheduler"
-SD15 = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
-SDXL = dict(SD15, timestep_spacing="leading", interpolation_type="linear")
-DTYPES = [np.float64, np.float32]
-XP = pytest.mark.parametrize("xp", parity.ARRAY_MODULES)
 
 
 def ours(config):
-    from sdrt.schedulers import EulerDiscreteScheduler
-
-    return EulerDiscreteScheduler.from_config(config)
-
-
-@XP
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("steps", [1, 2, 3, 4, 7, 10, 25, 50])
-def test_sdxl_config_step_counts(xp, dtype, steps):
-    assert parity.run_parity(NAME, SDXL, steps, dtype=dtype, xp=xp) == steps
-
-
-@XP
-def test_1000_steps(xp):
-    assert parity.run_parity(NAME, SD15, 1000, xp=xp) == 1000
-
-
-@XP
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("karras", [False, True])
-@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing"])
-@pytest.mark.parametrize("steps", [1, 4, 25])
-def test_spacings_and_karras(xp, dtype, karras, spacing, steps):
-    config = dict(SD15, timestep_spacing=spacing, use_karras_sigmas=karras)
-    parity.run_parity(NAME, config, steps, dtype=dtype, xp=xp)
-
-
-@XP
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample", "original_sample"])
-@pytest.mark.parametrize("spacing", ["leading", "trailing"])
-def test_prediction_types(xp, dtype, prediction_type, spacing):
-    config = dict(SD15, prediction_type=prediction_type, timestep_spacing=spacing)
-    parity.run_parity(NAME, config, 10, dtype=dtype, xp=xp)
+    return common_checks.ours(NAME, config)
 
 
 @XP
@@ -62,30 +27,22 @@ def test_prediction_types(xp, dtype, prediction_type, spacing):
     [
         dict(SD15, interpolation_type="log_linear"),
         dict(SD15, interpolation_type="log_linear", use_karras_sigmas=True),
-        dict(SD15, use_exponential_sigmas=True),
-        dict(SD15, use_beta_sigmas=True),
         dict(SD15, use_karras_sigmas=True, sigma_min=0.1, sigma_max=10.0),
         dict(SD15, final_sigmas_type="sigma_min"),
         dict(SD15, final_sigmas_type="sigma_min", use_karras_sigmas=True, timestep_spacing="trailing"),
-        dict(SD15, rescale_betas_zero_snr=True, timestep_spacing="trailing", prediction_type="v_prediction"),
         dict(SD15, rescale_betas_zero_snr=True, timestep_spacing="linspace", prediction_type="v_prediction"),
         dict(SD15, timestep_type="continuous", prediction_type="v_prediction"),
-        dict(beta_schedule="squaredcos_cap_v2"),
         dict(beta_schedule="linear", trained_betas=np.linspace(1e-4, 2e-2, 1000).tolist()),
         dict(SD15, steps_offset=3, timestep_spacing="leading"),
     ],
     ids=[
         "log-linear",
         "log-linear-karras",
-        "exponential",
-        "beta",
         "karras-range",
         "final-sigma-min",
         "final-sigma-min-karras",
-        "zero-snr-trailing",
         "zero-snr-linspace",
         "continuous-v",
-        "cosine",
         "trained-betas",
         "offset",
     ],
@@ -114,18 +71,14 @@ def test_custom_sigmas(xp):
     parity.run_parity(NAME, SD15, None, xp=xp, set_timesteps_kwargs=dict(sigmas=sigmas))
 
 
-def test_add_noise_and_velocity_match_diffusers():
-    ref = diffusers.EulerDiscreteScheduler.from_config(SD15)
-    sched = ours(SD15)
+def test_velocity_matches_diffusers():
+    ref, sched = diffusers.EulerDiscreteScheduler.from_config(SD15), ours(SD15)
     ref.set_timesteps(20)
     sched.set_timesteps(20)
     x0 = parity.initial_sample()
     noise = np.random.default_rng(7).standard_normal(x0.shape)
-    t_ref, t_ours = ref.timesteps[[0, 5]], sched.timesteps[[0, 5]]
-    expected = ref.add_noise(torch.from_numpy(x0), torch.from_numpy(noise), t_ref).numpy()
-    assert parity.relative_error(sched.add_noise(x0, noise, t_ours), expected) <= 1e-6
-    expected = ref.get_velocity(torch.from_numpy(x0), torch.from_numpy(noise), t_ref).numpy()
-    assert parity.relative_error(sched.get_velocity(x0, noise, t_ours), expected) <= 1e-6
+    expected = ref.get_velocity(torch.from_numpy(x0), torch.from_numpy(noise), ref.timesteps[[0, 5]]).numpy()
+    assert parity.relative_error(sched.get_velocity(x0, noise, sched.timesteps[[0, 5]]), expected) <= 1e-6
 
 
 def test_step_returns_pred_original_sample():
@@ -142,34 +95,11 @@ def test_step_returns_pred_original_sample():
 
 @pytest.mark.parametrize(
     "option, value",
-    [
-        ("timestep_spacing", "uniform"),
-        ("prediction_type", "flow"),
-        ("interpolation_type", "cubic"),
-        ("timestep_type", "edm"),
-        ("final_sigmas_type", "one"),
-        ("beta_schedule", "quadratic"),
-    ],
+    [("interpolation_type", "cubic"), ("timestep_type", "edm"), ("final_sigmas_type", "one")],
 )
 def test_bad_option_value(option, value):
     with pytest.raises(NotImplementedError, match=option):
         ours({option: value})
-
-
-def test_two_sigma_spacings_refused():
-    with pytest.raises(ValueError, match="use_karras_sigmas"):
-        ours(dict(use_karras_sigmas=True, use_exponential_sigmas=True))
-
-
-def test_step_before_set_timesteps():
-    sched = ours(SD15)
-    x = parity.initial_sample()
-    with pytest.raises(RuntimeError, match="set_timesteps"):
-        sched.step(x, 999.0, x)
-
-
-def test_timestep_not_in_schedule():
-    common_checks.check_timestep_not_in_schedule(NAME, SD15)
 
 
 def test_integer_index_refused():
