@@ -10,7 +10,7 @@ copies), so that 1000-step schedules agree to the last digits.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,29 +62,33 @@ def betas_for_alpha_bar(
     return np.array(betas, dtype=np.float32)
 
 
-def make_betas(
-    *,
-    scheduler: str,
-    num_train_timesteps: int,
-    beta_start: float,
-    beta_end: float,
-    beta_schedule: str,
-    trained_betas: Sequence[float] | np.ndarray | None = None,
-) -> np.ndarray:
-    """Betas for a scheduler's config (float32), naming the option in the error when it is unknown."""
-    if trained_betas is not None:
-        return np.asarray(trained_betas, dtype=np.float32)
-    if beta_schedule == "linear":
-        return linspace_f32(beta_start, beta_end, num_train_timesteps)
-    if beta_schedule == "scaled_linear":
+def make_betas(scheduler: str, config: Any, *, zero_snr: bool = False) -> np.ndarray:
+    """Betas for a scheduler's config (float32), naming the option in the error when it is unknown;
+    with ``zero_snr``, rescaled to zero terminal SNR."""
+    betas = _schedule_betas(scheduler, config)
+    return rescale_zero_terminal_snr(betas) if zero_snr else betas
+
+
+def _schedule_betas(scheduler: str, config: Any) -> np.ndarray:
+    if config.trained_betas is not None:
+        return np.asarray(config.trained_betas, dtype=np.float32)
+    n, start, end, schedule = (
+        config.num_train_timesteps,
+        config.beta_start,
+        config.beta_end,
+        config.beta_schedule,
+    )
+    if schedule == "linear":
+        return linspace_f32(start, end, n)
+    if schedule == "scaled_linear":
         # The schedule Stable Diffusion was trained with.
-        return linspace_f32(beta_start**0.5, beta_end**0.5, num_train_timesteps) ** 2
-    if beta_schedule == "squaredcos_cap_v2":
-        return betas_for_alpha_bar(num_train_timesteps)
-    if beta_schedule in ("exp", "laplace"):
-        return betas_for_alpha_bar(num_train_timesteps, alpha_transform_type=beta_schedule)
+        return linspace_f32(start**0.5, end**0.5, n) ** 2
+    if schedule == "squaredcos_cap_v2":
+        return betas_for_alpha_bar(n)
+    if schedule in ("exp", "laplace"):
+        return betas_for_alpha_bar(n, alpha_transform_type=schedule)
     raise NotImplementedError(
-        f"{scheduler}: beta_schedule={beta_schedule!r} is not supported; choose one of "
+        f"{scheduler}: beta_schedule={schedule!r} is not supported; choose one of "
         f"{', '.join(map(repr, BETA_SCHEDULES))} or pass trained_betas"
     )
 

@@ -60,14 +60,7 @@ class DDPMScheduler(SchedulerMixin):
         if trained_betas is None and beta_schedule == "sigmoid":
             self.betas = sigmoid_betas(beta_start, beta_end, num_train_timesteps)
         else:
-            self.betas = make_betas(
-                scheduler=name,
-                num_train_timesteps=num_train_timesteps,
-                beta_start=beta_start,
-                beta_end=beta_end,
-                beta_schedule=beta_schedule,
-                trained_betas=trained_betas,
-            )
+            self.betas = make_betas(name, self.config)
         if rescale_betas_zero_snr:
             self.betas = rescale_zero_terminal_snr(self.betas)
         self.alphas = 1 - self.betas

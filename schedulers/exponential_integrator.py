@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from . import multistep_schedule as ms
-from .betas import alphas_cumprod_from_betas, make_betas, rescale_zero_terminal_snr
+from .betas import make_betas
 from .scheduler import SchedulerMixin
+from .sigma_schedule import training_alphas_cumprod
 from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
 from .thresholding import threshold_sample
 
@@ -37,22 +38,9 @@ class ExponentialIntegratorScheduler(SchedulerMixin):
         config, name = self.config, type(self).__name__
         if config.beta_schedule not in BETA_SCHEDULES and config.trained_betas is None:
             raise NotImplementedError(f"{name}: beta_schedule={config.beta_schedule!r} is not supported")
-        betas = make_betas(
-            scheduler=name,
-            num_train_timesteps=config.num_train_timesteps,
-            beta_start=config.beta_start,
-            beta_end=config.beta_end,
-            beta_schedule=config.beta_schedule,
-            trained_betas=config.trained_betas,
-        )
         zero_snr = config.get("rescale_betas_zero_snr", False)
-        if zero_snr:
-            betas = rescale_zero_terminal_snr(betas)
-        self.betas = betas
-        self.alphas_cumprod = alphas_cumprod_from_betas(betas)
-        if zero_snr:
-            # sigma would be infinite at zero SNR; diffusers keeps it finite this way.
-            self.alphas_cumprod[-1] = 2**-24
+        self.betas = make_betas(name, config, zero_snr=zero_snr)
+        self.alphas_cumprod = training_alphas_cumprod(self.betas, zero_snr)
         self.sigmas = sigmas_from_alphas_cumprod(self.alphas_cumprod)
         self.init_noise_sigma = 1.0
         # the training steps until set_timesteps; step() refuses to run on them

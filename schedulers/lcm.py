@@ -14,7 +14,7 @@ import numpy as np
 
 from . import alpha_schedule as sched
 from .arrays import draw_noise
-from .betas import alphas_cumprod_from_betas, make_betas, rescale_zero_terminal_snr
+from .betas import alphas_cumprod_from_betas, make_betas
 from .config import register_to_config
 from .output import LCMSchedulerOutput
 from .scheduler import SchedulerMixin, check_choice
@@ -54,16 +54,7 @@ class LCMScheduler(SchedulerMixin):
         check_choice(name, "prediction_type", prediction_type, sched.PREDICTION_TYPES)
         if trained_betas is None:
             check_choice(name, "beta_schedule", beta_schedule, BETA_SCHEDULES)
-        self.betas = make_betas(
-            scheduler=name,
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            trained_betas=trained_betas,
-        )
-        if rescale_betas_zero_snr:
-            self.betas = rescale_zero_terminal_snr(self.betas)
+        self.betas = make_betas(name, self.config, zero_snr=rescale_betas_zero_snr)
         self.alphas = 1 - self.betas
         self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
         self.final_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else self.alphas_cumprod[0]

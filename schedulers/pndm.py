@@ -57,14 +57,7 @@ class PNDMScheduler(SchedulerMixin):
         check_choice(name, "timestep_spacing", timestep_spacing, sched.TIMESTEP_SPACINGS)
         if trained_betas is None:
             check_choice(name, "beta_schedule", beta_schedule, BETA_SCHEDULES)
-        self.betas = make_betas(
-            scheduler=name,
-            num_train_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            beta_schedule=beta_schedule,
-            trained_betas=trained_betas,
-        )
+        self.betas = make_betas(name, self.config)
         self.alphas = 1 - self.betas
         self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
         self.final_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else self.alphas_cumprod[0]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import array_module
-from .betas import alphas_cumprod_from_betas, make_betas, rescale_zero_terminal_snr
+from .betas import alphas_cumprod_from_betas
 from .scheduler import as_scalar, check_choice
 from .sigmas import (
     beta_sigmas,
@@ -52,18 +52,8 @@ def check_sigma_config(scheduler: str, config: Any, prediction_types: tuple[str,
     )
 
 
-def training_alphas_cumprod(scheduler: str, config: Any, zero_snr: bool = False) -> np.ndarray:
-    """alpha-bar over the training timesteps (float32); with ``zero_snr``, rescaled to zero terminal SNR."""
-    betas = make_betas(
-        scheduler=scheduler,
-        num_train_timesteps=config.num_train_timesteps,
-        beta_start=config.beta_start,
-        beta_end=config.beta_end,
-        beta_schedule=config.beta_schedule,
-        trained_betas=config.trained_betas,
-    )
-    if zero_snr:
-        betas = rescale_zero_terminal_snr(betas)
+def training_alphas_cumprod(betas: np.ndarray, zero_snr: bool = False) -> np.ndarray:
+    """alpha-bar over the training timesteps (float32), kept above 0 at zero terminal SNR."""
     alphas_cumprod = alphas_cumprod_from_betas(betas)
     if zero_snr:
         # sigma would be infinite at alpha-bar = 0; diffusers keeps it just above.

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import sigma_schedule as ss
+from .betas import make_betas
 from .scheduler import SchedulerMixin
 
 
@@ -23,7 +24,8 @@ class SigmaScheduler(SchedulerMixin):
     ) -> None:
         name = type(self).__name__
         ss.check_sigma_config(name, self.config, prediction_types)
-        self.alphas_cumprod = ss.training_alphas_cumprod(name, self.config, rescale_betas_zero_snr)
+        self.betas = make_betas(name, self.config, zero_snr=rescale_betas_zero_snr)
+        self.alphas_cumprod = ss.training_alphas_cumprod(self.betas, rescale_betas_zero_snr)
         self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
 
     @property
