@@ -26,6 +26,11 @@ TOLERANCE = {np.float64: 1e-5, np.float32: 1e-4}
 # Stable Diffusion 1.x's training schedule, and SDXL's scheduler config on top of it.
 SD15 = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
 SDXL = dict(SD15, timestep_spacing="leading", interpolation_type="linear")
+# SD 1.x pipelines' own scheduler config (PNDM's, read by DDIM and the solvers too): the keys the solvers
+# ignore still count in a from_config swap.
+SD15_PIPELINE = dict(SD15, set_alpha_to_one=False, skip_prk_steps=True, clip_sample=False)
+# DPM++ 2M, as pipelines configure DPMSolverMultistepScheduler.
+DPMPP_2M = dict(SD15_PIPELINE, algorithm_type="dpmsolver++", solver_order=2)
 
 try:  # the GPU machine has CuPy; elsewhere the CuPy cases are skipped, never faked
     import cupy  # type: ignore[import-not-found]
