@@ -7,16 +7,14 @@ from typing import Any
 import numpy as np
 
 from . import alpha_schedule as sched
+from .alpha_scheduler import AlphaScheduler
 from .arrays import draw_noise
-from .betas import alphas_cumprod_from_betas, make_betas
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, check_choice
-
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+from .scheduler import check_choice
 
 
-class DDIMScheduler(SchedulerMixin):
+class DDIMScheduler(AlphaScheduler):
     order = 1
 
     @register_to_config
@@ -41,19 +39,9 @@ class DDIMScheduler(SchedulerMixin):
         name = type(self).__name__
         check_choice(name, "prediction_type", prediction_type, sched.PREDICTION_TYPES)
         check_choice(name, "timestep_spacing", timestep_spacing, sched.TIMESTEP_SPACINGS)
-        if trained_betas is None:
-            check_choice(name, "beta_schedule", beta_schedule, BETA_SCHEDULES)
-        self.betas = make_betas(name, self.config, zero_snr=rescale_betas_zero_snr)
-        self.alphas = 1 - self.betas
-        self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
+        self._init_training_alphas()
         # alpha-bar "before" the first training step, used by the last sampling step.
         self.final_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
-        self.init_noise_sigma = 1.0
-        self.num_inference_steps = None
-        self.timesteps = np.arange(num_train_timesteps, dtype=np.int64)[::-1].copy()
-
-    def scale_model_input(self, sample: Any, timestep: Any = None) -> Any:
-        return sample
 
     def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:
         T = self.config.num_train_timesteps
@@ -109,9 +97,6 @@ class DDIMScheduler(SchedulerMixin):
         if not return_dict:
             return (prev_sample, x0)
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return sched.add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
 
     def get_velocity(self, sample: Any, noise: Any, timesteps: Any) -> Any:
         return sched.get_velocity(self.alphas_cumprod, sample, noise, timesteps)

@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 
 from . import alpha_schedule as sched
+from .alpha_scheduler import AlphaScheduler
 from .arrays import array_module, draw_noise
-from .betas import alphas_cumprod_from_betas, linspace_f32, make_betas, rescale_zero_terminal_snr
+from .betas import linspace_f32, rescale_zero_terminal_snr
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, check_choice
+from .scheduler import check_choice
 
 VARIANCE_TYPES = (
     "fixed_small",
@@ -29,7 +30,8 @@ def sigmoid_betas(beta_start: float, beta_end: float, num_train_timesteps: int) 
     return (1 / (1 + np.exp(-x))) * np.float32(beta_end - beta_start) + np.float32(beta_start)
 
 
-class DDPMScheduler(SchedulerMixin):
+class DDPMScheduler(AlphaScheduler):
+    beta_schedules = BETA_SCHEDULES
     order = 1
 
     @register_to_config
@@ -55,25 +57,14 @@ class DDPMScheduler(SchedulerMixin):
         check_choice(name, "variance_type", variance_type, VARIANCE_TYPES)
         check_choice(name, "prediction_type", prediction_type, sched.PREDICTION_TYPES)
         check_choice(name, "timestep_spacing", timestep_spacing, sched.TIMESTEP_SPACINGS)
-        if trained_betas is None:
-            check_choice(name, "beta_schedule", beta_schedule, BETA_SCHEDULES)
-        if trained_betas is None and beta_schedule == "sigmoid":
-            self.betas = sigmoid_betas(beta_start, beta_end, num_train_timesteps)
-        else:
-            self.betas = make_betas(name, self.config)
-        if rescale_betas_zero_snr:
-            self.betas = rescale_zero_terminal_snr(self.betas)
-        self.alphas = 1 - self.betas
-        self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
+        betas = None
+        if trained_betas is None and beta_schedule == "sigmoid":  # DDPM's own schedule
+            betas = sigmoid_betas(beta_start, beta_end, num_train_timesteps)
+            betas = rescale_zero_terminal_snr(betas) if rescale_betas_zero_snr else betas
+        self._init_training_alphas(betas)
         self.one = np.float32(1.0)
-        self.init_noise_sigma = 1.0
         self.custom_timesteps = False
-        self.num_inference_steps = None
-        self.timesteps = np.arange(num_train_timesteps, dtype=np.int64)[::-1].copy()
         self.variance_type = variance_type
-
-    def scale_model_input(self, sample: Any, timestep: Any = None) -> Any:
-        return sample
 
     def set_timesteps(
         self,
@@ -176,9 +167,6 @@ class DDPMScheduler(SchedulerMixin):
         if not return_dict:
             return (prev_sample, x0)
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return sched.add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
 
     def get_velocity(self, sample: Any, noise: Any, timesteps: Any) -> Any:
         return sched.get_velocity(self.alphas_cumprod, sample, noise, timesteps)

@@ -13,19 +13,18 @@ from typing import Any
 import numpy as np
 
 from . import alpha_schedule as sched
+from .alpha_scheduler import AlphaScheduler
 from .arrays import draw_noise
-from .betas import alphas_cumprod_from_betas, make_betas
 from .config import register_to_config
 from .output import LCMSchedulerOutput
-from .scheduler import SchedulerMixin, check_choice
+from .scheduler import check_choice
 
 logger = logging.getLogger(__name__)
 
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 SIGMA_DATA = 0.5
 
 
-class LCMScheduler(SchedulerMixin):
+class LCMScheduler(AlphaScheduler):
     _compatibles = ()
     order = 1
 
@@ -52,21 +51,11 @@ class LCMScheduler(SchedulerMixin):
     ):
         name = type(self).__name__
         check_choice(name, "prediction_type", prediction_type, sched.PREDICTION_TYPES)
-        if trained_betas is None:
-            check_choice(name, "beta_schedule", beta_schedule, BETA_SCHEDULES)
-        self.betas = make_betas(name, self.config, zero_snr=rescale_betas_zero_snr)
-        self.alphas = 1 - self.betas
-        self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
+        self._init_training_alphas()
         self.final_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
-        self.init_noise_sigma = 1.0
-        self.num_inference_steps = None
-        self.timesteps = np.arange(num_train_timesteps, dtype=np.int64)[::-1].copy()
         self.custom_timesteps = False
         self._step_index = None
         self._begin_index = None
-
-    def scale_model_input(self, sample: Any, timestep: Any = None) -> Any:
-        return sample
 
     def set_timesteps(
         self,
@@ -196,9 +185,6 @@ class LCMScheduler(SchedulerMixin):
 
     def previous_timestep(self, timestep: Any) -> int:
         return sched.previous_timestep(self, timestep)
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return sched.add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
 
     def get_velocity(self, sample: Any, noise: Any, timesteps: Any) -> Any:
         return sched.get_velocity(self.alphas_cumprod, sample, noise, timesteps)

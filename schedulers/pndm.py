@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 
 from . import alpha_schedule as sched
-from .betas import alphas_cumprod_from_betas, make_betas
+from .alpha_scheduler import AlphaScheduler
 from .config import register_to_config
 from .output import SchedulerOutput
-from .scheduler import SchedulerMixin, check_choice
+from .scheduler import check_choice
 
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
@@ -35,7 +34,7 @@ def pndm_timesteps(ascending: np.ndarray, num_train_timesteps: int, skip_prk_ste
     return prk, ascending[:-3][::-1].copy()
 
 
-class PNDMScheduler(SchedulerMixin):
+class PNDMScheduler(AlphaScheduler):
     order = 1
 
     @register_to_config
@@ -55,15 +54,9 @@ class PNDMScheduler(SchedulerMixin):
         name = type(self).__name__
         check_choice(name, "prediction_type", prediction_type, PREDICTION_TYPES)
         check_choice(name, "timestep_spacing", timestep_spacing, sched.TIMESTEP_SPACINGS)
-        if trained_betas is None:
-            check_choice(name, "beta_schedule", beta_schedule, BETA_SCHEDULES)
-        self.betas = make_betas(name, self.config)
-        self.alphas = 1 - self.betas
-        self.alphas_cumprod = alphas_cumprod_from_betas(self.betas)
+        self._init_training_alphas()
         self.final_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
-        self.init_noise_sigma = 1.0
         self.pndm_order = 4
-        self.num_inference_steps = None
         self.prk_timesteps = None
         self.plms_timesteps = None
         self.timesteps = None
@@ -89,9 +82,6 @@ class PNDMScheduler(SchedulerMixin):
         self.prk_timesteps, self.plms_timesteps = pndm_timesteps(ascending, T, self.config.skip_prk_steps)
         self.timesteps = np.concatenate([self.prk_timesteps, self.plms_timesteps]).astype(np.int64)
         self._reset_history()
-
-    def scale_model_input(self, sample: Any, *args: Any, **kwargs: Any) -> Any:
-        return sample
 
     def step(
         self, model_output: Any, timestep: Any, sample: Any, return_dict: bool = True, generator: Any = None
@@ -176,6 +166,3 @@ class PNDMScheduler(SchedulerMixin):
         return float(sample_coeff) * sample - float(alpha_bar_prev - alpha_bar) * model_output / float(
             denominator
         )
-
-    def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        return sched.add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
