@@ -13,7 +13,7 @@ import numpy as np
 
 from . import multistep_schedule as ms
 from .betas import make_betas
-from .scheduler import SchedulerMixin
+from .scheduler import SchedulerMixin, check_choice
 from .sigma_schedule import training_alphas_cumprod
 from .sigmas import check_one_sigma_spacing, sigmas_from_alphas_cumprod
 from .thresholding import threshold_sample
@@ -22,8 +22,6 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
 class ExponentialIntegratorScheduler(SchedulerMixin):
-    order = 1
-
     def _check_sigma_spacing(self) -> None:
         config = self.config
         check_one_sigma_spacing(
@@ -36,8 +34,8 @@ class ExponentialIntegratorScheduler(SchedulerMixin):
     def _init_training_schedule(self) -> None:
         """betas, alphas_cumprod and sigmas of the training schedule, from the config."""
         config, name = self.config, type(self).__name__
-        if config.beta_schedule not in BETA_SCHEDULES and config.trained_betas is None:
-            raise NotImplementedError(f"{name}: beta_schedule={config.beta_schedule!r} is not supported")
+        if config.trained_betas is None:
+            check_choice(name, "beta_schedule", config.beta_schedule, BETA_SCHEDULES)
         zero_snr = config.get("rescale_betas_zero_snr", False)
         self.betas = make_betas(name, config, zero_snr=zero_snr)
         self.alphas_cumprod = training_alphas_cumprod(self.betas, zero_snr)
