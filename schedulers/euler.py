@@ -42,9 +42,7 @@ class EulerDiscreteScheduler(SigmaScheduler):
         check_choice(name, "interpolation_type", interpolation_type, ("linear", "log_linear"))
         check_choice(name, "timestep_type", timestep_type, ("discrete", "continuous"))
         check_choice(name, "final_sigmas_type", final_sigmas_type, ("zero", "sigma_min"))
-        self._init_training_sigmas(
-            ("epsilon", "v_prediction", "sample", "original_sample"), rescale_betas_zero_snr
-        )
+        self._init_training_sigmas(("epsilon", "v_prediction", "sample", "original_sample"))
         sigmas = self.train_sigmas[::-1]
         if self._continuous_v:
             self.timesteps = 0.25 * np.log(sigmas)

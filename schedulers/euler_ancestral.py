@@ -31,7 +31,7 @@ class EulerAncestralDiscreteScheduler(SigmaScheduler):
         steps_offset: int = 0,
         rescale_betas_zero_snr: bool = False,
     ) -> None:
-        self._init_training_sigmas(("epsilon", "v_prediction"), rescale_betas_zero_snr)
+        self._init_training_sigmas(("epsilon", "v_prediction"))
         self.sigmas = np.concatenate([self.train_sigmas[::-1], np.zeros(1, np.float32)])
         self.timesteps = np.linspace(0, num_train_timesteps - 1, num_train_timesteps)[::-1].copy()
         self.num_inference_steps = None

@@ -19,13 +19,13 @@ from .scheduler import SchedulerMixin
 class SigmaScheduler(SchedulerMixin):
     is_scale_input_called = False
 
-    def _init_training_sigmas(
-        self, prediction_types: tuple[str, ...], rescale_betas_zero_snr: bool = False
-    ) -> None:
-        name = type(self).__name__
-        ss.check_sigma_config(name, self.config, prediction_types)
-        self.betas = make_betas(name, self.config, zero_snr=rescale_betas_zero_snr)
-        self.alphas_cumprod = ss.training_alphas_cumprod(self.betas, rescale_betas_zero_snr)
+    def _init_training_sigmas(self, prediction_types: tuple[str, ...]) -> None:
+        """betas, alpha-bar and sigmas of the training schedule, from the config."""
+        config, name = self.config, type(self).__name__
+        ss.check_sigma_config(name, config, prediction_types)
+        zero_snr = config.get("rescale_betas_zero_snr", False)
+        self.betas = make_betas(name, config, zero_snr=zero_snr)
+        self.alphas_cumprod = ss.training_alphas_cumprod(self.betas, zero_snr)
         self.train_sigmas = ss.training_sigmas(self.alphas_cumprod)
 
     @property
