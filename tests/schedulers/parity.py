@@ -31,6 +31,12 @@ SDXL = dict(SD15, timestep_spacing="leading", interpolation_type="linear")
 SD15_PIPELINE = dict(SD15, set_alpha_to_one=False, skip_prk_steps=True, clip_sample=False)
 # DPM++ 2M, as pipelines configure DPMSolverMultistepScheduler.
 DPMPP_2M = dict(SD15_PIPELINE, algorithm_type="dpmsolver++", solver_order=2)
+# SD 2.1's (v-prediction) pipeline config: SD15_PIPELINE predicting v, with the default leading spacing.
+SD21_V_PIPELINE = dict(SD15_PIPELINE, prediction_type="v_prediction", timestep_spacing="leading")
+# The scheduler config of the LCM-distilled SD 1.5 models (e.g. LCM_Dreamshaper_v7).
+LCM_SD15 = dict(
+    SD15, set_alpha_to_one=True, clip_sample=False, original_inference_steps=50, timestep_scaling=10.0
+)
 
 try:  # the GPU machine has CuPy; elsewhere the CuPy cases are skipped, never faked
     import cupy  # type: ignore[import-not-found]
