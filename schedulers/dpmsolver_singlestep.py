@@ -16,6 +16,7 @@ import numpy as np
 from . import multistep_schedule as ms
 from .arrays import draw_noise
 from .config import register_to_config
+from .dpmsolver_multistep import DPMSolverMultistepScheduler
 from .exponential_integrator import ExponentialIntegratorScheduler
 from .multistep_schedule import exp32
 from .output import SchedulerOutput
@@ -165,29 +166,9 @@ class DPMSolverSinglestepScheduler(ExponentialIntegratorScheduler):
         self._step_index = None
         self._begin_index = None
 
-    def convert_model_output(self, model_output: Any, sample: Any) -> Any:
-        """x_0 for the ++ (data-prediction) algorithms, eps for dpmsolver."""
-        if self.config.variance_type in ("learned", "learned_range"):
-            model_output = model_output[:, :3]
-        if self.config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++"):
-            return self._data_prediction(model_output, sample)
-        return self._noise_prediction(model_output, sample)
-
-    def dpm_solver_first_order_update(self, model_output: Any, sample: Any, noise: Any = None) -> Any:
-        """DPM-Solver-1 from the current noise level to the next."""
-        i = self.step_index
-        (alpha_t, sigma_t, lambda_t), (alpha_s, sigma_s, lambda_s) = self._lambdas(i + 1, i)
-        h = lambda_t - lambda_s
-        algorithm = self.config.algorithm_type
-        if algorithm == "dpmsolver++":
-            return float(sigma_t / sigma_s) * sample - float(alpha_t * (exp32(-h) - 1.0)) * model_output
-        if algorithm == "dpmsolver":
-            return float(alpha_t / alpha_s) * sample - float(sigma_t * (exp32(h) - 1.0)) * model_output
-        return (  # sde-dpmsolver++
-            float(sigma_t / sigma_s * exp32(-h)) * sample
-            + float(alpha_t * (1 - exp32(-2.0 * h))) * model_output
-            + float(sigma_t * np.sqrt(1.0 - exp32(-2 * h))) * noise
-        )
+    # The model-output conversion and the first-order step are the multistep solver's.
+    convert_model_output = DPMSolverMultistepScheduler.convert_model_output
+    dpm_solver_first_order_update = DPMSolverMultistepScheduler.dpm_solver_first_order_update
 
     def singlestep_dpm_solver_second_order_update(
         self, model_output_list: list[Any], sample: Any, noise: Any = None
