@@ -69,8 +69,7 @@ class DDIMScheduler(AlphaScheduler):
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
         """x_{t-1} from Song et al. eq. 12: predicted x_0, the direction to x_t, and eta-scaled noise."""
-        if self.num_inference_steps is None:
-            raise RuntimeError("DDIMScheduler: call set_timesteps(num_inference_steps) before step()")
+        self._require_timesteps()
         t = sched.train_timestep("DDIMScheduler", timestep, self.config.num_train_timesteps)
         prev_t = t - self.config.num_train_timesteps // self.num_inference_steps
         alpha_bar = self.alphas_cumprod[t]

@@ -96,14 +96,6 @@ class ExponentialIntegratorScheduler(SchedulerMixin):
         x0 = self._threshold(ms.x0_from_epsilon(epsilon, sample, alpha, sigma))
         return ms.epsilon_from_x0(x0, sample, alpha, sigma)
 
-    def _start_step(self, timestep: Any) -> None:
-        if self.num_inference_steps is None:  # self.timesteps holds the training steps until then
-            raise RuntimeError(
-                f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
-
     def scale_model_input(self, sample: Any, *args: Any, **kwargs: Any) -> Any:
         return sample
 

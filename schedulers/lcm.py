@@ -155,10 +155,7 @@ class LCMScheduler(AlphaScheduler):
         generator: Any = None,
         return_dict: bool = True,
     ) -> LCMSchedulerOutput | tuple:
-        if self.num_inference_steps is None:
-            raise RuntimeError("LCMScheduler: call set_timesteps(num_inference_steps) before step()")
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        self._start_step(timestep)
         t = sched.train_timestep("LCMScheduler", timestep, self.config.num_train_timesteps)
         next_index = self.step_index + 1
         prev_t = int(self.timesteps[next_index]) if next_index < len(self.timesteps) else t

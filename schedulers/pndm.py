@@ -93,8 +93,7 @@ class PNDMScheduler(AlphaScheduler):
         return self.step_plms(model_output, timestep, sample, return_dict=return_dict)
 
     def _check_step(self, timestep: Any) -> int:
-        if self.num_inference_steps is None:
-            raise RuntimeError("PNDMScheduler: call set_timesteps(num_inference_steps) before step()")
+        self._require_timesteps()
         return sched.train_timestep("PNDMScheduler", timestep, self.config.num_train_timesteps)
 
     def step_prk(self, model_output: Any, timestep: Any, sample: Any, return_dict: bool = True) -> Any:

@@ -57,10 +57,17 @@ class SchedulerMixin(ConfigMixin):
         self._begin_index = begin_index
 
     def _require_timesteps(self) -> None:
-        if self.num_inference_steps is None and self.timesteps is None:
+        """Refuse to step on the training schedule the constructor leaves in place (no set_timesteps)."""
+        if self.num_inference_steps is None:
             raise RuntimeError(
                 f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
             )
+
+    def _start_step(self, timestep: Any) -> None:
+        """Refuse a step before set_timesteps; at the first step, find where ``timestep`` stands."""
+        self._require_timesteps()
+        if self.step_index is None:
+            self._init_step_index(timestep)
 
     def index_for_timestep(self, timestep: Any, schedule_timesteps: np.ndarray | None = None) -> int:
         """Position of ``timestep`` in the schedule (the second match when it occurs twice, as diffusers)."""

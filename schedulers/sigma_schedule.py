@@ -32,14 +32,6 @@ from .sigmas import (
 TIMESTEP_SPACINGS = ("linspace", "leading", "trailing")
 
 
-def require_set_timesteps(scheduler: Any) -> None:
-    """Refuse to step on the training schedule the constructor leaves in place (a missing set_timesteps)."""
-    if scheduler.num_inference_steps is None:
-        raise RuntimeError(
-            f"{type(scheduler).__name__}: call set_timesteps(num_inference_steps) before step()"
-        )
-
-
 def check_sigma_config(scheduler: str, config: Any, prediction_types: tuple[str, ...]) -> None:
     """Refuse option values the scheduler does not implement, before any schedule is made."""
     check_choice(scheduler, "timestep_spacing", config.timestep_spacing, TIMESTEP_SPACINGS)

@@ -43,14 +43,12 @@ class SigmaScheduler(SchedulerMixin):
         return ss.scale_model_input(sample, self._input_sigma())
 
     def _start_step(self, timestep: Any, *, refuse_index: bool = False) -> None:
-        ss.require_set_timesteps(self)
         if refuse_index and isinstance(timestep, (int, np.integer)) and not isinstance(timestep, bool):
             raise ValueError(
                 f"{type(self).__name__}.step: pass one of scheduler.timesteps as `timestep`, "
                 f"not an integer index ({timestep})"
             )
-        if self.step_index is None:
-            self._init_step_index(timestep)
+        super()._start_step(timestep)
 
     def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
         return ss.add_noise(self, original_samples, noise, timesteps)
