@@ -8,17 +8,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .build import BuildReport, export_pipeline
     from .engines import build_engines
-    from .pipeline import BuildReport, export_pipeline
 
 __all__ = ["export_pipeline", "build_engines", "BuildReport"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("export_pipeline", "BuildReport"):
-        from . import pipeline
+        from . import build
 
-        return getattr(pipeline, name)
+        return getattr(build, name)
     if name == "build_engines":
         from .engines import build_engines
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sdrt.runtime.manifest import load_manifest, write_manifest
+from sdrt.runtime.bundle.manifest import load_manifest, write_manifest
 
 from .errors import OptionError
 
@@ -32,7 +32,7 @@ def ort_stage(
 ) -> dict[str, Any]:
     """Write ``ort/<name>.onnx`` optimized for ``provider``; validate it when ``cases`` are given and
     the provider is available here. Returns the component's ``ort`` record."""
-    from .ort_optimize import optimize_for_ort
+    from sdrt.export.ort.optimize import optimize_for_ort
 
     started = time.perf_counter()
     src = bundle_dir / record["onnx"]
@@ -46,7 +46,7 @@ def ort_stage(
     if cases:
         import onnxruntime as ort
 
-        from .validate import validate_onnx
+        from sdrt.export.onnx.validate import validate_onnx
 
         wanted = "CUDAExecutionProvider" if provider == "cuda" else "CPUExecutionProvider"
         if wanted in ort.get_available_providers():
@@ -84,7 +84,7 @@ def build_engines(
             record["ort"] = ort_stage(bundle_dir, name, record, provider=provider)
     elif backend == "tensorrt":
         try:
-            from .tensorrt_build import build_trt_plans
+            from sdrt.export.tensorrt.build import build_trt_plans
         except ImportError as err:
             raise OptionError(
                 f"--backend tensorrt needs TensorRT and sdrt's TensorRT builder ({err}); install "

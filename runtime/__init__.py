@@ -13,16 +13,16 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DiffusionPipeline": "pipeline_base",
-    "StableDiffusionPipelineOutput": "pipeline_base",
-    "ImagePipelineOutput": "pipeline_base",
-    "StableDiffusionPipeline": "text_to_image",
-    "StableDiffusionImg2ImgPipeline": "image_to_image",
-    "StableDiffusionInpaintPipeline": "inpaint",
-    "StableDiffusionXLPipeline": "sdxl",
-    "DDPMPipeline": "ddpm",
-    "TorchCompatibleGenerator": "torch_random",
-    "CLIPTokenizer": "tokenizer",
+    "DiffusionPipeline": "pipelines.base",
+    "StableDiffusionPipelineOutput": "pipelines.base",
+    "ImagePipelineOutput": "pipelines.base",
+    "StableDiffusionPipeline": "pipelines.text_to_image",
+    "StableDiffusionImg2ImgPipeline": "pipelines.image_to_image",
+    "StableDiffusionInpaintPipeline": "pipelines.inpaint",
+    "StableDiffusionXLPipeline": "pipelines.sdxl",
+    "DDPMPipeline": "pipelines.ddpm",
+    "TorchCompatibleGenerator": "random.torch_generator",
+    "CLIPTokenizer": "text.tokenizer",
     "make_image_grid": "images",
     "load_image": "images",
 }

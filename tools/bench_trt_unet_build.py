@@ -23,9 +23,9 @@ def export(work: Path, precision: str) -> None:
     import torch
     from diffusers import UNet2DConditionModel
 
-    from sdrt.export.components import export_unet
-    from sdrt.export.fp16 import convert_to_fp16
-    from sdrt.export.onnx_cleanup import clean_onnx
+    from sdrt.export.onnx.cleanup import clean_onnx
+    from sdrt.export.onnx.fp16 import convert_to_fp16
+    from sdrt.export.onnx.trace import export_unet
     from tests.export.sd15_unet import SD15_UNET_CONFIG
 
     torch.manual_seed(0)
@@ -65,8 +65,8 @@ def export(work: Path, precision: str) -> None:
 
 
 def build(work: Path, precision: str, optimization_level: int) -> None:
-    from sdrt.export.tensorrt_build import build_trt_plans
-    from sdrt.export.tensorrt_plan import peak_rss_gb
+    from sdrt.export.tensorrt.build import build_trt_plans
+    from sdrt.export.tensorrt.plan import peak_rss_gb
 
     manifest = json.loads((work / "manifest.json").read_text())
     started = time.perf_counter()

@@ -24,7 +24,7 @@ def load_diffusers(s: Setup) -> Any:
     if s.diffusers is None:
         from diffusers import StableDiffusionPipeline
 
-        from sdrt.runtime.bench_diffusers import pipeline_from_pretrained
+        from sdrt.export.diffusers_reference import pipeline_from_pretrained
 
         pipe = pipeline_from_pretrained(
             StableDiffusionPipeline,

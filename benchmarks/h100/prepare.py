@@ -61,7 +61,7 @@ def stage_model(s: Setup) -> dict[str, Any]:
 
 
 def stage_build(s: Setup) -> dict[str, Any]:
-    from sdrt.export.cli import main as build_engine
+    from sdrt.cli.build_engine import main as build_engine
 
     argv = [str(s.model_dir), "-o", str(s.bundle), "--backend", "ort", "--device", "cuda"]
     argv += [

@@ -58,7 +58,7 @@ def stage_timing(s: Setup) -> dict[str, Any]:
     if s.dry:
         graph_row["status"] = "skipped: needs the CUDA provider"
     else:
-        from sdrt.runtime.ort_engine import OrtEngine
+        from sdrt.runtime.engines.ort.engine import OrtEngine
 
         record = pipe.bundle.components["unet"]["ort"]
         plain = pipe.unet.engine

@@ -45,11 +45,11 @@ def run(out_dir: Path) -> dict:
     import torch
     from diffusers import UNet2DConditionModel
 
-    from sdrt.export.components import export_unet, torch_module_for
-    from sdrt.export.onnx_cleanup import clean_onnx
-    from sdrt.export.pipeline import _default_attention
-    from sdrt.export.specs import validation_shapes
-    from sdrt.export.validate import reference_cases, validate_onnx
+    from sdrt.export.build import _default_attention
+    from sdrt.export.onnx.cleanup import clean_onnx
+    from sdrt.export.onnx.specs import validation_shapes
+    from sdrt.export.onnx.trace import export_unet, torch_module_for
+    from sdrt.export.onnx.validate import reference_cases, validate_onnx
 
     torch.manual_seed(0)
     torch.set_grad_enabled(False)

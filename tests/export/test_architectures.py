@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from sdrt.export.cli import main  # noqa: E402
-from sdrt.runtime.manifest import load_manifest  # noqa: E402
+from sdrt.cli.build_engine import main  # noqa: E402
+from sdrt.runtime.bundle.manifest import load_manifest  # noqa: E402
 from tests.export.reference import check_bundle  # noqa: E402
 
 EXPECTED = {

@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from sdrt.export import export_pipeline, pipeline  # noqa: E402
-from sdrt.runtime.manifest import FORMAT_VERSION, ManifestError, load_manifest  # noqa: E402
+from sdrt.export import build, export_pipeline  # noqa: E402
+from sdrt.runtime.bundle.manifest import FORMAT_VERSION, ManifestError, load_manifest  # noqa: E402
 
 OPTIONS = dict(backend="ort", min_size=16, max_size=32, max_batch=2, progress=False)
 
@@ -72,7 +72,7 @@ def test_interrupted_build_keeps_old_bundle(built, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash in the middle of the build")
 
-    monkeypatch.setattr(pipeline, "_build_component", boom)
+    monkeypatch.setattr(build, "_build_component", boom)
     with pytest.raises(RuntimeError, match="simulated crash"):
         export_pipeline(model, out, force=True, **OPTIONS)
     assert _snapshot(out) == before
@@ -83,7 +83,7 @@ def test_interrupted_first_build_leaves_no_bundle(model_folders, tmp_path, monke
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "_build_component", boom)
+    monkeypatch.setattr(build, "_build_component", boom)
     out = tmp_path / "engines" / "new"
     with pytest.raises(KeyboardInterrupt):
         export_pipeline(model_folders("uncond"), out, **OPTIONS)

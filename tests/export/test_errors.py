@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from sdrt.export.cli import main
+from sdrt.cli.build_engine import main
 
 
 def _run(capsys, args):

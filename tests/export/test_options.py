@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from sdrt.export import export_pipeline  # noqa: E402
-from sdrt.runtime.manifest import load_manifest  # noqa: E402
+from sdrt.runtime.bundle.manifest import load_manifest  # noqa: E402
 from tests.export.reference import make_feeds, torch_outputs  # noqa: E402
 
 

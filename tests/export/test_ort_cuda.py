@@ -19,14 +19,14 @@ pytest.importorskip("onnxruntime.transformers.optimizer")
 
 import onnxruntime as ort  # noqa: E402
 
+from sdrt.cli.build_engine import main as build_engine  # noqa: E402
 from sdrt.export import export_pipeline  # noqa: E402
-from sdrt.export.cli import main as build_engine  # noqa: E402
+from sdrt.export.build import resolve_export_device  # noqa: E402
 from sdrt.export.errors import OptionError  # noqa: E402
-from sdrt.export.ort_attention import fuse_matmul_attention  # noqa: E402
-from sdrt.export.ort_casts import element_types  # noqa: E402
-from sdrt.export.ort_optimize import optimize_for_cuda  # noqa: E402
-from sdrt.export.pipeline import resolve_export_device  # noqa: E402
-from sdrt.runtime.manifest import load_manifest  # noqa: E402
+from sdrt.export.ort.attention_fusion import fuse_matmul_attention  # noqa: E402
+from sdrt.export.ort.casts import element_types  # noqa: E402
+from sdrt.export.ort.optimize import optimize_for_cuda  # noqa: E402
+from sdrt.runtime.bundle.manifest import load_manifest  # noqa: E402
 from tests.export.reference import make_feeds, max_rel_err, torch_outputs  # noqa: E402
 
 HAS_CUDA_EP = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -192,7 +192,7 @@ def test_export_device_falls_back_to_cpu(caplog, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with caplog.at_level(logging.INFO, logger="sdrt.export.pipeline"):
+    with caplog.at_level(logging.INFO, logger="sdrt.export.build"):
         assert resolve_export_device("cuda") == "cpu"
     assert "torch sees no CUDA GPU" in caplog.text
     assert resolve_export_device("cpu") == "cpu"
@@ -215,7 +215,7 @@ def test_sdxl_unet_and_text_encoder_2(model_folders, tmp_path):
 
 def test_emulated_fused_graph_wiring_matches_the_fp32_graph(fp32_graphs, tmp_path):
     """Every fusion and the layout clean-up of the fp32 CUDA build, CUDA-only ops emulated, on the CPU."""
-    from sdrt.export.ort_emulate import emulate_cuda_only_ops
+    from sdrt.export.ort.emulate import emulate_cuda_only_ops
 
     src = fp32_graphs / "onnx" / "unet.onnx"
     dst = tmp_path / "unet.onnx"
@@ -243,8 +243,8 @@ def _run(model, feeds):
 def test_cast_clean_up_and_unsqueeze_transpose_rewrite():
     from onnx import TensorProto, helper, numpy_helper
 
-    from sdrt.export.ort_casts import fold_constant_casts, remove_useless_casts
-    from sdrt.export.ort_transposes import reduce_layout_transposes
+    from sdrt.export.ort.casts import fold_constant_casts, remove_useless_casts
+    from sdrt.export.ort.transposes import reduce_layout_transposes
 
     nodes = [
         helper.make_node("Cast", ["x"], ["x32"], to=TensorProto.FLOAT),  # useless
@@ -281,7 +281,7 @@ def test_cast_clean_up_and_unsqueeze_transpose_rewrite():
 
 def test_large_fused_graph_weights_go_to_onnx_data(fp32_graphs, tmp_path, monkeypatch):
     """Past 2 GB (here: any size) the weights go to <name>.onnx_data, the file the bundle code carries."""
-    import sdrt.export.ort_optimize as ort_optimize
+    import sdrt.export.ort.optimize as ort_optimize
 
     monkeypatch.setattr(ort_optimize, "EXTERNAL_DATA_THRESHOLD", 0)
     src = fp32_graphs / "onnx" / "text_encoder.onnx"

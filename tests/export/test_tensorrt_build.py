@@ -9,19 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from sdrt.runtime.trt_module import TrtModuleError, import_trt
+from sdrt.runtime.engines.tensorrt.module import TrtModuleError, import_trt
 
 try:
     TRT = import_trt()
 except TrtModuleError:
     pytest.skip("no TensorRT module installed (pip install 'sdrt[rtx]')", allow_module_level=True)
 
-from sdrt.export import tensorrt_build, tensorrt_plan  # noqa: E402
-from sdrt.export.tensorrt_build import build_trt_plans  # noqa: E402
-from sdrt.export.tensorrt_network import OnnxParseError  # noqa: E402
-from sdrt.export.tensorrt_profiles import ProfileError  # noqa: E402
-from sdrt.runtime.trt_device import current_compute_capability  # noqa: E402
-from sdrt.runtime.trt_module import is_rtx, module_label, module_version  # noqa: E402
+from sdrt.export.tensorrt import build as tensorrt_build  # noqa: E402
+from sdrt.export.tensorrt import plan as tensorrt_plan  # noqa: E402
+from sdrt.export.tensorrt.build import build_trt_plans  # noqa: E402
+from sdrt.export.tensorrt.network import OnnxParseError  # noqa: E402
+from sdrt.export.tensorrt.profiles import ProfileError  # noqa: E402
+from sdrt.runtime.engines.tensorrt.device import current_compute_capability  # noqa: E402
+from sdrt.runtime.engines.tensorrt.module import is_rtx, module_label, module_version  # noqa: E402
 
 COMPONENTS = ["text_encoder", "unet", "vae_encoder", "vae_decoder"]
 

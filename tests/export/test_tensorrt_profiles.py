@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sdrt.export.tensorrt_cache import plan_key
-from sdrt.export.tensorrt_profiles import ProfileError, ShapeProfile, profile_for
+from sdrt.export.tensorrt.cache import plan_key
+from sdrt.export.tensorrt.profiles import ProfileError, ShapeProfile, profile_for
 
 MANIFEST = {"unet": {"sample_size": 64}, "vae": {"scale_factor": 8}}
 UNET = {

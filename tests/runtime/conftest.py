@@ -57,7 +57,7 @@ def assert_parity(actual: Any, expected: Any, threshold: float = PARITY_DB) -> N
 
 def build_bundle(model_dir: Path, out: Path, options: list[str]) -> Path:
     """Run build-engine (fp32, ORT on CPU) on a model folder."""
-    from sdrt.export.cli import main as build_engine
+    from sdrt.cli.build_engine import main as build_engine
 
     args = [
         str(model_dir),

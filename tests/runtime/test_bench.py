@@ -25,7 +25,7 @@ STAGES = {
 
 
 def _bench(args: list[str], capsys) -> tuple[int, str, str]:
-    from sdrt.runtime.cli import main
+    from sdrt.cli.sdrt import main
 
     capsys.readouterr()  # what building the bundle printed
     code = main(["bench", *args])
@@ -117,8 +117,8 @@ def test_bench_refuses_another_model_type(tiny, capsys):
 
 
 def test_bench_refuses_other_weights_and_accepts_a_copy(tiny, tmp_path, capsys):
-    from sdrt.runtime.bench_diffusers import check_comparison_model
-    from sdrt.runtime.bundle import open_bundle
+    from sdrt.export.diffusers_reference import check_comparison_model
+    from sdrt.runtime.bundle.bundle import open_bundle
     from tests.models import make_sd1
 
     bundle = tiny.bundle("sd1")
@@ -138,7 +138,7 @@ def test_bench_without_torch(tiny, tmp_path):
     args = [str(tiny.bundle("sd1")), "--steps", "1", "--runs", "1", "--warmup", "0", "--provider", "cpu"]
     code = (
         BLOCKER
-        + f"from sdrt.runtime.cli import main\nsys.exit(main({['bench', *args, '--json', str(path)]!r}))\n"
+        + f"from sdrt.cli.sdrt import main\nsys.exit(main({['bench', *args, '--json', str(path)]!r}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]

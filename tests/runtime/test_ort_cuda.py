@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sdrt.runtime import providers
-from sdrt.runtime.engine import TensorSpec
-from sdrt.runtime.ort_cuda import BufferCache, CudaGraphRunner, output_shapes, shape_key
+from sdrt.runtime.engines import providers
+from sdrt.runtime.engines.base import TensorSpec
+from sdrt.runtime.engines.ort.cuda import BufferCache, CudaGraphRunner, output_shapes, shape_key
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
@@ -96,7 +96,7 @@ def add_onnx(tmp_path):
 
 
 def test_cuda_options_are_refused_on_cpu(add_onnx):
-    from sdrt.runtime.ort_engine import OrtEngine
+    from sdrt.runtime.engines.ort.engine import OrtEngine
 
     with pytest.raises(ValueError, match="options of provider 'cuda'"):
         OrtEngine(add_onnx, provider="cpu", cuda_graph=True)
@@ -107,7 +107,7 @@ def test_cuda_reused_outputs_and_cuda_graph_match_cpu(add_onnx):
     cp = pytest.importorskip("cupy")
     if not providers.provider_available("cuda"):
         pytest.skip("needs onnxruntime-gpu and a CUDA device")
-    from sdrt.runtime.ort_engine import OrtEngine
+    from sdrt.runtime.engines.ort.engine import OrtEngine
 
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     reused = OrtEngine(add_onnx, provider="cuda", reuse_outputs=True)

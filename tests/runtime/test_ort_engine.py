@@ -7,10 +7,10 @@ import importlib
 import numpy as np
 import pytest
 
-from sdrt.runtime import providers
-from sdrt.runtime.engine import Engine
-from sdrt.runtime.ort_engine import OrtEngine
-from sdrt.runtime.providers import ProviderNotAvailableError, select_provider
+from sdrt.runtime.engines import providers
+from sdrt.runtime.engines.base import Engine
+from sdrt.runtime.engines.ort.engine import OrtEngine
+from sdrt.runtime.engines.providers import ProviderNotAvailableError, select_provider
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

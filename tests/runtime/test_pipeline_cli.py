@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 def test_generate_several_images_matches_diffusers_seed(tiny, tmp_path, capsys):
     import diffusers
 
-    from sdrt.runtime.cli import main
+    from sdrt.cli.sdrt import main
 
     bundle = tiny.bundle("sd1")
     capsys.readouterr()  # what build-engine printed, if it ran just now
@@ -67,7 +67,7 @@ def test_generate_several_images_matches_diffusers_seed(tiny, tmp_path, capsys):
 
 
 def test_generate_errors_are_one_line(tiny, tmp_path, capsys):
-    from sdrt.runtime.cli import main
+    from sdrt.cli.sdrt import main
 
     code = main(
         ["generate", str(tiny.bundle("sd1")), "a cat", "--size", "60x64", "-o", str(tmp_path / "x.png")]
@@ -82,7 +82,7 @@ def test_generate_errors_are_one_line(tiny, tmp_path, capsys):
 
 
 def test_generate_unconditional(tiny, tmp_path):
-    from sdrt.runtime.cli import main
+    from sdrt.cli.sdrt import main
 
     out = tmp_path / "ddpm.png"
     assert (
@@ -105,7 +105,7 @@ def test_generate_unconditional(tiny, tmp_path):
 
 
 def test_inspect(tiny, capsys):
-    from sdrt.runtime.cli import main
+    from sdrt.cli.sdrt import main
 
     bundle = tiny.bundle("sd1")
     capsys.readouterr()

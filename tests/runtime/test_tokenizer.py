@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdrt.runtime.clip_bpe import bytes_to_unicode, normalize, split_words
-from sdrt.runtime.tokenizer import CLIPTokenizer
+from sdrt.runtime.text.clip_bpe import bytes_to_unicode, normalize, split_words
+from sdrt.runtime.text.tokenizer import CLIPTokenizer
 
 from .. import models
 from .clip_bpe_trainer import english_corpus, train_clip_bpe, write_clip_tokenizer
@@ -139,22 +139,22 @@ def test_truncation_warns_like_diffusers(tokenizer_folders, caplog):
     tok = CLIPTokenizer.from_pretrained(folder)
     reference = transformers.CLIPTokenizer.from_pretrained(folder)
     prompt = "a photo of a red fox in a snowy forest, " * 12 + "the very last words"
-    with caplog.at_level(logging.WARNING, logger="sdrt.runtime.tokenizer"):
+    with caplog.at_level(logging.WARNING, logger="sdrt.runtime.text.tokenizer"):
         ids = tok(prompt).input_ids
     assert ids.shape == (1, 77) and ids[0, -1] == tok.eos_token_id
     # diffusers: batch_decode(untruncated_ids[:, model_max_length - 1 : -1])
     untruncated = reference(prompt, padding="longest", return_tensors="np")["input_ids"]
     removed = reference.batch_decode(untruncated[:, 76:-1])
     # only our logger: transformers' own length warning may also propagate here
-    messages = [r.getMessage() for r in caplog.records if r.name == "sdrt.runtime.tokenizer"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "sdrt.runtime.text.tokenizer"]
     assert len(messages) == 1
     assert "truncated because CLIP can only handle sequences up to 77 tokens" in messages[0]
     assert str(removed) in messages[0] and "the very last words" in messages[0]
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="sdrt.runtime.tokenizer"):
+    with caplog.at_level(logging.WARNING, logger="sdrt.runtime.text.tokenizer"):
         tok(["a short prompt", "x " * 75])  # exactly 75 content tokens: fits
-    assert not [r for r in caplog.records if r.name == "sdrt.runtime.tokenizer"]
+    assert not [r for r in caplog.records if r.name == "sdrt.runtime.text.tokenizer"]
 
 
 def test_decode_equals_transformers(tokenizer_folders):

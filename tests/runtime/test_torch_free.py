@@ -56,13 +56,13 @@ SCRIPT = textwrap.dedent(
 
     modules = []
     for package in (sdrt.runtime, sdrt.schedulers):
-        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             importlib.import_module(info.name)
             modules.append(info.name)
 
     from sdrt.runtime import CLIPTokenizer, TorchCompatibleGenerator
-    from sdrt.runtime.ort_engine import OrtEngine
-    from sdrt.runtime.providers import select_provider
+    from sdrt.runtime.engines.ort.engine import OrtEngine
+    from sdrt.runtime.engines.providers import select_provider
 
     tokenizer_dir, onnx_path = sys.argv[1], sys.argv[2]
     ids = CLIPTokenizer.from_pretrained(tokenizer_dir)(["a photo of a cat", "the license"]).input_ids
@@ -114,7 +114,10 @@ def test_runtime_and_schedulers_work_without_torch(tmp_path, linear_onnx):
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["leaked"] == []
-    assert "sdrt.runtime.tokenizer" in report["modules"] and "sdrt.runtime.ort_engine" in report["modules"]
+    assert (
+        "sdrt.runtime.text.tokenizer" in report["modules"]
+        and "sdrt.runtime.engines.ort.engine" in report["modules"]
+    )
     assert any(m.startswith("sdrt.schedulers.") for m in report["modules"])
 
     ids = np.array(report["ids"])

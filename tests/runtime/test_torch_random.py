@@ -7,7 +7,7 @@ import platform
 import numpy as np
 import pytest
 
-from sdrt.runtime.torch_random import TorchCompatibleGenerator, mt19937_state
+from sdrt.runtime.random.torch_generator import TorchCompatibleGenerator, mt19937_state
 
 torch = pytest.importorskip("torch")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdrt.runtime.trt_io import TensorSpec, check_feeds, numpy_dtype, specs_from_record
-from sdrt.runtime.trt_plan import (
+from sdrt.runtime.engines.tensorrt.io import TensorSpec, check_feeds, numpy_dtype, specs_from_record
+from sdrt.runtime.engines.tensorrt.plan import (
     PlanLoadError,
     check_plan_record,
     rebuild_command,
@@ -62,7 +62,7 @@ def test_dtype_mapping(trt_name: str, dtype: type) -> None:
 
 
 def test_dtype_mapping_of_module_members() -> None:
-    from sdrt.runtime.trt_module import TrtModuleError, import_trt
+    from sdrt.runtime.engines.tensorrt.module import TrtModuleError, import_trt
 
     try:
         trt = import_trt()
@@ -147,7 +147,7 @@ def test_validity_diagnostics_are_spelled_out() -> None:
 
 def test_runtime_imports_no_torch_tensorrt_or_cupy() -> None:
     code = (
-        "import sys; import sdrt.runtime.trt_engine, sdrt.runtime.trt_io, sdrt.runtime.trt_plan; "
+        "import sys; import sdrt.runtime.engines.tensorrt.engine, sdrt.runtime.engines.tensorrt.io, sdrt.runtime.engines.tensorrt.plan; "
         "bad = [m for m in ('torch', 'diffusers', 'transformers', 'tensorrt', 'tensorrt_rtx_bindings', 'cupy') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
@@ -158,7 +158,7 @@ def test_runtime_imports_no_torch_tensorrt_or_cupy() -> None:
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle with one small plan built here (an fp16 Conv+Relu 'vae_decoder')."""
-    from sdrt.runtime.trt_module import TrtModuleError, import_trt
+    from sdrt.runtime.engines.tensorrt.module import TrtModuleError, import_trt
 
     try:
         import_trt()
@@ -167,7 +167,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    from sdrt.export.tensorrt_build import build_trt_plans
+    from sdrt.export.tensorrt.build import build_trt_plans
 
     bundle = tmp_path_factory.mktemp("trt") / "bundle"
     (bundle / "onnx").mkdir(parents=True)
@@ -210,8 +210,8 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_engine_from_a_plan_built_here(tiny_bundle: Path) -> None:
-    from sdrt.runtime.trt_device import current_compute_capability
-    from sdrt.runtime.trt_engine import TrtEngine
+    from sdrt.runtime.engines.tensorrt.device import current_compute_capability
+    from sdrt.runtime.engines.tensorrt.engine import TrtEngine
 
     if current_compute_capability() is None:
         with pytest.raises(PlanLoadError) as caught:
@@ -227,7 +227,7 @@ def test_engine_from_a_plan_built_here(tiny_bundle: Path) -> None:
 
 
 def test_engine_refuses_mismatched_record_before_loading(tiny_bundle: Path) -> None:
-    from sdrt.runtime.trt_engine import TrtEngine
+    from sdrt.runtime.engines.tensorrt.engine import TrtEngine
 
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
     plan = dict(manifest["components"]["vae_decoder"]["plans"]["b1_h8_w8"])
@@ -243,7 +243,7 @@ def test_engine_refuses_mismatched_record_before_loading(tiny_bundle: Path) -> N
 
 
 def test_engine_from_bundle_errors(tiny_bundle: Path) -> None:
-    from sdrt.runtime.trt_engine import TrtEngine
+    from sdrt.runtime.engines.tensorrt.engine import TrtEngine
 
     with pytest.raises(LookupError, match="no component 'unet'"):
         TrtEngine.from_bundle(tiny_bundle, "unet")

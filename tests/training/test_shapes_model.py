@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdrt.runtime.tokenizer import CLIPTokenizer as SdrtTokenizer
+from sdrt.runtime.text.tokenizer import CLIPTokenizer as SdrtTokenizer
 from training.evaluate_shapes import (
     evaluation_cases,
     generate_diffusers,

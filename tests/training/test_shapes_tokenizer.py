@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sdrt.runtime.tokenizer import CLIPTokenizer as SdrtTokenizer
+from sdrt.runtime.text.tokenizer import CLIPTokenizer as SdrtTokenizer
 from training.shapes_data import make_example
 from training.shapes_tokenizer import VOCABULARY, make_clip_tokenizer
 

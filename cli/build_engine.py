@@ -1,0 +1,141 @@
+"""``build-engine MODEL_DIR -o engines/NAME``: parse the options, call ``export_pipeline``, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from sdrt.export.errors import ExportError
+
+COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_encoder", "vae_decoder")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="build-engine",
+        description="Export a diffusers model folder to a validated engine bundle (ONNX + ORT graphs or TensorRT plans).",
+    )
+    p.add_argument("model_dir", help="diffusers model folder (with model_index.json)")
+    p.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. engines/NAME")
+    p.add_argument(
+        "--backend", choices=("ort", "tensorrt", "onnx"), default="ort", help="engines to build (default ort)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "fp16"),
+        default=None,
+        help="default: fp16 for tensorrt or cuda, else fp32",
+    )
+    p.add_argument(
+        "--vae-fp32", action="store_true", help="keep the VAE in fp32 in an fp16 build (SDXL's VAE overflows)"
+    )
+    size = p.add_argument_group("sizes (image pixels) and batch")
+    size.add_argument("--height", type=int, help="one image height (use with --width)")
+    size.add_argument("--width", type=int, help="one image width")
+    size.add_argument("--min-size", type=int, help="smallest height/width of a dynamic range")
+    size.add_argument("--max-size", type=int, help="largest height/width of a dynamic range")
+    size.add_argument("--batch", type=int, default=1, help="smallest prompt batch (default 1)")
+    size.add_argument("--max-batch", type=int, help="largest prompt batch (default 4; --batch when --static)")
+    size.add_argument("--static", action="store_true", help="fixed shapes (one size, one batch)")
+    p.add_argument(
+        "--components", nargs="+", choices=COMPONENTS, help="build only these (others kept if unchanged)"
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="ONNX Runtime provider the ort graphs are built for (cuda: fused fp16 graphs, buildable without "
+        "a GPU), and torch's export device where torch can use it (else the CPU)",
+    )
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")
+    p.add_argument("--force", action="store_true", help="rebuild every component even if unchanged")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    trt = p.add_argument_group("TensorRT (--backend tensorrt)")
+    trt.add_argument(
+        "--trt-module",
+        choices=("tensorrt", "tensorrt_rtx"),
+        help="TensorRT flavour (default: whichever is installed)",
+    )
+    trt.add_argument("--target-compute", nargs="+", help="compute capabilities to build for, e.g. 8.6 8.9")
+    trt.add_argument(
+        "--optimization-level", type=int, default=3, help="builder optimization level 0-5 (default 3)"
+    )
+    trt.add_argument("--workspace-gb", type=float, help="builder workspace limit in GB")
+    trt.add_argument("--refittable", action="store_true", help="build refittable plans")
+    return p
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def format_summary(report) -> str:
+    rows = [("component", "status", "size", "validation", "time")]
+    for c in report.components:
+        rows.append((c.name, c.status, _human_bytes(c.bytes), c.figure, f"{c.seconds:.1f} s"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    precision = args.precision or ("fp16" if args.backend == "tensorrt" or args.device == "cuda" else "fp32")
+    trt_options = {
+        "trt_module": args.trt_module,
+        "target_compute": args.target_compute,
+        "optimization_level": args.optimization_level,
+        "workspace_gb": args.workspace_gb,
+        "refittable": args.refittable,
+    }
+    from sdrt.export.build import export_pipeline
+
+    started = time.perf_counter()
+    try:
+        report = export_pipeline(
+            args.model_dir,
+            args.output,
+            backend=args.backend,
+            precision=precision,
+            components=args.components,
+            height=args.height,
+            width=args.width,
+            min_size=args.min_size,
+            max_size=args.max_size,
+            batch=args.batch,
+            max_batch=args.max_batch,
+            static=args.static,
+            device=args.device,
+            validate=not args.no_validate,
+            force=args.force,
+            vae_fp32=args.vae_fp32,
+            opset=args.opset,
+            progress=not args.quiet,
+            trt_options=trt_options,
+        )
+    except ExportError as err:
+        print(f"build-engine: error: {err}", file=sys.stderr)
+        return 2
+    print(format_summary(report))
+    print(
+        f"bundle {report.bundle_dir} ({report.manifest['model_type']}, {precision}, backend {args.backend}) "
+        f"written in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

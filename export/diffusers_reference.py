@@ -1,0 +1,205 @@
+"""The diffusers side of ``sdrt bench --compare-diffusers``: the model check and a timed diffusers pipeline.
+
+torch and diffusers are imported inside the functions only (the runtime stays importable without them);
+the comparison needs the [export] extra. :func:`check_comparison_model` reads JSON and hashes files, so a
+wrong folder is refused before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sdrt.runtime.bench.stages import (
+    DENOISE_LOOP,
+    TEXT_ENCODER,
+    UNET,
+    VAE_DECODE,
+    HostClock,
+    StageRecorder,
+    run_figures,
+    wrap_method,
+)
+from sdrt.runtime.bundle.bundle import Bundle
+
+
+def pipeline_from_pretrained(pipeline_class: Any, model_dir: Path | str, dtype: Any, **kwargs: Any) -> Any:
+    """``pipeline_class.from_pretrained`` in ``dtype``, quiet about diffusers' torch_dtype rename.
+
+    Newer diffusers call the argument ``dtype`` and warn on ``torch_dtype``; older ones know only
+    ``torch_dtype``, which both still accept.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return pipeline_class.from_pretrained(model_dir, torch_dtype=dtype, **kwargs)
+
+
+class ComparisonModelError(ValueError):
+    """The --compare-diffusers folder is not the model the bundle was built from."""
+
+
+def source_weights_sha256(model_dir: Path) -> tuple[Any, str]:
+    """(the inspected model folder, the weights hash build-engine records for it in the manifest)."""
+    from sdrt.export.model.folder import inspect_model_folder
+
+    folder = inspect_model_folder(model_dir)
+    return folder, folder.weights_sha256()
+
+
+def check_comparison_model(bundle: Bundle, model_dir: Path) -> None:
+    """Refuse a model folder of another model type, or whose weights hash differs from the manifest's."""
+    source = bundle.manifest.get("source") or {}
+    recorded, built_from = source.get("weights_sha256"), source.get("path", "an unrecorded folder")
+    folder, digest = source_weights_sha256(model_dir)
+    if folder.model_type != bundle.model_type:
+        raise ComparisonModelError(
+            f"--compare-diffusers {model_dir} holds a {folder.model_type!r} model ({folder.pipeline_class}), but "
+            f"the bundle {bundle.path} is a {bundle.model_type!r} model built from {built_from}; pass the model "
+            "folder the bundle was built from"
+        )
+    if not recorded:
+        raise ComparisonModelError(
+            f"the manifest of {bundle.path} records no weights hash, so {model_dir} cannot be checked against it; "
+            f"rebuild the bundle with build-engine {model_dir} -o {bundle.path}"
+        )
+    if digest != recorded:
+        raise ComparisonModelError(
+            f"--compare-diffusers {model_dir} has other weights (sha256 {digest[:12]}) than the bundle "
+            f"{bundle.path} was built from ({built_from}, sha256 {recorded[:12]}); pass that folder, or rebuild "
+            f"the bundle from this one with build-engine {model_dir} -o {bundle.path}"
+        )
+
+
+class TorchEventClock:
+    """CUDA events on torch's current stream (the diffusers side on a GPU)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self._torch = torch
+
+    def mark(self) -> Any:
+        event = self._torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def settle(self, last: Any) -> None:
+        last.synchronize()
+
+    def seconds(self, start: Any, end: Any) -> float:
+        return float(start.elapsed_time(end)) / 1000.0
+
+
+class _TimedProgress:
+    """Stands in for ``pipe.progress_bar``: diffusers runs its denoising loop inside it (as a context
+    manager, or iterating over it for DDPM), so its span is the loop's span."""
+
+    def __init__(self, original: Any, recorder: StageRecorder) -> None:
+        self.original = original
+        self.recorder = recorder
+
+    def __call__(self, iterable: Any = None, total: int | None = None) -> Any:
+        bar = self.original(iterable=iterable, total=total)
+        return self._iterate(bar) if iterable is not None else self._context(bar)
+
+    def _iterate(self, bar: Any) -> Iterator[Any]:
+        with self.recorder.stage(DENOISE_LOOP):
+            yield from bar
+
+    @contextmanager
+    def _context(self, bar: Any) -> Iterator[Any]:
+        with self.recorder.stage(DENOISE_LOOP), bar:
+            yield bar
+
+
+class DiffusersRunner:
+    """diffusers' pipeline on a model folder, stages timed by wrapping the modules' ``forward``."""
+
+    library = "diffusers"
+
+    def __init__(self, model_dir: Path, settings: Any, *, scheduler: str, on_gpu: bool, fp16: bool) -> None:
+        try:
+            import diffusers
+            import torch
+        except ImportError as error:
+            raise ImportError(
+                f"--compare-diffusers needs torch and diffusers ({error}); install them: pip install 'sdrt[export]'"
+            ) from error
+        self.settings = settings
+        self.device = "cuda" if on_gpu else "cpu"
+        self.dtype = torch.float16 if fp16 else torch.float32
+        self._torch = torch
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        pipe = pipeline_from_pretrained(diffusers.DiffusionPipeline, model_dir, self.dtype)
+        pipe = pipe.to(self.device)
+        pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+        self.load_s = time.perf_counter() - start
+        self.pipe = pipe
+        self.recorder = StageRecorder(TorchEventClock() if on_gpu else HostClock())
+        self.undo = self._instrument()
+
+    def _instrument(self) -> Any:
+        pipe, undos = self.pipe, []
+        for name in ("text_encoder", "text_encoder_2"):
+            if getattr(pipe, name, None) is not None:
+                undos.append(wrap_method(getattr(pipe, name), "forward", self.recorder, TEXT_ENCODER))
+        undos.append(wrap_method(pipe.unet, "forward", self.recorder, UNET))
+        if getattr(pipe, "vae", None) is not None:
+            undos.append(wrap_method(pipe.vae, "decode", self.recorder, VAE_DECODE))
+        original = pipe.progress_bar
+        pipe.progress_bar = _TimedProgress(original, self.recorder)
+
+        def undo() -> None:
+            del pipe.progress_bar
+            for step in reversed(undos):
+                step()
+
+        return undo
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "pipeline": type(self.pipe).__name__,
+            "scheduler": type(self.pipe.scheduler).__name__,
+            "torch_threads": self._torch.get_num_threads(),
+        }
+
+    def run(self) -> dict[str, Any]:
+        s, torch = self.settings, self._torch
+        generator = torch.Generator(self.device).manual_seed(s.seed)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            if s.height is None:
+                self.pipe(
+                    batch_size=s.batch, generator=generator, num_inference_steps=s.steps, output_type="np"
+                )
+            else:
+                self.pipe(
+                    [s.prompt] * s.batch,
+                    height=s.height,
+                    width=s.width,
+                    num_inference_steps=s.steps,
+                    guidance_scale=s.guidance_scale,
+                    generator=generator,
+                    output_type="np",
+                )
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        pipeline_s = time.perf_counter() - start
+        return run_figures(self.recorder.take(), pipeline_s)
+
+    def memory_figures(self) -> dict[str, float]:
+        if self.device != "cuda":
+            return {}
+        return {"peak_device_mib": self._torch.cuda.max_memory_allocated() / 2**20}
+
+    def close(self) -> None:
+        self.undo()

@@ -1,0 +1,219 @@
+"""Inspect a diffusers model folder before anything is loaded: type, components, classes, configs.
+
+Every problem found here is a :class:`ModelFolderError` naming the path at fault and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdrt.export.errors import ModelFolderError
+
+SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+# diffusers pipeline class -> model type ("sd" resolves to sd1 or sd2 from the UNet config)
+PIPELINE_TYPES = {
+    "StableDiffusionPipeline": "sd",
+    "StableDiffusionImg2ImgPipeline": "sd",
+    "StableDiffusionInpaintPipeline": "inpaint",
+    "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "sdxl",
+    "StableDiffusionXLInpaintPipeline": "sdxl-inpaint",
+    "DDPMPipeline": "uncond",
+    "DDIMPipeline": "uncond",
+}
+
+# model type -> folder component -> accepted classes
+REQUIRED = {
+    "sd": {"text_encoder": ("CLIPTextModel",), "unet": ("UNet2DConditionModel",), "vae": ("AutoencoderKL",)},
+    "inpaint": {
+        "text_encoder": ("CLIPTextModel",),
+        "unet": ("UNet2DConditionModel",),
+        "vae": ("AutoencoderKL",),
+    },
+    "sdxl": {
+        "text_encoder": ("CLIPTextModel",),
+        "text_encoder_2": ("CLIPTextModelWithProjection",),
+        "unet": ("UNet2DConditionModel",),
+        "vae": ("AutoencoderKL",),
+    },
+    "uncond": {"unet": ("UNet2DModel",)},
+}
+REQUIRED["sdxl-inpaint"] = REQUIRED["sdxl"]
+TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
+
+# exported component -> folder component it comes from
+SOURCE = {
+    "text_encoder": "text_encoder",
+    "text_encoder_2": "text_encoder_2",
+    "unet": "unet",
+    "vae_encoder": "vae",
+    "vae_decoder": "vae",
+}
+
+
+@dataclass
+class ModelFolder:
+    """What a diffusers folder holds, read from its JSON files only (no torch)."""
+
+    path: Path
+    pipeline_class: str
+    model_type: str
+    classes: dict[str, tuple[str, str]]  # folder component -> (library, class)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_index: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exportable(self) -> list[str]:
+        """The exported components this model has, in build order."""
+        if self.model_type == "uncond":
+            return ["unet"]
+        names = ["text_encoder"]
+        if "text_encoder_2" in self.classes:
+            names.append("text_encoder_2")
+        return [*names, "unet", "vae_encoder", "vae_decoder"]
+
+    def component_dir(self, name: str) -> Path:
+        return self.path / SOURCE.get(name, name)
+
+    def weight_files(self, name: str) -> list[Path]:
+        folder = self.component_dir(name)
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+
+    def hashed_files(self, name: str) -> list[Path]:
+        """What decides a component's export: its weight files and its config.json."""
+        return [*self.weight_files(name), self.component_dir(name) / "config.json"]
+
+    def weights_sha256(self) -> str:
+        """The source hash the manifest records: every exported component's weights and config."""
+        from .hashing import files_sha256
+
+        files = {f for n in self.exportable for f in self.hashed_files(n)}
+        return files_sha256(sorted(files), root=self.path)
+
+
+def _single_file_message(path: Path) -> str:
+    pipeline = "StableDiffusionXLPipeline" if "xl" in path.name.lower() else "StableDiffusionPipeline"
+    return (
+        f"{path} is a single-file checkpoint; build-engine takes a diffusers model folder (with "
+        f"model_index.json). Single-file checkpoints are a separate input: convert it once with diffusers, "
+        f'e.g. python -c "from diffusers import {pipeline}; '
+        f"{pipeline}.from_single_file('{path}').save_pretrained('{path.with_suffix('')}')\" "
+        f"(use StableDiffusionXLPipeline for SDXL checkpoints), then pass that folder."
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelFolderError(
+            f"cannot read {path}: {err}; the model folder is damaged, download it again"
+        ) from err
+
+
+def inspect_model_folder(path: str | Path) -> ModelFolder:
+    """Check ``path`` is a supported diffusers folder with every component this build needs."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFolderError(f"model folder {path} does not exist; pass a diffusers model folder")
+    if path.is_file():
+        if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+            raise ModelFolderError(_single_file_message(path))
+        raise ModelFolderError(f"{path} is a file; pass a diffusers model folder (one with model_index.json)")
+    index_path = path / "model_index.json"
+    if not index_path.is_file():
+        singles = sorted(p for p in path.iterdir() if p.suffix.lower() in (".ckpt", ".safetensors"))
+        if singles:
+            raise ModelFolderError(
+                f"{path} is not a diffusers model folder (no model_index.json) but holds {singles[0].name}. "
+                + _single_file_message(singles[0])
+            )
+        raise ModelFolderError(
+            f"{path} is not a diffusers model folder: it has no model_index.json. Pass the folder that "
+            f"DiffusionPipeline.save_pretrained() wrote (or a Hugging Face snapshot of a diffusers model)."
+        )
+    index = _read_json(index_path)
+    pipeline_class = str(index.get("_class_name", ""))
+    kind = PIPELINE_TYPES.get(pipeline_class)
+    if kind is None:
+        raise ModelFolderError(
+            f"{index_path}: pipeline class {pipeline_class or '(none)'!r} is not supported; sdrt exports "
+            f"{', '.join(sorted(PIPELINE_TYPES))}"
+        )
+    classes: dict[str, tuple[str, str]] = {}
+    for name, accepted in REQUIRED[kind].items():
+        entry = index.get(name)
+        folder = path / name
+        if not entry or entry[0] is None or entry[1] is None:
+            raise ModelFolderError(
+                f"{index_path}: component {name!r} is missing (a {pipeline_class} needs {accepted[0]} there); "
+                f"use a complete model folder"
+            )
+        if entry[1] not in accepted:
+            raise ModelFolderError(
+                f"{index_path}: component {name!r} has class {entry[1]!r}, which sdrt cannot export "
+                f"(supported: {', '.join(accepted)})"
+            )
+        if not (folder / "config.json").is_file():
+            raise ModelFolderError(
+                f"component {name!r} is missing: {folder / 'config.json'} does not exist; "
+                f"use a complete model folder (download every subfolder)"
+            )
+        if not any(p.name.endswith(WEIGHT_SUFFIXES) for p in folder.iterdir()):
+            raise ModelFolderError(
+                f"component {name!r} has no weights in {folder} (no *.safetensors or *.bin); "
+                f"download the weight files too"
+            )
+        classes[name] = (entry[0], entry[1])
+    for name in ("tokenizer", "tokenizer_2") if kind != "uncond" else ():
+        if name.replace("tokenizer", "text_encoder") not in classes:
+            continue
+        entry = index.get(name)
+        if not entry or entry[1] not in TOKENIZER_CLASSES or not (path / name).is_dir():
+            raise ModelFolderError(
+                f"{path}: tokenizer {name!r} is missing or not a CLIP tokenizer ({entry}); use a complete model folder"
+            )
+    if not (path / "scheduler" / "scheduler_config.json").is_file():
+        raise ModelFolderError(
+            f"{path / 'scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
+        )
+    configs = {name: _read_json(path / name / "config.json") for name in classes}
+    configs["scheduler"] = _read_json(path / "scheduler" / "scheduler_config.json")
+    model_type = kind
+    if kind == "sd":
+        unet = configs["unet"]
+        model_type = (
+            "sd2" if unet.get("use_linear_projection") or unet.get("cross_attention_dim") == 1024 else "sd1"
+        )
+    return ModelFolder(
+        path=path.resolve(),
+        pipeline_class=pipeline_class,
+        model_type=model_type,
+        classes=classes,
+        configs=configs,
+        model_index=index,
+    )
+
+
+def load_component(folder: ModelFolder, name: str, *, device: str = "cpu"):
+    """Load the torch module behind exported component ``name`` in fp32."""
+    import torch
+
+    source = SOURCE[name]
+    library, class_name = folder.classes[source]
+    if library == "transformers":
+        import transformers
+
+        cls = getattr(transformers, class_name)
+        module = cls.from_pretrained(str(folder.path / source), dtype=torch.float32)
+    else:
+        import diffusers
+
+        cls = getattr(diffusers, class_name)
+        module = cls.from_pretrained(str(folder.path / source), torch_dtype=torch.float32)
+    return module.to(device).eval()

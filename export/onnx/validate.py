@@ -1,0 +1,137 @@
+"""Validation gate: the ONNX graph in ONNX Runtime against the torch module, on fixed random inputs.
+
+Figures (both per output, the worst over outputs and shapes is recorded):
+- fp32: ``max_rel_err = max|onnx - torch| / max|torch|`` (the largest error relative to the largest
+  reference magnitude, so near-zero reference values do not blow it up); passes at <= 1e-4.
+- fp16: ``psnr_db = 10·log10(max|torch|² / mean((onnx - torch)²))`` against the fp32 torch output;
+  passes at >= 35 dB.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdrt.export.errors import ValidationError
+
+from .specs import ComponentSpec, random_inputs
+
+log = logging.getLogger(__name__)
+
+FP32_MAX_REL_ERR = 1e-4
+FP16_MIN_PSNR_DB = 35.0
+
+
+def max_relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
+    """``max|actual - reference| / max|reference|``."""
+    actual = actual.astype(np.float64)
+    reference = reference.astype(np.float64)
+    scale = float(np.abs(reference).max())
+    diff = float(np.abs(actual - reference).max())
+    if not np.isfinite(diff):
+        return math.inf
+    return diff / scale if scale > 0 else diff
+
+
+def psnr_db(actual: np.ndarray, reference: np.ndarray) -> float:
+    """``10·log10(max|reference|² / mean((actual - reference)²))``; inf when equal."""
+    actual = actual.astype(np.float64)
+    reference = reference.astype(np.float64)
+    mse = float(np.mean((actual - reference) ** 2))
+    if not np.isfinite(mse):
+        return -math.inf
+    peak = float(np.abs(reference).max())
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(max(peak, 1e-12) ** 2 / mse)
+
+
+@dataclass
+class Case:
+    """One validation shape: its dim values, the inputs, and the torch outputs."""
+
+    values: dict[str, int]
+    feeds: dict[str, np.ndarray]
+    reference: dict[str, np.ndarray]
+
+
+def reference_cases(
+    module, spec: ComponentSpec, shapes: list[dict[str, int]], *, device: str = "cpu"
+) -> list[Case]:
+    """Run the torch module (fp32) on fixed random inputs at each shape."""
+    import torch
+
+    module = module.to(device).eval()
+    cases = []
+    for i, values in enumerate(shapes):
+        feeds = random_inputs(spec, values, seed=100 + i)
+        args = [torch.from_numpy(feeds[name]).to(device) for name in spec.inputs]
+        with torch.no_grad():
+            out = module(*args)
+        out = out if isinstance(out, tuple) else (out,)
+        reference = {name: o.detach().float().cpu().numpy() for name, o in zip(spec.outputs, out)}
+        cases.append(Case(dict(values), feeds, reference))
+    return cases
+
+
+def providers_for(device: str) -> list[str]:
+    if device == "cuda":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def validate_onnx(
+    onnx_path: Path,
+    cases: list[Case],
+    *,
+    component: str,
+    precision: str,
+    providers: list[str] | None = None,
+    raise_on_failure: bool = True,
+) -> dict[str, Any]:
+    """Compare the graph's outputs with the torch references; raise :class:`ValidationError` on failure."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options, providers=providers or ["CPUExecutionProvider"])
+    fp16 = precision == "fp16"
+    metric = "psnr_db" if fp16 else "max_rel_err"
+    threshold = FP16_MIN_PSNR_DB if fp16 else FP32_MAX_REL_ERR
+    per_output: dict[str, float] = {}
+    worst: tuple[float, str, dict] | None = None
+    for case in cases:
+        names = list(case.reference)
+        outputs = session.run(names, case.feeds)
+        for name, actual in zip(names, outputs):
+            reference = case.reference[name]
+            if actual.shape != reference.shape:
+                raise ValidationError(component, name, "shape", math.inf, 0.0, case.values)
+            value = psnr_db(actual, reference) if fp16 else max_relative_error(actual, reference)
+            bad = (lambda v: v < threshold) if fp16 else (lambda v: not v <= threshold)
+            previous = per_output.get(name)
+            per_output[name] = value if previous is None else (min if fp16 else max)(previous, value)
+            if worst is None or (value < worst[0] if fp16 else value > worst[0]):
+                worst = (value, name, case.values)
+            if bad(value) and raise_on_failure:
+                raise ValidationError(component, name, metric, value, threshold, case.values)
+    assert worst is not None
+    log.info("%s: %s %.3g (threshold %g) at %d shapes", component, metric, worst[0], threshold, len(cases))
+    return {
+        "metric": metric,
+        "value": _json_float(worst[0]),
+        "threshold": threshold,
+        "worst_output": worst[1],
+        "outputs": {k: _json_float(v) for k, v in per_output.items()},
+        "shapes": [c.values for c in cases],
+        "provider": session.get_providers()[0],
+    }
+
+
+def _json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)

@@ -1,0 +1,198 @@
+"""``build_trt_plans``: TensorRT plans for a bundle's components, with a plan cache.
+
+Called by ``build-engine --backend tensorrt`` after the ONNX export. Per component: one optimization
+profile from the manifest's ``dims`` (or ``profiles``), validated for every component before anything
+is built; the plan goes to ``plans/<component>.<profile>.plan`` and its record to the component's
+``plans`` in the returned manifest. A plan whose key (ONNX bytes, profile, precision, flags, TensorRT
+module + version) matches its record and whose file exists is kept as it is.
+
+Works with full TensorRT (>= 10, needs a GPU to build) and TensorRT-RTX (builds with no GPU, for the
+compute capabilities in ``target_compute`` or its default set 8.0 / 8.6 / 8.9 / 12.0+).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sdrt.runtime.engines.tensorrt.device import current_compute_capability
+from sdrt.runtime.engines.tensorrt.module import import_trt, is_rtx, module_label, module_version
+
+from .cache import TIMING_CACHE, onnx_sha256, plan_key, supports_timing_cache
+from .network import BuildSettings, cc_label, choose_precision, compute_capabilities
+from .plan import PlanJob, build_plan, build_plan_isolated
+from .profiles import ShapeProfile, profile_for
+
+log = logging.getLogger(__name__)
+
+ISOLATE_ABOVE_BYTES = 256 << 20  # auto: ONNX graphs this large are built in a child process
+
+
+def build_trt_plans(
+    bundle_dir: Path,
+    manifest: dict,
+    *,
+    components: list[str],
+    precision: str = "fp16",
+    trt_module: str | None = None,
+    target_compute: list[str] | None = None,
+    optimization_level: int = 3,
+    workspace_gb: float | None = None,
+    refittable: bool = False,
+    static: bool = False,
+    profiles: Mapping[str, Mapping[str, Sequence[int]]] | None = None,
+    force: bool = False,
+    isolate: bool | None = None,
+) -> dict:
+    """Build the plans of ``components``; return a copy of ``manifest`` with their ``plans`` records.
+
+    ``profiles`` overrides a component's dim ranges (``{"unet": {"batch": [2, 2], "latent_height":
+    [64, 64], ...}}``, [min, max] or [min, opt, max]); ``static`` collapses every range to its opt
+    point; ``force`` rebuilds even up-to-date plans; ``isolate`` builds each plan in a child process
+    (default: for ONNX graphs over 256 MB). Raises ``ProfileError`` before any build for a bad range,
+    ``OnnxParseError`` naming the node and operator TensorRT cannot parse, ``TrtBuildError``.
+    """
+    bundle = Path(bundle_dir)
+    trt = import_trt(trt_module)
+    label, version = module_label(trt), module_version(trt)
+    manifest = copy.deepcopy(manifest)
+    records = manifest.get("components", {})
+    unknown = [c for c in components if c not in records]
+    if unknown:
+        raise ValueError(f"no component(s) {unknown} in the manifest; it has {sorted(records)}")
+    targets = [cc_label(t) for t in compute_capabilities(trt, target_compute)]  # validates early
+    if refittable and is_rtx(trt) and current_compute_capability() is None:
+        raise ValueError(
+            f"{label} {version} cannot build refittable plans without a GPU (its refit path compiles on the "
+            "device; the CPU-only build fails in Myelin): build without --refittable here, or on a machine "
+            "with an NVIDIA GPU"
+        )
+    planned = [
+        (c, profile_for(c, records[c], manifest, requested=(profiles or {}).get(c), static=static))
+        for c in components
+    ]
+    previous = _plans_on_disk(bundle)
+    (bundle / "plans").mkdir(parents=True, exist_ok=True)
+    timing_cache = str(bundle / TIMING_CACHE) if supports_timing_cache(trt) else None
+    log.info("TensorRT plans with %s %s for %s", label, version, ", ".join(c for c, _ in planned))
+    for component, profile in planned:
+        record = records[component]
+        strongly_typed, fp16_flag, plan_precision = choose_precision(
+            trt, record.get("precision", "fp32"), precision, component
+        )
+        settings = BuildSettings(
+            strongly_typed=strongly_typed,
+            fp16_flag=fp16_flag,
+            precision=plan_precision,
+            optimization_level=optimization_level,
+            workspace_gb=workspace_gb,
+            refittable=refittable,
+            compute_capabilities=tuple(targets or _default_targets(trt)),
+            timing_cache=timing_cache is not None,
+        )
+        plans = record.setdefault("plans", {})
+        old = plans.get(profile.name) or previous.get(component, {}).get(profile.name)
+        plans[profile.name] = _build_or_reuse(
+            bundle,
+            component,
+            record,
+            profile,
+            settings,
+            targets,
+            label,
+            version,
+            timing_cache,
+            old,
+            force,
+            isolate,
+        )
+    return manifest
+
+
+def _build_or_reuse(
+    bundle: Path,
+    component: str,
+    record: Mapping[str, Any],
+    profile: ShapeProfile,
+    settings: BuildSettings,
+    targets: list[str],
+    label: str,
+    version: str,
+    timing_cache: str | None,
+    old: Mapping[str, Any] | None,
+    force: bool,
+    isolate: bool | None,
+) -> dict[str, Any]:
+    onnx_path = bundle / record["onnx"]
+    if not onnx_path.is_file():
+        raise FileNotFoundError(
+            f"{component}: ONNX {onnx_path} is missing; run build-engine to export it first"
+        )
+    input_shapes = profile.input_shapes(record["inputs"])
+    key = plan_key(
+        onnx_digest=onnx_sha256(onnx_path),
+        input_shapes=input_shapes,
+        precision=settings.precision,
+        flags=settings.flags(),
+        trt_module=label,
+        trt_version=version,
+    )
+    rel_file = f"plans/{component}.{profile.name}.plan"
+    if not force and old and old.get("key") == key and (bundle / old.get("file", rel_file)).is_file():
+        log.info(
+            "%s: plan %s is up to date (key %s), not rebuilt", component, old.get("file", rel_file), key[:12]
+        )
+        return dict(old)
+    job = PlanJob(
+        component=component,
+        profile_name=profile.name,
+        onnx_path=str(onnx_path),
+        plan_path=str(bundle / rel_file),
+        inputs=record["inputs"],
+        input_shapes=input_shapes,
+        settings=settings,
+        target_compute=targets,
+        trt_module=label,
+        timing_cache_path=timing_cache,
+    )
+    big = (
+        sum(p.stat().st_size for p in onnx_path.parent.glob(onnx_path.stem + ".onnx*")) > ISOLATE_ABOVE_BYTES
+    )
+    stats = build_plan_isolated(job) if (isolate if isolate is not None else big) else build_plan(job)
+    return {
+        "file": rel_file,
+        "trt_module": label,
+        "trt_version": version,
+        "compute_capabilities": list(settings.compute_capabilities),
+        "profile": profile.as_record(),
+        "input_shapes": {k: [list(s) for s in v] for k, v in input_shapes.items()},
+        "static": profile.is_static,
+        "precision": settings.precision,
+        "flags": {**settings.flags(), "timing_cache": settings.timing_cache},
+        "key": key,
+        "build_seconds": stats["build_seconds"],
+        "bytes": stats["bytes"],
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _default_targets(trt: Any) -> list[str]:
+    """What the plan runs on when no target is named: RTX's portable default, else the build GPU."""
+    if is_rtx(trt):
+        return ["default"]
+    return [current_compute_capability() or "current"]
+
+
+def _plans_on_disk(bundle: Path) -> dict[str, dict[str, Any]]:
+    """Plan records of the bundle's manifest.json, if any (a fresh export may have dropped them)."""
+    path = bundle / "manifest.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: dict(rec.get("plans") or {}) for name, rec in (data.get("components") or {}).items()}

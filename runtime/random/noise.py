@@ -1,0 +1,111 @@
+"""The ``generator=`` argument of the pipelines: seeds, generators, lists of them, and noise drawing.
+
+A pipeline accepts what diffusers accepts, plus plain seeds:
+
+- ``None``: a fresh ``numpy.random.Generator`` (not reproducible);
+- an ``int``: ``TorchCompatibleGenerator(seed)``, which draws what ``torch.Generator("cpu")
+  .manual_seed(seed)`` draws, so a seed copied from a diffusers script gives diffusers' picture;
+- any object with ``standard_normal(size=...)`` (``numpy.random.Generator``, ``cupy.random.Generator``,
+  ``TorchCompatibleGenerator``);
+- a list of the above, one per image: row ``i`` of every draw comes from generator ``i`` (as diffusers'
+  ``randn_tensor`` does with a list).
+
+:class:`NoiseSource` wraps that argument so that every draw (initial latents, VAE sampling, scheduler
+noise) lands in the pipeline's array module (NumPy or CuPy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .torch_generator import TorchCompatibleGenerator
+
+GeneratorLike = Any  # int | TorchCompatibleGenerator | numpy/cupy Generator | list of those | None
+
+
+def as_generator(generator: Any) -> Any:
+    """One generator object from ``None``, an int seed, or a generator (returned as is)."""
+    if generator is None:
+        return np.random.default_rng()
+    if isinstance(generator, bool):
+        raise TypeError("generator must be an int seed or a generator object, not a bool")
+    if isinstance(generator, int | np.integer):
+        return TorchCompatibleGenerator(int(generator))
+    if not callable(getattr(generator, "standard_normal", None)):
+        raise TypeError(
+            f"generator must be an int seed, a TorchCompatibleGenerator, a numpy.random.Generator or a "
+            f"list of them (one per image), got {type(generator).__name__}"
+        )
+    return generator
+
+
+def check_generator_list(generator: Any, batch_size: int) -> None:
+    """Raise the error diffusers raises for a list of generators of the wrong length."""
+    if isinstance(generator, list | tuple) and len(generator) != batch_size:
+        raise ValueError(
+            f"You have passed a list of generators of length {len(generator)}, but requested an effective "
+            f"batch size of {batch_size} (prompts x num_images_per_prompt). Make sure the batch size "
+            "matches the length of the generators."
+        )
+
+
+class NoiseSource:
+    """Standard normal draws in an array module, from one generator or one generator per batch row.
+
+    ``standard_normal(size=shape)`` is the method schedulers call, so a ``NoiseSource`` is also what
+    the pipelines hand to ``scheduler.step(..., generator=...)``.
+    """
+
+    def __init__(self, generator: GeneratorLike, xp: ModuleType = np, dtype: Any = np.float32) -> None:
+        if isinstance(generator, list | tuple):
+            if not generator:
+                raise ValueError("generator is an empty list: pass one generator (or seed) per image")
+            self.generators: list[Any] | None = [as_generator(g) for g in generator]
+            self.generator = None
+        else:
+            self.generators = None
+            self.generator = as_generator(generator)
+        self.xp = xp
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def is_list(self) -> bool:
+        return self.generators is not None
+
+    def take(self, count: int) -> NoiseSource:
+        """The source for the first ``count`` rows (diffusers encodes a smaller image batch with the first
+        generators of a list)."""
+        if self.generators is None or count == len(self.generators):
+            return self
+        source = NoiseSource.__new__(NoiseSource)
+        source.generators, source.generator = self.generators[:count], None
+        source.xp, source.dtype = self.xp, self.dtype
+        return source
+
+    def standard_normal(self, size: int | Sequence[int] | None = None, dtype: Any = None) -> Any:
+        shape = (size,) if isinstance(size, int | np.integer) else tuple(size or ())
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        if self.generators is None:
+            return self._to_xp(self.generator.standard_normal(size=shape), dtype)
+        if not shape or shape[0] != len(self.generators):
+            raise ValueError(
+                f"a list of {len(self.generators)} generators draws one batch row each, but a draw of shape "
+                f"{shape} was asked for"
+            )
+        row_shape = (1, *shape[1:])
+        rows = [self._to_xp(g.standard_normal(size=row_shape), dtype) for g in self.generators]
+        return self.xp.concatenate(rows, axis=0)
+
+    def randn(self, shape: Sequence[int], dtype: Any = None) -> Any:
+        """Alias of ``standard_normal`` with diffusers' ``randn_tensor`` argument order."""
+        return self.standard_normal(size=tuple(shape), dtype=dtype)
+
+    def _to_xp(self, values: Any, dtype: np.dtype) -> Any:
+        values = values.astype(dtype, copy=False)
+        if self.xp is np:
+            return values.get() if hasattr(values, "get") else np.asarray(values)
+        return self.xp.asarray(values)

@@ -1,0 +1,191 @@
+"""CLIPTokenizer: the ids of transformers' ``CLIPTokenizer`` from a bundle's ``tokenizer/`` files, torch-free.
+
+Reads ``vocab.json``, ``merges.txt`` and the special tokens (``tokenizer_config.json``, then
+``special_tokens_map.json``): bos/eos/unk/pad, ``model_max_length``. ``do_lower_case`` is read but,
+as in transformers' CLIP tokenizer, text is always lowercased. The pad token comes from the files:
+SD1 pads with ``<|endoftext|>``, SD2 and SDXL's ``tokenizer_2`` with ``!`` (id 0).
+
+Calling it mirrors ``tokenizer(prompts, padding="max_length", max_length=77, truncation=True,
+return_tensors="np")``; when a prompt is cut, it logs the warning diffusers gives, naming the part
+that was dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .clip_bpe import WHITESPACE, ByteLevelBPE, normalize, split_words
+from .files import AddedToken, read_tokenizer_folder
+
+logger = logging.getLogger(__name__)
+
+
+class TokenizerOutput(dict):
+    """``input_ids`` and ``attention_mask``, by key or attribute (like transformers' BatchEncoding)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as error:
+            raise AttributeError(name) from error
+
+
+class CLIPTokenizer:
+    """CLIP's byte-level BPE tokenizer, giving the same ids as ``transformers.CLIPTokenizer``."""
+
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        merges: list[tuple[str, str]],
+        *,
+        bos_token: str = "<|startoftext|>",
+        eos_token: str = "<|endoftext|>",
+        unk_token: str = "<|endoftext|>",
+        pad_token: str = "<|endoftext|>",
+        model_max_length: int = 77,
+        added_tokens: list[AddedToken] | None = None,
+    ) -> None:
+        self.bpe = ByteLevelBPE(vocab, merges, unk_token)
+        self.vocab = vocab
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self.unk_token = unk_token
+        self.pad_token = pad_token
+        self.model_max_length = model_max_length
+        for name, token in (("bos", bos_token), ("eos", eos_token), ("pad", pad_token)):
+            if token not in vocab:
+                raise ValueError(f"The {name} token {token!r} is not in the tokenizer's vocab.json")
+        self.bos_token_id = vocab[bos_token]
+        self.eos_token_id = vocab[eos_token]
+        self.pad_token_id = vocab[pad_token]
+        if added_tokens is None:
+            added_tokens = [
+                AddedToken(t) for t in dict.fromkeys([bos_token, eos_token, unk_token, pad_token])
+            ]
+        self._added = [t for t in added_tokens if t.content in vocab]
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str], subfolder: str | None = None) -> CLIPTokenizer:
+        """Load a tokenizer folder (vocab.json + merges.txt or tokenizer.json, and the special tokens)."""
+        files = read_tokenizer_folder(Path(folder) / subfolder if subfolder else Path(folder))
+        return cls(
+            files.vocab,
+            files.merges,
+            **files.specials,
+            model_max_length=files.model_max_length,
+            added_tokens=files.added_tokens,
+        )
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of one text without bos/eos."""
+        ids: list[int] = []
+        for piece, is_token in self._split_added(text):
+            if is_token:
+                ids.append(self.vocab[piece])
+                continue
+            for word in split_words(normalize(piece)):
+                ids.extend(self.bpe.word_ids(word))
+        return ids
+
+    def __call__(
+        self,
+        prompts: str | list[str],
+        padding: bool | str = "max_length",
+        max_length: int | None = None,
+        truncation: bool = True,
+        return_tensors: str | None = "np",
+        return_dtype: type | np.dtype = np.int64,
+    ) -> TokenizerOutput:
+        """``input_ids`` and ``attention_mask`` as NumPy arrays [batch, length] (int64 like transformers).
+
+        ``padding``: ``"max_length"`` (to ``max_length``, default ``model_max_length``), ``"longest"``
+        or ``True`` (to the longest prompt); ``False`` is accepted only when all prompts have one length.
+        ``return_tensors`` is accepted for diffusers-style calls; arrays are always NumPy.
+        """
+        if return_tensors not in (None, "np"):
+            raise ValueError(
+                f"return_tensors={return_tensors!r}: sdrt's tokenizer returns NumPy arrays ('np')"
+            )
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
+        max_length = self.model_max_length if max_length is None else max_length
+        rows: list[list[int]] = []
+        for text in texts:
+            content = self.encode(text)
+            if truncation and len(content) > max_length - 2:
+                dropped = content[max_length - 2 :]
+                logger.warning(
+                    "The following part of your input was truncated because CLIP can only handle sequences up "
+                    "to %d tokens: %s",
+                    max_length,
+                    [self.bpe.decode(dropped)],
+                )
+                content = content[: max_length - 2]
+            rows.append([self.bos_token_id, *content, self.eos_token_id])
+        if padding == "max_length":
+            width = max(max_length, max((len(r) for r in rows), default=0))
+        elif padding is True or padding == "longest":
+            width = max((len(r) for r in rows), default=0)
+        elif padding is False or padding == "do_not_pad":
+            width = len(rows[0]) if rows else 0
+            if any(len(r) != width for r in rows):
+                raise ValueError("prompts of different lengths need padding='max_length' or 'longest'")
+        else:
+            raise ValueError(f"padding must be 'max_length', 'longest', True or False, got {padding!r}")
+        ids = np.full((len(rows), width), self.pad_token_id, dtype=return_dtype)
+        mask = np.zeros((len(rows), width), dtype=return_dtype)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        return TokenizerOutput(input_ids=ids, attention_mask=mask)
+
+    def decode(self, ids: Any) -> str:
+        """Text of ids, special tokens included (as transformers' ``decode``)."""
+        return self.bpe.decode(np.asarray(ids).reshape(-1).tolist())
+
+    def _split_added(self, text: str) -> list[tuple[str, bool]]:
+        """Cut out added (special) tokens: raw-text tokens first, then normalized ones, as `tokenizers` does."""
+        raw = [t for t in self._added if not t.normalized]
+        normalized = [t for t in self._added if t.normalized]
+        out: list[tuple[str, bool]] = []
+        for piece, is_token in _split_on_tokens(text, raw):
+            if is_token or not normalized:
+                out.append((piece, is_token))
+                continue
+            out.extend(_split_on_tokens(normalize(piece), normalized))
+        return out
+
+
+def _split_on_tokens(text: str, tokens: list[AddedToken]) -> list[tuple[str, bool]]:
+    """Leftmost-longest matches of the tokens' contents; lstrip/rstrip eat the whitespace beside them."""
+    if not tokens or not text:
+        return [(text, False)] if text else []
+    out: list[tuple[str, bool]] = []
+    start = i = 0
+    while i < len(text):
+        match = max(
+            (t for t in tokens if text.startswith(t.content, i)), key=lambda t: len(t.content), default=None
+        )
+        if match is None:
+            i += 1
+            continue
+        before_end, after_start = i, i + len(match.content)
+        if match.lstrip:
+            while before_end > start and text[before_end - 1] in WHITESPACE:
+                before_end -= 1
+        if match.rstrip:
+            while after_start < len(text) and text[after_start] in WHITESPACE:
+                after_start += 1
+        if before_end > start:
+            out.append((text[start:before_end], False))
+        out.append((match.content, True))
+        start = i = after_start
+    if start < len(text):
+        out.append((text[start:], False))
+    return out
