@@ -17,22 +17,22 @@ from .config import FrozenConfig, load_config, register_to_config
 from .output import LCMSchedulerOutput, SchedulerOutput
 from .scheduler import KARRAS_COMPATIBLES, SchedulerMixin
 
-# class name -> module (in this package) that defines it
+# class name -> module (in this package: family.module) that defines it
 _CLASSES = {
-    "DDPMScheduler": "ddpm",
-    "DDIMScheduler": "ddim",
-    "PNDMScheduler": "pndm",
-    "LCMScheduler": "lcm",
-    "LMSDiscreteScheduler": "lms",
-    "EulerDiscreteScheduler": "euler",
-    "EulerAncestralDiscreteScheduler": "euler_ancestral",
-    "HeunDiscreteScheduler": "heun",
-    "KDPM2DiscreteScheduler": "kdpm2",
-    "KDPM2AncestralDiscreteScheduler": "kdpm2_ancestral",
-    "DPMSolverMultistepScheduler": "dpmsolver_multistep",
-    "DPMSolverSinglestepScheduler": "dpmsolver_singlestep",
-    "DEISMultistepScheduler": "deis",
-    "UniPCMultistepScheduler": "unipc",
+    "DDPMScheduler": "alpha.ddpm",
+    "DDIMScheduler": "alpha.ddim",
+    "PNDMScheduler": "alpha.pndm",
+    "LCMScheduler": "alpha.lcm",
+    "LMSDiscreteScheduler": "sigma.lms",
+    "EulerDiscreteScheduler": "sigma.euler",
+    "EulerAncestralDiscreteScheduler": "sigma.euler_ancestral",
+    "HeunDiscreteScheduler": "sigma.heun",
+    "KDPM2DiscreteScheduler": "sigma.kdpm2",
+    "KDPM2AncestralDiscreteScheduler": "sigma.kdpm2_ancestral",
+    "DPMSolverMultistepScheduler": "exponential.dpmsolver_multistep",
+    "DPMSolverSinglestepScheduler": "exponential.dpmsolver_singlestep",
+    "DEISMultistepScheduler": "exponential.deis",
+    "UniPCMultistepScheduler": "exponential.unipc",
 }
 
 SCHEDULER_NAMES = tuple(_CLASSES)

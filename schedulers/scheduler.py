@@ -97,6 +97,15 @@ def as_scalar(value: Any) -> float:
     return value
 
 
+def step_indices(scheduler: Any, timesteps: Any) -> list[int]:
+    """Schedule index for each of ``timesteps`` (add_noise): by lookup, or the pipeline's begin index."""
+    values = [as_scalar(t) for t in (timesteps if getattr(timesteps, "ndim", 1) else [timesteps])]
+    if scheduler.begin_index is None:
+        return [scheduler.index_for_timestep(t) for t in values]
+    index = scheduler.step_index if scheduler.step_index is not None else scheduler.begin_index
+    return [index] * len(values)
+
+
 def check_choice(scheduler: str, option: str, value: Any, allowed: tuple[Any, ...]) -> None:
     """Refuse an option value the scheduler does not implement, naming the option and its choices."""
     if value not in allowed:

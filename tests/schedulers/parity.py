@@ -38,16 +38,13 @@ LCM_SD15 = dict(
     SD15, set_alpha_to_one=True, clip_sample=False, original_inference_steps=50, timestep_scaling=10.0
 )
 
-try:  # the GPU machine has CuPy; elsewhere the CuPy cases are skipped, never faked
+try:  # CuPy cases exist only where CuPy and a GPU are (select them with -m cupy); elsewhere, none
     import cupy  # type: ignore[import-not-found]
 
     cupy.cuda.runtime.getDeviceCount()
-    ARRAY_MODULES = [np, cupy]
+    ARRAY_MODULES = [np, pytest.param(cupy, marks=pytest.mark.cupy)]
 except Exception:  # noqa: BLE001
-    ARRAY_MODULES = [
-        np,
-        pytest.param(None, marks=pytest.mark.skip(reason="CuPy with a GPU is not available")),
-    ]
+    ARRAY_MODULES = [np]
 
 DTYPES = [np.float64, np.float32]
 XP = pytest.mark.parametrize("xp", ARRAY_MODULES)
@@ -87,6 +84,39 @@ def injected_noise(seed: int = SEED + 1) -> Iterator[None]:
     finally:
         for module, original in patched:
             module.randn_tensor = original
+
+
+@contextlib.contextmanager
+def correctly_rounded_sqrt() -> Iterator[None]:
+    """Make torch's float32 square roots (``x ** 0.5``, ``sqrt``) correctly rounded, as NumPy's are.
+
+    This machine's torch CPU build rounds about one float32 square root in seven to the neighbouring
+    value (1 ulp off). Where diffusers' result hangs on that ulp (an ill-conditioned step), a test run
+    inside this block can keep the normal tolerance: what is left is the math, not torch's rounding.
+    """
+    pow_, sqrt_method, sqrt_function = torch.Tensor.__pow__, torch.Tensor.sqrt, torch.sqrt
+
+    def exact(x: Any) -> Any:
+        return torch.from_numpy(np.asarray(np.sqrt(x.numpy()), dtype=np.float32)).reshape(x.shape)
+
+    def exact_pow(self, exponent):
+        if self.dtype == torch.float32 and isinstance(exponent, float) and exponent == 0.5:
+            return exact(self)
+        return pow_(self, exponent)
+
+    def exact_sqrt_method(self):
+        return exact(self) if self.dtype == torch.float32 else sqrt_method(self)
+
+    def exact_sqrt_function(x, *args, **kwargs):
+        if x.dtype == torch.float32 and not args and not kwargs:
+            return exact(x)
+        return sqrt_function(x, *args, **kwargs)
+
+    torch.Tensor.__pow__, torch.Tensor.sqrt, torch.sqrt = exact_pow, exact_sqrt_method, exact_sqrt_function
+    try:
+        yield
+    finally:
+        torch.Tensor.__pow__, torch.Tensor.sqrt, torch.sqrt = pow_, sqrt_method, sqrt_function
 
 
 def diffusers_scheduler(name: str, config: dict[str, Any]) -> Any:
