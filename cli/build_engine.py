@@ -7,7 +7,8 @@ import logging
 import sys
 import time
 
-from sdrt.export.errors import ExportError
+from . import run
+from .format import human_bytes
 
 COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_encoder", "vae_decoder")
 
@@ -68,18 +69,10 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def format_summary(report) -> str:
     rows = [("component", "status", "size", "validation", "time")]
     for c in report.components:
-        rows.append((c.name, c.status, _human_bytes(c.bytes), c.figure, f"{c.seconds:.1f} s"))
+        rows.append((c.name, c.status, human_bytes(c.bytes), c.figure, f"{c.seconds:.1f} s"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -93,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    return run("build-engine", lambda: _build(args))
+
+
+def _build(args: argparse.Namespace) -> int:
+    from sdrt.export.build import export_pipeline
+
     precision = args.precision or ("fp16" if args.backend == "tensorrt" or args.device == "cuda" else "fp32")
     trt_options = {
         "trt_module": args.trt_module,
@@ -101,37 +100,31 @@ def main(argv: list[str] | None = None) -> int:
         "workspace_gb": args.workspace_gb,
         "refittable": args.refittable,
     }
-    from sdrt.export.build import export_pipeline
-
     started = time.perf_counter()
-    try:
-        report = export_pipeline(
-            args.model_dir,
-            args.output,
-            backend=args.backend,
-            precision=precision,
-            components=args.components,
-            height=args.height,
-            width=args.width,
-            min_size=args.min_size,
-            max_size=args.max_size,
-            batch=args.batch,
-            max_batch=args.max_batch,
-            static=args.static,
-            device=args.device,
-            validate=not args.no_validate,
-            force=args.force,
-            vae_fp32=args.vae_fp32,
-            opset=args.opset,
-            progress=not args.quiet,
-            trt_options=trt_options,
-        )
-    except ExportError as err:
-        print(f"build-engine: error: {err}", file=sys.stderr)
-        return 2
+    report = export_pipeline(
+        args.model_dir,
+        args.output,
+        backend=args.backend,
+        precision=precision,
+        components=args.components,
+        height=args.height,
+        width=args.width,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        batch=args.batch,
+        max_batch=args.max_batch,
+        static=args.static,
+        device=args.device,
+        validate=not args.no_validate,
+        force=args.force,
+        vae_fp32=args.vae_fp32,
+        opset=args.opset,
+        progress=not args.quiet,
+        trt_options=trt_options,
+    )
     print(format_summary(report))
     print(
-        f"bundle {report.bundle_dir} ({report.manifest['model_type']}, {precision}, backend {args.backend}) "
+        f"bundle {report.bundle_dir} ({report.manifest.model_type}, {precision}, backend {args.backend}) "
         f"written in {time.perf_counter() - started:.1f} s"
     )
     return 0

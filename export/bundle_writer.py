@@ -14,13 +14,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from sdrt.runtime.bundle.manifest import MANIFEST_NAME
 
 from .errors import OutputError
 
 log = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.json"
 
 
 def _check_output(target: Path) -> None:
@@ -92,15 +91,6 @@ class BundleWriter:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def read_old_manifest(target: Path) -> dict[str, Any] | None:
-    """The manifest of the bundle being replaced, or None (missing or unreadable: rebuild everything)."""
-    try:
-        data = json.loads((Path(target) / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def link_or_copy(src: Path, dst: Path) -> None:
     """Hard-link ``src`` to ``dst`` (same file system, no copy), else copy it."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -110,28 +100,11 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def component_files(record: dict[str, Any]) -> list[str]:
-    """Bundle-relative files a component record points at (graphs, their external data, plans)."""
-    files = []
-    for rel in [record.get("onnx"), (record.get("ort") or {}).get("file")]:
-        if rel:
-            files.append(rel)
-            files.append(str(Path(rel).with_suffix(".onnx_data")))
-    for plan in (record.get("plans") or {}).values():
-        if plan.get("file"):
-            files.append(plan["file"])
-    return files
-
-
-def reuse_component(old_bundle: Path, work: Path, record: dict[str, Any]) -> bool:
-    """Bring an unchanged component's files over from the old bundle. False if any is missing."""
-    needed = [rel for rel in component_files(record) if not rel.endswith(".onnx_data")]
-    if not all((old_bundle / rel).is_file() for rel in needed):
-        return False
-    for rel in component_files(record):
+def link_files(old_bundle: Path, work: Path, files: list[str]) -> None:
+    """Bring the files of a component taken over from the old bundle (those that exist) into ``work``."""
+    for rel in files:
         if (old_bundle / rel).is_file():
             link_or_copy(old_bundle / rel, work / rel)
-    return True
 
 
 def carry_timing_cache(old_bundle: Path, work: Path) -> None:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.bench.runner import BenchSettings
 from sdrt.runtime.bench.stages import (
     DENOISE_LOOP,
     TEXT_ENCODER,
@@ -25,6 +26,9 @@ from sdrt.runtime.bench.stages import (
     wrap_method,
 )
 from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+
+from .model.folder import inspect_model_folder
 
 
 def pipeline_from_pretrained(pipeline_class: Any, model_dir: Path | str, dtype: Any, **kwargs: Any) -> Any:
@@ -38,23 +42,37 @@ def pipeline_from_pretrained(pipeline_class: Any, model_dir: Path | str, dtype: 
         return pipeline_class.from_pretrained(model_dir, torch_dtype=dtype, **kwargs)
 
 
-class ComparisonModelError(ValueError):
+class ComparisonModelError(InputError):
     """The --compare-diffusers folder is not the model the bundle was built from."""
 
 
-def source_weights_sha256(model_dir: Path) -> tuple[Any, str]:
-    """(the inspected model folder, the weights hash build-engine records for it in the manifest)."""
-    from sdrt.export.model.folder import inspect_model_folder
+class DiffusersReference:
+    """``sdrt bench --compare-diffusers MODEL_DIR``: diffusers on the folder the bundle was built from
+    (the bench's :class:`~sdrt.runtime.bench.runner.Reference`)."""
 
-    folder = inspect_model_folder(model_dir)
-    return folder, folder.weights_sha256()
+    def __init__(self, model_dir: str | Path) -> None:
+        self.model_dir = Path(model_dir)
+        self.source = str(model_dir)
+
+    def check(self, bundle: Bundle) -> None:
+        check_comparison_model(bundle, self.model_dir)
+
+    def runner(self, settings: BenchSettings, sdrt: dict[str, Any]) -> DiffusersRunner:
+        """diffusers with sdrt's scheduler, on the GPU when sdrt runs there, in fp16 when its engines are."""
+        return DiffusersRunner(
+            self.model_dir,
+            settings,
+            scheduler=sdrt["scheduler"],
+            on_gpu=sdrt["provider"] != "cpu",
+            fp16="fp16" in sdrt["precision"],
+        )
 
 
 def check_comparison_model(bundle: Bundle, model_dir: Path) -> None:
     """Refuse a model folder of another model type, or whose weights hash differs from the manifest's."""
-    source = bundle.manifest.get("source") or {}
-    recorded, built_from = source.get("weights_sha256"), source.get("path", "an unrecorded folder")
-    folder, digest = source_weights_sha256(model_dir)
+    recorded, built_from = bundle.manifest.source.weights_sha256, bundle.manifest.source.path
+    folder = inspect_model_folder(model_dir)
+    digest = folder.weights_sha256()
     if folder.model_type != bundle.model_type:
         raise ComparisonModelError(
             f"--compare-diffusers {model_dir} holds a {folder.model_type!r} model ({folder.pipeline_class}), but "
@@ -126,7 +144,7 @@ class DiffusersRunner:
             import diffusers
             import torch
         except ImportError as error:
-            raise ImportError(
+            raise ProviderNotAvailableError(
                 f"--compare-diffusers needs torch and diffusers ({error}); install them: pip install 'sdrt[export]'"
             ) from error
         self.settings = settings

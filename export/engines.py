@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sdrt.runtime.bundle.manifest import load_manifest, write_manifest
+from sdrt.runtime.bundle.manifest import Manifest, read_manifest, write_manifest
+from sdrt.runtime.bundle.records import ComponentRecord, OrtRecord
 
 from .errors import OptionError
 
@@ -23,43 +24,43 @@ ENGINE_BACKENDS = ("onnx", "ort", "tensorrt")
 
 def ort_stage(
     bundle_dir: Path,
-    name: str,
-    record: dict[str, Any],
+    record: ComponentRecord,
     *,
     provider: str,
     fp32_graph: Path | None = None,
     cases: list | None = None,
-) -> dict[str, Any]:
+) -> OrtRecord:
     """Write ``ort/<name>.onnx`` optimized for ``provider``; validate it when ``cases`` are given and
-    the provider is available here. Returns the component's ``ort`` record."""
-    from sdrt.export.ort.optimize import optimize_for_ort
+    the provider is available here."""
+    import onnxruntime as ort
+
+    from .onnx.validate import validate_onnx
+    from .ort.optimize import optimize_for_ort
 
     started = time.perf_counter()
-    src = bundle_dir / record["onnx"]
-    dst = bundle_dir / "ort" / f"{name}.onnx"
-    log.info("%s: optimizing for ONNX Runtime (%s)", name, provider)
-    result = optimize_for_ort(
-        src, dst, component=name, provider=provider, precision=record["precision"], src_fp32=fp32_graph
+    file = f"ort/{record.name}.onnx"
+    log.info("%s: optimizing for ONNX Runtime (%s)", record.name, provider)
+    details = optimize_for_ort(
+        bundle_dir / record.onnx,
+        bundle_dir / file,
+        component=record.name,
+        provider=provider,
+        precision=record.precision,
+        src_fp32=fp32_graph,
     )
-    result["file"] = f"ort/{name}.onnx"
-    result["validation"] = None
-    if cases:
-        import onnxruntime as ort
-
-        from sdrt.export.onnx.validate import validate_onnx
-
-        wanted = "CUDAExecutionProvider" if provider == "cuda" else "CPUExecutionProvider"
-        if wanted in ort.get_available_providers():
-            result["validation"] = validate_onnx(
-                dst,
-                cases,
-                component=f"{name} (ort/{provider})",
-                precision=record["precision"],
-                providers=[wanted],
-            )
-        else:
-            log.warning("%s: %s not available here; the ORT graph is not validated", name, wanted)
-    result["seconds"] = round(time.perf_counter() - started, 2)
+    result = OrtRecord(file=file, provider=details.pop("provider"), details=details)
+    wanted = "CUDAExecutionProvider" if provider == "cuda" else "CPUExecutionProvider"
+    if cases and wanted in ort.get_available_providers():
+        result.validation = validate_onnx(
+            bundle_dir / file,
+            cases,
+            component=f"{record.name} (ort/{provider})",
+            precision=record.precision,
+            providers=[wanted],
+        )
+    elif cases:
+        log.warning("%s: %s not available here; the ORT graph is not validated", record.name, wanted)
+    result.seconds = round(time.perf_counter() - started, 2)
     return result
 
 
@@ -71,25 +72,22 @@ def build_engines(
     precision: str = "fp16",
     provider: str = "cpu",
     trt_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Add engines for ``backend`` (``ort`` or ``tensorrt``) to the bundle; returns the new manifest dict."""
+) -> Manifest:
+    """Add engines for ``backend`` (``ort`` or ``tensorrt``) to the bundle; returns the new manifest."""
+    if backend not in ENGINE_BACKENDS:
+        raise OptionError(f"backend {backend!r} is not one of {', '.join(ENGINE_BACKENDS)}")
     bundle_dir = Path(bundle_dir)
-    manifest = load_manifest(bundle_dir).data
-    names = components or list(manifest["components"])
+    manifest = read_manifest(bundle_dir)
+    names = components or list(manifest.components)
     if backend == "onnx":
         return manifest
     if backend == "ort":
         for name in names:
-            record = manifest["components"][name]
-            record["ort"] = ort_stage(bundle_dir, name, record, provider=provider)
-    elif backend == "tensorrt":
-        try:
-            from sdrt.export.tensorrt.build import build_trt_plans
-        except ImportError as err:
-            raise OptionError(
-                f"--backend tensorrt needs TensorRT and sdrt's TensorRT builder ({err}); install "
-                f"sdrt[tensorrt] (or sdrt[rtx] for TensorRT-RTX), or build with --backend ort"
-            ) from err
+            record = manifest.components[name]
+            record.ort = ort_stage(bundle_dir, record, provider=provider)
+    else:
+        from .tensorrt.build import build_trt_plans
+
         options = dict(trt_options or {})
         manifest = build_trt_plans(
             bundle_dir,
@@ -101,9 +99,7 @@ def build_engines(
             optimization_level=options.get("optimization_level", 3),
             workspace_gb=options.get("workspace_gb"),
             refittable=options.get("refittable", False),
-            static=manifest["shapes"].get("static", False),
+            static=manifest.shapes.static,
         )
-    else:
-        raise OptionError(f"backend {backend!r} is not one of {', '.join(ENGINE_BACKENDS)}")
     write_manifest(bundle_dir, manifest)
     return manifest

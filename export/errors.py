@@ -1,9 +1,12 @@
-"""Errors of the export stage. Each message names the input at fault and says how to fix it."""
+"""Errors of the export stage: ``ExportError`` and its kinds, in sdrt's one hierarchy (``SdrtError``,
+see ``sdrt.runtime.errors``). Each message names the input at fault and says how to fix it."""
 
 from __future__ import annotations
 
+from sdrt.runtime.errors import SdrtError
 
-class ExportError(Exception):
+
+class ExportError(SdrtError):
     """Base class: the build stopped and left any previous bundle untouched."""
 
 

@@ -1,39 +1,13 @@
-"""Build shape ranges: from the CLI's size and batch options to each component's dim ranges.
-
-Image sizes are pixels. The UNet's batch is doubled for classifier-free guidance (its range runs
-from the smallest prompt batch, for guidance off, to twice the largest); text encoders get the same
-range (prompt and negative prompt may be encoded in one call); the VAE sees the prompt batch.
-"""
+"""Build sizes: from the CLI's size and batch options to the bundle's ``Shapes`` (image pixels, prompt
+batches). Each component turns them into its own dim ranges (``Component.dim_ranges``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from sdrt.runtime.bundle.manifest import Shapes
 
 from .errors import OptionError
 
 Range = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class BuildShapes:
-    batch: Range
-    height: Range
-    width: Range
-    opt_height: int
-    opt_width: int
-    static: bool
-    multiple: int
-    scale: int  # pixels per latent pixel (1 for unconditional pixel-space models)
-
-    def manifest(self) -> dict:
-        return {
-            "batch": list(self.batch),
-            "height": list(self.height),
-            "width": list(self.width),
-            "default": [self.opt_height, self.opt_width],
-            "size_multiple": self.multiple,
-            "static": self.static,
-        }
 
 
 def _round_down(value: int, multiple: int) -> int:
@@ -62,7 +36,6 @@ def resolve_shapes(
     *,
     default_size: tuple[int, int],
     multiple: int,
-    scale: int,
     height: int | None = None,
     width: int | None = None,
     min_size: int | None = None,
@@ -70,7 +43,7 @@ def resolve_shapes(
     batch: int = 1,
     max_batch: int | None = None,
     static: bool = False,
-) -> BuildShapes:
+) -> Shapes:
     """Check the size and batch options and turn them into ranges (errors name the option and the fix)."""
     if (height is not None or width is not None) and (min_size is not None or max_size is not None):
         raise OptionError(
@@ -116,50 +89,11 @@ def resolve_shapes(
         h_range = w_range = (lo, hi)
         opt_h = min(max(opt_h, lo), hi) // multiple * multiple
         opt_w = min(max(opt_w, lo), hi) // multiple * multiple
-    return BuildShapes(
+    return Shapes(
         batch=(batch, max_batch),
         height=h_range,
         width=w_range,
-        opt_height=opt_h,
-        opt_width=opt_w,
+        default=(opt_h, opt_w),
+        size_multiple=multiple,
         static=static,
-        multiple=multiple,
-        scale=scale,
     )
-
-
-def component_ranges(name: str, shapes: BuildShapes, *, uncond: bool = False) -> dict[str, Range]:
-    """The dim ranges of one component, in that component's own units (latent or pixel)."""
-    b0, b1 = shapes.batch
-    s = shapes.scale
-    latent = {
-        "latent_height": (shapes.height[0] // s, shapes.height[1] // s),
-        "latent_width": (shapes.width[0] // s, shapes.width[1] // s),
-    }
-    if name in ("text_encoder", "text_encoder_2"):
-        return {"batch": (b0, b0 if shapes.static else 2 * b1)}
-    if name == "unet" and uncond:
-        return {"batch": (b0, b1), "height": shapes.height, "width": shapes.width}
-    if name == "unet":
-        return {"batch": (2 * b0, 2 * b1) if shapes.static else (b0, 2 * b1), **latent}
-    if name == "vae_encoder":
-        return {"batch": (b0, b1), "height": shapes.height, "width": shapes.width}
-    if name == "vae_decoder":
-        return {"batch": (b0, b1), **latent}
-    raise OptionError(f"unknown component {name!r}")
-
-
-def component_trace(
-    name: str, shapes: BuildShapes, ranges: dict[str, Range], *, uncond: bool = False
-) -> dict[str, int]:
-    """Sizes to trace at: the default size, and batch 2 where the range allows (static: the fixed sizes)."""
-    s = 1 if (uncond or name == "vae_encoder") else shapes.scale
-    values = {}
-    for dim, (lo, hi) in ranges.items():
-        if dim == "batch":
-            values[dim] = lo if shapes.static else min(max(2, lo), hi)
-        elif dim.endswith("height"):
-            values[dim] = min(max(shapes.opt_height // s, lo), hi)
-        elif dim.endswith("width"):
-            values[dim] = min(max(shapes.opt_width // s, lo), hi)
-    return values

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from sdrt.runtime.errors import InputError
+
 ImageInput = Any  # PIL.Image.Image | np.ndarray | str | os.PathLike | list of those
 
 
@@ -28,9 +30,9 @@ def load_image(image: Any, what: str = "image") -> Any:
                 opened.load()
                 return opened.copy()
         except FileNotFoundError:
-            raise ValueError(f"cannot read the {what} {str(path)!r}: no such file") from None
+            raise InputError(f"cannot read the {what} {str(path)!r}: no such file") from None
         except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(
+            raise InputError(
                 f"cannot read the {what} {str(path)!r}: not an image PIL can decode ({error})"
             ) from None
     return image
@@ -38,21 +40,21 @@ def load_image(image: Any, what: str = "image") -> Any:
 
 def _as_list(image: ImageInput, what: str) -> list[Any]:
     if image is None:
-        raise ValueError(f"`{what}` is required")
+        raise InputError(f"`{what}` is required")
     images = list(image) if isinstance(image, list | tuple) else [image]
     if not images:
-        raise ValueError(f"`{what}` is an empty list")
+        raise InputError(f"`{what}` is an empty list")
     images = [load_image(i, what) for i in images]
     for i in images:
         if not isinstance(i, Image.Image | np.ndarray):
-            raise ValueError(
+            raise InputError(
                 f"`{what}` must be a PIL image, a NumPy array in [0, 1], a file path, or a list of them; "
                 f"got {type(i).__name__}"
             )
     if any(isinstance(i, Image.Image) for i in images) and not all(
         isinstance(i, Image.Image) for i in images
     ):
-        raise ValueError(f"`{what}`: do not mix PIL images and arrays in one list")
+        raise InputError(f"`{what}`: do not mix PIL images and arrays in one list")
     return images
 
 
@@ -102,7 +104,7 @@ def _arrays_to_nchw(images: list[np.ndarray], grayscale: bool) -> np.ndarray:
         images = [i[..., None] if i.ndim == 2 else i for i in images]
     stacked = np.concatenate(images, axis=0) if images[0].ndim == 4 else np.stack(images, axis=0)
     if stacked.ndim != 4:
-        raise ValueError(f"image arrays must be HWC or NHWC, got shape {images[0].shape}")
+        raise InputError(f"image arrays must be HWC or NHWC, got shape {images[0].shape}")
     return stacked.astype(np.float32).transpose(0, 3, 1, 2)
 
 
@@ -118,11 +120,11 @@ def preprocess_image(
     else:
         pixels = _arrays_to_nchw(images, grayscale=False)
         if pixels.shape[1] == 4 and pixels.min() < 0:
-            raise ValueError("image arrays must be RGB in [0, 1]; pass latents with `latents=` instead")
+            raise InputError("image arrays must be RGB in [0, 1]; pass latents with `latents=` instead")
         height, width = default_size(pixels.transpose(0, 2, 3, 1), height, width, scale_factor)
         pixels = nearest_resize(pixels, height, width)
     if pixels.shape[1] != 3:
-        raise ValueError(f"images must have 3 channels (RGB), got {pixels.shape[1]}")
+        raise InputError(f"images must have 3 channels (RGB), got {pixels.shape[1]}")
     if pixels.min() < 0:  # diffusers accepts [-1, 1] input with a deprecation warning, unnormalized
         return pixels
     return 2.0 * pixels - 1.0
@@ -141,7 +143,7 @@ def preprocess_mask(
         height, width = default_size(pixels.transpose(0, 2, 3, 1), height, width, scale_factor)
         pixels = nearest_resize(pixels, height, width)
     if pixels.shape[1] != 1:
-        raise ValueError(f"a mask must have a single channel, got {pixels.shape[1]}")
+        raise InputError(f"a mask must have a single channel, got {pixels.shape[1]}")
     return np.where(pixels < 0.5, 0.0, 1.0).astype(np.float32)
 
 
@@ -167,7 +169,7 @@ def numpy_to_pil(images: np.ndarray) -> list[Image.Image]:
 def postprocess(images: Any, output_type: str = "pil") -> Any:
     """Decoded NCHW images in [-1, 1] -> ``"pil"`` (list of PIL images) or ``"np"`` (NHWC float32 [0, 1])."""
     if output_type not in ("pil", "np"):
-        raise ValueError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
+        raise InputError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
     host = to_host(denormalize(images)).transpose(0, 2, 3, 1).astype(np.float32)
     return numpy_to_pil(host) if output_type == "pil" else host
 
@@ -177,13 +179,13 @@ def make_image_grid(
 ) -> Image.Image:
     """Paste images (all of one size) into a grid, row by row; default: as square as possible."""
     if not images:
-        raise ValueError("make_image_grid needs at least one image")
+        raise InputError("make_image_grid needs at least one image")
     if cols is None:
         cols = int(np.ceil(np.sqrt(len(images)))) if rows is None else int(np.ceil(len(images) / rows))
     if rows is None:
         rows = int(np.ceil(len(images) / cols))
     if rows * cols < len(images):
-        raise ValueError(f"a {rows}x{cols} grid cannot hold {len(images)} images")
+        raise InputError(f"a {rows}x{cols} grid cannot hold {len(images)} images")
     w, h = images[0].size
     grid = Image.new("RGB", size=(cols * w, rows * h))
     for i, image in enumerate(images):

@@ -23,16 +23,24 @@ def export(work: Path, precision: str) -> None:
     import torch
     from diffusers import UNet2DConditionModel
 
+    from sdrt.export.model.modules import ModulesModel
     from sdrt.export.onnx.cleanup import clean_onnx
     from sdrt.export.onnx.fp16 import convert_to_fp16
-    from sdrt.export.onnx.trace import export_unet
+    from sdrt.export.onnx.trace import trace_to_onnx
+    from sdrt.runtime.bundle.manifest import Manifest, Shapes, Source, VaeInfo, write_manifest
+    from sdrt.runtime.bundle.records import ComponentRecord
+    from sdrt.runtime.components import UNet
     from tests.export.sd15_unet import SD15_UNET_CONFIG
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**SD15_UNET_CONFIG).eval()
     started = time.perf_counter()
     raw = work / "raw" / "unet.onnx"
-    spec = export_unet(unet, raw, batch=(2, 2), latent_height=(64, 64), latent_width=(64, 64), static=True)
+    sizes = {"batch": 2, "latent_height": 64, "latent_width": 64}
+    spec = UNet.graph(
+        ModulesModel("sd1", {"unet": unet}), {d: (v, v) for d, v in sizes.items()}, sizes
+    ).frozen()
+    trace_to_onnx(UNet, unet, spec, raw)
     del unet
     fp32 = work / "fp32" / "unet.onnx"
     fp32.parent.mkdir(parents=True, exist_ok=True)
@@ -43,22 +51,29 @@ def export(work: Path, precision: str) -> None:
         size, external = convert_to_fp16(fp32, final)
     else:
         size, external = clean_onnx(raw, final, keep_outputs=list(spec.outputs))
-    record = {
-        "onnx": "onnx/unet.onnx",
-        "external_data": external,
-        "bytes": size,
-        "precision": precision,
-        **spec.manifest_io(),
-        "dims": {k: list(v) for k, v in spec.dims.items()},
-        "static": True,
-    }
-    manifest = {
-        "format_version": 1,
-        "unet": {"sample_size": 64},
-        "vae": {"scale_factor": 8},
-        "components": {"unet": record},
-    }
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    record = ComponentRecord(
+        name="unet",
+        class_name="UNet2DConditionModel",
+        onnx="onnx/unet.onnx",
+        precision=precision,
+        inputs=spec.inputs,
+        outputs=spec.outputs,
+        dims=spec.dims,
+        trace=spec.trace,
+        static=True,
+        external_data=external,
+        bytes=size,
+    )
+    shapes = Shapes(batch=(1, 1), height=(512, 512), width=(512, 512), default=(512, 512), static=True)
+    manifest = Manifest(
+        model_type="sd1",
+        pipeline_class="StableDiffusionPipeline",
+        source=Source("SD15_UNET_CONFIG (random weights)"),
+        shapes=shapes,
+        vae=VaeInfo(),
+        components={"unet": record},
+    )
+    write_manifest(work, manifest)
     print(
         f"exported {final} ({size / 1e9:.2f} GB, external data {external}) in {time.perf_counter() - started:.0f} s"
     )
@@ -67,14 +82,15 @@ def export(work: Path, precision: str) -> None:
 def build(work: Path, precision: str, optimization_level: int) -> None:
     from sdrt.export.tensorrt.build import build_trt_plans
     from sdrt.export.tensorrt.plan import peak_rss_gb
+    from sdrt.runtime.bundle.manifest import read_manifest
 
-    manifest = json.loads((work / "manifest.json").read_text())
+    manifest = read_manifest(work)
     started = time.perf_counter()
     manifest = build_trt_plans(
         work, manifest, components=["unet"], precision=precision, optimization_level=optimization_level,
         isolate=False, force=True,
     )  # fmt: skip
-    plan = next(iter(manifest["components"]["unet"]["plans"].values()))
+    plan = next(iter(manifest.components["unet"].plans.values())).to_json()
     print(json.dumps({**{k: plan[k] for k in ("file", "bytes", "build_seconds", "precision", "trt_module", "trt_version")},
                       "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_gb": round(peak_rss_gb(), 2)}))  # fmt: skip
 

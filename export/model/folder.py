@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.export.errors import ModelFolderError
+from sdrt.runtime.components import Component, components_of
 
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -46,15 +47,6 @@ REQUIRED = {
 REQUIRED["sdxl-inpaint"] = REQUIRED["sdxl"]
 TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
 
-# exported component -> folder component it comes from
-SOURCE = {
-    "text_encoder": "text_encoder",
-    "text_encoder_2": "text_encoder_2",
-    "unet": "unet",
-    "vae_encoder": "vae",
-    "vae_decoder": "vae",
-}
-
 
 @dataclass
 class ModelFolder:
@@ -68,31 +60,23 @@ class ModelFolder:
     model_index: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def exportable(self) -> list[str]:
-        """The exported components this model has, in build order."""
-        if self.model_type == "uncond":
-            return ["unet"]
-        names = ["text_encoder"]
-        if "text_encoder_2" in self.classes:
-            names.append("text_encoder_2")
-        return [*names, "unet", "vae_encoder", "vae_decoder"]
+    def components(self) -> list[type[Component]]:
+        """The components this model exports, in build order."""
+        return components_of(self)
 
-    def component_dir(self, name: str) -> Path:
-        return self.path / SOURCE.get(name, name)
-
-    def weight_files(self, name: str) -> list[Path]:
-        folder = self.component_dir(name)
+    def weight_files(self, part: str) -> list[Path]:
+        folder = self.path / part
         return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
 
-    def hashed_files(self, name: str) -> list[Path]:
-        """What decides a component's export: its weight files and its config.json."""
-        return [*self.weight_files(name), self.component_dir(name) / "config.json"]
+    def hashed_files(self, part: str) -> list[Path]:
+        """What decides the export of a folder part: its weight files and its config.json."""
+        return [*self.weight_files(part), self.path / part / "config.json"]
 
     def weights_sha256(self) -> str:
         """The source hash the manifest records: every exported component's weights and config."""
         from .hashing import files_sha256
 
-        files = {f for n in self.exportable for f in self.hashed_files(n)}
+        files = {f for c in self.components for f in self.hashed_files(c.source)}
         return files_sha256(sorted(files), root=self.path)
 
 
@@ -171,7 +155,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
             )
         classes[name] = (entry[0], entry[1])
     for name in ("tokenizer", "tokenizer_2") if kind != "uncond" else ():
-        if name.replace("tokenizer", "text_encoder") not in classes:
+        if name.replace("tokenizer", "text_encoder") not in classes:  # the encoder it feeds
             continue
         entry = index.get(name)
         if not entry or entry[1] not in TOKENIZER_CLASSES or not (path / name).is_dir():
@@ -200,20 +184,18 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
     )
 
 
-def load_component(folder: ModelFolder, name: str, *, device: str = "cpu"):
-    """Load the torch module behind exported component ``name`` in fp32."""
+def load_module(folder: ModelFolder, component: type[Component], *, device: str = "cpu"):
+    """Load, in fp32, the torch module ``component`` is exported from."""
     import torch
 
-    source = SOURCE[name]
-    library, class_name = folder.classes[source]
+    library, class_name = folder.classes[component.source]
+    path = str(folder.path / component.source)
     if library == "transformers":
         import transformers
 
-        cls = getattr(transformers, class_name)
-        module = cls.from_pretrained(str(folder.path / source), dtype=torch.float32)
+        module = getattr(transformers, class_name).from_pretrained(path, dtype=torch.float32)
     else:
         import diffusers
 
-        cls = getattr(diffusers, class_name)
-        module = cls.from_pretrained(str(folder.path / source), torch_dtype=torch.float32)
+        module = getattr(diffusers, class_name).from_pretrained(path, torch_dtype=torch.float32)
     return module.to(device).eval()

@@ -9,7 +9,6 @@ onnx-graphsurgeon); when both are missing, only unused nodes are removed.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -91,11 +90,3 @@ def clean_onnx(raw_path: Path, out_path: Path, *, keep_outputs: list[str]) -> tu
     infer_shapes(out_path)
     log.debug("%s: cleaned (folding: %s), %d bytes, external data: %s", out_path.name, how, size, external)
     return size, external
-
-
-def copy_onnx(src: Path, dst: Path) -> None:
-    """Copy a graph and its external data file, if it has one."""
-    shutil.copyfile(src, dst)
-    data = src.with_name(src.stem + ".onnx_data")
-    if data.exists():
-        shutil.copyfile(data, dst.with_name(dst.stem + ".onnx_data"))

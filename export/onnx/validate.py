@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from sdrt.export.errors import ValidationError
-
-from .specs import ComponentSpec, random_inputs
+from sdrt.runtime.components import Component
+from sdrt.runtime.components.graph import GraphSpec
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +61,29 @@ class Case:
 
 
 def reference_cases(
-    module, spec: ComponentSpec, shapes: list[dict[str, int]], *, device: str = "cpu"
+    component: type[Component],
+    model: Any,
+    spec: GraphSpec,
+    sizes: list[dict[str, int]],
+    *,
+    device: str = "cpu",
 ) -> list[Case]:
-    """Run the torch module (fp32) on fixed random inputs at each shape."""
+    """Run the torch model (fp32, the libraries' default attention) on fixed random inputs at each size."""
     import torch
 
-    module = module.to(device).eval()
+    from .matmul_attention import restore_default_attention
+    from .trace import GraphModule
+
+    module = GraphModule(component, restore_default_attention(model), spec).to(device).eval()
     cases = []
-    for i, values in enumerate(shapes):
-        feeds = random_inputs(spec, values, seed=100 + i)
+    for i, values in enumerate(sizes):
+        feeds = component.random_inputs(spec, values, seed=100 + i)
         args = [torch.from_numpy(feeds[name]).to(device) for name in spec.inputs]
         with torch.no_grad():
             out = module(*args)
-        out = out if isinstance(out, tuple) else (out,)
         reference = {name: o.detach().float().cpu().numpy() for name, o in zip(spec.outputs, out)}
         cases.append(Case(dict(values), feeds, reference))
     return cases
-
-
-def providers_for(device: str) -> list[str]:
-    if device == "cuda":
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 def validate_onnx(

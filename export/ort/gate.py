@@ -11,7 +11,7 @@ beside it under ``cpu_checks``, against the same torch references:
   conversion) with only the fusions that have CPU kernels (unpacked MultiHeadAttention, LayerNorm,
   SkipLayerNorm), at the build's precision and threshold;
 - ``emulated_fusions``: the fp32 build with every fusion and the layout clean-up, its CUDA-only
-  operators rewritten as standard ops (``ort_emulate``), at the fp32 threshold: the fused graph's
+  operators rewritten as standard ops (``emulate``), at the fp32 threshold: the fused graph's
   wiring. Not checked here: the CUDA kernels themselves and the packed attention layouts of fp16.
 A failure there fails the build, as it would on the GPU.
 """
@@ -27,14 +27,8 @@ log = logging.getLogger(__name__)
 PENDING_REASON = "needs CUDAExecutionProvider"
 
 
-def cuda_available() -> bool:
-    import onnxruntime as ort
-
-    return "CUDAExecutionProvider" in ort.get_available_providers()
-
-
 def gate_cuda_graph(
-    ort_record: dict[str, Any],
+    measured: dict[str, Any] | None,
     *,
     component: str,
     precision: str,
@@ -42,8 +36,8 @@ def gate_cuda_graph(
     cases: list,
     scratch: Path,
 ) -> dict[str, Any]:
-    """The ``validation`` entry of a component's CUDA ``ort`` record (see the module docstring)."""
-    measured = ort_record.get("validation")
+    """The ``validation`` entry of a component's CUDA ``ort`` record (see the module docstring), from
+    what ``ort_stage`` measured (``None`` where the CUDA provider is missing)."""
     if measured and measured.get("provider") == "CUDAExecutionProvider":
         return {"status": "passed", **measured}
     scratch.mkdir(parents=True, exist_ok=True)
@@ -122,7 +116,7 @@ def _emulated_check(component: str, fp32_graph: Path, cases: list, scratch: Path
         **check,
         "status": "passed",
         "graph": "the fp32 build with every fusion (unpacked attention); CUDA-only operators rewritten as "
-        "standard ONNX ops (export/ort_emulate.py): checks the fused graph's wiring, not the CUDA kernels",
+        "standard ONNX ops (export/ort/emulate.py): checks the fused graph's wiring, not the CUDA kernels",
         "fused": counts["fused"],
         "emulated": emulated,
     }

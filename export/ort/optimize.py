@@ -4,13 +4,13 @@
   saved with ``SessionOptions.optimized_model_filepath``. The *all* level adds NCHWc layouts tied to
   the building machine's CPU, so it is left for the session at load time.
 - cuda: built from the fp32 graph on any machine (no GPU needed), in this order:
-  1. sdrt's attention subgraphs -> ``MultiHeadAttention`` (``ort_attention``; fp16: packed QKV / KV);
+  1. sdrt's attention subgraphs -> ``MultiHeadAttention`` (``attention_fusion``; fp16: packed QKV / KV);
   2. ``onnxruntime.transformers.optimizer`` (model types unet / vae / clip, ``opt_level=0``: its Python
      fusions only): GroupNorm, SkipGroupNorm, BiasSplitGelu, NhwcConv, BiasAdd, LayerNorm,
      SkipLayerNorm;
-  3. layout Transposes between the NHWC fusions cancelled where the graph allows (``ort_transposes``:
+  3. layout Transposes between the NHWC fusions cancelled where the graph allows (``transposes``:
      NHWC Unsqueeze, residual Adds and skip Concats in NHWC), and the useless Casts the fusions add
-     removed (``ort_casts``);
+     removed (``casts``);
   4. fp16 builds: ``convert_float_to_float16`` with fp32 graph inputs/outputs (the runtime feeds the
      same arrays whatever the precision) and the timestep embedding (``Sin``/``Cos`` of ``t·freq``,
      up to ~1000 rad) kept fp32; then Casts of constants are folded (Resize ``scales`` end up fp32
@@ -19,7 +19,7 @@
   The fused graph needs the CUDA provider (NhwcConv, GroupNorm... have no CPU kernels);
   ``cpu_check_variant=True`` builds the same pipeline with only the fusions that have CPU kernels
   (unpacked MultiHeadAttention, LayerNorm, SkipLayerNorm), which is what a CPU-only machine can
-  validate (``ort_validate``).
+  validate (``gate``).
 """
 
 from __future__ import annotations

@@ -13,15 +13,18 @@ compute capabilities in ``target_compute`` or its default set 8.0 / 8.6 / 8.9 / 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sdrt.export.errors import OptionError
+from sdrt.runtime.bundle.manifest import Manifest, read_previous_manifest
+from sdrt.runtime.bundle.records import ComponentRecord, PlanRecord
 from sdrt.runtime.engines.tensorrt.device import current_compute_capability
 from sdrt.runtime.engines.tensorrt.module import import_trt, is_rtx, module_label, module_version
+from sdrt.runtime.errors import BundleNotFoundError
 
 from .cache import TIMING_CACHE, onnx_sha256, plan_key, supports_timing_cache
 from .network import BuildSettings, cc_label, choose_precision, compute_capabilities
@@ -35,7 +38,7 @@ ISOLATE_ABOVE_BYTES = 256 << 20  # auto: ONNX graphs this large are built in a c
 
 def build_trt_plans(
     bundle_dir: Path,
-    manifest: dict,
+    manifest: Manifest,
     *,
     components: list[str],
     precision: str = "fp16",
@@ -48,7 +51,7 @@ def build_trt_plans(
     profiles: Mapping[str, Mapping[str, Sequence[int]]] | None = None,
     force: bool = False,
     isolate: bool | None = None,
-) -> dict:
+) -> Manifest:
     """Build the plans of ``components``; return a copy of ``manifest`` with their ``plans`` records.
 
     ``profiles`` overrides a component's dim ranges (``{"unet": {"batch": [2, 2], "latent_height":
@@ -61,29 +64,29 @@ def build_trt_plans(
     trt = import_trt(trt_module)
     label, version = module_label(trt), module_version(trt)
     manifest = copy.deepcopy(manifest)
-    records = manifest.get("components", {})
+    records = manifest.components
     unknown = [c for c in components if c not in records]
     if unknown:
-        raise ValueError(f"no component(s) {unknown} in the manifest; it has {sorted(records)}")
+        raise OptionError(f"no component(s) {unknown} in the manifest; it has {sorted(records)}")
     targets = [cc_label(t) for t in compute_capabilities(trt, target_compute)]  # validates early
     if refittable and is_rtx(trt) and current_compute_capability() is None:
-        raise ValueError(
+        raise OptionError(
             f"{label} {version} cannot build refittable plans without a GPU (its refit path compiles on the "
             "device; the CPU-only build fails in Myelin): build without --refittable here, or on a machine "
             "with an NVIDIA GPU"
         )
     planned = [
-        (c, profile_for(c, records[c], manifest, requested=(profiles or {}).get(c), static=static))
+        (c, profile_for(records[c], manifest, requested=(profiles or {}).get(c), static=static))
         for c in components
     ]
-    previous = _plans_on_disk(bundle)
+    previous = read_previous_manifest(bundle)
     (bundle / "plans").mkdir(parents=True, exist_ok=True)
     timing_cache = str(bundle / TIMING_CACHE) if supports_timing_cache(trt) else None
     log.info("TensorRT plans with %s %s for %s", label, version, ", ".join(c for c, _ in planned))
     for component, profile in planned:
         record = records[component]
         strongly_typed, fp16_flag, plan_precision = choose_precision(
-            trt, record.get("precision", "fp32"), precision, component
+            trt, record.precision, precision, component
         )
         settings = BuildSettings(
             strongly_typed=strongly_typed,
@@ -95,11 +98,11 @@ def build_trt_plans(
             compute_capabilities=tuple(targets or _default_targets(trt)),
             timing_cache=timing_cache is not None,
         )
-        plans = record.setdefault("plans", {})
-        old = plans.get(profile.name) or previous.get(component, {}).get(profile.name)
-        plans[profile.name] = _build_or_reuse(
+        old = record.plans.get(profile.name)
+        if old is None and previous is not None and component in previous.components:
+            old = previous.components[component].plans.get(profile.name)
+        record.plans[profile.name] = _build_or_reuse(
             bundle,
-            component,
             record,
             profile,
             settings,
@@ -116,24 +119,24 @@ def build_trt_plans(
 
 def _build_or_reuse(
     bundle: Path,
-    component: str,
-    record: Mapping[str, Any],
+    record: ComponentRecord,
     profile: ShapeProfile,
     settings: BuildSettings,
     targets: list[str],
     label: str,
     version: str,
     timing_cache: str | None,
-    old: Mapping[str, Any] | None,
+    old: PlanRecord | None,
     force: bool,
     isolate: bool | None,
-) -> dict[str, Any]:
-    onnx_path = bundle / record["onnx"]
+) -> PlanRecord:
+    component = record.name
+    onnx_path = bundle / record.onnx
     if not onnx_path.is_file():
-        raise FileNotFoundError(
+        raise BundleNotFoundError(
             f"{component}: ONNX {onnx_path} is missing; run build-engine to export it first"
         )
-    input_shapes = profile.input_shapes(record["inputs"])
+    input_shapes = profile.input_shapes(record.inputs)
     key = plan_key(
         onnx_digest=onnx_sha256(onnx_path),
         input_shapes=input_shapes,
@@ -143,17 +146,15 @@ def _build_or_reuse(
         trt_version=version,
     )
     rel_file = f"plans/{component}.{profile.name}.plan"
-    if not force and old and old.get("key") == key and (bundle / old.get("file", rel_file)).is_file():
-        log.info(
-            "%s: plan %s is up to date (key %s), not rebuilt", component, old.get("file", rel_file), key[:12]
-        )
-        return dict(old)
+    if not force and old and old.key == key and (bundle / old.file).is_file():
+        log.info("%s: plan %s is up to date (key %s), not rebuilt", component, old.file, key[:12])
+        return old
     job = PlanJob(
         component=component,
         profile_name=profile.name,
         onnx_path=str(onnx_path),
         plan_path=str(bundle / rel_file),
-        inputs=record["inputs"],
+        inputs={name: spec.to_record() for name, spec in record.inputs.items()},
         input_shapes=input_shapes,
         settings=settings,
         target_compute=targets,
@@ -164,21 +165,21 @@ def _build_or_reuse(
         sum(p.stat().st_size for p in onnx_path.parent.glob(onnx_path.stem + ".onnx*")) > ISOLATE_ABOVE_BYTES
     )
     stats = build_plan_isolated(job) if (isolate if isolate is not None else big) else build_plan(job)
-    return {
-        "file": rel_file,
-        "trt_module": label,
-        "trt_version": version,
-        "compute_capabilities": list(settings.compute_capabilities),
-        "profile": profile.as_record(),
-        "input_shapes": {k: [list(s) for s in v] for k, v in input_shapes.items()},
-        "static": profile.is_static,
-        "precision": settings.precision,
-        "flags": {**settings.flags(), "timing_cache": settings.timing_cache},
-        "key": key,
-        "build_seconds": stats["build_seconds"],
-        "bytes": stats["bytes"],
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return PlanRecord(
+        file=rel_file,
+        trt_module=label,
+        trt_version=version,
+        compute_capabilities=list(settings.compute_capabilities),
+        profile=profile.as_record(),
+        input_shapes={k: [list(s) for s in v] for k, v in input_shapes.items()},
+        static=profile.is_static,
+        precision=settings.precision,
+        flags={**settings.flags(), "timing_cache": settings.timing_cache},
+        key=key,
+        build_seconds=stats["build_seconds"],
+        bytes=stats["bytes"],
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _default_targets(trt: Any) -> list[str]:
@@ -186,13 +187,3 @@ def _default_targets(trt: Any) -> list[str]:
     if is_rtx(trt):
         return ["default"]
     return [current_compute_capability() or "current"]
-
-
-def _plans_on_disk(bundle: Path) -> dict[str, dict[str, Any]]:
-    """Plan records of the bundle's manifest.json, if any (a fresh export may have dropped them)."""
-    path = bundle / "manifest.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {name: dict(rec.get("plans") or {}) for name, rec in (data.get("components") or {}).items()}

@@ -16,12 +16,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sdrt.export.model.hashing import file_sha256
 from sdrt.runtime.engines.tensorrt.module import is_rtx
 
 log = logging.getLogger(__name__)
 
 TIMING_CACHE = "timing.cache"
-_digests: dict[tuple[str, int, int], str] = {}
 
 
 def onnx_files(onnx_path: Path) -> list[Path]:
@@ -32,19 +32,6 @@ def onnx_files(onnx_path: Path) -> list[Path]:
         if extra.is_file() and extra != onnx_path:
             files.append(extra)
     return files
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, memoized per (path, size, mtime) for the life of the process."""
-    stat = path.stat()
-    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if memo not in _digests:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 24), b""):
-                digest.update(chunk)
-        _digests[memo] = digest.hexdigest()
-    return _digests[memo]
 
 
 def onnx_sha256(onnx_path: Path) -> str:

@@ -12,12 +12,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sdrt.export.errors import ExportError, OptionError
 from sdrt.runtime.engines.tensorrt.module import is_rtx
 
 log = logging.getLogger(__name__)
 
 
-class OnnxParseError(RuntimeError):
+class OnnxParseError(ExportError, RuntimeError):
     """TensorRT's ONNX parser refused the graph; the message names each failing node and operator."""
 
 
@@ -55,7 +56,7 @@ def choose_precision(
     no such flag, so it builds the fp32 graph as it is and says so.
     """
     if requested not in ("fp16", "fp32"):
-        raise ValueError(f"precision must be 'fp16' or 'fp32', got {requested!r}")
+        raise OptionError(f"precision must be 'fp16' or 'fp32', got {requested!r}")
     if onnx_precision == "fp16" or requested == "fp32" or onnx_precision == requested:
         if onnx_precision != requested:
             log.warning(
@@ -84,7 +85,7 @@ def compute_capabilities(trt: ModuleType, targets: Sequence[str] | None) -> list
     if not targets:
         return []
     if not hasattr(trt, "ComputeCapability"):
-        raise ValueError(
+        raise OptionError(
             f"--target-compute needs TensorRT-RTX; {trt.__name__} builds for the GPU it runs on "
             "(install 'sdrt[rtx]' and pass --trt-module tensorrt_rtx)"
         )
@@ -103,7 +104,7 @@ def compute_capabilities(trt: ModuleType, targets: Sequence[str] | None) -> list
             name = f"SM{major}{minor}" if minor is not None else f"SM{major}"
         if name not in members:
             pretty = ", ".join(f"{n[2:-1]}.{n[-1]}" for n in known)
-            raise ValueError(
+            raise OptionError(
                 f"unknown target compute capability {target!r}; {trt.__name__} supports {pretty}"
             )
         result.append(members[name])
@@ -156,12 +157,12 @@ def check_network_inputs(network: Any, inputs: Mapping[str, Mapping[str, Any]], 
         tensor = network.get_input(index)
         found[tensor.name] = tuple(tensor.shape)
     if set(found) != set(inputs):
-        raise ValueError(
+        raise OptionError(
             f"{component}: ONNX inputs {sorted(found)} differ from the manifest's {sorted(inputs)}"
         )
     for name, shape in found.items():
         if len(shape) != len(inputs[name]["shape"]):
-            raise ValueError(
+            raise OptionError(
                 f"{component}: ONNX input {name!r} has rank {len(shape)}, manifest says {inputs[name]['shape']}"
             )
 
@@ -170,7 +171,7 @@ def configure(trt: ModuleType, builder: Any, settings: BuildSettings, targets: S
     """A builder config for ``settings`` (the optimization profile is added by the caller)."""
     config = builder.create_builder_config()
     if not 0 <= settings.optimization_level <= 5:
-        raise ValueError(f"optimization level must be 0..5, got {settings.optimization_level}")
+        raise OptionError(f"optimization level must be 0..5, got {settings.optimization_level}")
     config.builder_optimization_level = settings.optimization_level
     if settings.workspace_gb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace_gb * (1 << 30)))
@@ -182,7 +183,7 @@ def configure(trt: ModuleType, builder: Any, settings: BuildSettings, targets: S
         config.num_compute_capabilities = len(targets)
         for index, target in enumerate(targets):
             if not config.set_compute_capability(target, index):
-                raise ValueError(f"{trt.__name__} refused target compute capability {cc_label(target)}")
+                raise OptionError(f"{trt.__name__} refused target compute capability {cc_label(target)}")
     if is_rtx(trt):
         log.debug("TensorRT-RTX: kernels are compiled for the target GPU when the plan is loaded")
     return config

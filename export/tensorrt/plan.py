@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sdrt.export.errors import ExportError
 from sdrt.runtime.engines.tensorrt.logger import make_logger
 from sdrt.runtime.engines.tensorrt.module import import_trt
 
@@ -29,7 +30,7 @@ from .progress import make_progress_monitor
 log = logging.getLogger(__name__)
 
 
-class TrtBuildError(RuntimeError):
+class TrtBuildError(ExportError, RuntimeError):
     """The TensorRT builder returned no plan; the message carries its errors."""
 
 

@@ -13,13 +13,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sdrt.export.errors import OptionError
+from sdrt.runtime.bundle.manifest import Manifest
+from sdrt.runtime.bundle.records import ComponentRecord
+from sdrt.runtime.components import Component, component_class
+from sdrt.runtime.tensors import TensorSpec
+
 Range = tuple[int, int, int]
 
 _SHORT = {"batch": "b", "latent_height": "h", "latent_width": "w", "height": "H", "width": "W"}
 _TERM = re.compile(r"^\s*(\d+|[A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 
-class ProfileError(ValueError):
+class ProfileError(OptionError):
     """A requested shape range the model cannot be built for (refused before building)."""
 
 
@@ -44,11 +50,11 @@ class ShapeProfile:
     def as_record(self) -> dict[str, list[int]]:
         return {dim: list(r) for dim, r in self.dims.items()}
 
-    def input_shapes(self, inputs: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[tuple[int, ...], ...]]:
+    def input_shapes(self, inputs: Mapping[str, TensorSpec]) -> dict[str, tuple[tuple[int, ...], ...]]:
         """``{input: (min_shape, opt_shape, max_shape)}`` from the manifest's symbolic input shapes."""
         shapes = {}
-        for name, info in inputs.items():
-            per_dim = [_resolve(entry, self.dims, name) for entry in info["shape"]]
+        for name, spec in inputs.items():
+            per_dim = [_resolve(entry, self.dims, name) for entry in spec.shape]
             shapes[name] = tuple(tuple(r[i] for r in per_dim) for i in range(3))
         return shapes
 
@@ -75,36 +81,11 @@ def _resolve(entry: Any, dims: Mapping[str, Range], tensor: str) -> Range:
     return value
 
 
-def _default_opt(component: str, dim: str, lo: int, hi: int, manifest: Mapping[str, Any]) -> int:
-    """opt point: the bundle's default image size for spatial dims (in the dim's own units); for the
-    batch, the smallest prompt batch (doubled for classifier-free guidance in the UNet and the text
-    encoders, which see prompt and negative prompt together)."""
-    shapes = manifest.get("shapes") or {}
-    scale = (manifest.get("vae") or {}).get("scale_factor", 8)
-    preferred = None
-    if dim == "batch":
-        first = (shapes.get("batch") or [None])[0]
-        cfg = component == "unet" or component.startswith("text_encoder")
-        preferred = lo if first is None else 2 * first if cfg else first
-    elif dim.endswith(("height", "width")):
-        axis = 0 if dim.endswith("height") else 1
-        pixels = (shapes.get("default") or [None, None])[axis]
-        if pixels is None:
-            sample = (manifest.get("unet") or {}).get("sample_size")
-            sample = sample[axis] if isinstance(sample, (list, tuple)) else sample
-            pixels = sample * scale if isinstance(sample, int) else None
-        if pixels is not None:
-            preferred = pixels // scale if dim.startswith("latent_") else pixels
-    if preferred is None:
-        return lo
-    return min(max(preferred, lo), hi)
-
-
-def used_dims(inputs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def used_dims(inputs: Mapping[str, TensorSpec]) -> list[str]:
     """The named dims the inputs' shapes use (output-only dims play no part in a profile)."""
     names: list[str] = []
-    for info in inputs.values():
-        for entry in info.get("shape", []):
+    for spec in inputs.values():
+        for entry in spec.shape:
             for term in str(entry).split("*") if isinstance(entry, str) else []:
                 token = term.strip()
                 if token and not token.isdigit() and token not in names:
@@ -113,7 +94,7 @@ def used_dims(inputs: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _as_range(
-    component: str, dim: str, value: Sequence[int], manifest: Mapping[str, Any], where: str
+    component: type[Component], dim: str, value: Sequence[int], manifest: Manifest, where: str
 ) -> Range:
     if not isinstance(value, (list, tuple)) or len(value) not in (1, 2, 3):
         raise ProfileError(f"{where}: dim {dim!r} must be [min, max] or [min, opt, max], got {value!r}")
@@ -123,14 +104,16 @@ def _as_range(
         return (value[0],) * 3  # type: ignore[return-value]
     if len(value) == 2:
         lo, hi = value
-        return (lo, _default_opt(component, dim, lo, hi, manifest) if lo <= hi else lo, hi)
+        opt = (
+            component.profile_opt(dim, lo, hi, manifest.shapes, manifest.vae_scale_factor) if lo <= hi else lo
+        )
+        return (lo, opt, hi)
     return tuple(value)  # type: ignore[return-value]
 
 
 def profile_for(
-    component: str,
-    record: Mapping[str, Any],
-    manifest: Mapping[str, Any],
+    record: ComponentRecord,
+    manifest: Manifest,
     *,
     requested: Mapping[str, Sequence[int]] | None = None,
     static: bool = False,
@@ -140,18 +123,18 @@ def profile_for(
     ``static`` collapses every range to its opt point. Raises :class:`ProfileError` with the dim and the
     rule broken (min <= opt <= max, pixel sizes multiples of 8, inside the exported range).
     """
-    where = f"{component} profile"
-    wanted = used_dims(record.get("inputs") or {})
+    where = f"{record.name} profile"
+    component = component_class(record.name, record.class_name)
+    wanted = used_dims(record.inputs)
 
     def ranges(source: Mapping[str, Sequence[int]], label: str) -> dict[str, Range]:
         # a static export has fixed input shapes: its (fixed) dims then only name the plan
         keep = {d: v for d, v in source.items() if d in wanted} if wanted else dict(source)
         return {d: _as_range(component, d, v, manifest, label) for d, v in keep.items()}
 
-    exported = ranges(record.get("dims") or {}, f"{component} manifest dims")
-    dims = ranges(requested if requested is not None else record.get("dims") or {}, where)
-    scale = (manifest.get("vae") or {}).get("scale_factor", 8)
-    multiple = (manifest.get("shapes") or {}).get("size_multiple", 8)
+    exported = ranges(record.dims, f"{record.name} manifest dims")
+    dims = ranges(requested if requested is not None else record.dims, where)
+    scale, multiple = manifest.vae_scale_factor, manifest.shapes.size_multiple
     for dim, (lo, opt, hi) in dims.items():
         if lo < 1:
             raise ProfileError(f"{where}: dim {dim!r} min must be >= 1, got {lo}")

@@ -1,8 +1,10 @@
-"""The engine bundle's ``manifest.json``: the runtime's only source of truth about a bundle.
+"""The engine bundle's ``manifest.json``: the only code that reads and writes it.
 
-Torch-free. The export stage writes it (``sdrt.export.bundle``); the runtime and the TensorRT
-builder read it with :func:`load_manifest`. The raw dict stays available as ``Manifest.data``
-(and ``ComponentRecord.data``) for fields added later.
+Typed (dataclasses, defaults here and nowhere else) and versioned (``FORMAT_VERSION``): the runtime
+reads a bundle with :func:`read_manifest`, which refuses another format version with the command
+that rebuilds it; ``build-engine`` reads the bundle it replaces with :func:`read_previous_manifest`
+(lenient: anything unreadable means "rebuild everything") and writes with :func:`write_manifest`.
+Torch-free; the per-component records are in ``records``.
 """
 
 from __future__ import annotations
@@ -12,174 +14,222 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.errors import BundleError, BundleNotFoundError
+
+from .records import ComponentRecord, Range
+
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MODEL_TYPES = ("sd1", "sd2", "sdxl", "inpaint", "sdxl-inpaint", "uncond")
 
 
-class ManifestError(ValueError):
-    """A bundle's manifest is missing, unreadable, or from an incompatible sdrt."""
+@dataclass
+class Source:
+    path: str
+    weights_sha256: str | None = None  # of every exported component's weights and config
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """One graph input or output: its dtype name (NumPy spelling) and shape (ints and dim names)."""
-
-    dtype: str
-    shape: list[int | str]
-
-
-@dataclass(frozen=True)
-class ComponentRecord:
-    """One exported component (text_encoder, text_encoder_2, unet, vae_encoder, vae_decoder)."""
-
-    name: str
-    data: dict[str, Any]
+@dataclass
+class UNetInfo:
+    class_name: str = "UNet2DConditionModel"
+    in_channels: int = 4
+    out_channels: int = 4
+    sample_size: int | list[int] = 64
+    addition_embed_type: str | None = None
+    time_cond_proj_dim: int | None = None
 
     @property
-    def onnx(self) -> str:
-        return self.data["onnx"]
-
-    @property
-    def precision(self) -> str:
-        return self.data["precision"]
-
-    @property
-    def inputs(self) -> dict[str, TensorInfo]:
-        return {k: TensorInfo(v["dtype"], list(v["shape"])) for k, v in self.data["inputs"].items()}
-
-    @property
-    def outputs(self) -> dict[str, TensorInfo]:
-        return {k: TensorInfo(v["dtype"], list(v["shape"])) for k, v in self.data["outputs"].items()}
-
-    @property
-    def dims(self) -> dict[str, tuple[int, int]]:
-        return {k: (int(v[0]), int(v[1])) for k, v in self.data.get("dims", {}).items()}
-
-    @property
-    def static(self) -> bool:
-        return bool(self.data.get("static", False))
-
-    @property
-    def ort(self) -> dict[str, Any] | None:
-        return self.data.get("ort")
-
-    @property
-    def plans(self) -> dict[str, Any]:
-        return self.data.get("plans", {})
+    def sample_hw(self) -> tuple[int, int]:
+        size = self.sample_size
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-@dataclass(frozen=True)
+@dataclass
+class VaeInfo:
+    scaling_factor: float = 0.18215
+    shift_factor: float | None = None
+    latent_channels: int = 4
+    scale_factor: int = 8  # image pixels per latent pixel
+    force_upcast: bool = False
+
+
+@dataclass
+class TextInfo:
+    max_length: int = 77
+    tokenizers: list[str] = field(default_factory=lambda: ["tokenizer"])
+    force_zeros_for_empty_prompt: bool | None = None
+    requires_aesthetics_score: bool | None = None
+
+
+@dataclass
+class Shapes:
+    """The sizes the engines were built for, in image pixels; ``batch`` counts prompts."""
+
+    batch: Range
+    height: Range
+    width: Range
+    default: tuple[int, int]  # (height, width) a call gets when it names none
+    size_multiple: int = 8
+    static: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch": list(self.batch),
+            "height": list(self.height),
+            "width": list(self.width),
+            "default": list(self.default),
+            "size_multiple": self.size_multiple,
+            "static": self.static,
+        }
+
+
+@dataclass
 class Manifest:
-    """A loaded ``manifest.json`` with typed accessors for what the runtime needs."""
+    """What a bundle holds: the model, the sizes, and one record per exported component."""
 
-    bundle_dir: Path
-    data: dict[str, Any]
+    model_type: str
+    pipeline_class: str
+    source: Source
+    shapes: Shapes
+    unet: UNetInfo = field(default_factory=UNetInfo)
+    vae: VaeInfo | None = None
+    text: TextInfo | None = None
+    prediction_type: str = "epsilon"
+    backend: str = "ort"
     components: dict[str, ComponentRecord] = field(default_factory=dict)
-
-    @property
-    def model_type(self) -> str:
-        return self.data["model_type"]
-
-    @property
-    def prediction_type(self) -> str:
-        return self.data.get("prediction_type", "epsilon")
-
-    @property
-    def vae(self) -> dict[str, Any] | None:
-        return self.data.get("vae")
+    tools: dict[str, str] = field(default_factory=dict)
+    sdrt_version: str = "unknown"
+    format_version: int = FORMAT_VERSION
 
     @property
     def vae_scale_factor(self) -> int:
-        vae = self.vae
-        return int(vae["scale_factor"]) if vae else 1
-
-    @property
-    def unet(self) -> dict[str, Any]:
-        return self.data["unet"]
-
-    @property
-    def text(self) -> dict[str, Any] | None:
-        return self.data.get("text")
-
-    @property
-    def shapes(self) -> dict[str, Any]:
-        return self.data["shapes"]
+        """Image pixels per latent pixel: the VAE's, or 1 for a pixel-space (unconditional) model."""
+        return self.vae.scale_factor if self.vae is not None else 1
 
     @property
     def default_size(self) -> tuple[int, int]:
-        """The default image (height, width): the UNet's sample size times the VAE's scale factor."""
-        size = self.unet["sample_size"]
-        height, width = (size, size) if isinstance(size, int) else size
+        """(height, width): the UNet's sample size times the VAE's scale factor."""
+        height, width = self.unet.sample_hw
         return height * self.vae_scale_factor, width * self.vae_scale_factor
 
-    def path(self, relative: str) -> Path:
-        """A file of the bundle, from its manifest-relative name."""
-        return self.bundle_dir / relative
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        unet = dict(data.get("unet") or {})
+        unet["class_name"] = unet.pop("class", UNetInfo.class_name)
+        shapes = data["shapes"]
+        return cls(
+            model_type=data["model_type"],
+            pipeline_class=data.get("pipeline_class", ""),
+            source=Source(**data.get("source", {"path": "?"})),
+            shapes=Shapes(
+                batch=tuple(shapes["batch"]),
+                height=tuple(shapes["height"]),
+                width=tuple(shapes["width"]),
+                default=tuple(shapes["default"]),
+                size_multiple=int(shapes.get("size_multiple", 8)),
+                static=bool(shapes.get("static", False)),
+            ),
+            unet=UNetInfo(**unet),
+            vae=VaeInfo(**data["vae"]) if data.get("vae") else None,
+            text=TextInfo(**data["text"]) if data.get("text") else None,
+            prediction_type=data.get("prediction_type", "epsilon"),
+            backend=data.get("backend", "ort"),
+            components={
+                n: ComponentRecord.from_json(n, r) for n, r in (data.get("components") or {}).items()
+            },
+            tools=dict(data.get("tools") or {}),
+            sdrt_version=data.get("sdrt_version", "unknown"),
+            format_version=data["format_version"],
+        )
 
-    def component(self, name: str) -> ComponentRecord:
-        try:
-            return self.components[name]
-        except KeyError:
-            raise ManifestError(
-                f"bundle {self.bundle_dir} has no component {name!r} (it has {sorted(self.components)}); "
-                f"rebuild it with: build-engine MODEL_DIR -o {self.bundle_dir} --components ... {name}"
-            ) from None
+    def to_json(self) -> dict[str, Any]:
+        unet = {
+            "class": self.unet.class_name,
+            **{k: v for k, v in self.unet.__dict__.items() if k != "class_name"},
+        }
+        return {
+            "format_version": self.format_version,
+            "sdrt_version": self.sdrt_version,
+            "model_type": self.model_type,
+            "pipeline_class": self.pipeline_class,
+            "source": dict(self.source.__dict__),
+            "tools": dict(self.tools),
+            "prediction_type": self.prediction_type,
+            "unet": unet,
+            "vae": dict(self.vae.__dict__) if self.vae else None,
+            "text": dict(self.text.__dict__) if self.text else None,
+            "shapes": self.shapes.to_json(),
+            "backend": self.backend,
+            "components": {n: r.to_json() for n, r in self.components.items()},
+        }
 
 
-def manifest_from_dict(data: dict[str, Any], bundle_dir: str | Path) -> Manifest:
-    """Wrap an already-parsed manifest dict, checking its format version."""
-    bundle_dir = Path(bundle_dir)
-    version = data.get("format_version")
+def _rebuild(bundle_dir: Path) -> str:
+    return f"build-engine MODEL_DIR -o {bundle_dir} --force"
+
+
+def _check_version(version: Any, path: Path, bundle_dir: Path) -> None:
     if not isinstance(version, int):
-        raise ManifestError(
-            f"{bundle_dir / MANIFEST_NAME} has no integer format_version; it was not written by "
-            f"build-engine. Rebuild the bundle with: build-engine MODEL_DIR -o {bundle_dir}"
+        raise BundleError(
+            f"{path} has no integer format_version; it was not written by build-engine. "
+            f"Rebuild the bundle with: {_rebuild(bundle_dir)}"
         )
     if version > FORMAT_VERSION:
-        raise ManifestError(
-            f"{bundle_dir / MANIFEST_NAME} has format_version {version}, newer than this sdrt reads "
-            f"({FORMAT_VERSION}); upgrade sdrt (pip install -U sdrt), or rebuild the bundle with this "
-            f"version: build-engine MODEL_DIR -o {bundle_dir} --force"
+        raise BundleError(
+            f"{path} has format_version {version}, newer than this sdrt reads ({FORMAT_VERSION}); upgrade sdrt "
+            f"(pip install -U sdrt), or rebuild the bundle with this version: {_rebuild(bundle_dir)}"
         )
     if version < FORMAT_VERSION:
-        raise ManifestError(
-            f"{bundle_dir / MANIFEST_NAME} has format_version {version}, older than this sdrt reads "
-            f"({FORMAT_VERSION}); rebuild it with: build-engine MODEL_DIR -o {bundle_dir} --force"
+        raise BundleError(
+            f"{path} has format_version {version}, older than this sdrt reads ({FORMAT_VERSION}); "
+            f"rebuild it with: {_rebuild(bundle_dir)}"
         )
-    components = {name: ComponentRecord(name, rec) for name, rec in data.get("components", {}).items()}
-    return Manifest(bundle_dir=bundle_dir, data=data, components=components)
 
 
-def load_manifest(bundle_dir: str | Path) -> Manifest:
-    """Read ``bundle_dir/manifest.json``; errors name the file and say how to fix it."""
+def read_manifest(bundle_dir: str | Path) -> Manifest:
+    """``bundle_dir/manifest.json``, checked; errors name the file and the command that fixes it."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
     if not bundle_dir.is_dir():
-        raise ManifestError(
+        raise BundleNotFoundError(
             f"engine bundle {bundle_dir} does not exist or is not a folder; "
             f"build one with: build-engine MODEL_DIR -o {bundle_dir}"
         )
     if not path.is_file():
-        raise ManifestError(
-            f"{bundle_dir} is not an engine bundle (no {MANIFEST_NAME}); "
-            f"build one with: build-engine MODEL_DIR -o {bundle_dir}"
+        raise BundleNotFoundError(
+            f"{bundle_dir} is not an engine bundle (no {MANIFEST_NAME}); build one with: build-engine MODEL_DIR -o {bundle_dir}"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ManifestError(
-            f"cannot read {path}: {err}; rebuild the bundle with: build-engine MODEL_DIR -o {bundle_dir} --force"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(
+            f"cannot read {path}: {err}; rebuild the bundle with: {_rebuild(bundle_dir)}"
         ) from err
     if not isinstance(data, dict):
-        raise ManifestError(f"{path} does not hold a JSON object; rebuild with build-engine")
-    return manifest_from_dict(data, bundle_dir)
+        raise BundleError(
+            f"{path} does not hold a JSON object; rebuild the bundle with: {_rebuild(bundle_dir)}"
+        )
+    _check_version(data.get("format_version"), path, bundle_dir)
+    try:
+        return Manifest.from_json(data)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise BundleError(
+            f"{path} is damaged ({type(err).__name__}: {err}); rebuild the bundle with: {_rebuild(bundle_dir)}"
+        ) from err
 
 
-def write_manifest(bundle_dir: str | Path, data: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` (through a temporary file and a rename, so readers never see half of it)."""
+def read_previous_manifest(bundle_dir: str | Path) -> Manifest | None:
+    """The manifest of a bundle about to be replaced, or None when there is none this sdrt can read."""
+    try:
+        return read_manifest(bundle_dir)
+    except BundleError:
+        return None
+
+
+def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
+    """Write ``manifest.json`` through a temporary file and a rename: readers never see half of it."""
     path = Path(bundle_dir) / MANIFEST_NAME
     tmp = path.with_name(MANIFEST_NAME + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path

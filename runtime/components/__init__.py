@@ -1,0 +1,59 @@
+"""The components of a bundle, one class each (see ``base.Component``), and the registry that finds them.
+
+The build exports, in this order, every registered component the model has (``components_of``); the
+runtime wraps each engine in the class that exported it (``component_class``). A new component is a
+new subclass and one line here.
+"""
+
+from __future__ import annotations
+
+from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.engines.open import open_engine
+from sdrt.runtime.errors import BundleError
+
+from .base import Component, ModelInfo
+from .text_encoder import TextEncoder, TextEncoder2
+from .unet import UncondUNet, UNet
+from .vae import Vae, VaeDecoder, VaeEncoder
+
+COMPONENTS: list[type[Component]] = [TextEncoder, TextEncoder2, UNet, UncondUNet, VaeEncoder, VaeDecoder]
+
+
+def components_of(model: ModelInfo) -> list[type[Component]]:
+    """The components a model folder has, in build order."""
+    return [cls for cls in COMPONENTS if cls.present_in(model)]
+
+
+def component_class(name: str, model_class: str) -> type[Component]:
+    """The class of the bundle component ``name`` exported from a ``model_class`` module."""
+    for cls in COMPONENTS:
+        if cls.name == name and model_class in cls.model_classes:
+            return cls
+    raise BundleError(
+        f"component {name!r} (exported from {model_class}) is not one this sdrt knows; upgrade sdrt or rebuild "
+        "the bundle with build-engine"
+    )
+
+
+def open_component(bundle: Bundle, name: str, provider: str) -> Component:
+    """The bundle's component ``name`` on ``provider``: its engine in the class that exported it."""
+    record = bundle.record(name)
+    cls = component_class(name, record.class_name)
+    return cls(open_engine(bundle, name, provider), record, bundle.manifest)
+
+
+__all__ = [
+    "COMPONENTS",
+    "Component",
+    "ModelInfo",
+    "TextEncoder",
+    "TextEncoder2",
+    "UNet",
+    "UncondUNet",
+    "Vae",
+    "VaeDecoder",
+    "VaeEncoder",
+    "component_class",
+    "components_of",
+    "open_component",
+]

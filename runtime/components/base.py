@@ -1,166 +1,149 @@
-"""The building blocks of a pipeline, each wrapping one engine: ``pipe.unet``, ``pipe.vae``, text encoders.
+"""``Component``: everything sdrt knows about one exported graph, in one class.
 
-They take and return arrays of the engine's array module (NumPy for ORT CPU, CuPy on GPUs), cast
-inputs to the dtypes the engine was built with and outputs to float32, and split a batch larger than
-the engine's batch range into several runs. So a user can write their own loop as in diffusers::
+On the class (what the build uses): which model-folder part it comes from, its I/O (``graph``), the
+range of each dim for the build's sizes (``dim_ranges``), the sizes it is traced at, the random
+inputs it is validated on, what the traced graph computes from the diffusers / transformers module
+(``forward``: tensor methods only, so this module needs no torch), and its TensorRT profile's opt
+point. An instance is the runtime wrapper over the component's engine (``pipe.unet``...): it takes
+and returns arrays of the engine's array module, splits a batch larger than the engine's range, and
+hands back float32 copies.
 
-    noise_pred = pipe.unet(latents, t, encoder_hidden_states=embeds)
-    image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor)
+Adding a component is adding a subclass and a line in ``sdrt.runtime.components.COMPONENTS``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from sdrt.runtime.bundle.manifest import Manifest, Shapes
+from sdrt.runtime.bundle.records import ComponentRecord
+from sdrt.runtime.engines.base import Engine
+from sdrt.runtime.errors import InputError
+
+from .graph import GraphSpec, Range
+
+
+class ModelInfo(Protocol):
+    """What a component class reads of a diffusers model folder (the export stage's ``ModelFolder``)."""
+
+    model_type: str
+    classes: Mapping[str, tuple[str, str]]  # folder part -> (library, class)
+    configs: Mapping[str, Mapping[str, Any]]  # folder part -> its config.json
+
 
 class Component:
-    """One engine of the bundle, with its manifest record (I/O dtypes, dims ranges)."""
+    name: ClassVar[str]  # the component's name in the bundle (``unet``, ``vae_decoder``...)
+    source: ClassVar[str]  # the model-folder part its weights come from (``unet``, ``vae``...)
+    model_classes: ClassVar[tuple[str, ...]]  # the source classes it exports
+    spatial: ClassVar[str | None] = None  # "latent" or "pixel": the units of its height/width dims
+    guided: ClassVar[bool] = False  # its batch doubles under classifier-free guidance
+    ort_model_type: ClassVar[str] = ""  # onnxruntime.transformers' name for its kind (unet, vae, clip)
 
-    def __init__(self, name: str, engine: Any, record: Mapping[str, Any], xp: ModuleType) -> None:
-        self.name = name
-        self.engine = engine
-        self.record = dict(record)
-        self.xp = xp
-        self._dtypes = {
-            k: np.dtype(v.get("dtype", "float32")) for k, v in self.record.get("inputs", {}).items()
+    # ---- what the graph is: the build reads these -----------------------------------------------
+    @classmethod
+    def present_in(cls, model: ModelInfo) -> bool:
+        """Whether the model has the part this component is exported from."""
+        entry = model.classes.get(cls.source)
+        return entry is not None and entry[1] in cls.model_classes
+
+    @classmethod
+    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+        """The graph's inputs and outputs with named dims, their ranges and trace sizes."""
+        raise NotImplementedError
+
+    @classmethod
+    def dim_ranges(cls, shapes: Shapes, scale: int) -> dict[str, Range]:
+        """The dim ranges for the build's sizes, in the component's own units; ``scale``: pixels per
+        latent pixel. The batch ranges over prompt batches, doubled where guidance doubles it."""
+        b0, b1 = shapes.batch
+        if not cls.guided:
+            batch = (b0, b1)
+        else:  # prompt and negative prompt in one call; guidance off: the prompts alone
+            batch = (2 * b0, 2 * b1) if shapes.static else (b0, 2 * b1)
+        ranges = {"batch": batch}
+        if cls.spatial == "pixel":
+            ranges |= {"height": shapes.height, "width": shapes.width}
+        elif cls.spatial == "latent":
+            ranges |= {
+                "latent_height": (shapes.height[0] // scale, shapes.height[1] // scale),
+                "latent_width": (shapes.width[0] // scale, shapes.width[1] // scale),
+            }
+        return ranges
+
+    @classmethod
+    def trace_sizes(cls, shapes: Shapes, scale: int, ranges: Mapping[str, Range]) -> dict[str, int]:
+        """The default size, and batch 2 where the range allows (static builds: the one size)."""
+        units = scale if cls.spatial == "latent" else 1
+        sizes = {}
+        for dim, (lo, hi) in ranges.items():
+            if dim == "batch":
+                sizes[dim] = lo if shapes.static else min(max(2, lo), hi)
+            else:
+                pixels = shapes.default[0] if dim.endswith("height") else shapes.default[1]
+                sizes[dim] = min(max(pixels // units, lo), hi)
+        return sizes
+
+    @classmethod
+    def profile_opt(cls, dim: str, lo: int, hi: int, shapes: Shapes, scale: int) -> int:
+        """The opt point of a TensorRT profile: the smallest prompt batch (doubled where guidance doubles
+        it), the default size in the dim's units."""
+        if dim == "batch":
+            preferred = 2 * shapes.batch[0] if cls.guided else shapes.batch[0]
+        elif dim.endswith(("height", "width")):
+            pixels = shapes.default[0] if dim.endswith("height") else shapes.default[1]
+            preferred = pixels // scale if dim.startswith("latent_") else pixels
+        else:
+            return lo
+        return min(max(preferred, lo), hi)
+
+    @classmethod
+    def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+        """Fixed random inputs at ``sizes``, each in the range the pipeline feeds (for tracing and the
+        validation gate); standard normal unless a subclass knows better."""
+        rng = np.random.default_rng(seed)
+        return {
+            name: rng.standard_normal(size=t.concrete(sizes)).astype(np.float32)
+            for name, t in spec.inputs.items()
         }
-        batch = (self.record.get("dims") or {}).get("batch")
-        self.batch_range: tuple[int, int] | None = (int(batch[0]), int(batch[1])) if batch else None
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """What the graph computes: the named outputs from the loaded model and the named input tensors."""
+        raise NotImplementedError
+
+    # ---- the runtime wrapper over the component's engine -----------------------------------------
+    def __init__(self, engine: Engine, record: ComponentRecord, manifest: Manifest) -> None:
+        self.name = record.name
+        self.engine = engine
+        self.record = record
+        self.xp = engine.xp
+        self.batch_range = record.batch_range
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {type(self.engine).__name__})"
 
     def run(self, **feeds: Any) -> dict[str, Any]:
-        """Run the engine on named inputs (batch split into chunks the engine accepts); float32 outputs."""
-        feeds = {k: self._cast(k, v) for k, v in feeds.items()}
+        """Run the engine on named inputs (a batch split into chunks the engine takes); float32 outputs."""
+        feeds = {k: self.xp.asarray(v) for k, v in feeds.items()}
         batch = next(iter(feeds.values())).shape[0]
         if self.batch_range is None or batch <= self.batch_range[1]:
             return self._run_once(feeds)
         step = self.batch_range[1]
         chunks = [
-            self._run_once({k: v[start : start + step] for k, v in feeds.items()})
-            for start in range(0, batch, step)
+            self._run_once({k: v[i : i + step] for k, v in feeds.items()}) for i in range(0, batch, step)
         ]
         return {k: self.xp.concatenate([c[k] for c in chunks], axis=0) for k in chunks[0]}
 
-    def _check_min_batch(self, batch: int) -> None:
+    def _run_once(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        batch = next(iter(feeds.values())).shape[0]
         if self.batch_range is not None and 0 < batch < self.batch_range[0]:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: a batch of {batch} is below the engine's batch range "
                 f"{self.batch_range[0]}..{self.batch_range[1]}; rebuild it with build-engine --batch {batch}"
             )
-
-    def _run_once(self, feeds: dict[str, Any]) -> dict[str, Any]:
-        batch = next(iter(feeds.values())).shape[0]
-        self._check_min_batch(batch)
         outputs = self.engine.run(feeds)
         # engines may hand back their own buffers (TensorRT): copy, so the next run cannot overwrite them
         return {k: self.xp.array(v, dtype=np.float32, copy=True) for k, v in outputs.items()}
-
-    def _cast(self, name: str, value: Any) -> Any:
-        dtype = self._dtypes.get(name)
-        value = self.xp.asarray(value)
-        if dtype is not None and value.dtype != dtype:
-            value = value.astype(dtype)
-        return self.xp.ascontiguousarray(value)
-
-
-class UNet(Component):
-    """``unet(sample, timestep, encoder_hidden_states, text_embeds=, time_ids=)`` -> the model output."""
-
-    def __init__(
-        self, name: str, engine: Any, record: Mapping[str, Any], xp: ModuleType, config: dict
-    ) -> None:
-        super().__init__(name, engine, record, xp)
-        self.config = SimpleNamespace(**config)
-
-    def __call__(
-        self,
-        sample: Any,
-        timestep: Any,
-        encoder_hidden_states: Any = None,
-        *,
-        text_embeds: Any = None,
-        time_ids: Any = None,
-        added_cond_kwargs: Mapping[str, Any] | None = None,
-    ) -> Any:
-        sample = self.xp.asarray(sample)
-        feeds: dict[str, Any] = {"sample": sample, "timestep": self._timesteps(timestep, sample.shape[0])}
-        if added_cond_kwargs:
-            text_embeds = added_cond_kwargs.get("text_embeds", text_embeds)
-            time_ids = added_cond_kwargs.get("time_ids", time_ids)
-        for key, value in (
-            ("encoder_hidden_states", encoder_hidden_states),
-            ("text_embeds", text_embeds),
-            ("time_ids", time_ids),
-        ):
-            if key in self._dtypes:
-                if value is None:
-                    raise ValueError(f"the {self.name} engine needs `{key}`")
-                feeds[key] = value
-        return self.run(**feeds)["noise_pred"]
-
-    def _timesteps(self, timestep: Any, batch: int) -> Any:
-        """A scalar (or one-element) timestep broadcast to float32 [batch], as diffusers' UNet does."""
-        if hasattr(timestep, "get"):
-            timestep = timestep.get()
-        t = np.asarray(timestep, dtype=np.float32).reshape(-1)
-        if t.size == 1:
-            t = np.full((batch,), t[0], dtype=np.float32)
-        elif t.size != batch:
-            raise ValueError(f"timestep has {t.size} values for a batch of {batch}")
-        return self.xp.asarray(t)
-
-
-class TextEncoder(Component):
-    """``text_encoder(input_ids)`` -> dict with ``last_hidden_state`` (and ``penultimate_hidden_state``,
-    ``text_embeds`` where the engine has them)."""
-
-    def __call__(self, input_ids: Any) -> dict[str, Any]:
-        return self.run(input_ids=self.xp.asarray(np.asarray(input_ids, dtype=np.int32)))
-
-
-class LatentDistribution:
-    """diffusers' ``DiagonalGaussianDistribution`` over the VAE encoder's moments (mean, logvar)."""
-
-    def __init__(self, moments: Any, xp: ModuleType) -> None:
-        half = moments.shape[1] // 2
-        self.mean, self.logvar = moments[:, :half], xp.clip(moments[:, half:], -30.0, 20.0)
-        self.std = xp.exp(0.5 * self.logvar)
-
-    def sample(self, generator: Any) -> Any:
-        """mean + std * noise, the noise drawn once from ``generator.standard_normal``."""
-        noise = generator.standard_normal(size=self.mean.shape)
-        return self.mean + self.std * noise.astype(self.mean.dtype)
-
-    def mode(self) -> Any:
-        return self.mean
-
-
-class Vae:
-    """``vae.encode(image)`` -> :class:`LatentDistribution`; ``vae.decode(latent)`` -> image in [-1, 1].
-
-    ``decode`` takes latents already divided by ``vae.config.scaling_factor`` (as diffusers' ``decode``).
-    """
-
-    def __init__(self, decoder: Component | None, encoder: Component | None, config: dict) -> None:
-        self.decoder = decoder
-        self.encoder = encoder
-        self.config = SimpleNamespace(**config)
-
-    def decode(self, latent: Any) -> Any:
-        if self.decoder is None:
-            raise ValueError("this bundle has no vae_decoder engine; rebuild it with build-engine")
-        return self.decoder.run(latent=latent)["image"]
-
-    def encode(self, image: Any) -> LatentDistribution:
-        if self.encoder is None:
-            raise ValueError(
-                "this bundle has no vae_encoder engine (needed for img2img and inpainting); rebuild it with "
-                "build-engine including the vae_encoder component"
-            )
-        return LatentDistribution(self.encoder.run(image=image)["moments"], self.encoder.xp)

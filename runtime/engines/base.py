@@ -2,12 +2,12 @@
 
 An engine's arrays live in one array module, ``engine.xp``: NumPy for ONNX Runtime on CPU, CuPy for
 ONNX Runtime on CUDA and for TensorRT. ``engine.inputs``/``engine.outputs`` describe each tensor
-(``TensorSpec``: name, dtype, shape with ints for fixed dims and names or ``None`` for dynamic ones).
+(``sdrt.runtime.tensors.TensorSpec``: name, dtype, shape; TensorRT inputs add their profile range).
 
 Input checks before a run (``check_inputs``), each failing with an error that names the engine, the
 input and what it expects:
 - names: every input given, no unknown one;
-- rank and fixed dimensions;
+- rank and fixed dimensions, and the profile range of a TensorRT input;
 - dtypes: arrays are cast when the cast cannot lose meaning. Float to float is cast (a float32
   latent into an fp16 graph, as diffusers casts to the UNet's dtype), as are integers or bools into
   a float input (integer timesteps). Integers into integer inputs are cast when every value fits
@@ -19,24 +19,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output: its dtype (``None`` when NumPy has none, e.g. bfloat16) and shape."""
-
-    name: str
-    dtype: np.dtype | None
-    shape: tuple[int | str | None, ...]
-
-    def describe(self) -> str:
-        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
-        return f"{self.name} {self.dtype if self.dtype is not None else '?'}[{dims}]"
+from sdrt.runtime.errors import InputError, InputTypeError
+from sdrt.runtime.tensors import TensorSpec
 
 
 class Engine(ABC):
@@ -71,7 +60,7 @@ class Engine(ABC):
         missing = [n for n in self.inputs if n not in feeds]
         unknown = [n for n in feeds if n not in self.inputs]
         if missing or unknown:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: inputs {sorted(feeds)} do not match the engine's inputs "
                 f"[{', '.join(s.describe() for s in self.inputs.values())}]"
                 + (f"; missing {missing}" if missing else "")
@@ -91,13 +80,13 @@ def coerce_input(engine: str, spec: TensorSpec, value: Any, xp: ModuleType) -> A
     """One input as a contiguous array of ``xp`` with the spec's dtype, or a clear error."""
     array = xp.asarray(value)
     if array.ndim != len(spec.shape):
-        raise ValueError(
+        raise InputError(
             f"{engine}: input {spec.name!r} expects rank {len(spec.shape)} ({spec.describe()}), "
             f"got shape {tuple(array.shape)}"
         )
     for axis, (want, got) in enumerate(zip(spec.shape, array.shape)):
         if isinstance(want, int) and want >= 0 and want != got:
-            raise ValueError(
+            raise InputError(
                 f"{engine}: input {spec.name!r} expects size {want} on axis {axis} ({spec.describe()}), "
                 f"got shape {tuple(array.shape)}"
             )
@@ -111,13 +100,18 @@ def coerce_input(engine: str, spec: TensorSpec, value: Any, xp: ModuleType) -> A
                 info = np.iinfo(target)
                 low, high = int(array.min()), int(array.max())
                 if low < info.min or high > info.max:
-                    raise ValueError(
+                    raise InputError(
                         f"{engine}: input {spec.name!r} is {target}, but values {low}..{high} do not fit"
                     )
         elif not (want_kind == "b" and kind == "b"):
-            raise TypeError(
+            raise InputTypeError(
                 f"{engine}: input {spec.name!r} expects {target}, got {array.dtype}: "
                 f"pass an array of {target} ({spec.describe()})"
             )
         array = array.astype(target)
+    if spec.profile is not None and not spec.accepts(tuple(int(d) for d in array.shape)):
+        raise InputError(
+            f"{engine}: input {spec.name!r} has shape {list(array.shape)}, outside the plan's profile "
+            f"{spec.allowed()}; build a plan whose profile covers it (build-engine --min-size/--max-size/--max-batch)"
+        )
     return xp.ascontiguousarray(array)

@@ -13,14 +13,12 @@ import logging
 from collections.abc import Sequence
 from types import ModuleType
 
+from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+
 logger = logging.getLogger(__name__)
 
 PROVIDERS = ("tensorrt", "cuda", "cpu")
 EXTRAS = {"cpu": "sdrt[cpu]", "cuda": "sdrt[cuda]", "tensorrt": "sdrt[tensorrt]"}
-
-
-class ProviderNotAvailableError(ImportError):
-    """The requested provider's packages (or a GPU) are missing; the message names the extra."""
 
 
 def import_onnxruntime(provider: str = "cpu") -> ModuleType:
@@ -67,7 +65,7 @@ def provider_available(provider: str) -> bool:
     if provider == "tensorrt":
         trt = importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx")
         return trt is not None and has_cuda_device()
-    raise ValueError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)} or 'auto'")
+    raise InputError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)} or 'auto'")
 
 
 def select_provider(requested: str = "auto", candidates: Sequence[str] = PROVIDERS) -> str:
@@ -78,7 +76,7 @@ def select_provider(requested: str = "auto", candidates: Sequence[str] = PROVIDE
     """
     if requested != "auto":
         if requested not in PROVIDERS:
-            raise ValueError(f"unknown provider {requested!r}: use one of {', '.join(PROVIDERS)} or 'auto'")
+            raise InputError(f"unknown provider {requested!r}: use one of {', '.join(PROVIDERS)} or 'auto'")
         if not provider_available(requested):
             gpu = "" if requested == "cpu" else " and a CUDA GPU"
             raise ProviderNotAvailableError(

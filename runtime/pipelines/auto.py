@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.errors import BundleError
 
 # model_type -> (module, class) in sdrt.runtime
 PIPELINE_FOR_MODEL_TYPE: dict[str, tuple[str, str]] = {
@@ -20,7 +21,7 @@ def pipeline_class_for(bundle: Bundle) -> type:
     """The pipeline class for the bundle's model type (a clear error for one sdrt cannot run)."""
     model_type = bundle.model_type
     if model_type not in PIPELINE_FOR_MODEL_TYPE:
-        raise ValueError(
+        raise BundleError(
             f"{bundle.path}: model_type {model_type!r} has no sdrt pipeline (sdrt runs "
             f"{', '.join(PIPELINE_FOR_MODEL_TYPE)}); upgrade sdrt or rebuild the bundle"
         )

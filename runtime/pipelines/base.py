@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.bundle.bundle import Bundle, array_module, open_bundle, open_engine, resolve_provider
-from sdrt.runtime.components.base import Component, TextEncoder, UNet, Vae
+from sdrt.runtime.bundle.bundle import Bundle, open_bundle
+from sdrt.runtime.components import Component, Vae, open_component
+from sdrt.runtime.engines.open import array_module, resolve_provider
+from sdrt.runtime.errors import BundleError, InputError
 from sdrt.runtime.images import postprocess
 
 logger = logging.getLogger(__name__)
@@ -75,20 +77,11 @@ class DiffusionPipeline:
         self.tokenizer = tokenizer
         self.tokenizer_2 = tokenizer_2
         self._components = dict(components)
-        vae = self.manifest.get("vae") or {}
-        self.vae_scale_factor = int(vae.get("scale_factor", 8))
+        self.vae_scale_factor = self.manifest.vae_scale_factor
         self.unet = components.get("unet")
         self.text_encoder = components.get("text_encoder")
         self.text_encoder_2 = components.get("text_encoder_2")
-        self.vae = Vae(
-            components.get("vae_decoder"),
-            components.get("vae_encoder"),
-            {
-                "scaling_factor": float(vae.get("scaling_factor", 0.18215)),
-                "shift_factor": vae.get("shift_factor"),
-                "latent_channels": int(vae.get("latent_channels", 4)),
-            },
-        )
+        self.vae = Vae(components.get("vae_decoder"), components.get("vae_encoder"), self.manifest.vae)
         self._progress_bar_config: dict[str, Any] = {}
         self._interrupt = False
 
@@ -110,8 +103,7 @@ class DiffusionPipeline:
         names = cls.required_components + tuple(n for n in cls.optional_components if n in bundle.components)
         bundle.require(cls.required_components, cls.__name__)
         provider = resolve_provider(provider, bundle, names)
-        xp = array_module(provider)
-        components = {name: _make_component(bundle, name, provider, xp) for name in names}
+        components = {name: open_component(bundle, name, provider) for name in names}
         if scheduler is None:
             from sdrt.schedulers import scheduler_from_config
 
@@ -131,7 +123,7 @@ class DiffusionPipeline:
         cls._check_model_type(pipe.bundle)
         missing = [n for n in cls.required_components if n not in pipe.components]
         if missing:
-            raise ValueError(
+            raise BundleError(
                 f"{cls.__name__} needs {', '.join(missing)}, which the {type(pipe).__name__} did not load; "
                 f"use {cls.__name__}.from_pretrained({str(pipe.bundle.path)!r})"
             )
@@ -142,7 +134,7 @@ class DiffusionPipeline:
     @classmethod
     def _check_model_type(cls, bundle: Bundle) -> None:
         if cls.model_types and bundle.model_type not in cls.model_types:
-            raise ValueError(
+            raise BundleError(
                 f"{bundle.path} holds a {bundle.model_type!r} model, which {cls.__name__} does not run (it runs "
                 f"{', '.join(cls.model_types)}); load it with DiffusionPipeline.from_pretrained"
             )
@@ -168,7 +160,7 @@ class DiffusionPipeline:
     def check_callback_inputs(self, names: Sequence[str]) -> None:
         bad = [k for k in names if k not in self._callback_tensor_inputs]
         if bad:
-            raise ValueError(
+            raise InputError(
                 f"`callback_on_step_end_tensor_inputs` has {bad}; {type(self).__name__} offers "
                 f"{list(self._callback_tensor_inputs)}"
             )
@@ -218,25 +210,24 @@ class DiffusionPipeline:
 
     # ---- sizes and outputs ----------------------------------------------------------------------
     def default_size(self) -> tuple[int, int]:
-        sample_size = int((self.manifest.get("unet") or {}).get("sample_size", 64))
-        return sample_size * self.vae_scale_factor, sample_size * self.vae_scale_factor
+        return self.manifest.default_size
 
     def check_size(self, height: int, width: int) -> None:
         """Multiples of 8, inside the shape range the engines were built for (named in the error)."""
         if height % 8 != 0 or width % 8 != 0:
-            raise ValueError(f"`height` and `width` have to be divisible by 8 but are {height} and {width}.")
-        shapes = self.manifest.get("shapes") or {}
-        multiple = int(shapes.get("size_multiple") or 8)
+            raise InputError(f"`height` and `width` have to be divisible by 8 but are {height} and {width}.")
+        shapes = self.manifest.shapes
+        multiple = shapes.size_multiple
         if height % multiple != 0 or width % multiple != 0:
-            raise ValueError(
+            raise InputError(
                 f"`height` and `width` have to be multiples of {multiple} for this model (its UNet downsamples "
                 f"by that factor) but are {height} and {width}."
             )
         for name, value in (("height", height), ("width", width)):
-            low, high = shapes.get(name) or (None, None)
-            if low is not None and not int(low) <= value <= int(high):
-                h, w = shapes.get("height"), shapes.get("width")
-                raise ValueError(
+            low, high = getattr(shapes, name)
+            if not low <= value <= high:
+                h, w = shapes.height, shapes.width
+                raise InputError(
                     f"{name}={value} is outside the sizes the engines in {self.bundle.path} were built for: "
                     f"height {h[0]}..{h[1]}, width {w[0]}..{w[1]}; pick a size in that range or rebuild with "
                     "build-engine --min-size/--max-size"
@@ -247,7 +238,7 @@ class DiffusionPipeline:
         if output_type == "latent":
             return latents
         if output_type not in ("pil", "np"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
+            raise InputError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
         latents = latents / self.vae.config.scaling_factor
         if self.vae.config.shift_factor is not None:
             latents = latents + self.vae.config.shift_factor
@@ -258,22 +249,6 @@ class DiffusionPipeline:
         if self.xp is np and hasattr(array, "get"):
             array = array.get()
         return self.xp.asarray(array, dtype=dtype)
-
-
-def _make_component(bundle: Bundle, name: str, provider: str, xp: Any) -> Component:
-    engine = open_engine(bundle, name, provider)
-    record = bundle.components[name]
-    if name == "unet":
-        unet = bundle.manifest.get("unet") or {}
-        config = {
-            "in_channels": int(unet.get("in_channels", 4)),
-            "sample_size": unet.get("sample_size"),
-            "time_cond_proj_dim": unet.get("time_cond_proj_dim"),
-        }
-        return UNet(name, engine, record, xp, config)
-    if name in _TEXT:
-        return TextEncoder(name, engine, record, xp)
-    return Component(name, engine, record, xp)
 
 
 def _step_kwargs(scheduler: Any, noise: Any, eta: float) -> dict[str, Any]:
@@ -295,11 +270,11 @@ def retrieve_timesteps(
 ) -> tuple[Any, int]:
     """``scheduler.set_timesteps`` with a step count, custom timesteps or custom sigmas (one of them)."""
     if timesteps is not None and sigmas is not None:
-        raise ValueError("Only one of `timesteps` or `sigmas` can be passed.")
+        raise InputError("Only one of `timesteps` or `sigmas` can be passed.")
     for name, value in (("timesteps", timesteps), ("sigmas", sigmas)):
         if value is not None:
             if name not in inspect.signature(scheduler.set_timesteps).parameters:
-                raise ValueError(
+                raise InputError(
                     f"{type(scheduler).__name__} does not take custom `{name}`; pass num_inference_steps"
                 )
             scheduler.set_timesteps(**{name: value})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sdrt.runtime.errors import InputError
 from sdrt.runtime.images import numpy_to_pil, to_host
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
@@ -31,7 +32,7 @@ class DDPMPipeline(DiffusionPipeline):
     ) -> ImagePipelineOutput | tuple:
         """``latents`` (an sdrt extension): the initial noise [batch, channels, size, size] instead of a draw."""
         if output_type not in ("pil", "np"):
-            raise ValueError(f"output_type must be 'pil' or 'np', got {output_type!r}")
+            raise InputError(f"output_type must be 'pil' or 'np', got {output_type!r}")
         self.check_callback_inputs(callback_on_step_end_tensor_inputs)
         size = self.unet.config.sample_size
         height, width = (size, size) if isinstance(size, int) else tuple(size)
@@ -43,7 +44,7 @@ class DDPMPipeline(DiffusionPipeline):
         else:
             image = self.to_xp(latents)
             if tuple(image.shape) != shape:
-                raise ValueError(f"`latents` have shape {tuple(image.shape)}, expected {shape}")
+                raise InputError(f"`latents` have shape {tuple(image.shape)}, expected {shape}")
         self.scheduler.set_timesteps(num_inference_steps)
         timesteps = self.scheduler.timesteps
         image = self.denoise(

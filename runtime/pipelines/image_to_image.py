@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sdrt.runtime.errors import InputError
 from sdrt.runtime.images import ImageInput, preprocess_image
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
@@ -50,7 +51,7 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionPipeline):
 
     def check_strength(self, strength: float) -> None:
         if not 0 <= strength <= 1:
-            raise ValueError(f"The value of strength should in [0.0, 1.0] but is {strength}")
+            raise InputError(f"The value of strength should in [0.0, 1.0] but is {strength}")
 
     def __call__(
         self,
@@ -76,7 +77,7 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionPipeline):
         self.check_strength(strength)
         self.check_callback_inputs(callback_on_step_end_tensor_inputs)
         if num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
+            raise InputError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
         do_cfg = self.do_guidance(guidance_scale)
         prompt_embeds, negative_prompt_embeds = self.encode_prompt(
             prompt, num_images_per_prompt, do_cfg, negative_prompt, prompt_embeds, negative_prompt_embeds
@@ -91,7 +92,7 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionPipeline):
         )
         timesteps, num_inference_steps = self.get_timesteps(num_inference_steps, strength)
         if num_inference_steps < 1:
-            raise ValueError(
+            raise InputError(
                 f"strength={strength} with num_inference_steps leaves no denoising step; raise either of them"
             )
         latent_timestep = np.repeat(np.asarray(timesteps[:1]), batch)
@@ -122,5 +123,5 @@ def _repeat_to(xp: Any, array: Any, batch_size: int, what: str) -> Any:
     if n == batch_size:
         return array
     if batch_size % n != 0:
-        raise ValueError(f"Cannot duplicate `{what}` of batch size {n} to effective batch_size {batch_size}.")
+        raise InputError(f"Cannot duplicate `{what}` of batch size {n} to effective batch_size {batch_size}.")
     return xp.concatenate([array] * (batch_size // n), axis=0)

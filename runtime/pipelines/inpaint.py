@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sdrt.runtime.errors import InputError
 from sdrt.runtime.images import ImageInput, nearest_resize, preprocess_image, preprocess_mask
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
@@ -81,7 +82,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
         self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
         self.check_strength(strength)
         if image is None or mask_image is None:
-            raise ValueError("inpainting needs both `image` and `mask_image`")
+            raise InputError("inpainting needs both `image` and `mask_image`")
         init_image = preprocess_image(image, height, width, self.vae_scale_factor)
         mask_condition = preprocess_mask(mask_image, height, width, self.vae_scale_factor)
         do_cfg = self.do_guidance(guidance_scale)
@@ -96,7 +97,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
         )
         timesteps, num_inference_steps = self.get_timesteps(num_inference_steps, strength)
         if num_inference_steps < 1:
-            raise ValueError(
+            raise InputError(
                 f"After adjusting the num_inference_steps by strength parameter: {strength}, the number of pipeline"
                 f"steps is {num_inference_steps} which is < 1 and not appropriate for this pipeline."
             )
@@ -125,7 +126,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
         if not plain_unet:
             channels = latents.shape[1] + mask.shape[1] + masked_image_latents.shape[1]
             if channels != self.unet.config.in_channels:
-                raise ValueError(
+                raise InputError(
                     f"the UNet takes {self.unet.config.in_channels} channels but latents, mask and masked image "
                     f"give {channels}"
                 )
@@ -197,6 +198,6 @@ class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
         else:
             drawn = self.to_xp(latents)
             if tuple(drawn.shape) != shape:
-                raise ValueError(f"`latents` have shape {tuple(drawn.shape)}, expected {shape}")
+                raise InputError(f"`latents` have shape {tuple(drawn.shape)}, expected {shape}")
             latents = drawn * self.scheduler.init_noise_sigma
         return latents, drawn, image_latents

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from sdrt.runtime.errors import InputError, InputTypeError
+
 
 def prompt_list(prompt: str | list[str] | None, prompt_embeds: Any = None) -> list[str] | None:
     """``prompt`` as a list (``None`` when ``prompt_embeds`` are given instead)."""
     if prompt is not None and prompt_embeds is not None:
-        raise ValueError("pass either `prompt` or `prompt_embeds`, not both")
+        raise InputError("pass either `prompt` or `prompt_embeds`, not both")
     if prompt is None:
         if prompt_embeds is None:
-            raise ValueError("pass `prompt` (a string or a list of strings) or `prompt_embeds`")
+            raise InputError("pass `prompt` (a string or a list of strings) or `prompt_embeds`")
         return None
     if isinstance(prompt, str):
         return [prompt]
     if isinstance(prompt, list | tuple) and all(isinstance(p, str) for p in prompt):
         if not prompt:
-            raise ValueError("`prompt` is an empty list")
+            raise InputError("`prompt` is an empty list")
         return list(prompt)
-    raise TypeError(f"`prompt` has to be a string or a list of strings, got {type(prompt).__name__}")
+    raise InputTypeError(f"`prompt` has to be a string or a list of strings, got {type(prompt).__name__}")
 
 
 def negative_list(negative_prompt: str | list[str] | None, batch_size: int) -> list[str]:
@@ -29,11 +31,11 @@ def negative_list(negative_prompt: str | list[str] | None, batch_size: int) -> l
     if isinstance(negative_prompt, str):
         return [negative_prompt] * batch_size
     if not isinstance(negative_prompt, list | tuple) or not all(isinstance(p, str) for p in negative_prompt):
-        raise TypeError(
+        raise InputTypeError(
             f"`negative_prompt` has to be a string or a list of strings, got {type(negative_prompt).__name__}"
         )
     if len(negative_prompt) != batch_size:
-        raise ValueError(
+        raise InputError(
             f"`negative_prompt` has {len(negative_prompt)} entries, but `prompt` has {batch_size}: pass one "
             "negative prompt per prompt, or a single string for all of them"
         )
@@ -71,7 +73,7 @@ def encode_prompt(
     if do_classifier_free_guidance:
         negative_prompt_embeds = pipe.to_xp(negative_prompt_embeds)
         if negative_prompt_embeds.shape[0] != batch_size:
-            raise ValueError(
+            raise InputError(
                 f"`negative_prompt_embeds` has batch {negative_prompt_embeds.shape[0]}, `prompt_embeds` {batch_size}"
             )
         negative_prompt_embeds = repeat_rows(xp, negative_prompt_embeds, num_images_per_prompt)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from sdrt.runtime.errors import InputError
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
 from .base import retrieve_timesteps
@@ -39,7 +40,7 @@ class StableDiffusionXLPipeline(StableDiffusionPipeline):
 
     @property
     def force_zeros_for_empty_prompt(self) -> bool:
-        value = (self.manifest.get("text") or {}).get("force_zeros_for_empty_prompt")
+        value = self.manifest.text.force_zeros_for_empty_prompt if self.manifest.text else None
         return True if value is None else bool(value)  # diffusers' default for SDXL
 
     def _encode_pair(self, prompts: list[str], prompts_2: list[str], max_length: int) -> tuple[Any, Any]:
@@ -52,7 +53,7 @@ class StableDiffusionXLPipeline(StableDiffusionPipeline):
             ids = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True).input_ids
             outputs = encoder(ids)
             if "penultimate_hidden_state" not in outputs:
-                raise ValueError(
+                raise InputError(
                     f"the {encoder.name} engine has no `penultimate_hidden_state` output, which SDXL needs; "
                     "rebuild the bundle with build-engine"
                 )
@@ -60,7 +61,7 @@ class StableDiffusionXLPipeline(StableDiffusionPipeline):
                 pooled = outputs["text_embeds"]
             hidden.append(outputs["penultimate_hidden_state"])
         if pooled is None:
-            raise ValueError("no SDXL text encoder engine has a `text_embeds` output (pooled embeddings)")
+            raise InputError("no SDXL text encoder engine has a `text_embeds` output (pooled embeddings)")
         return self.xp.concatenate(hidden, axis=-1), pooled
 
     def encode_prompt(  # type: ignore[override]
@@ -82,12 +83,12 @@ class StableDiffusionXLPipeline(StableDiffusionPipeline):
         if prompt_embeds is None:
             prompts_2 = prompt_list(prompt_2 or prompts)
             if len(prompts_2) != len(prompts):
-                raise ValueError(f"`prompt_2` has {len(prompts_2)} entries, `prompt` {len(prompts)}")
+                raise InputError(f"`prompt_2` has {len(prompts_2)} entries, `prompt` {len(prompts)}")
             prompt_embeds, pooled_prompt_embeds = self._encode_pair(
                 prompts, prompts_2, self.tokenizer.model_max_length
             )
         elif pooled_prompt_embeds is None:
-            raise ValueError("with `prompt_embeds`, pass `pooled_prompt_embeds` too")
+            raise InputError("with `prompt_embeds`, pass `pooled_prompt_embeds` too")
         prompt_embeds, pooled_prompt_embeds = self.to_xp(prompt_embeds), self.to_xp(pooled_prompt_embeds)
         batch_size = prompt_embeds.shape[0]
         if do_classifier_free_guidance and negative_prompt_embeds is None:
@@ -101,7 +102,7 @@ class StableDiffusionXLPipeline(StableDiffusionPipeline):
                     negatives, negatives_2, prompt_embeds.shape[1]
                 )
         elif do_classifier_free_guidance and negative_pooled_prompt_embeds is None:
-            raise ValueError("with `negative_prompt_embeds`, pass `negative_pooled_prompt_embeds` too")
+            raise InputError("with `negative_prompt_embeds`, pass `negative_pooled_prompt_embeds` too")
         n = num_images_per_prompt
         prompt_embeds, pooled_prompt_embeds = (
             repeat_rows(xp, prompt_embeds, n),
@@ -229,7 +230,7 @@ class StableDiffusionXLPipeline(StableDiffusionPipeline):
         """[[orig_h, orig_w, crop_top, crop_left, target_h, target_w]] (float32)."""
         values = [*original_size, *crops, *target_size]
         if len(values) != 6:
-            raise ValueError("original_size, crops_coords_top_left and target_size must each be 2 numbers")
+            raise InputError("original_size, crops_coords_top_left and target_size must each be 2 numbers")
         return self.xp.asarray(np.asarray([values], dtype=np.float32))
 
     def _cut_at_denoising_end(self, timesteps: Any, denoising_end: float | None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sdrt.runtime.errors import InputError
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
 from .base import DiffusionPipeline, StableDiffusionPipelineOutput, retrieve_timesteps
@@ -57,13 +58,13 @@ class StableDiffusionPipeline(DiffusionPipeline):
         else:
             latents = self.to_xp(latents)
             if tuple(latents.shape) != shape:
-                raise ValueError(f"`latents` have shape {tuple(latents.shape)}, expected {shape}")
+                raise InputError(f"`latents` have shape {tuple(latents.shape)}, expected {shape}")
         return latents * self.scheduler.init_noise_sigma
 
     def check_inputs(self, height: int, width: int, num_images_per_prompt: int, steps: Sequence[str]) -> None:
         self.check_size(height, width)
         if num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
+            raise InputError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
         self.check_callback_inputs(steps)
 
     def __call__(

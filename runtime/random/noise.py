@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from sdrt.runtime.errors import InputError, InputTypeError
+
 from .torch_generator import TorchCompatibleGenerator
 
 GeneratorLike = Any  # int | TorchCompatibleGenerator | numpy/cupy Generator | list of those | None
@@ -32,11 +34,11 @@ def as_generator(generator: Any) -> Any:
     if generator is None:
         return np.random.default_rng()
     if isinstance(generator, bool):
-        raise TypeError("generator must be an int seed or a generator object, not a bool")
+        raise InputTypeError("generator must be an int seed or a generator object, not a bool")
     if isinstance(generator, int | np.integer):
         return TorchCompatibleGenerator(int(generator))
     if not callable(getattr(generator, "standard_normal", None)):
-        raise TypeError(
+        raise InputTypeError(
             f"generator must be an int seed, a TorchCompatibleGenerator, a numpy.random.Generator or a "
             f"list of them (one per image), got {type(generator).__name__}"
         )
@@ -46,7 +48,7 @@ def as_generator(generator: Any) -> Any:
 def check_generator_list(generator: Any, batch_size: int) -> None:
     """Raise the error diffusers raises for a list of generators of the wrong length."""
     if isinstance(generator, list | tuple) and len(generator) != batch_size:
-        raise ValueError(
+        raise InputError(
             f"You have passed a list of generators of length {len(generator)}, but requested an effective "
             f"batch size of {batch_size} (prompts x num_images_per_prompt). Make sure the batch size "
             "matches the length of the generators."
@@ -63,7 +65,7 @@ class NoiseSource:
     def __init__(self, generator: GeneratorLike, xp: ModuleType = np, dtype: Any = np.float32) -> None:
         if isinstance(generator, list | tuple):
             if not generator:
-                raise ValueError("generator is an empty list: pass one generator (or seed) per image")
+                raise InputError("generator is an empty list: pass one generator (or seed) per image")
             self.generators: list[Any] | None = [as_generator(g) for g in generator]
             self.generator = None
         else:
@@ -92,7 +94,7 @@ class NoiseSource:
         if self.generators is None:
             return self._to_xp(self.generator.standard_normal(size=shape), dtype)
         if not shape or shape[0] != len(self.generators):
-            raise ValueError(
+            raise InputError(
                 f"a list of {len(self.generators)} generators draws one batch row each, but a draw of shape "
                 f"{shape} was asked for"
             )

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sdrt.runtime.errors import InputError, InputTypeError
+
 from .avx_mathfun import log256_ps, sincos256_ps
 
 _MT_N = 624
@@ -53,7 +55,7 @@ class TorchCompatibleGenerator:
 
     def __init__(self, seed: int = 67280421310721, kernel: str = "avx2") -> None:
         if kernel not in ("avx2", "scalar"):
-            raise ValueError(
+            raise InputError(
                 f"kernel must be 'avx2' (torch on x86-64) or 'scalar' (other CPUs), got {kernel!r}"
             )
         self.kernel = kernel
@@ -66,7 +68,7 @@ class TorchCompatibleGenerator:
         """Reseed (only the low 32 bits reach torch's mt19937) and forget the cached normal, like torch."""
         seed = int(seed)
         if not -(2**63) <= seed < 2**64:
-            raise ValueError(f"seed must be in [-2**63, 2**64), got {seed}")
+            raise InputError(f"seed must be in [-2**63, 2**64), got {seed}")
         self._seed = seed & 0xFFFFFFFFFFFFFFFF
         self._bits.state = {
             "bit_generator": "MT19937",
@@ -85,7 +87,7 @@ class TorchCompatibleGenerator:
         dims = tuple(int(d) for d in shape)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
-            raise TypeError(f"TorchCompatibleGenerator draws float32 or float64, not {dtype}")
+            raise InputTypeError(f"TorchCompatibleGenerator draws float32 or float64, not {dtype}")
         size = int(np.prod(dims, dtype=np.int64))
         if size >= 16:
             values = self._normal_fill(size, dtype)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.errors import BundleError, BundleNotFoundError
+
 SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
 _DEFAULTS = {
     "bos_token": "<|startoftext|>",
@@ -53,7 +55,7 @@ def read_tokenizer_folder(path: Path) -> TokenizerFiles:
         data = _read_json(path / "tokenizer.json")
         model = data.get("model", {})
         if model.get("type") != "BPE" or "vocab" not in model:
-            raise ValueError(
+            raise BundleError(
                 f"{path / 'tokenizer.json'} does not hold a BPE model: is this a CLIP tokenizer?"
             )
         vocab = model["vocab"]
@@ -64,7 +66,7 @@ def read_tokenizer_folder(path: Path) -> TokenizerFiles:
         vocab = _read_json(path / "vocab.json")
         merges = _read_merges(path / "merges.txt")
     else:
-        raise FileNotFoundError(
+        raise BundleNotFoundError(
             f"No CLIP tokenizer in {path}: it needs vocab.json and merges.txt (or tokenizer.json); "
             "build-engine copies them from the model's tokenizer/ folder"
         )
@@ -107,7 +109,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"Tokenizer file {path} is not valid JSON: {error}") from error
+        raise BundleError(f"Tokenizer file {path} is not valid JSON: {error}") from error
 
 
 def _read_merges(path: Path) -> list[tuple[str, str]]:
@@ -117,7 +119,7 @@ def _read_merges(path: Path) -> list[tuple[str, str]]:
             continue
         parts = line.split(" ")
         if len(parts) != 2:
-            raise ValueError(
+            raise BundleError(
                 f"{path} line {number}: a merge is two tokens separated by one space, got {line!r}"
             )
         merges.append((parts[0], parts[1]))

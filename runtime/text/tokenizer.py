@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from sdrt.runtime.errors import BundleError, InputError, InputTypeError
+
 from .clip_bpe import WHITESPACE, ByteLevelBPE, normalize, split_words
 from .files import AddedToken, read_tokenizer_folder
 
@@ -59,7 +61,7 @@ class CLIPTokenizer:
         self.model_max_length = model_max_length
         for name, token in (("bos", bos_token), ("eos", eos_token), ("pad", pad_token)):
             if token not in vocab:
-                raise ValueError(f"The {name} token {token!r} is not in the tokenizer's vocab.json")
+                raise BundleError(f"The {name} token {token!r} is not in the tokenizer's vocab.json")
         self.bos_token_id = vocab[bos_token]
         self.eos_token_id = vocab[eos_token]
         self.pad_token_id = vocab[pad_token]
@@ -108,12 +110,14 @@ class CLIPTokenizer:
         ``return_tensors`` is accepted for diffusers-style calls; arrays are always NumPy.
         """
         if return_tensors not in (None, "np"):
-            raise ValueError(
+            raise InputError(
                 f"return_tensors={return_tensors!r}: sdrt's tokenizer returns NumPy arrays ('np')"
             )
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not all(isinstance(t, str) for t in texts):
-            raise TypeError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
+            raise InputTypeError(
+                f"prompts must be a string or a list of strings, got {type(prompts).__name__}"
+            )
         max_length = self.model_max_length if max_length is None else max_length
         rows: list[list[int]] = []
         for text in texts:
@@ -135,9 +139,9 @@ class CLIPTokenizer:
         elif padding is False or padding == "do_not_pad":
             width = len(rows[0]) if rows else 0
             if any(len(r) != width for r in rows):
-                raise ValueError("prompts of different lengths need padding='max_length' or 'longest'")
+                raise InputError("prompts of different lengths need padding='max_length' or 'longest'")
         else:
-            raise ValueError(f"padding must be 'max_length', 'longest', True or False, got {padding!r}")
+            raise InputError(f"padding must be 'max_length', 'longest', True or False, got {padding!r}")
         ids = np.full((len(rows), width), self.pad_token_id, dtype=return_dtype)
         mask = np.zeros((len(rows), width), dtype=return_dtype)
         for i, row in enumerate(rows):

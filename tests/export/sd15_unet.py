@@ -45,11 +45,11 @@ def run(out_dir: Path) -> dict:
     import torch
     from diffusers import UNet2DConditionModel
 
-    from sdrt.export.build import _default_attention
+    from sdrt.export.model.modules import ModulesModel
     from sdrt.export.onnx.cleanup import clean_onnx
-    from sdrt.export.onnx.specs import validation_shapes
-    from sdrt.export.onnx.trace import export_unet, torch_module_for
+    from sdrt.export.onnx.trace import trace_to_onnx
     from sdrt.export.onnx.validate import reference_cases, validate_onnx
+    from sdrt.runtime.components import UNet
 
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
@@ -61,14 +61,11 @@ def run(out_dir: Path) -> dict:
     figures: dict = {"parameters": params}
 
     t = time.perf_counter()
-    spec = export_unet(
-        unet,
-        raw,
-        batch=(1, 2),
-        latent_height=(32, 64),
-        latent_width=(32, 64),
-        trace={"batch": 2, "latent_height": 64, "latent_width": 64},
+    ranges = {"batch": (1, 2), "latent_height": (32, 64), "latent_width": (32, 64)}
+    spec = UNet.graph(
+        ModulesModel("sd1", {"unet": unet}), ranges, {"batch": 2, "latent_height": 64, "latent_width": 64}
     )
+    trace_to_onnx(UNet, unet, spec, raw)
     figures["trace_seconds"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     size, external = clean_onnx(raw, final, keep_outputs=list(spec.outputs))
@@ -83,8 +80,7 @@ def run(out_dir: Path) -> dict:
     )
 
     t = time.perf_counter()
-    shapes = validation_shapes(spec, opt={"latent_height": 64, "latent_width": 64})
-    cases = reference_cases(torch_module_for("unet", _default_attention(unet), spec), spec, shapes)
+    cases = reference_cases(UNet, unet, spec, spec.validation_sizes())
     del unet
     validation = validate_onnx(final, cases, component="unet", precision="fp32")
     figures["validation_seconds"] = round(time.perf_counter() - t, 1)

@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("torch")
 
 from sdrt.export import build, export_pipeline  # noqa: E402
-from sdrt.runtime.bundle.manifest import FORMAT_VERSION, ManifestError, load_manifest  # noqa: E402
+from sdrt.runtime.bundle.manifest import FORMAT_VERSION, Manifest, read_manifest  # noqa: E402
+from sdrt.runtime.errors import BundleError  # noqa: E402
 
 OPTIONS = dict(backend="ort", min_size=16, max_size=32, max_batch=2, progress=False)
 
@@ -27,20 +28,22 @@ def _snapshot(bundle):
 
 
 def test_manifest_fields(built):
+    """The manifest's JSON, as any reader of the bundle format sees it."""
     model, out, report = built
-    m = load_manifest(out)
-    assert m.data["format_version"] == FORMAT_VERSION
-    assert m.data["pipeline_class"] == "DDPMPipeline"
-    assert m.data["source"]["path"] == str(model.resolve()) and len(m.data["source"]["weights_sha256"]) == 64
-    assert set(m.data["tools"]) >= {"sdrt", "torch", "diffusers", "transformers", "onnx", "onnxruntime"}
-    assert m.shapes["height"] == [16, 32] and m.shapes["batch"] == [1, 2]
-    unet = m.component("unet")
-    assert list(unet.inputs) == ["sample", "timestep"] and unet.inputs["timestep"].dtype == "float32"
-    assert unet.inputs["timestep"].shape == ["batch"]
-    assert unet.dims["height"] == (16, 32) and not unet.static
-    assert unet.data["external_data"] is False and unet.data["bytes"] > 0
-    assert unet.ort["provider"] == "cpu" and unet.ort["file"] == "ort/unet.onnx"
-    assert unet.data["export_seconds"] > 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["format_version"] == FORMAT_VERSION
+    assert m["pipeline_class"] == "DDPMPipeline"
+    assert m["source"]["path"] == str(model.resolve()) and len(m["source"]["weights_sha256"]) == 64
+    assert set(m["tools"]) >= {"sdrt", "torch", "diffusers", "transformers", "onnx", "onnxruntime"}
+    assert m["shapes"]["height"] == [16, 32] and m["shapes"]["batch"] == [1, 2]
+    unet = m["components"]["unet"]
+    assert list(unet["inputs"]) == ["sample", "timestep"] and unet["inputs"]["timestep"]["dtype"] == "float32"
+    assert unet["inputs"]["timestep"]["shape"] == ["batch"]
+    assert unet["dims"]["height"] == [16, 32] and not unet["static"]
+    assert unet["external_data"] is False and unet["bytes"] > 0
+    assert unet["ort"]["provider"] == "cpu" and unet["ort"]["file"] == "ort/unet.onnx"
+    assert unet["export_seconds"] > 0
+    assert m["vae"] is None and m["unet"]["class"] == "UNet2DModel"
     assert [c.status for c in report.components] == ["built"]
     assert not list(out.parent.glob(".cats.*")), "temporary folders left behind"
 
@@ -62,7 +65,7 @@ def test_changed_option_rebuilds(built, tmp_path):
     export_pipeline(model, other, **OPTIONS)
     report = export_pipeline(model, other, **{**OPTIONS, "max_size": 48})
     assert [c.status for c in report.components] == ["built"]
-    assert load_manifest(other).component("unet").dims["height"] == (16, 48)
+    assert read_manifest(other).components["unet"].dims["height"] == (16, 48)
 
 
 def test_interrupted_build_keeps_old_bundle(built, monkeypatch):
@@ -72,7 +75,7 @@ def test_interrupted_build_keeps_old_bundle(built, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash in the middle of the build")
 
-    monkeypatch.setattr(build, "_build_component", boom)
+    monkeypatch.setattr(build, "build_component", boom)
     with pytest.raises(RuntimeError, match="simulated crash"):
         export_pipeline(model, out, force=True, **OPTIONS)
     assert _snapshot(out) == before
@@ -83,7 +86,7 @@ def test_interrupted_first_build_leaves_no_bundle(model_folders, tmp_path, monke
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build, "_build_component", boom)
+    monkeypatch.setattr(build, "build_component", boom)
     out = tmp_path / "engines" / "new"
     with pytest.raises(KeyboardInterrupt):
         export_pipeline(model_folders("uncond"), out, **OPTIONS)
@@ -91,13 +94,29 @@ def test_interrupted_first_build_leaves_no_bundle(model_folders, tmp_path, monke
     assert list((tmp_path / "engines").iterdir()) == []
 
 
-def test_load_manifest_errors(tmp_path, built):
+def test_read_manifest_errors(tmp_path, built):
     _, out, _ = built
-    with pytest.raises(ManifestError, match="build-engine"):
-        load_manifest(tmp_path)
-    newer = tmp_path / "newer"
-    newer.mkdir()
+    with pytest.raises(BundleError, match="build-engine"):
+        read_manifest(tmp_path)
     data = json.loads((out / "manifest.json").read_text())
-    (newer / "manifest.json").write_text(json.dumps({**data, "format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(ManifestError, match="upgrade sdrt"):
-        load_manifest(newer)
+    for name, damage, message in [
+        ("newer", {**data, "format_version": FORMAT_VERSION + 1}, "upgrade sdrt"),
+        ("older", {**data, "format_version": FORMAT_VERSION - 1}, "older than this sdrt reads"),
+        ("no-version", {k: v for k, v in data.items() if k != "format_version"}, "no integer format_version"),
+        ("no-shapes", {k: v for k, v in data.items() if k != "shapes"}, "is damaged"),
+    ]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps(damage))
+        with pytest.raises(BundleError, match=message):
+            read_manifest(tmp_path / name)
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "manifest.json").write_bytes(b"\x00\xff not json")
+    with pytest.raises(BundleError, match="cannot read"):
+        read_manifest(tmp_path / "garbage")
+
+
+def test_manifest_schema_reads_and_writes_the_whole_json(built):
+    """Every field build-engine writes is in the typed schema: reading and writing it back loses nothing."""
+    _, out, _ = built
+    raw = json.loads((out / "manifest.json").read_text())
+    assert json.loads(json.dumps(Manifest.from_json(raw).to_json())) == raw

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -12,7 +13,6 @@ pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from sdrt.export import export_pipeline  # noqa: E402
-from sdrt.runtime.bundle.manifest import load_manifest  # noqa: E402
 from tests.export.reference import make_feeds, torch_outputs  # noqa: E402
 
 
@@ -38,22 +38,22 @@ def test_fp16_unet_and_vae_fp32(model_folders, tmp_path):
         max_batch=2,
         progress=False,
     )
-    m = load_manifest(out)
-    unet = m.component("unet")
-    assert unet.precision == "fp16" and unet.data["validation"]["metric"] == "psnr_db"
-    assert unet.data["validation"]["value"] >= 35
-    assert m.component("vae_decoder").precision == "fp32"
-    graph = onnx.load(str(out / unet.onnx))
+    m = json.loads((out / "manifest.json").read_text())
+    unet = m["components"]["unet"]
+    assert unet["precision"] == "fp16" and unet["validation"]["metric"] == "psnr_db"
+    assert unet["validation"]["value"] >= 35
+    assert m["components"]["vae_decoder"]["precision"] == "fp32"
+    graph = onnx.load(str(out / unet["onnx"]))
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.graph.initializer)
     inits = {t.name: t for t in graph.graph.initializer}
     for node in graph.graph.node:
         if node.op_type == "Resize" and len(node.input) > 2 and node.input[2] in inits:
             assert inits[node.input[2]].data_type == onnx.TensorProto.FLOAT
     # independent check against torch fp32
-    feeds = make_feeds(unet.data, batch=2, height=64, width=48, vae_scale=8, seed=3)
-    actual = ort.InferenceSession(str(out / unet.onnx), providers=["CPUExecutionProvider"]).run(None, feeds)[
-        0
-    ]
+    feeds = make_feeds(unet, batch=2, height=64, width=48, vae_scale=8, seed=3)
+    actual = ort.InferenceSession(str(out / unet["onnx"]), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )[0]
     assert _psnr(actual, torch_outputs(model, "unet", feeds, "sd1")["noise_pred"]) >= 35
 
 
@@ -70,11 +70,11 @@ def test_static_shapes(model_folders, tmp_path):
         components=["unet", "vae_decoder"],
         progress=False,
     )
-    m = load_manifest(out)
-    unet = m.component("unet")
-    assert unet.static and unet.inputs["sample"].shape == [2, 4, 8, 6]
-    assert m.component("vae_decoder").outputs["image"].shape == [1, 3, 64, 48]
-    graph = onnx.load(str(out / unet.onnx))
+    m = json.loads((out / "manifest.json").read_text())
+    unet = m["components"]["unet"]
+    assert unet["static"] and unet["inputs"]["sample"]["shape"] == [2, 4, 8, 6]
+    assert m["components"]["vae_decoder"]["outputs"]["image"]["shape"] == [1, 3, 64, 48]
+    graph = onnx.load(str(out / unet["onnx"]))
     dims = graph.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [2, 4, 8, 6]
 

@@ -8,6 +8,7 @@ diffusers/transformers loaded straight from the model folder (tests/export/refer
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -26,7 +27,6 @@ from sdrt.export.errors import OptionError  # noqa: E402
 from sdrt.export.ort.attention_fusion import fuse_matmul_attention  # noqa: E402
 from sdrt.export.ort.casts import element_types  # noqa: E402
 from sdrt.export.ort.optimize import optimize_for_cuda  # noqa: E402
-from sdrt.runtime.bundle.manifest import load_manifest  # noqa: E402
 from tests.export.reference import make_feeds, max_rel_err, torch_outputs  # noqa: E402
 
 HAS_CUDA_EP = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -67,7 +67,7 @@ def fp32_graphs(model_folders, tmp_path_factory):
 
 
 def test_build_engine_device_cuda_without_gpu(cuda_bundle):
-    manifest = load_manifest(cuda_bundle).data
+    manifest = json.loads((cuda_bundle / "manifest.json").read_text())
     expected_attention = {"text_encoder": 2, "unet": 8, "vae_decoder": 1}  # tests/models.py configs
     for name, attention in expected_attention.items():
         record = manifest["components"][name]
@@ -100,7 +100,7 @@ def test_build_engine_device_cuda_without_gpu(cuda_bundle):
 
 
 def test_fused_graphs_are_fp16_with_fp32_io_and_resize_scales(cuda_bundle):
-    manifest = load_manifest(cuda_bundle).data
+    manifest = json.loads((cuda_bundle / "manifest.json").read_text())
     for name in ("text_encoder", "unet", "vae_decoder"):
         record = manifest["components"][name]
         model = onnx.load(str(cuda_bundle / record["ort"]["file"]))
@@ -142,7 +142,7 @@ def test_fused_graphs_are_fp16_with_fp32_io_and_resize_scales(cuda_bundle):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cpu_runnable_fused_graph_matches_torch(fp32_graphs, model_folders, tmp_path, precision):
     """The CUDA build's fusions that have CPU kernels (attention, layer norms) + its fp16 conversion."""
-    manifest = load_manifest(fp32_graphs).data
+    manifest = json.loads((fp32_graphs / "manifest.json").read_text())
     for name, metric in (("unet", "noise_pred"), ("text_encoder", "last_hidden_state")):
         record = manifest["components"][name]
         dst = tmp_path / f"{name}.onnx"
@@ -205,7 +205,7 @@ def test_sdxl_unet_and_text_encoder_2(model_folders, tmp_path):
     argv = [str(model_folders("sdxl")), "-o", str(out), "--backend", "ort", "--device", "cuda", "--static"]
     argv += ["--height", "64", "--width", "64", "--components", "unet", "text_encoder_2", "-q"]
     assert build_engine(argv) == 0
-    components = load_manifest(out).data["components"]
+    components = json.loads((out / "manifest.json").read_text())["components"]
     assert components["unet"]["ort"]["fused"]["MultiHeadAttention"] == 10  # tests/models.py SDXL config
     assert components["text_encoder_2"]["ort"]["fused"]["MultiHeadAttention"] == 2
     for record in components.values():

@@ -16,15 +16,22 @@ try:
 except TrtModuleError:
     pytest.skip("no TensorRT module installed (pip install 'sdrt[rtx]')", allow_module_level=True)
 
+from sdrt.export.errors import OptionError  # noqa: E402
 from sdrt.export.tensorrt import build as tensorrt_build  # noqa: E402
 from sdrt.export.tensorrt import plan as tensorrt_plan  # noqa: E402
-from sdrt.export.tensorrt.build import build_trt_plans  # noqa: E402
+from sdrt.export.tensorrt.build import build_trt_plans as build_plans_typed  # noqa: E402
 from sdrt.export.tensorrt.network import OnnxParseError  # noqa: E402
 from sdrt.export.tensorrt.profiles import ProfileError  # noqa: E402
+from sdrt.runtime.bundle.manifest import Manifest  # noqa: E402
 from sdrt.runtime.engines.tensorrt.device import current_compute_capability  # noqa: E402
 from sdrt.runtime.engines.tensorrt.module import is_rtx, module_label, module_version  # noqa: E402
 
 COMPONENTS = ["text_encoder", "unet", "vae_encoder", "vae_decoder"]
+
+
+def build_trt_plans(bundle: Path, manifest: dict, **options) -> dict:
+    """The builder on the manifest's JSON: what it reads and what it writes are what these tests check."""
+    return build_plans_typed(bundle, Manifest.from_json(manifest), **options).to_json()
 
 
 def _export(model_factory, folder: Path, **options) -> tuple[Path, dict]:
@@ -35,7 +42,7 @@ def _export(model_factory, folder: Path, **options) -> tuple[Path, dict]:
     report = export_pipeline(
         model, folder / "bundle", backend="tensorrt", validate=False, progress=False, **options
     )
-    return folder / "bundle", report.manifest
+    return folder / "bundle", report.manifest.to_json()
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +145,11 @@ def test_build_engine_again_rebuilds_nothing(built: tuple[Path, dict], count_bui
     assert count_builds == []
     assert {p.name: p.stat().st_mtime_ns for p in (bundle / "plans").iterdir()} == mtimes
     for component in COMPONENTS:
-        assert report.manifest["components"][component]["plans"] == manifest["components"][component]["plans"]
-    again = build_engines(bundle, backend="tensorrt", precision="fp16")
+        assert (
+            report.manifest.to_json()["components"][component]["plans"]
+            == manifest["components"][component]["plans"]
+        )
+    again = build_engines(bundle, backend="tensorrt", precision="fp16").to_json()
     assert (
         count_builds == [] and again["components"]["unet"]["plans"] == manifest["components"]["unet"]["plans"]
     )
@@ -219,7 +229,7 @@ def test_targets_recorded(built: tuple[Path, dict], copy_of) -> None:
 def test_refittable(built: tuple[Path, dict], copy_of, count_builds: list[str]) -> None:
     bundle, manifest = copy_of(built)
     if is_rtx(TRT) and current_compute_capability() is None:
-        with pytest.raises(ValueError, match="refittable plans without a GPU"):
+        with pytest.raises(OptionError, match="refittable plans without a GPU"):
             build_trt_plans(bundle, manifest, components=["text_encoder"], refittable=True)
         assert count_builds == []
         return
@@ -228,7 +238,7 @@ def test_refittable(built: tuple[Path, dict], copy_of, count_builds: list[str]) 
 
 
 def test_unknown_target_compute_is_refused(built: tuple[Path, dict]) -> None:
-    with pytest.raises(ValueError, match="compute capabilit"):
+    with pytest.raises(OptionError, match="compute capabilit"):
         build_trt_plans(built[0], built[1], components=["unet"], target_compute=["4.2"])
 
 
@@ -279,15 +289,21 @@ def test_parse_failure_names_node_and_operator(tmp_path: Path) -> None:
     (tmp_path / "onnx").mkdir()
     onnx.save(model, tmp_path / "onnx" / "vae_decoder.onnx")
     manifest = {
+        "format_version": 1,
+        "model_type": "sd1",
+        "source": {"path": "models/bad"},
+        "shapes": {"batch": [1, 2], "height": [64, 64], "width": [64, 64], "default": [64, 64]},
+        "vae": {"scale_factor": 8},
         "components": {
             "vae_decoder": {
+                "class": "AutoencoderKL",
                 "onnx": "onnx/vae_decoder.onnx",
                 "precision": "fp32",
                 "inputs": {"latent": {"dtype": "float32", "shape": ["batch", 4, 8, 8]}},
                 "outputs": {"image": {"dtype": "float32", "shape": ["batch", 4, 8, 8]}},
                 "dims": {"batch": [1, 2]},
             }
-        }
+        },
     }
     with pytest.raises(OnnxParseError) as caught:
         build_trt_plans(tmp_path, manifest, components=["vae_decoder"], precision="fp32")
@@ -296,7 +312,7 @@ def test_parse_failure_names_node_and_operator(tmp_path: Path) -> None:
 
 
 def test_unknown_component_is_refused(built: tuple[Path, dict]) -> None:
-    with pytest.raises(ValueError, match="no component"):
+    with pytest.raises(OptionError, match="no component"):
         build_trt_plans(built[0], built[1], components=["text_encoder_2"])
 
 

@@ -111,7 +111,7 @@ def test_bench_compare_diffusers(tiny, tmp_path, capsys):
 def test_bench_refuses_another_model_type(tiny, capsys):
     bundle, other = tiny.bundle("sd1"), tiny.model("sdxl")
     code, _, err = _bench([str(bundle), "--steps", "1", "--compare-diffusers", str(other)], capsys)
-    assert code == 1
+    assert code == 2
     assert "'sdxl' model" in err and "'sd1' model" in err
     assert str(other) in err and str(bundle) in err
 
@@ -124,7 +124,7 @@ def test_bench_refuses_other_weights_and_accepts_a_copy(tiny, tmp_path, capsys):
     bundle = tiny.bundle("sd1")
     other = make_sd1(tmp_path / "reseeded", seed=7)
     code, _, err = _bench([str(bundle), "--steps", "1", "--compare-diffusers", str(other)], capsys)
-    assert code == 1
+    assert code == 2
     assert "other weights" in err and str(other) in err and str(bundle) in err
     copy = shutil.copytree(tiny.model("sd1"), tmp_path / "copy")
     check_comparison_model(open_bundle(bundle), copy)  # same files elsewhere: accepted

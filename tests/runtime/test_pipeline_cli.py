@@ -72,10 +72,10 @@ def test_generate_errors_are_one_line(tiny, tmp_path, capsys):
     code = main(
         ["generate", str(tiny.bundle("sd1")), "a cat", "--size", "60x64", "-o", str(tmp_path / "x.png")]
     )
-    assert code == 1
+    assert code == 2
     assert "divisible by 8" in capsys.readouterr().err
     code = main(["generate", str(tiny.bundle("sd1")), "a cat", "--scheduler", "nope", "--steps", "1"])
-    assert code == 1
+    assert code == 2
     assert "unknown scheduler 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["generate", str(tiny.bundle("sd1")), "a cat", "--size", "big"])

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.engines.base import TensorSpec
+from sdrt.runtime.tensors import TensorSpec
+from sdrt.runtime.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class BufferCache:
 
     def __init__(self, allocate: Callable[[tuple[int, ...], np.dtype], Any], max_keys: int = 4) -> None:
         if max_keys < 1:
-            raise ValueError(f"max_keys must be at least 1, got {max_keys}")
+            raise InputError(f"max_keys must be at least 1, got {max_keys}")
         self._allocate = allocate
         self._max_keys = max_keys
         self._entries: OrderedDict[ShapeKey, dict[str, Any]] = OrderedDict()
@@ -136,7 +137,7 @@ class CudaGraphRunner:
         key = shape_key(arrays)
         if self.key is not None:
             if key != self.key:
-                raise ValueError(
+                raise InputError(
                     f"{self.name}: this engine runs a CUDA graph captured for inputs "
                     f"{_describe(self.key)}, got {_describe(key)}; a CUDA graph serves one set of static "
                     "shapes (load the engine without cuda_graph for other sizes)"
@@ -144,7 +145,7 @@ class CudaGraphRunner:
             return
         specs = output_shapes(self.inputs, self.outputs, arrays)
         if specs is None:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: a CUDA graph needs every output shape known from the inputs, but "
                 f"{[s.describe() for s in self.outputs.values()]} are not; build the bundle with --static"
             )

@@ -9,11 +9,11 @@ bound to CuPy buffers; other outputs are allocated by ORT on the device and wrap
 that keep the ORT value alive (and if ORT rejects a bound shape, from then on ORT allocates them).
 - By default each run's bound outputs are fresh arrays from CuPy's memory pool, so a result is never
   overwritten by a later run.
-- ``reuse_outputs=True``: output buffers are allocated once per input shapes (``ort_cuda.BufferCache``)
+- ``reuse_outputs=True``: output buffers are allocated once per input shapes (``cuda.BufferCache``)
   and reused; a result is valid until the next run with the same shapes (the pipelines' components
   copy what they keep, so they can use this).
 - ``cuda_graph=True``: ONNX Runtime's CUDA graph (provider option ``enable_cuda_graph``) for static
-  shapes: fixed input and output buffers and one IO binding (``ort_cuda.CudaGraphRunner``); the
+  shapes: fixed input and output buffers and one IO binding (``cuda.CudaGraphRunner``); the
   caller's arrays are copied into the fixed inputs and the captured graph is replayed. Outputs are the
   fixed buffers, overwritten by the next run. Every node must run on the CUDA provider (ORT refuses
   the session otherwise) and a run with other shapes raises.
@@ -22,7 +22,7 @@ the caller's current CuPy stream, and the caller's stream after it, with events:
 synchronization (``disable_synchronize_execution_providers``).
 The CUDA path is written to the onnxruntime-gpu API (1.17+) but cannot run on the CPU-only machines
 where this project's CI runs; the CPU path is what the tests check, with the buffer bookkeeping of
-``ort_cuda`` tested on NumPy.
+``cuda`` tested on NumPy.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.engines.base import Engine, TensorSpec
+from sdrt.runtime.engines.base import Engine
+from sdrt.runtime.tensors import TensorSpec
 from .cuda import BufferCache, CudaGraphRunner, named_dims, resolve_shape, shape_key
-from sdrt.runtime.engines.providers import ProviderNotAvailableError, import_cupy, import_onnxruntime
+from sdrt.runtime.engines.providers import import_cupy, import_onnxruntime
+from sdrt.runtime.errors import BundleNotFoundError, EngineError, InputError, ProviderNotAvailableError
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class OrtEngine(Engine):
         cuda_graph: bool = False,
     ) -> None:
         if provider not in ("cpu", "cuda"):
-            raise ValueError(
+            raise InputError(
                 f"OrtEngine runs provider 'cpu' or 'cuda', not {provider!r} (TensorRT plans: TrtEngine)"
             )
         self.path = Path(path)
@@ -81,14 +83,14 @@ class OrtEngine(Engine):
         self.provider = provider
         self.device_id = device_id
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.name}: ONNX file {self.path} does not exist")
+            raise BundleNotFoundError(f"{self.name}: ONNX file {self.path} does not exist")
         ort = import_onnxruntime(provider)
         self._ort = ort
         self._cupy: ModuleType | None = None
         self._stream: Any = None
         self._preallocate = True
         if (reuse_outputs or cuda_graph) and provider != "cuda":
-            raise ValueError(f"{self.name}: reuse_outputs and cuda_graph are options of provider 'cuda'")
+            raise InputError(f"{self.name}: reuse_outputs and cuda_graph are options of provider 'cuda'")
         self.cuda_graph = cuda_graph
         self._output_cache: BufferCache | None = None
         self._graph: CudaGraphRunner | None = None
@@ -107,7 +109,7 @@ class OrtEngine(Engine):
             providers: list[Any] = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(self.path), sess_options=session_options, providers=providers)
+        self.session = _open_session(ort, self.path, session_options, providers, name=self.name)
         self.inputs = {a.name: _spec(a) for a in self.session.get_inputs()}
         self.outputs = {a.name: _spec(a) for a in self.session.get_outputs()}
         self._run_options = ort.RunOptions()
@@ -210,3 +212,15 @@ def _spec(arg: Any) -> TensorSpec:
     dtype = _ORT_TYPES.get(arg.type)
     shape = tuple(d if isinstance(d, int) or d is None else str(d) for d in arg.shape)
     return TensorSpec(arg.name, np.dtype(dtype) if dtype is not None else None, shape)
+
+
+def _open_session(ort: ModuleType, path: Path, options: Any, providers: list[Any], *, name: str) -> Any:
+    """An ``InferenceSession``; a graph ONNX Runtime cannot load (truncated, damaged) is an ``EngineError``."""
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as error:  # ORT's own exception types (InvalidProtobuf, Fail, ...) are not exported
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EngineError(
+            f"{name}: ONNX Runtime cannot load {path} ({reason}); the file is damaged or incomplete. Rebuild "
+            f"the bundle with: build-engine MODEL_DIR -o {path.parent.parent} --force"
+        ) from error

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .io import TensorSpec
+from sdrt.runtime.tensors import TensorSpec
+from sdrt.runtime.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _bind_addresses(context: Any, inputs: Mapping[str, Any], outputs: Mapping[st
 
 def _execute(context: Any, stream: Any) -> None:
     if not context.execute_async_v3(stream.ptr):
-        raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+        raise EngineError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
 
 
 def bind_shape(
@@ -51,7 +52,7 @@ def bind_shape(
     for name, spec in outputs.items():
         shape = tuple(int(d) for d in context.get_tensor_shape(name))
         if any(d < 0 for d in shape):
-            raise RuntimeError(f"output {name!r} has a data-dependent shape {shape}; not supported")
+            raise EngineError(f"output {name!r} has a data-dependent shape {shape}; not supported")
         buffers[name] = cp.empty(shape, dtype=spec.dtype)
     binding = ShapeBinding(outputs=buffers)
     if capture:

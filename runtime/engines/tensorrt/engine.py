@@ -2,7 +2,7 @@
 
 What needs what:
 
-* Running (``__call__``) needs an NVIDIA GPU with its driver, CuPy, and the TensorRT module that built
+* Running (``run``) needs an NVIDIA GPU with its driver, CuPy, and the TensorRT module that built
   the plan: ``tensorrt`` >= 10 for plans built with full TensorRT (for that GPU), or TensorRT-RTX for
   plans built with it (GeForce/RTX compute capabilities 7.5, 8.0, 8.6, 8.9, 12.x; not 9.0 such as H100).
 * Construction deserializes the plan, which already needs that GPU: with no GPU or driver it raises
@@ -10,7 +10,7 @@ What needs what:
 * Before deserializing, and with no GPU, the plan record is checked: a plan built by another TensorRT
   module or version is refused with the ``build-engine`` command that rebuilds it; the same command ends
   every load failure (another GPU, damaged file). Input checks (names, dtypes, shapes against the
-  profile; :func:`sdrt.runtime.trt_io.check_feeds`) and dtype mapping are plain Python.
+  profile: ``Engine.check_inputs``) and dtype mapping are plain Python.
 
 TensorRT and CuPy are imported lazily; this module never imports torch.
 """
@@ -22,10 +22,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sdrt.runtime.bundle.manifest import load_manifest
+from sdrt.runtime.bundle.bundle import Bundle, open_bundle
+from sdrt.runtime.bundle.records import PlanRecord
+from sdrt.runtime.engines.base import Engine
+from sdrt.runtime.errors import ProviderNotAvailableError
+
 from .bindings import ShapeBinding, bind_shape, run_binding
 from .device import current_compute_capability
-from .io import TensorSpec, check_feeds, specs_from_engine
+from .io import specs_from_engine
 from .logger import make_logger
 from .module import TrtModuleError, import_trt, is_rtx, module_label, module_version
 from .plan import (
@@ -39,49 +43,45 @@ from .plan import (
 log = logging.getLogger(__name__)
 
 
-class TrtEngine:
+class TrtEngine(Engine):
     """Deserialized plan + execution context + one CUDA stream; outputs land in preallocated buffers.
 
-    ``engine(feeds)`` takes ``{input name: cupy (or numpy) array}`` with exactly the engine's input names,
-    dtypes and shapes inside its profile, and returns ``{output name: cupy array}``. The returned arrays
-    are the engine's own buffers for that input shape: the next call with the same shapes overwrites them
-    (copy to keep). Work is ordered after the caller's current CuPy stream and before its later work.
-    ``cuda_graph=True`` captures one CUDA graph per distinct input shape on its first call and replays it
-    afterwards (inputs are copied into fixed buffers first).
+    ``engine.run(feeds)`` takes ``{input name: cupy (or numpy) array}`` with the engine's input names and
+    shapes inside its profile (dtypes are cast as every ``Engine`` casts them), and returns ``{output
+    name: cupy array}``. The returned arrays are the engine's own buffers for that input shape: the next
+    call with the same shapes overwrites them (copy to keep). Work is ordered after the caller's current
+    CuPy stream and before its later work. ``cuda_graph=True`` captures one CUDA graph per distinct input
+    shape on its first call and replays it afterwards (inputs are copied into fixed buffers first).
     """
 
     def __init__(
         self,
         plan_path: Path | str,
+        plan: PlanRecord,
         *,
-        plan_record: Mapping[str, Any] | None = None,
         component: str | None = None,
-        manifest: Mapping[str, Any] | None = None,
-        bundle_dir: Path | str | None = None,
+        rebuild: str | None = None,
         trt_module: str | None = None,
         cuda_graph: bool = False,
         runtime_cache: Path | str | None = None,
     ) -> None:
         self.path = Path(plan_path)
         self.name = component or self.path.name.split(".")[0]
-        self.record = dict(plan_record or {})
-        bundle = Path(bundle_dir) if bundle_dir is not None else self.path.parent.parent
-        self.rebuild = rebuild_command(manifest, bundle, self.name, self.record)
+        self.plan = plan
+        self.rebuild = rebuild or rebuild_command(None, self.path.parent.parent, self.name, plan.precision)
         try:
-            self.trt = import_trt(trt_module or self.record.get("trt_module"))
+            self.trt = import_trt(trt_module or plan.trt_module)
         except TrtModuleError as error:
             raise PlanLoadError(
                 f"{error}\n  or rebuild the plan with the TensorRT installed here:\n  {self.rebuild}"
             ) from error
-        check_plan_record(self.record, self.trt, rebuild=self.rebuild)
+        check_plan_record(plan, self.trt, rebuild=self.rebuild)
         if not self.path.is_file():
             raise PlanLoadError(f"plan file {self.path} is missing; build it:\n  {self.rebuild}")
         self._logger = make_logger(self.trt)
         self._runtime = self.trt.Runtime(self._logger)
         self._engine = self._deserialize()
-        self.specs: dict[str, TensorSpec] = specs_from_engine(self._engine, self.trt)
-        self.inputs = {n: s for n, s in self.specs.items() if s.is_input}
-        self.outputs = {n: s for n, s in self.specs.items() if not s.is_input}
+        self.inputs, self.outputs = specs_from_engine(self._engine, self.trt)
         self._runtime_cache_path = Path(runtime_cache) if runtime_cache else None
         self._runtime_cache: Any = None
         self._context = self._create_context()
@@ -93,31 +93,20 @@ class TrtEngine:
     @classmethod
     def from_bundle(
         cls,
-        bundle_dir: Path | str,
+        bundle: Bundle | Path | str,
         component: str,
         *,
         dims: Mapping[str, int] | None = None,
         profile: str | None = None,
-        manifest: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> TrtEngine:
         """The component's plan named ``profile``, or the one covering ``dims`` (``{"batch": 2, ...}``)."""
-        bundle = Path(bundle_dir)
-        if manifest is None:
-            manifest = load_manifest(bundle).data
-        manifest = getattr(manifest, "data", manifest)
-        components = manifest.get("components") or {}
-        if component not in components:
-            raise LookupError(f"{bundle}: no component {component!r}; the bundle has {sorted(components)}")
-        _, plan = select_plan(components[component].get("plans") or {}, dims=dims, profile=profile)
-        return cls(
-            bundle / plan["file"],
-            plan_record=plan,
-            component=component,
-            manifest=manifest,
-            bundle_dir=bundle,
-            **options,
-        )
+        if not isinstance(bundle, Bundle):
+            bundle = open_bundle(bundle)
+        record = bundle.record(component)
+        _, plan = select_plan(record.plans, dims=dims, profile=profile)
+        rebuild = rebuild_command(bundle.manifest.source.path, bundle.path, component, plan.precision)
+        return cls(bundle.path / plan.file, plan, component=component, rebuild=rebuild, **options)
 
     def _deserialize(self) -> Any:
         data = self.path.read_bytes()
@@ -128,11 +117,11 @@ class TrtEngine:
             return engine
         if current_compute_capability() is None:
             problems = ["no NVIDIA GPU or CUDA driver here: TensorRT plans load only on a GPU"]
-        built = ", ".join(str(c) for c in self.record.get("compute_capabilities", [])) or "unknown"
+        built = ", ".join(str(c) for c in self.plan.compute_capabilities) or "unknown"
         said = "\n    ".join(self._logger.take_errors()) or "(nothing)"
         raise PlanLoadError(
             f"{module_label(self.trt)} {module_version(self.trt)} cannot load plan {self.path} "
-            f"(built with {self.record.get('trt_module', '?')} {self.record.get('trt_version', '?')} "
+            f"(built with {self.plan.trt_module} {self.plan.trt_version} "
             f"for compute capability {built}; this GPU: {current_compute_capability() or 'none'}): "
             f"{'; '.join(problems) or 'deserialization failed'}.\n  TensorRT said:\n    {said}\n"
             f"  Rebuild it for this machine:\n  {self.rebuild}"
@@ -161,26 +150,21 @@ class TrtEngine:
             )
         return context
 
-    def check_inputs(self, feeds: Mapping[str, Any]) -> None:
-        """Names, dtypes and shapes of ``feeds`` against the plan's profile (a clear error if outside)."""
-        check_feeds(self.inputs, feeds, where=f"{self.name} plan {self.path.name}")
-
     def _cupy(self) -> Any:
         if self._cp is None:
             try:
                 import cupy
             except ImportError as error:
-                raise ImportError(
+                raise ProviderNotAvailableError(
                     "TrtEngine runs on CuPy arrays: pip install 'sdrt[tensorrt]' (cupy-cuda12x)"
                 ) from error
             self._cp = cupy
             self._stream = cupy.cuda.Stream(non_blocking=True)
         return self._cp
 
-    def __call__(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        self.check_inputs(feeds)
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         cp = self._cupy()
-        arrays = {name: cp.ascontiguousarray(cp.asarray(feeds[name])) for name in self.inputs}
+        arrays = self.check_inputs(feeds)
         key = tuple(arrays[name].shape for name in self.inputs)
         caller = cp.cuda.get_current_stream()
         self._stream.wait_event(caller.record())
@@ -196,11 +180,9 @@ class TrtEngine:
         caller.wait_event(self._stream.record())
         return dict(binding.outputs)
 
-    run = __call__  # the name the other engines (``sdrt.runtime.engine.Engine``) use
-
     @property
     def xp(self) -> Any:
-        """CuPy: the module of the arrays this engine returns."""
+        """CuPy: the module of the arrays this engine returns (and takes)."""
         return self._cupy()
 
     def close(self) -> None:

@@ -19,6 +19,8 @@ import importlib
 import logging
 from types import ModuleType
 
+from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+
 log = logging.getLogger(__name__)
 
 TENSORRT = "tensorrt"
@@ -39,7 +41,7 @@ _INSTALL_HINT = {
 MIN_TENSORRT_MAJOR = 10
 
 
-class TrtModuleError(ImportError):
+class TrtModuleError(ProviderNotAvailableError):
     """No usable TensorRT module (none installed, or the one asked for is missing / too old)."""
 
 
@@ -47,7 +49,7 @@ def canonical_label(name: str) -> str:
     """Map a user spelling ('rtx', 'tensorrt-rtx', 'trt', ...) to ``tensorrt`` or ``tensorrt_rtx``."""
     label = _ALIASES.get(name.strip().lower())
     if label is None:
-        raise ValueError(f"unknown TensorRT module {name!r}: use 'tensorrt' or 'tensorrt_rtx'")
+        raise InputError(f"unknown TensorRT module {name!r}: use 'tensorrt' or 'tensorrt_rtx'")
     return label
 
 

@@ -1,0 +1,48 @@
+"""``sdrt bench BUNDLE``: per-stage latency, optionally beside diffusers on the same weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .options import scheduler_class_name
+
+
+def bench(
+    *,
+    bundle: str,
+    steps: int,
+    runs: int,
+    warmup: int,
+    size: tuple[int, int] | None,
+    batch: int,
+    scheduler: str | None,
+    provider: str,
+    prompt: str,
+    compare_diffusers: str | None,
+    json_path: Path | None,
+) -> str:
+    """Run the benchmark (beside diffusers when a model folder is given); write the JSON; return the table."""
+    from sdrt.runtime.bench.report import format_table, write_json
+    from sdrt.runtime.bench.run import run_bench
+
+    reference = None
+    if compare_diffusers is not None:
+        from sdrt.export.diffusers_reference import DiffusersReference
+
+        reference = DiffusersReference(compare_diffusers)
+
+    result = run_bench(
+        bundle,
+        steps=steps,
+        runs=runs,
+        warmup=warmup,
+        size=size,
+        batch=batch,
+        scheduler=scheduler_class_name(scheduler) if scheduler else None,
+        provider=provider,
+        prompt=prompt,
+        reference=reference,
+    )
+    if json_path is not None:
+        write_json(result, json_path)
+    return format_table(result)

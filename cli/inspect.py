@@ -1,0 +1,60 @@
+"""``sdrt inspect``: a readable summary of a bundle: what is in it, which providers can run it, its sizes."""
+
+from __future__ import annotations
+
+from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.pipelines.auto import PIPELINE_FOR_MODEL_TYPE
+
+from .format import human_bytes, range_text
+
+
+def provider_support(bundle: Bundle) -> dict[str, str]:
+    """Per provider: ``"yes"`` or why not (not installed, no engines of that kind in the bundle)."""
+    from sdrt.runtime.engines.providers import EXTRAS, PROVIDERS, provider_available
+
+    names = tuple(bundle.components)
+    support = {}
+    for provider in PROVIDERS:
+        if provider == "tensorrt" and not bundle.has_plans(names):
+            support[provider] = "no TensorRT plans in the bundle (build-engine --backend tensorrt)"
+        elif not provider_available(provider):
+            gpu = "" if provider == "cpu" else " and a CUDA GPU"
+            support[provider] = f"not available here (pip install '{EXTRAS[provider]}'{gpu})"
+        else:
+            support[provider] = "yes"
+    return support
+
+
+def describe_bundle(bundle: Bundle) -> str:
+    """Multi-line text for ``sdrt inspect``."""
+    m = bundle.manifest
+    pipeline = PIPELINE_FOR_MODEL_TYPE.get(bundle.model_type, ("", "(no sdrt pipeline)"))[1]
+    shapes = m.shapes
+    extra = [f"default {shapes.default[0]}x{shapes.default[1]}", f"multiple of {shapes.size_multiple}"]
+    extra += ["static"] if shapes.static else []
+    ranges = f"batch {range_text(shapes.batch)}, height {range_text(shapes.height)}, width {range_text(shapes.width)}"
+    lines = [
+        f"bundle       {bundle.path}",
+        f"format       {m.format_version} (sdrt {m.sdrt_version})",
+        f"model type   {bundle.model_type} -> {pipeline}",
+        f"source       {m.source.path}",
+        f"prediction   {m.prediction_type}",
+        f"sizes        {ranges} (pixels; batch per prompt batch); {', '.join(extra)}",
+    ]
+    if m.tools:
+        lines.append("built with   " + ", ".join(f"{k} {v}" for k, v in m.tools.items() if v))
+    lines.append("components")
+    for name, record in bundle.components.items():
+        dims = ", ".join(f"{k} {range_text(v)}" for k, v in record.dims.items())
+        backends = [
+            "onnx",
+            *([f"ort-{record.ort.provider}"] if record.ort else []),
+            *(f"plan:{p}" for p in record.plans),
+        ]
+        lines.append(
+            f"  {name:<15} {record.precision:<5} {human_bytes(record.bytes):>9}  [{', '.join(backends)}]  {dims}"
+        )
+    lines.append("providers")
+    for provider, status in provider_support(bundle).items():
+        lines.append(f"  {provider:<9} {status}")
+    return "\n".join(lines)

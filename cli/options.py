@@ -1,0 +1,54 @@
+"""Argument types the ``sdrt`` subcommands share: image sizes and scheduler names."""
+
+from __future__ import annotations
+
+import argparse
+
+from sdrt.runtime.errors import InputError
+
+# short names for --scheduler (the diffusers class names are accepted too)
+SCHEDULER_ALIASES = {
+    "ddim": "DDIMScheduler",
+    "ddpm": "DDPMScheduler",
+    "pndm": "PNDMScheduler",
+    "lms": "LMSDiscreteScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "dpm2": "KDPM2DiscreteScheduler",
+    "dpm2_a": "KDPM2AncestralDiscreteScheduler",
+    "dpmpp": "DPMSolverMultistepScheduler",
+    "dpmpp_single": "DPMSolverSinglestepScheduler",
+    "deis": "DEISMultistepScheduler",
+    "unipc": "UniPCMultistepScheduler",
+    "lcm": "LCMScheduler",
+}
+
+
+def scheduler_class_name(name: str) -> str:
+    """A diffusers scheduler class name from a class name or a short alias (case-insensitive)."""
+    from sdrt.schedulers import SCHEDULER_NAMES
+
+    key = name.strip().lower().replace("-", "_").replace("+", "p")
+    if key in SCHEDULER_ALIASES:
+        return SCHEDULER_ALIASES[key]
+    for class_name in SCHEDULER_NAMES:
+        if class_name.lower() == name.strip().lower():
+            return class_name
+    choices = ", ".join([*SCHEDULER_ALIASES, *SCHEDULER_NAMES])
+    raise InputError(f"unknown scheduler {name!r}; choose one of {choices}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"768x512"`` (width x height) or ``"512"`` -> (height, width)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--size must be WxH (e.g. 768x512) or one number, got {text!r}"
+        ) from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"--size must be WxH (e.g. 768x512) or one number, got {text!r}")
+    return parts[1], parts[0]

@@ -1,0 +1,114 @@
+"""One component through the export: load (fp32) -> trace to ONNX -> clean up -> fp16 (GPU builds)
+-> validate against torch -> the ORT graph for the chosen provider. Returns its manifest record."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdrt.runtime.bundle.records import ComponentRecord
+
+from .jobs import ComponentJob
+from .model.folder import ModelFolder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What every component's export shares."""
+
+    backend: str  # onnx | ort | tensorrt
+    device: str  # the ONNX Runtime provider the ort graphs are built for
+    export_device: str  # where torch traces and computes the references
+    static: bool
+    opset: int
+    validate: bool
+
+
+def build_component(
+    folder: ModelFolder, job: ComponentJob, settings: ExportSettings, work: Path, scratch: Path
+) -> ComponentRecord:
+    """Export ``job``'s component into ``work/onnx`` (and ``work/ort``); scratch files go to ``scratch``."""
+    from .model.folder import load_module
+    from .onnx.cleanup import clean_onnx
+    from .onnx.fp16 import convert_to_fp16
+    from .onnx.trace import trace_to_onnx
+
+    started = time.perf_counter()
+    name, component = job.name, job.component
+    model = load_module(folder, component, device=settings.export_device)
+    spec = component.graph(folder, job.ranges, job.trace)
+    spec = spec.frozen() if settings.static else spec
+    log.info("%s: tracing to ONNX at %s", name, spec.trace)
+    raw = scratch / name / "raw" / f"{name}.onnx"
+    trace_to_onnx(component, model, spec, raw, opset=settings.opset, device=settings.export_device)
+
+    final = work / "onnx" / f"{name}.onnx"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fp32_graph = final if job.precision == "fp32" else scratch / name / f"{name}.fp32.onnx"
+    log.info("%s: cleaning up the graph", name)
+    size, external = clean_onnx(raw, fp32_graph, keep_outputs=list(spec.outputs))
+    shutil.rmtree(raw.parent, ignore_errors=True)
+    if job.precision == "fp16":
+        log.info("%s: converting to fp16", name)
+        size, external = convert_to_fp16(fp32_graph, final)
+
+    cases = None
+    record = ComponentRecord(
+        name=name,
+        class_name=folder.classes[component.source][1],
+        onnx=f"onnx/{name}.onnx",
+        precision=job.precision,
+        inputs=spec.inputs,
+        outputs=spec.outputs,
+        dims=spec.dims,
+        trace=spec.trace,
+        static=spec.static,
+        external_data=external,
+        bytes=size,
+        opset=settings.opset,
+        inputs_hash=job.inputs_hash,
+    )
+    if settings.validate:
+        from .onnx.validate import reference_cases, validate_onnx
+
+        sizes = spec.validation_sizes()
+        log.info("%s: validating against torch at %s", name, sizes)
+        cases = reference_cases(component, model, spec, sizes, device=settings.export_device)
+        record.validation = validate_onnx(final, cases, component=name, precision=job.precision)
+    del model
+    gc.collect()
+    record.export_seconds = round(time.perf_counter() - started, 2)
+    if settings.backend == "ort":
+        _ort_graph(record, settings, work, scratch / name, fp32_graph, cases)
+    return record
+
+
+def _ort_graph(
+    record: ComponentRecord,
+    settings: ExportSettings,
+    work: Path,
+    scratch: Path,
+    fp32_graph: Path,
+    cases: list | None,
+) -> None:
+    """The ORT graph for ``settings.device``; CUDA graphs go through their own gate (``ort.gate``)."""
+    from .engines import ort_stage
+
+    record.ort = ort_stage(work, record, provider=settings.device, fp32_graph=fp32_graph, cases=cases)
+    if settings.device == "cuda" and cases:
+        from .ort.gate import gate_cuda_graph
+
+        record.ort.validation = gate_cuda_graph(
+            record.ort.validation,
+            component=record.name,
+            precision=record.precision,
+            fp32_graph=fp32_graph,
+            cases=cases,
+            scratch=scratch,
+        )

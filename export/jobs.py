@@ -1,0 +1,108 @@
+"""What a build does with each component, decided before any work: build it, take it over from the
+bundle being replaced, or leave it out.
+
+The rules:
+
+1. A component's *inputs hash* covers everything its export depends on: its weights and config, its
+   dim ranges and trace sizes, precision, opset, devices, validation, the exporter revision and the
+   versions of the tools. ``--force`` ignores the previous bundle.
+2. A component whose hash equals its record in the bundle being replaced, with every file of that
+   record present, is taken over (hard links, no work): "unchanged" when it was asked for, "kept"
+   when ``--components`` left it out.
+3. Every other component asked for is built.
+4. A component left out by ``--components`` that the bundle being replaced has but that cannot be
+   taken over (its inputs changed) is refused before anything runs: the new bundle would silently
+   lose it. Components the previous bundle did not have are simply not built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdrt.runtime.bundle.manifest import Manifest, Shapes
+from sdrt.runtime.bundle.records import ComponentRecord, Range
+from sdrt.runtime.components import Component
+
+from .errors import OptionError
+from .model.folder import ModelFolder
+from .model.hashing import files_sha256, json_sha256
+
+EXPORTER_REVISION = 1  # bump when the export code changes what it writes: invalidates rule 2
+
+
+@dataclass
+class ComponentJob:
+    component: type[Component]
+    ranges: dict[str, Range]
+    trace: dict[str, int]
+    precision: str
+    inputs_hash: str
+    asked: bool  # named by --components (or no --components given)
+    previous: ComponentRecord | None = None  # the record to take over (rule 2)
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+
+def plan_jobs(
+    folder: ModelFolder,
+    shapes: Shapes,
+    scale: int,
+    settings: dict[str, Any],
+    *,
+    asked: Sequence[str] | None,
+    vae_fp32: bool,
+    previous: Manifest | None,
+    previous_dir: Path,
+) -> list[ComponentJob]:
+    """One job per component of the model, with what to do about it (see the module docstring)."""
+    jobs = []
+    for component in folder.components:
+        ranges = component.dim_ranges(shapes, scale)
+        trace = component.trace_sizes(shapes, scale, ranges)
+        precision = "fp32" if vae_fp32 and component.source == "vae" else settings["precision"]
+        inputs = {
+            "weights": files_sha256(folder.hashed_files(component.source), root=folder.path),
+            "component": component.name,
+            "model_type": folder.model_type,
+            "ranges": ranges,
+            "trace": trace,
+            **settings,
+            "precision": precision,
+            "exporter_revision": EXPORTER_REVISION,
+        }
+        job = ComponentJob(
+            component, ranges, trace, precision, json_sha256(inputs), asked is None or component.name in asked
+        )
+        job.previous = _reusable(previous, previous_dir, job)
+        jobs.append(job)
+    _refuse_losses(jobs, previous)
+    return jobs
+
+
+def _reusable(previous: Manifest | None, previous_dir: Path, job: ComponentJob) -> ComponentRecord | None:
+    record = previous.components.get(job.name) if previous else None
+    if record is None or record.inputs_hash != job.inputs_hash:
+        return None
+    needed = [f for f in record.files() if not f.endswith(".onnx_data")]
+    return record if all((previous_dir / f).is_file() for f in needed) else None
+
+
+def _refuse_losses(jobs: list[ComponentJob], previous: Manifest | None) -> None:
+    lost = [
+        j.name
+        for j in jobs
+        if not j.asked and j.previous is None and previous and j.name in previous.components
+    ]
+    if lost:
+        asked = [j.name for j in jobs if j.asked]
+        raise OptionError(
+            f"--components {' '.join(asked)} leaves out {', '.join(lost)}, which the bundle being replaced has "
+            f"but which cannot be kept (the build options or weights changed since), so the new bundle would "
+            f"lose {'it' if len(lost) == 1 else 'them'}: add {' '.join(lost)} to --components, or drop "
+            "--components to rebuild everything"
+        )

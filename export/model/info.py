@@ -1,0 +1,80 @@
+"""What the manifest says about the model as a whole, read from a model folder's configs (no torch):
+the UNet, VAE and text settings the runtime needs, the build's size units, the support files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sdrt.runtime.bundle.manifest import TextInfo, UNetInfo, VaeInfo
+
+from .folder import ModelFolder
+
+
+def vae_scale(folder: ModelFolder) -> int:
+    """Image pixels per latent pixel: 2 per VAE down block after the first (1 without a VAE)."""
+    vae = folder.configs.get("vae")
+    return 2 ** (len(vae["block_out_channels"]) - 1) if vae else 1
+
+
+def size_units(folder: ModelFolder) -> tuple[tuple[int, int], int]:
+    """(the model's default image (height, width), the multiple every image size must be)."""
+    unet, scale = folder.configs["unet"], vae_scale(folder)
+    sample = unet.get("sample_size", 64)
+    sample_h, sample_w = (sample, sample) if isinstance(sample, int) else sample
+    multiple = max(8, scale * 2 ** (len(unet["block_out_channels"]) - 1))
+    return (sample_h * scale, sample_w * scale), multiple
+
+
+def unet_info(folder: ModelFolder) -> UNetInfo:
+    unet = folder.configs["unet"]
+    return UNetInfo(
+        class_name=folder.classes["unet"][1],
+        in_channels=unet.get("in_channels", 4),
+        out_channels=unet.get("out_channels", 4),
+        sample_size=unet.get("sample_size", 64),
+        addition_embed_type=unet.get("addition_embed_type"),
+        time_cond_proj_dim=unet.get("time_cond_proj_dim"),
+    )
+
+
+def vae_info(folder: ModelFolder) -> VaeInfo | None:
+    vae = folder.configs.get("vae")
+    if vae is None:
+        return None
+    return VaeInfo(
+        scaling_factor=vae.get("scaling_factor", VaeInfo.scaling_factor),
+        shift_factor=vae.get("shift_factor"),
+        latent_channels=vae.get("latent_channels", VaeInfo.latent_channels),
+        scale_factor=vae_scale(folder),
+        force_upcast=vae.get("force_upcast", False),
+    )
+
+
+def text_info(folder: ModelFolder) -> TextInfo | None:
+    if "text_encoder" not in folder.configs:
+        return None
+    return TextInfo(
+        max_length=folder.configs["text_encoder"].get("max_position_embeddings", 77),
+        tokenizers=[t for t in ("tokenizer", "tokenizer_2") if tokenizer_encoder(t) in folder.configs],
+        force_zeros_for_empty_prompt=folder.model_index.get("force_zeros_for_empty_prompt"),
+        requires_aesthetics_score=folder.model_index.get("requires_aesthetics_score"),
+    )
+
+
+def tokenizer_encoder(tokenizer: str) -> str:
+    """``tokenizer`` -> ``text_encoder``, ``tokenizer_2`` -> ``text_encoder_2``: the encoder it feeds."""
+    return tokenizer.replace("tokenizer", "text_encoder")
+
+
+def copy_support_files(folder: ModelFolder, work: Path) -> None:
+    """The scheduler config and the tokenizers, copied from the model folder into the bundle."""
+    from sdrt.export.bundle_writer import copy_tokenizer
+
+    (work / "scheduler").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(
+        folder.path / "scheduler" / "scheduler_config.json", work / "scheduler" / "scheduler_config.json"
+    )
+    for tokenizer in ("tokenizer", "tokenizer_2"):
+        if tokenizer_encoder(tokenizer) in folder.classes:
+            copy_tokenizer(folder.path / tokenizer, work / tokenizer)

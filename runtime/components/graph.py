@@ -1,0 +1,69 @@
+"""``GraphSpec``: what one exported graph takes and returns, with the range of each named dim.
+
+A component class makes it (``Component.graph``); the export traces and validates against it and
+records it in the manifest; the runtime reads it back from the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sdrt.runtime.tensors import TensorSpec
+
+Range = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+    dims: dict[str, Range]  # named dim -> (min, max)
+    trace: dict[str, int]  # the size of each named dim the graph is traced at
+    static: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # what random inputs need (vocabulary size...)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """The TorchScript exporter's ``dynamic_axes`` (empty when the graph is static)."""
+        if self.static:
+            return {}
+        axes: dict[str, dict[int, str]] = {}
+        for name, spec in {**self.inputs, **self.outputs}.items():
+            named = {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)}
+            if named:
+                axes[name] = named
+        return axes
+
+    def frozen(self) -> GraphSpec:
+        """The static variant: every named dim replaced by its trace size."""
+
+        def fix(specs: dict[str, TensorSpec]) -> dict[str, TensorSpec]:
+            return {k: replace(s, shape=s.concrete(self.trace)) for k, s in specs.items()}
+
+        dims = {k: (self.trace[k], self.trace[k]) for k in self.dims}
+        return replace(self, inputs=fix(self.inputs), outputs=fix(self.outputs), dims=dims, static=True)
+
+    @property
+    def input_dims(self) -> set[str]:
+        """The named dims the inputs use (output-only dims follow from them)."""
+        return {d for spec in self.inputs.values() for d in spec.named_dims}
+
+    def validation_sizes(self) -> list[dict[str, int]]:
+        """Two sizes to validate at: (min batch, min size) and (another batch, another, non-square size).
+
+        The second takes the trace sizes (the model's default); static graphs have one size.
+        """
+        if self.static:
+            return [dict(self.trace)]
+        first: dict[str, int] = {}
+        second: dict[str, int] = {}
+        for dim, (lo, hi) in self.dims.items():
+            if dim not in self.input_dims:
+                continue
+            first[dim] = lo
+            second[dim] = min(lo + 1, hi) if dim == "batch" else min(max(self.trace.get(dim, hi), lo), hi)
+        # make the second size non-square where the width range allows, to catch swapped axes
+        for h, w in (("latent_height", "latent_width"), ("height", "width")):
+            if h in second and w in second and second[h] == second[w] and first[w] != second[w]:
+                second[w] = first[w]
+        return [first] if second == first else [first, second]

@@ -1,0 +1,94 @@
+"""The CLIP text encoders: ``input_ids`` int32 [B, 77] -> ``last_hidden_state`` [B, 77, D] (and, for
+SDXL, ``penultimate_hidden_state``; for a projection encoder, the pooled ``text_embeds`` [B, P])."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sdrt.runtime.bundle.manifest import Shapes
+from sdrt.runtime.tensors import TensorSpec
+
+from .base import Component, ModelInfo
+from .graph import GraphSpec, Range
+
+
+class TextEncoder(Component):
+    """``text_encoder(input_ids)`` -> dict with ``last_hidden_state`` (and the other outputs it has)."""
+
+    name: ClassVar[str] = "text_encoder"
+    source: ClassVar[str] = "text_encoder"
+    model_classes: ClassVar[tuple[str, ...]] = ("CLIPTextModel",)
+    guided = True
+    ort_model_type = "clip"
+
+    @classmethod
+    def penultimate(cls, model: ModelInfo) -> bool:
+        """SDXL conditions on the penultimate layer's hidden states."""
+        return model.model_type.startswith("sdxl")
+
+    @classmethod
+    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+        config = model.configs[cls.source]
+        seq, hidden = int(config["max_position_embeddings"]), int(config["hidden_size"])
+        f32 = np.dtype(np.float32)
+        outputs = {"last_hidden_state": TensorSpec("last_hidden_state", f32, ("batch", seq, hidden))}
+        if cls.penultimate(model):
+            outputs["penultimate_hidden_state"] = TensorSpec(
+                "penultimate_hidden_state", f32, ("batch", seq, hidden)
+            )
+        if model.classes[cls.source][1] == "CLIPTextModelWithProjection":
+            outputs["text_embeds"] = TensorSpec("text_embeds", f32, ("batch", int(config["projection_dim"])))
+        return GraphSpec(
+            inputs={"input_ids": TensorSpec("input_ids", np.dtype(np.int32), ("batch", seq))},
+            outputs=outputs,
+            dims=dict(ranges),
+            trace=dict(trace),
+            extra={k: int(config[k]) for k in ("vocab_size", "eos_token_id", "bos_token_id")},
+        )
+
+    @classmethod
+    def dim_ranges(cls, shapes: Shapes, scale: int) -> dict[str, Range]:
+        # prompt and negative prompt go in one call, or (static builds) one call each
+        b0, b1 = shapes.batch
+        return {"batch": (b0, b0 if shapes.static else 2 * b1)}
+
+    @classmethod
+    def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+        """Token ids: BOS, random tokens, then EOS padding from a random position on."""
+        rng = np.random.default_rng(seed)
+        batch, length = spec.inputs["input_ids"].concrete(sizes)
+        vocab, eos = spec.extra["vocab_size"], spec.extra["eos_token_id"]
+        ids = rng.integers(0, max(vocab - 2, 1), size=(batch, length))
+        ids[:, 0] = spec.extra["bos_token_id"]
+        for row, end in enumerate(rng.integers(2, length, size=batch)):
+            ids[row, end:] = eos
+        return {"input_ids": ids.astype(np.int32)}
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        penultimate = "penultimate_hidden_state" in spec.outputs
+        out = model(inputs["input_ids"].long(), output_hidden_states=penultimate, return_dict=True)
+        results = {"last_hidden_state": out.last_hidden_state}
+        if penultimate:
+            results["penultimate_hidden_state"] = out.hidden_states[-2]
+        if "text_embeds" in spec.outputs:
+            results["text_embeds"] = out.text_embeds
+        return results
+
+    def __call__(self, input_ids: Any) -> dict[str, Any]:
+        return self.run(input_ids=np.asarray(input_ids, dtype=np.int32))
+
+
+class TextEncoder2(TextEncoder):
+    """SDXL's second encoder (CLIPTextModelWithProjection): penultimate hidden states and pooled embeds."""
+
+    name = "text_encoder_2"
+    source = "text_encoder_2"
+    model_classes = ("CLIPTextModelWithProjection",)
+
+    @classmethod
+    def penultimate(cls, model: ModelInfo) -> bool:
+        return True

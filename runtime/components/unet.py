@@ -1,0 +1,147 @@
+"""The UNets: ``sample``, ``timestep`` [, ``encoder_hidden_states``, SDXL's ``text_embeds`` and
+``time_ids``] -> ``noise_pred``, the raw model output (epsilon, v or sample, as the manifest says)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from sdrt.runtime.bundle.manifest import Manifest
+from sdrt.runtime.bundle.records import ComponentRecord
+from sdrt.runtime.engines.base import Engine
+from sdrt.runtime.errors import InputError
+from sdrt.runtime.tensors import TensorSpec
+
+from .base import Component, ModelInfo
+from .graph import GraphSpec, Range
+
+F32 = np.dtype(np.float32)
+
+
+class UNet(Component):
+    """``unet(sample, timestep, encoder_hidden_states, text_embeds=, time_ids=)`` -> the model output.
+
+    UNet2DConditionModel: SD 1.x / 2.x, SDXL (``addition_embed_type="text_time"``), 9-channel inpainting.
+    """
+
+    name = "unet"
+    source = "unet"
+    model_classes = ("UNet2DConditionModel",)
+    spatial = "latent"
+    guided = True
+    ort_model_type = "unet"
+    latent_dims = ("latent_height", "latent_width")
+
+    @classmethod
+    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+        config = model.configs[cls.source]
+        h, w = cls.latent_dims
+        inputs = {
+            "sample": TensorSpec("sample", F32, ("batch", int(config["in_channels"]), h, w)),
+            "timestep": TensorSpec("timestep", F32, ("batch",)),
+        }
+        if "cross_attention_dim" in config:
+            width = int(config["cross_attention_dim"])
+            inputs["encoder_hidden_states"] = TensorSpec("encoder_hidden_states", F32, ("batch", 77, width))
+        if config.get("addition_embed_type") == "text_time":
+            time_embeds = 6 * int(config["addition_time_embed_dim"])
+            pooled = int(config["projection_class_embeddings_input_dim"]) - time_embeds
+            inputs["text_embeds"] = TensorSpec("text_embeds", F32, ("batch", pooled))
+            inputs["time_ids"] = TensorSpec("time_ids", F32, ("batch", 6))
+        output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
+        return GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
+
+    @classmethod
+    def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+        """Timesteps in 0..999; SDXL's time ids for the size; noise elsewhere."""
+        rng = np.random.default_rng(seed)
+        feeds = {}
+        for name, tensor in spec.inputs.items():
+            shape = tensor.concrete(sizes)
+            if name == "timestep":
+                feeds[name] = rng.uniform(0.0, 999.0, size=shape).astype(np.float32)
+            elif name == "time_ids":
+                height, width = sizes.get("latent_height", 64) * 8, sizes.get("latent_width", 64) * 8
+                feeds[name] = np.broadcast_to(
+                    np.array([height, width, 0, 0, height, width], np.float32), shape
+                ).copy()
+            else:
+                feeds[name] = rng.standard_normal(size=shape).astype(np.float32)
+        return feeds
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        added = None
+        if "text_embeds" in inputs:
+            added = {"text_embeds": inputs["text_embeds"], "time_ids": inputs["time_ids"]}
+        noise_pred = model(
+            inputs["sample"],
+            inputs["timestep"],
+            inputs["encoder_hidden_states"],
+            added_cond_kwargs=added,
+            return_dict=False,
+        )[0]
+        return {"noise_pred": noise_pred}
+
+    def __init__(self, engine: Engine, record: ComponentRecord, manifest: Manifest) -> None:
+        super().__init__(engine, record, manifest)
+        unet = manifest.unet
+        self.config = SimpleNamespace(
+            in_channels=unet.in_channels,
+            sample_size=unet.sample_size,
+            time_cond_proj_dim=unet.time_cond_proj_dim,
+        )
+
+    def __call__(
+        self,
+        sample: Any,
+        timestep: Any,
+        encoder_hidden_states: Any = None,
+        *,
+        text_embeds: Any = None,
+        time_ids: Any = None,
+        added_cond_kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        sample = self.xp.asarray(sample)
+        feeds: dict[str, Any] = {"sample": sample, "timestep": self._timesteps(timestep, sample.shape[0])}
+        if added_cond_kwargs:
+            text_embeds = added_cond_kwargs.get("text_embeds", text_embeds)
+            time_ids = added_cond_kwargs.get("time_ids", time_ids)
+        given = {
+            "encoder_hidden_states": encoder_hidden_states,
+            "text_embeds": text_embeds,
+            "time_ids": time_ids,
+        }
+        for key, value in given.items():
+            if key in self.record.inputs:
+                if value is None:
+                    raise InputError(f"the {self.name} engine needs `{key}`")
+                feeds[key] = value
+        return self.run(**feeds)["noise_pred"]
+
+    def _timesteps(self, timestep: Any, batch: int) -> Any:
+        """A scalar (or one-element) timestep broadcast to float32 [batch], as diffusers' UNet does."""
+        if hasattr(timestep, "get"):
+            timestep = timestep.get()
+        t = np.asarray(timestep, dtype=np.float32).reshape(-1)
+        if t.size == 1:
+            t = np.full((batch,), t[0], dtype=np.float32)
+        elif t.size != batch:
+            raise InputError(f"timestep has {t.size} values for a batch of {batch}")
+        return self.xp.asarray(t)
+
+
+class UncondUNet(UNet):
+    """UNet2DModel (unconditional models such as DDPM's): ``sample``, ``timestep`` -> ``noise_pred``, in pixels."""
+
+    model_classes = ("UNet2DModel",)
+    spatial = "pixel"
+    guided = False
+    latent_dims = ("height", "width")
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"noise_pred": model(inputs["sample"], inputs["timestep"], return_dict=False)[0]}

@@ -1,0 +1,150 @@
+"""The VAE, exported as two graphs: ``vae_encoder`` (``image`` [-1, 1] -> ``moments``: mean and log
+variance) and ``vae_decoder`` (``latent``, already divided by the scaling factor -> ``image``).
+At run time ``pipe.vae`` joins them with diffusers' ``encode``/``decode`` names (:class:`Vae`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from sdrt.runtime.bundle.manifest import VaeInfo
+from sdrt.runtime.errors import BundleError
+from sdrt.runtime.tensors import TensorSpec
+
+from .base import Component, ModelInfo
+from .graph import GraphSpec, Range
+
+F32 = np.dtype(np.float32)
+
+
+def _scale(config: Mapping[str, Any]) -> int:
+    return 2 ** (len(config["block_out_channels"]) - 1)
+
+
+class VaeEncoder(Component):
+    """AutoencoderKL's encoder (with ``quant_conv``): ``vae_encoder.run(image=...)["moments"]``."""
+
+    name = "vae_encoder"
+    source = "vae"
+    model_classes = ("AutoencoderKL",)
+    spatial = "pixel"
+    ort_model_type = "vae"
+
+    @classmethod
+    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+        config = model.configs[cls.source]
+        scale, moments = _scale(config), 2 * int(config["latent_channels"])
+        dims = {
+            **ranges,
+            "latent_height": _divide(ranges["height"], scale),
+            "latent_width": _divide(ranges["width"], scale),
+        }
+        sizes = {**trace, "latent_height": trace["height"] // scale, "latent_width": trace["width"] // scale}
+        return GraphSpec(
+            inputs={
+                "image": TensorSpec("image", F32, ("batch", int(config["in_channels"]), "height", "width"))
+            },
+            outputs={
+                "moments": TensorSpec("moments", F32, ("batch", moments, "latent_height", "latent_width"))
+            },
+            dims=dims,
+            trace=sizes,
+        )
+
+    @classmethod
+    def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return {"image": rng.uniform(-1.0, 1.0, size=spec.inputs["image"].concrete(sizes)).astype(np.float32)}
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        moments = model.encoder(inputs["image"])
+        if getattr(model, "quant_conv", None) is not None:
+            moments = model.quant_conv(moments)
+        return {"moments": moments}
+
+
+class VaeDecoder(Component):
+    """AutoencoderKL's decoder: ``vae_decoder.run(latent=...)["image"]``, about [-1, 1]."""
+
+    name = "vae_decoder"
+    source = "vae"
+    model_classes = ("AutoencoderKL",)
+    spatial = "latent"
+    ort_model_type = "vae"
+
+    @classmethod
+    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+        config = model.configs[cls.source]
+        scale, channels = _scale(config), int(config["latent_channels"])
+        lh, lw = ranges["latent_height"], ranges["latent_width"]
+        dims = {**ranges, "height": (lh[0] * scale, lh[1] * scale), "width": (lw[0] * scale, lw[1] * scale)}
+        sizes = {**trace, "height": trace["latent_height"] * scale, "width": trace["latent_width"] * scale}
+        return GraphSpec(
+            inputs={
+                "latent": TensorSpec("latent", F32, ("batch", channels, "latent_height", "latent_width"))
+            },
+            outputs={
+                "image": TensorSpec("image", F32, ("batch", int(config["out_channels"]), "height", "width"))
+            },
+            dims=dims,
+            trace=sizes,
+        )
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"image": model.decode(inputs["latent"], return_dict=False)[0]}
+
+
+def _divide(pixels: Range, scale: int) -> Range:
+    return pixels[0] // scale, pixels[1] // scale
+
+
+class LatentDistribution:
+    """diffusers' ``DiagonalGaussianDistribution`` over the VAE encoder's moments (mean, logvar)."""
+
+    def __init__(self, moments: Any, xp: ModuleType) -> None:
+        half = moments.shape[1] // 2
+        self.mean, self.logvar = moments[:, :half], xp.clip(moments[:, half:], -30.0, 20.0)
+        self.std = xp.exp(0.5 * self.logvar)
+
+    def sample(self, generator: Any) -> Any:
+        """mean + std * noise, the noise drawn once from ``generator.standard_normal``."""
+        noise = generator.standard_normal(size=self.mean.shape)
+        return self.mean + self.std * noise.astype(self.mean.dtype)
+
+    def mode(self) -> Any:
+        return self.mean
+
+
+class Vae:
+    """``vae.encode(image)`` -> :class:`LatentDistribution`; ``vae.decode(latent)`` -> image in [-1, 1].
+
+    ``decode`` takes latents already divided by ``vae.config.scaling_factor`` (as diffusers' ``decode``).
+    """
+
+    def __init__(self, decoder: VaeDecoder | None, encoder: VaeEncoder | None, info: VaeInfo | None) -> None:
+        info = info or VaeInfo()
+        self.decoder = decoder
+        self.encoder = encoder
+        self.config = SimpleNamespace(
+            scaling_factor=info.scaling_factor,
+            shift_factor=info.shift_factor,
+            latent_channels=info.latent_channels,
+        )
+
+    def decode(self, latent: Any) -> Any:
+        if self.decoder is None:
+            raise BundleError("this bundle has no vae_decoder engine; rebuild it with build-engine")
+        return self.decoder.run(latent=latent)["image"]
+
+    def encode(self, image: Any) -> LatentDistribution:
+        if self.encoder is None:
+            raise BundleError(
+                "this bundle has no vae_encoder engine (needed for img2img and inpainting); rebuild it with "
+                "build-engine including the vae_encoder component"
+            )
+        return LatentDistribution(self.encoder.run(image=image)["moments"], self.encoder.xp)
