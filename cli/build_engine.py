@@ -7,10 +7,10 @@ import logging
 import sys
 import time
 
+from sdrt.runtime.components import COMPONENTS
+
 from . import run
 from .format import human_bytes
-
-COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_encoder", "vae_decoder")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -41,7 +41,10 @@ def make_parser() -> argparse.ArgumentParser:
     size.add_argument("--max-batch", type=int, help="largest prompt batch (default 4; --batch when --static)")
     size.add_argument("--static", action="store_true", help="fixed shapes (one size, one batch)")
     p.add_argument(
-        "--components", nargs="+", choices=COMPONENTS, help="build only these (others kept if unchanged)"
+        "--components",
+        nargs="+",
+        choices=sorted({c.name for c in COMPONENTS}),
+        help="build only these (others kept if unchanged)",
     )
     p.add_argument(
         "--device",

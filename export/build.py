@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdrt.runtime.bundle.manifest import Manifest, Source, read_previous_manifest, write_manifest
+from sdrt.runtime.bundle.manifest import Manifest, Shapes, Source, read_previous_manifest, write_manifest
 from sdrt.runtime.bundle.records import ComponentRecord
 
 from . import bundle_writer
-from .component_build import ExportSettings, build_component
+from .component_build import build_component
 from .engines import ENGINE_BACKENDS, build_engines, ort_stage
 from .errors import OptionError
-from .jobs import ComponentJob, plan_jobs
+from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.hashing import tool_versions
@@ -84,10 +84,8 @@ def export_pipeline(
     _check_options(backend, precision, device, opset, trt_options)
     folder = inspect_model_folder(model_dir)
     _check_components(folder, components)
-    default_size, multiple = info.size_units(folder)
     shapes = resolve_shapes(
-        default_size=default_size,
-        multiple=multiple,
+        *info.size_units(folder),
         height=height,
         width=width,
         min_size=min_size,
@@ -99,39 +97,17 @@ def export_pipeline(
     export_device = resolve_export_device(device, export_device)
     settings = ExportSettings(backend, device, export_device, static, opset, validate)
     output_dir = Path(output_dir)
-    tools = tool_versions()
-    hashed = {
-        "static": static,
-        "precision": precision,
-        "opset": opset,
-        "device": device,
-        "validate": validate,
-        "tools": tools,
-    }
-    if export_device != device:
-        hashed["export_device"] = export_device
+    manifest = _new_manifest(folder, shapes, backend)
     jobs = plan_jobs(
         folder,
         shapes,
-        info.vae_scale(folder),
-        hashed,
-        asked=components,
+        settings,
+        precision=precision,
         vae_fp32=vae_fp32,
+        tools=manifest.tools,
+        asked=components,
         previous=None if force else read_previous_manifest(output_dir),
         previous_dir=output_dir,
-    )
-    manifest = Manifest(
-        model_type=folder.model_type,
-        pipeline_class=folder.pipeline_class,
-        source=Source(str(folder.path), folder.weights_sha256()),
-        shapes=shapes,
-        unet=info.unet_info(folder),
-        vae=info.vae_info(folder),
-        text=info.text_info(folder),
-        prediction_type=folder.configs["scheduler"].get("prediction_type", "epsilon"),
-        backend=backend,
-        tools=tools,
-        sdrt_version=tools["sdrt"],
     )
     with bundle_writer.BundleWriter(output_dir) as work:
         reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, progress)
@@ -144,6 +120,24 @@ def export_pipeline(
             )
         shutil.rmtree(work / ".scratch", ignore_errors=True)
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
+
+
+def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str) -> Manifest:
+    """The new bundle's manifest, before any component is in it."""
+    tools = tool_versions()
+    return Manifest(
+        model_type=folder.model_type,
+        pipeline_class=folder.pipeline_class,
+        source=Source(str(folder.path), folder.weights_sha256()),
+        shapes=shapes,
+        unet=info.unet_info(folder),
+        vae=info.vae_info(folder),
+        text=info.text_info(folder),
+        prediction_type=folder.configs["scheduler"].get("prediction_type", "epsilon"),
+        backend=backend,
+        tools=tools,
+        sdrt_version=tools["sdrt"],
+    )
 
 
 def _run_jobs(

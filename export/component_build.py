@@ -7,27 +7,15 @@ import gc
 import logging
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from sdrt.runtime.bundle.records import ComponentRecord
+from sdrt.runtime.components import component_class
 
-from .jobs import ComponentJob
+from .jobs import ComponentJob, ExportSettings
 from .model.folder import ModelFolder
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    """What every component's export shares."""
-
-    backend: str  # onnx | ort | tensorrt
-    device: str  # the ONNX Runtime provider the ort graphs are built for
-    export_device: str  # where torch traces and computes the references
-    static: bool
-    opset: int
-    validate: bool
 
 
 def build_component(
@@ -106,7 +94,7 @@ def _ort_graph(
 
         record.ort.validation = gate_cuda_graph(
             record.ort.validation,
-            component=record.name,
+            component=component_class(record.name, record.class_name),
             precision=record.precision,
             fp32_graph=fp32_graph,
             cases=cases,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sdrt.runtime.bundle.manifest import Manifest, read_manifest, write_manifest
 from sdrt.runtime.bundle.records import ComponentRecord, OrtRecord
+from sdrt.runtime.components import component_class
 
 from .errors import OptionError
 
@@ -43,7 +44,7 @@ def ort_stage(
     details = optimize_for_ort(
         bundle_dir / record.onnx,
         bundle_dir / file,
-        component=record.name,
+        component=component_class(record.name, record.class_name),
         provider=provider,
         precision=record.precision,
         src_fp32=fp32_graph,

@@ -29,8 +29,21 @@ from sdrt.runtime.components import Component
 from .errors import OptionError
 from .model.folder import ModelFolder
 from .model.hashing import files_sha256, json_sha256
+from .model.info import vae_scale
 
 EXPORTER_REVISION = 1  # bump when the export code changes what it writes: invalidates rule 2
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What every component's export shares."""
+
+    backend: str  # onnx | ort | tensorrt
+    device: str  # the ONNX Runtime provider the ort graphs are built for
+    export_device: str  # where torch traces and computes the references
+    static: bool
+    opset: int
+    validate: bool
 
 
 @dataclass
@@ -51,33 +64,37 @@ class ComponentJob:
 def plan_jobs(
     folder: ModelFolder,
     shapes: Shapes,
-    scale: int,
-    settings: dict[str, Any],
+    settings: ExportSettings,
     *,
-    asked: Sequence[str] | None,
+    precision: str,
     vae_fp32: bool,
+    tools: dict[str, str],
+    asked: Sequence[str] | None,
     previous: Manifest | None,
     previous_dir: Path,
 ) -> list[ComponentJob]:
     """One job per component of the model, with what to do about it (see the module docstring)."""
+    scale = vae_scale(folder)
+    common: dict[str, Any] = {"static": settings.static, "opset": settings.opset, "device": settings.device}
+    common |= {"validate": settings.validate, "tools": tools, "exporter_revision": EXPORTER_REVISION}
+    if settings.export_device != settings.device:
+        common["export_device"] = settings.export_device
     jobs = []
     for component in folder.components:
         ranges = component.dim_ranges(shapes, scale)
         trace = component.trace_sizes(shapes, scale, ranges)
-        precision = "fp32" if vae_fp32 and component.source == "vae" else settings["precision"]
+        component_precision = "fp32" if vae_fp32 and component.source == "vae" else precision
         inputs = {
             "weights": files_sha256(folder.hashed_files(component.source), root=folder.path),
             "component": component.name,
             "model_type": folder.model_type,
             "ranges": ranges,
             "trace": trace,
-            **settings,
-            "precision": precision,
-            "exporter_revision": EXPORTER_REVISION,
+            "precision": component_precision,
+            **common,
         }
-        job = ComponentJob(
-            component, ranges, trace, precision, json_sha256(inputs), asked is None or component.name in asked
-        )
+        asked_for = asked is None or component.name in asked
+        job = ComponentJob(component, ranges, trace, component_precision, json_sha256(inputs), asked_for)
         job.previous = _reusable(previous, previous_dir, job)
         jobs.append(job)
     _refuse_losses(jobs, previous)

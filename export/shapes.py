@@ -33,9 +33,9 @@ def _check_size(option: str, value: int, multiple: int) -> None:
 
 
 def resolve_shapes(
-    *,
     default_size: tuple[int, int],
     multiple: int,
+    *,
     height: int | None = None,
     width: int | None = None,
     min_size: int | None = None,

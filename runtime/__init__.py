@@ -14,8 +14,8 @@ from typing import Any
 
 _EXPORTS = {
     "DiffusionPipeline": "pipelines.base",
-    "StableDiffusionPipelineOutput": "pipelines.base",
-    "ImagePipelineOutput": "pipelines.base",
+    "StableDiffusionPipelineOutput": "pipelines.outputs",
+    "ImagePipelineOutput": "pipelines.outputs",
     "StableDiffusionPipeline": "pipelines.text_to_image",
     "StableDiffusionImg2ImgPipeline": "pipelines.image_to_image",
     "StableDiffusionInpaintPipeline": "pipelines.inpaint",

@@ -113,6 +113,53 @@ def train_vae(
     return True
 
 
+def min_snr_weights(alphas_cumprod: torch.Tensor, snr_gamma: float) -> torch.Tensor:
+    """Per-timestep loss weights min(SNR, gamma) / SNR (Min-SNR weighting, Hang et al. 2023)."""
+    snr = alphas_cumprod / (1.0 - alphas_cumprod)
+    return torch.clamp(snr, max=snr_gamma) / snr
+
+
+def _noisy_batch(
+    generator: torch.Generator,
+    *,
+    latent_mean: torch.Tensor,
+    latent_std: torch.Tensor,
+    scaling_factor: float,
+    input_ids: torch.Tensor,
+    empty_ids: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    batch_size: int,
+    drop_caption: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random training batch: ``(ids, noisy latents, noise, timesteps)``.
+
+    Latents are sampled from each image's posterior; a ``drop_caption`` share of the captions is
+    replaced by the empty one. The draws' order (images, posterior, dropped, noise, timesteps) is part
+    of what makes a run reproducible from its seed.
+    """
+    index = torch.randint(len(input_ids), (batch_size,), generator=generator)
+    eps = torch.randn(latent_mean[index].shape, generator=generator)
+    latents = (latent_mean[index] + latent_std[index] * eps) * scaling_factor
+    ids = input_ids[index].clone()
+    dropped = torch.rand(batch_size, generator=generator) < drop_caption
+    ids[dropped] = empty_ids
+    noise = torch.randn(latents.shape, generator=generator)
+    t = torch.randint(len(alphas_cumprod), (batch_size,), generator=generator)
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
+    return ids, noisy, noise, t
+
+
+def _optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.nn.Parameter]
+) -> None:
+    """Backpropagate ``loss`` and step, with the gradients' norm clipped to 1."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+
+
 def train_diffusion(
     unet: torch.nn.Module,
     text_encoder: torch.nn.Module,
@@ -143,31 +190,21 @@ def train_diffusion(
     step = state.setdefault("step", 0)
     unet.train()
     text_encoder.train()
-    snr = alphas_cumprod / (1.0 - alphas_cumprod)
-    weights = torch.clamp(snr, max=snr_gamma) / snr
+    weights = min_snr_weights(alphas_cumprod, snr_gamma)
     bar = tqdm(total=steps, initial=step, desc="unet", dynamic_ncols=True)
     running = state.get("loss")
     while step < steps:
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(step, warmup=200, total=steps)
-        index = torch.randint(len(input_ids), (batch_size,), generator=generator)
-        eps = torch.randn(latent_mean[index].shape, generator=generator)
-        latents = (latent_mean[index] + latent_std[index] * eps) * scaling_factor
-        ids = input_ids[index].clone()
-        dropped = torch.rand(batch_size, generator=generator) < drop_caption
-        ids[dropped] = empty_ids
-        noise = torch.randn(latents.shape, generator=generator)
-        t = torch.randint(len(alphas_cumprod), (batch_size,), generator=generator)
-        a = alphas_cumprod[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
+        ids, noisy, noise, t = _noisy_batch(
+            generator, latent_mean=latent_mean, latent_std=latent_std, scaling_factor=scaling_factor,
+            input_ids=input_ids, empty_ids=empty_ids, alphas_cumprod=alphas_cumprod, batch_size=batch_size,
+            drop_caption=drop_caption,
+        )  # fmt: skip
         context = text_encoder(ids)[0]
         pred = unet(noisy, t, context).sample
         per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-        loss = (weights[t] * per_sample).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        _optimizer_step(optimizer, (weights[t] * per_sample).mean(), params)
         emas[0].update(unet)
         emas[1].update(text_encoder)
         step += 1

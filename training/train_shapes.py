@@ -15,7 +15,9 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +54,139 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+class _Checkpoint:
+    """The run's state dict, saved to ``work_dir``/state.pt every few minutes and when the run stops.
+
+    It also keeps the run's clock: the time budget (``minutes``) and the seconds spent in each stage.
+    """
+
+    def __init__(self, work_dir: Path, *, resume: bool, minutes: float | None, every_minutes: float) -> None:
+        self.path = work_dir / "state.pt"
+        self._tmp_path = work_dir / "state.tmp"
+        self.state: dict = torch.load(self.path, weights_only=False) if resume and self.path.exists() else {}
+        self.state.setdefault("seconds", {"vae": 0.0, "unet": 0.0})
+        self.minutes = minutes
+        self.every_minutes = every_minutes
+        self.start = time.monotonic()
+        self._stage_start = self.start
+        self._last_save = self.start
+
+    def should_stop(self) -> bool:
+        return self.minutes is not None and time.monotonic() - self.start > 60.0 * self.minutes
+
+    def save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_save > 60.0 * self.every_minutes or self.should_stop():
+            self.state["seconds"][self.state["stage"]] += now - self._stage_start
+            self._stage_start = now
+            torch.save(self.state, self._tmp_path)
+            self._tmp_path.replace(self.path)
+            self._last_save = now
+            logger.info("Checkpoint saved to %s", self.path)
+
+
+def _autoencoder(ckpt: dict) -> torch.nn.Module:
+    """The autoencoder, new or from the checkpoint, which then holds its weights."""
+    vae = make_vae()
+    if "vae" in ckpt:
+        vae.load_state_dict(ckpt["vae"])
+    ckpt["vae"] = vae.state_dict()
+    return vae
+
+
+def _encode_latents(vae: torch.nn.Module, images: torch.Tensor, *, seed: int) -> dict:
+    """Every image's posterior mean and std, and the scaling factor that gives a sample of them unit std."""
+    vae.eval()
+    with torch.no_grad():
+        dists = [vae.encode(images[i : i + 256]).latent_dist for i in range(0, len(images), 256)]
+    mean = torch.cat([d.mean for d in dists])
+    std = torch.cat([d.std for d in dists])
+    sample = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed))
+    return {"mean": mean, "std": std, "scaling_factor": float(1.0 / sample.std())}
+
+
+def _autoencoder_stage(
+    vae: torch.nn.Module,
+    images: torch.Tensor,
+    checkpoint: _Checkpoint,
+    *,
+    seed: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    kl_weight: float,
+) -> bool:
+    """Stage 1: train the autoencoder, then encode the data set to latents; False when time ran out first."""
+    ckpt = checkpoint.state
+    done = train_vae(
+        vae, images, state=ckpt.setdefault("vae_state", {"seed": seed}), steps=steps, batch_size=batch_size,
+        lr=lr, kl_weight=kl_weight, should_stop=checkpoint.should_stop, on_checkpoint=checkpoint.save,
+    )  # fmt: skip
+    if not done:
+        checkpoint.save(force=True)
+        return False
+    ckpt["latents"] = _encode_latents(vae, images, seed=seed)
+    checkpoint.save(force=True)
+    ckpt["stage"] = "unet"
+    ckpt["vae_mse_final"] = ckpt.pop("vae_state").get("mse")
+    return True
+
+
+def _token_ids(tokenizer: Any, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The captions' token ids, and those of the empty caption (for the dropped ones)."""
+    input_ids = torch.from_numpy(
+        tokenizer(captions, padding="max_length", max_length=77, return_tensors="np").input_ids
+    )
+    empty_ids = torch.from_numpy(
+        tokenizer([""], padding="max_length", max_length=77, return_tensors="np").input_ids
+    )[0]
+    return input_ids, empty_ids
+
+
+def _diffusion_models(
+    ckpt: dict, ema_decay: float
+) -> tuple[torch.nn.Module, torch.nn.Module, tuple[Ema, Ema]]:
+    """The UNet, the text encoder and their EMAs, new or from the checkpoint, which then holds their weights."""
+    unet, text_encoder = make_unet(), make_text_encoder()
+    if "unet" in ckpt:
+        unet.load_state_dict(ckpt["unet"])
+        text_encoder.load_state_dict(ckpt["text_encoder"])
+    emas = (Ema(unet, ema_decay), Ema(text_encoder, ema_decay))
+    if "ema_unet" in ckpt:
+        emas[0].load_state_dict(ckpt["ema_unet"])
+        emas[1].load_state_dict(ckpt["ema_text_encoder"])
+    ckpt.update(unet=unet.state_dict(), text_encoder=text_encoder.state_dict())
+    ckpt.update(ema_unet=emas[0].state_dict(), ema_text_encoder=emas[1].state_dict())
+    return unet, text_encoder, emas
+
+
+def _saving_ema_updates(checkpoint: _Checkpoint, emas: tuple[Ema, Ema]) -> Callable[..., None]:
+    """``checkpoint.save`` that first records the EMAs' update counts.
+
+    The checkpoint shares the weights' tensors, which train in place, but holds copies of the counts.
+    """
+
+    def save(force: bool = False) -> None:
+        checkpoint.state["ema_unet"]["updates"] = emas[0].updates
+        checkpoint.state["ema_text_encoder"]["updates"] = emas[1].updates
+        checkpoint.save(force)
+
+    return save
+
+
+def _write_summary(work_dir: Path, ckpt: dict, *, done: bool, vae_steps: int, scaling_factor: float) -> None:
+    summary = {
+        "finished": done,
+        "vae_steps": vae_steps,
+        "vae_mse": ckpt.get("vae_mse_final"),
+        "unet_steps_done": ckpt["unet_state"]["step"],
+        "unet_loss": ckpt["unet_state"].get("loss"),
+        "scaling_factor": scaling_factor,
+        "seconds": ckpt["seconds"],
+    }
+    (work_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
 def train(
     *,
     out: Path,
@@ -76,103 +211,43 @@ def train(
     """Run (or continue) the training; returns True when both stages finished and ``out`` was saved."""
     torch.manual_seed(seed)
     work_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = work_dir / "state.pt"
-    ckpt: dict = torch.load(ckpt_path, weights_only=False) if resume and ckpt_path.exists() else {}
-    ckpt.setdefault("seconds", {"vae": 0.0, "unet": 0.0})
-    start = time.monotonic()
-    stage_start = [start]
-    last_save = [start]
-
-    def should_stop() -> bool:
-        return minutes is not None and time.monotonic() - start > 60.0 * minutes
-
-    def save(force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - last_save[0] > 60.0 * checkpoint_minutes or should_stop():
-            ckpt["seconds"][ckpt["stage"]] += now - stage_start[0]
-            stage_start[0] = now
-            torch.save(ckpt, work_dir / "state.tmp")
-            (work_dir / "state.tmp").replace(ckpt_path)
-            last_save[0] = now
-            logger.info("Checkpoint saved to %s", ckpt_path)
-
+    checkpoint = _Checkpoint(work_dir, resume=resume, minutes=minutes, every_minutes=checkpoint_minutes)
+    ckpt = checkpoint.state
     images_u8, captions, _ = make_dataset(seed * 1_000_003, num_images)
     images = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
-    vae = make_vae()
-    if "vae" in ckpt:
-        vae.load_state_dict(ckpt["vae"])
-    ckpt["vae"] = vae.state_dict()
+    vae = _autoencoder(ckpt)
     ckpt.setdefault("stage", "vae")
     if ckpt["stage"] == "vae":
-        state = ckpt.setdefault("vae_state", {"seed": seed})
-        done = train_vae(
-            vae, images, state=state, steps=vae_steps, batch_size=vae_batch, lr=vae_lr,
-            kl_weight=kl_weight, should_stop=should_stop, on_checkpoint=save,
+        finished = _autoencoder_stage(
+            vae, images, checkpoint, seed=seed, steps=vae_steps, batch_size=vae_batch, lr=vae_lr,
+            kl_weight=kl_weight,
         )  # fmt: skip
-        if not done:
-            save(force=True)
+        if not finished:
             return False
-        vae.eval()
-        with torch.no_grad():
-            dists = [vae.encode(images[i : i + 256]).latent_dist for i in range(0, len(images), 256)]
-        mean = torch.cat([d.mean for d in dists])
-        std = torch.cat([d.std for d in dists])
-        sample = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed))
-        ckpt["latents"] = {"mean": mean, "std": std, "scaling_factor": float(1.0 / sample.std())}
-        save(force=True)
-        ckpt["stage"] = "unet"
-        ckpt["vae_mse_final"] = ckpt.pop("vae_state").get("mse")
         if stop_after_vae:
-            save(force=True)
+            checkpoint.save(force=True)
             return False
     vae.eval().requires_grad_(False)
     scaling_factor = ckpt["latents"]["scaling_factor"]
     vae.register_to_config(scaling_factor=scaling_factor)
 
     tokenizer = make_clip_tokenizer(work_dir / "tokenizer")
-    input_ids = torch.from_numpy(
-        tokenizer(captions, padding="max_length", max_length=77, return_tensors="np").input_ids
-    )
-    empty_ids = torch.from_numpy(
-        tokenizer([""], padding="max_length", max_length=77, return_tensors="np").input_ids
-    )[0]
-    unet, text_encoder = make_unet(), make_text_encoder()
-    if "unet" in ckpt:
-        unet.load_state_dict(ckpt["unet"])
-        text_encoder.load_state_dict(ckpt["text_encoder"])
-    emas = (Ema(unet, ema_decay), Ema(text_encoder, ema_decay))
-    if "ema_unet" in ckpt:
-        emas[0].load_state_dict(ckpt["ema_unet"])
-        emas[1].load_state_dict(ckpt["ema_text_encoder"])
-    ckpt.update(unet=unet.state_dict(), text_encoder=text_encoder.state_dict())
-    ckpt.update(ema_unet=emas[0].state_dict(), ema_text_encoder=emas[1].state_dict())
-
-    def save_diffusion(force: bool = False) -> None:
-        ckpt["ema_unet"]["updates"] = emas[0].updates
-        ckpt["ema_text_encoder"]["updates"] = emas[1].updates
-        save(force)
-
+    input_ids, empty_ids = _token_ids(tokenizer, captions)
+    unet, text_encoder, emas = _diffusion_models(ckpt, ema_decay)
+    save_diffusion = _saving_ema_updates(checkpoint, emas)
     alphas_cumprod = make_scheduler().alphas_cumprod.float()
     done = train_diffusion(
         unet, text_encoder, emas,
         latent_mean=ckpt["latents"]["mean"], latent_std=ckpt["latents"]["std"], scaling_factor=scaling_factor,
         input_ids=input_ids, empty_ids=empty_ids, alphas_cumprod=alphas_cumprod,
         state=ckpt.setdefault("unet_state", {"seed": seed + 1}), steps=unet_steps, batch_size=batch, lr=lr,
-        drop_caption=drop_caption, snr_gamma=snr_gamma, should_stop=should_stop, on_checkpoint=save_diffusion,
+        drop_caption=drop_caption, snr_gamma=snr_gamma, should_stop=checkpoint.should_stop,
+        on_checkpoint=save_diffusion,
     )  # fmt: skip
     save_diffusion(force=True)
     save_pipeline(out, vae=vae, text_encoder=emas[1].module, unet=emas[0].module, tokenizer=tokenizer)
-    summary = {
-        "finished": done,
-        "vae_steps": vae_steps,
-        "vae_mse": ckpt.get("vae_mse_final"),
-        "unet_steps_done": ckpt["unet_state"]["step"],
-        "unet_loss": ckpt["unet_state"].get("loss"),
-        "scaling_factor": scaling_factor,
-        "seconds": ckpt["seconds"],
-    }
-    (work_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_summary(work_dir, ckpt, done=done, vae_steps=vae_steps, scaling_factor=scaling_factor)
     return done
 
 

@@ -12,7 +12,7 @@ Stages, each adding its figures to DIR/h100.json as soon as it ends (a timeout k
   parity    sdrt (provider cuda) against diffusers fp16 on the GPU: same weights, initial latents,
             scheduler (the folder's PNDM) and prompt, 50 steps: image PSNR (gate >= 30 dB)
   sync      the sdrt denoising loop under cupyx.allow_synchronize(False): no host synchronisation
-  pytest    pytest -m cupy tests/schedulers tests/runtime/test_ort_cuda.py tests/runtime/test_ort_engine.py
+  pytest    pytest -m cupy tests/schedulers tests/runtime/engines
   timing    UNet ms/call (batch 2 = one image with guidance), UNet with ORT's CUDA graph, VAE decoder ms,
             text encoder ms, whole 50-step 512x512 image: sdrt, diffusers eager, diffusers torch.compile
             (UNet compiled, inductor default), all in this process on this GPU

@@ -62,7 +62,7 @@ def stage_sync(s: Setup) -> dict[str, Any]:
 
 
 def stage_pytest(s: Setup) -> dict[str, Any]:
-    targets = ["tests/schedulers", "tests/runtime/test_ort_cuda.py", "tests/runtime/test_ort_engine.py"]
+    targets = ["tests/schedulers", "tests/runtime/engines"]
     command = [sys.executable, "-m", "pytest", "-m", "cupy", "-q", "-p", "no:cacheprovider", *targets]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300 if not s.dry else 600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,52 +32,76 @@ def _sdrt_feeds(s: Setup) -> dict[str, Any]:
     return {"unet": unet, "vae": vae, "text": ids}
 
 
-def stage_timing(s: Setup) -> dict[str, Any]:
-    import torch
+def _warmup_calls(s: Setup) -> int:
+    return 2 if s.dry else 5
 
-    rows: dict[str, dict[str, Any]] = {"sdrt": {}, "sdrt (UNet CUDA graph)": {}, "diffusers eager": {}}
-    pipe = load_sdrt(s)
-    feeds = _sdrt_feeds(s)
-    warm = 2 if s.dry else 5
-    sdrt = rows["sdrt"]
-    sdrt["unet_ms"] = per_call_ms(
+
+def _image_repeats(s: Setup) -> int:
+    return 2 if s.dry else 3
+
+
+def _time_sdrt(s: Setup, pipe: Any, feeds: dict[str, Any]) -> dict[str, Any]:
+    """sdrt's UNet, VAE decoder and text encoder calls, and a whole image."""
+    warm = _warmup_calls(s)
+    row: dict[str, Any] = {}
+    row["unet_ms"] = per_call_ms(
         lambda: pipe.unet.engine.run(feeds["unet"]), s.sync_sdrt, warmup=warm, iters=s.iters
     )
-    sdrt["vae_ms"] = per_call_ms(
+    row["vae_ms"] = per_call_ms(
         lambda: pipe.vae.decoder.engine.run(feeds["vae"]),
         s.sync_sdrt,
         warmup=warm,
         iters=max(3, s.iters // 3),
     )
-    sdrt["text_ms"] = per_call_ms(
+    row["text_ms"] = per_call_ms(
         lambda: pipe.text_encoder.engine.run(feeds["text"]), s.sync_sdrt, warmup=warm, iters=s.iters
     )
-    repeats = 2 if s.dry else 3
-    sdrt["image_ms"] = median_ms(lambda: sdrt_image(s, s.steps), s.sync_sdrt, repeats=repeats)
+    row["image_ms"] = median_ms(lambda: sdrt_image(s, s.steps), s.sync_sdrt, repeats=_image_repeats(s))
+    return row
 
-    graph_row = rows["sdrt (UNet CUDA graph)"]
+
+def _time_sdrt_unet_cuda_graph(s: Setup, pipe: Any, feeds: dict[str, Any]) -> dict[str, Any]:
+    """The UNet call and a whole image with the UNet's session replaying a CUDA graph (CUDA provider only)."""
+    row: dict[str, Any] = {}
     if s.dry:
-        graph_row["status"] = "skipped: needs the CUDA provider"
-    else:
-        from sdrt.runtime.engines.ort.engine import OrtEngine
+        row["status"] = "skipped: needs the CUDA provider"
+        return row
+    from sdrt.runtime.engines.ort.engine import OrtEngine
 
-        record = pipe.bundle.components["unet"]["ort"]
-        plain = pipe.unet.engine
-        try:
-            graph = OrtEngine(
-                pipe.bundle.path / record["file"], provider="cuda", name="unet", cuda_graph=True
-            )
-            graph_row["unet_ms"] = per_call_ms(
-                lambda: graph.run(feeds["unet"]), s.sync_sdrt, warmup=warm, iters=s.iters
-            )
-            pipe.unet.engine = graph
-            graph_row["image_ms"] = median_ms(lambda: sdrt_image(s, s.steps), s.sync_sdrt, repeats=repeats)
-        except Exception as err:
-            graph_row["status"] = f"error: {type(err).__name__}: {err}"
-        finally:
-            pipe.unet.engine = plain
+    record = pipe.bundle.components["unet"].ort
+    plain = pipe.unet.engine
+    try:
+        graph = OrtEngine(pipe.bundle.path / record.file, provider="cuda", name="unet", cuda_graph=True)
+        row["unet_ms"] = per_call_ms(
+            lambda: graph.run(feeds["unet"]), s.sync_sdrt, warmup=_warmup_calls(s), iters=s.iters
+        )
+        pipe.unet.engine = graph
+        row["image_ms"] = median_ms(lambda: sdrt_image(s, s.steps), s.sync_sdrt, repeats=_image_repeats(s))
+    except Exception as err:
+        row["status"] = f"error: {type(err).__name__}: {err}"
+    finally:
+        pipe.unet.engine = plain
+    return row
 
-    dpipe = load_diffusers(s)
+
+@dataclass
+class _TorchInputs:
+    """The sdrt feeds as torch tensors, and the UNet call's other arguments."""
+
+    sample: Any
+    hidden: Any
+    timestep: Any
+    unet_kwargs: dict[str, Any]
+    latent: Any
+    ids: Any
+
+    def call_unet(self, unet: Any) -> Any:
+        return unet(self.sample, self.timestep, encoder_hidden_states=self.hidden, **self.unet_kwargs)
+
+
+def _torch_inputs(s: Setup, feeds: dict[str, Any]) -> _TorchInputs:
+    import torch
+
     dev, dtype = s.torch_device, s.torch_dtype
     unet_in = {k: torch.from_numpy(np.asarray(_host(v))).to(dev) for k, v in feeds["unet"].items()}
     sample, hidden = unet_in["sample"].to(dtype), unet_in["encoder_hidden_states"].to(dtype)
@@ -86,38 +111,58 @@ def stage_timing(s: Setup) -> dict[str, Any]:
     unet_kwargs["return_dict"] = False
     latent = torch.from_numpy(np.asarray(_host(feeds["vae"]["latent"]))).to(dev, dtype)
     ids = torch.from_numpy(np.asarray(_host(feeds["text"]["input_ids"])).astype(np.int64)).to(dev)
+    return _TorchInputs(sample, hidden, timestep, unet_kwargs, latent, ids)
 
-    def diffusers_row(row: dict[str, Any], unet: Any) -> None:
-        with torch.inference_mode():
-            row["unet_ms"] = per_call_ms(
-                lambda: unet(sample, timestep, encoder_hidden_states=hidden, **unet_kwargs),
-                s.sync_torch,
-                warmup=warm,
-                iters=s.iters,
-            )
-            row["vae_ms"] = per_call_ms(
-                lambda: dpipe.vae.decode(latent), s.sync_torch, warmup=warm, iters=max(3, s.iters // 3)
-            )
-            row["text_ms"] = per_call_ms(
-                lambda: dpipe.text_encoder(ids), s.sync_torch, warmup=warm, iters=s.iters
-            )
-        row["image_ms"] = median_ms(lambda: diffusers_image(s, s.steps), s.sync_torch, repeats=repeats)
 
-    diffusers_row(rows["diffusers eager"], dpipe.unet)
+def _time_diffusers(s: Setup, dpipe: Any, unet: Any, inputs: _TorchInputs) -> dict[str, Any]:
+    """diffusers' UNet (``unet``), VAE decoder and text encoder calls, and a whole image."""
+    import torch
+
+    warm = _warmup_calls(s)
+    row: dict[str, Any] = {}
+    with torch.inference_mode():
+        row["unet_ms"] = per_call_ms(lambda: inputs.call_unet(unet), s.sync_torch, warmup=warm, iters=s.iters)
+        row["vae_ms"] = per_call_ms(
+            lambda: dpipe.vae.decode(inputs.latent), s.sync_torch, warmup=warm, iters=max(3, s.iters // 3)
+        )
+        row["text_ms"] = per_call_ms(
+            lambda: dpipe.text_encoder(inputs.ids), s.sync_torch, warmup=warm, iters=s.iters
+        )
+    row["image_ms"] = median_ms(lambda: diffusers_image(s, s.steps), s.sync_torch, repeats=_image_repeats(s))
+    return row
+
+
+def _time_diffusers_compiled_unet(s: Setup, dpipe: Any, inputs: _TorchInputs) -> dict[str, Any]:
+    """The compile time (to the first UNet call's end), then diffusers' times with the compiled UNet."""
+    import torch
+
+    eager_unet = dpipe.unet
+    started = time.perf_counter()
+    dpipe.unet = torch.compile(eager_unet, backend="eager") if s.dry else torch.compile(eager_unet)
+    with torch.inference_mode():
+        inputs.call_unet(dpipe.unet)
+    s.sync_torch()
+    row: dict[str, Any] = {"compile_s": round(time.perf_counter() - started, 1)}
+    try:
+        row.update(_time_diffusers(s, dpipe, dpipe.unet, inputs))
+    finally:
+        dpipe.unet = eager_unet
+    return row
+
+
+def stage_timing(s: Setup) -> dict[str, Any]:
+    import torch  # noqa: F401  (the stage needs torch: fail before timing anything without it)
+
+    rows: dict[str, dict[str, Any]] = {}
+    pipe = load_sdrt(s)
+    feeds = _sdrt_feeds(s)
+    rows["sdrt"] = _time_sdrt(s, pipe, feeds)
+    rows["sdrt (UNet CUDA graph)"] = _time_sdrt_unet_cuda_graph(s, pipe, feeds)
+    dpipe = load_diffusers(s)
+    inputs = _torch_inputs(s, feeds)
+    rows["diffusers eager"] = _time_diffusers(s, dpipe, dpipe.unet, inputs)
     if s.compile:
-        compiled_row: dict[str, Any] = {}
-        rows["diffusers torch.compile (UNet)"] = compiled_row
-        eager_unet = dpipe.unet
-        started = time.perf_counter()
-        dpipe.unet = torch.compile(eager_unet, backend="eager") if s.dry else torch.compile(eager_unet)
-        with torch.inference_mode():
-            dpipe.unet(sample, timestep, encoder_hidden_states=hidden, **unet_kwargs)
-        s.sync_torch()
-        compiled_row["compile_s"] = round(time.perf_counter() - started, 1)
-        try:
-            diffusers_row(compiled_row, dpipe.unet)
-        finally:
-            dpipe.unet = eager_unet
+        rows["diffusers torch.compile (UNet)"] = _time_diffusers_compiled_unet(s, dpipe, inputs)
     return {"rows": rows, "steps": s.steps, "size": s.size, "iters": s.iters}
 
 

@@ -103,24 +103,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def inspect_model_folder(path: str | Path) -> ModelFolder:
     """Check ``path`` is a supported diffusers folder with every component this build needs."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFolderError(f"model folder {path} does not exist; pass a diffusers model folder")
-    if path.is_file():
-        if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-            raise ModelFolderError(_single_file_message(path))
-        raise ModelFolderError(f"{path} is a file; pass a diffusers model folder (one with model_index.json)")
-    index_path = path / "model_index.json"
-    if not index_path.is_file():
-        singles = sorted(p for p in path.iterdir() if p.suffix.lower() in (".ckpt", ".safetensors"))
-        if singles:
-            raise ModelFolderError(
-                f"{path} is not a diffusers model folder (no model_index.json) but holds {singles[0].name}. "
-                + _single_file_message(singles[0])
-            )
-        raise ModelFolderError(
-            f"{path} is not a diffusers model folder: it has no model_index.json. Pass the folder that "
-            f"DiffusionPipeline.save_pretrained() wrote (or a Hugging Face snapshot of a diffusers model)."
-        )
+    index_path = _model_index_path(path)
     index = _read_json(index_path)
     pipeline_class = str(index.get("_class_name", ""))
     kind = PIPELINE_TYPES.get(pipeline_class)
@@ -129,59 +112,95 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
             f"{index_path}: pipeline class {pipeline_class or '(none)'!r} is not supported; sdrt exports "
             f"{', '.join(sorted(PIPELINE_TYPES))}"
         )
-    classes: dict[str, tuple[str, str]] = {}
-    for name, accepted in REQUIRED[kind].items():
-        entry = index.get(name)
-        folder = path / name
-        if not entry or entry[0] is None or entry[1] is None:
-            raise ModelFolderError(
-                f"{index_path}: component {name!r} is missing (a {pipeline_class} needs {accepted[0]} there); "
-                f"use a complete model folder"
-            )
-        if entry[1] not in accepted:
-            raise ModelFolderError(
-                f"{index_path}: component {name!r} has class {entry[1]!r}, which sdrt cannot export "
-                f"(supported: {', '.join(accepted)})"
-            )
-        if not (folder / "config.json").is_file():
-            raise ModelFolderError(
-                f"component {name!r} is missing: {folder / 'config.json'} does not exist; "
-                f"use a complete model folder (download every subfolder)"
-            )
-        if not any(p.name.endswith(WEIGHT_SUFFIXES) for p in folder.iterdir()):
-            raise ModelFolderError(
-                f"component {name!r} has no weights in {folder} (no *.safetensors or *.bin); "
-                f"download the weight files too"
-            )
-        classes[name] = (entry[0], entry[1])
-    for name in ("tokenizer", "tokenizer_2") if kind != "uncond" else ():
-        if name.replace("tokenizer", "text_encoder") not in classes:  # the encoder it feeds
-            continue
-        entry = index.get(name)
-        if not entry or entry[1] not in TOKENIZER_CLASSES or not (path / name).is_dir():
-            raise ModelFolderError(
-                f"{path}: tokenizer {name!r} is missing or not a CLIP tokenizer ({entry}); use a complete model folder"
-            )
+    classes = {
+        name: _check_part(path, index, name, accepted, pipeline_class)
+        for name, accepted in REQUIRED[kind].items()
+    }
+    _check_tokenizers(path, index, classes)
     if not (path / "scheduler" / "scheduler_config.json").is_file():
         raise ModelFolderError(
             f"{path / 'scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
         )
     configs = {name: _read_json(path / name / "config.json") for name in classes}
     configs["scheduler"] = _read_json(path / "scheduler" / "scheduler_config.json")
-    model_type = kind
-    if kind == "sd":
-        unet = configs["unet"]
-        model_type = (
-            "sd2" if unet.get("use_linear_projection") or unet.get("cross_attention_dim") == 1024 else "sd1"
-        )
     return ModelFolder(
         path=path.resolve(),
         pipeline_class=pipeline_class,
-        model_type=model_type,
+        model_type=_model_type(kind, configs),
         classes=classes,
         configs=configs,
         model_index=index,
     )
+
+
+def _model_index_path(path: Path) -> Path:
+    """``path/model_index.json``, or an error saying what ``path`` is instead (missing, a file, a checkpoint)."""
+    if not path.exists():
+        raise ModelFolderError(f"model folder {path} does not exist; pass a diffusers model folder")
+    if path.is_file():
+        if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+            raise ModelFolderError(_single_file_message(path))
+        raise ModelFolderError(f"{path} is a file; pass a diffusers model folder (one with model_index.json)")
+    index_path = path / "model_index.json"
+    if index_path.is_file():
+        return index_path
+    singles = sorted(p for p in path.iterdir() if p.suffix.lower() in (".ckpt", ".safetensors"))
+    if singles:
+        raise ModelFolderError(
+            f"{path} is not a diffusers model folder (no model_index.json) but holds {singles[0].name}. "
+            + _single_file_message(singles[0])
+        )
+    raise ModelFolderError(
+        f"{path} is not a diffusers model folder: it has no model_index.json. Pass the folder that "
+        f"DiffusionPipeline.save_pretrained() wrote (or a Hugging Face snapshot of a diffusers model)."
+    )
+
+
+def _check_part(
+    path: Path, index: dict[str, Any], name: str, accepted: tuple[str, ...], pipeline_class: str
+) -> tuple[str, str]:
+    """(library, class) of the folder part ``name``, which must be there, of an accepted class, with weights."""
+    entry, folder = index.get(name), path / name
+    if not entry or entry[0] is None or entry[1] is None:
+        raise ModelFolderError(
+            f"{path / 'model_index.json'}: component {name!r} is missing (a {pipeline_class} needs {accepted[0]} "
+            "there); use a complete model folder"
+        )
+    if entry[1] not in accepted:
+        raise ModelFolderError(
+            f"{path / 'model_index.json'}: component {name!r} has class {entry[1]!r}, which sdrt cannot export "
+            f"(supported: {', '.join(accepted)})"
+        )
+    if not (folder / "config.json").is_file():
+        raise ModelFolderError(
+            f"component {name!r} is missing: {folder / 'config.json'} does not exist; "
+            f"use a complete model folder (download every subfolder)"
+        )
+    if not any(p.name.endswith(WEIGHT_SUFFIXES) for p in folder.iterdir()):
+        raise ModelFolderError(
+            f"component {name!r} has no weights in {folder} (no *.safetensors or *.bin); download the weight files too"
+        )
+    return entry[0], entry[1]
+
+
+def _check_tokenizers(path: Path, index: dict[str, Any], classes: dict[str, tuple[str, str]]) -> None:
+    """A CLIP tokenizer folder for each text encoder (``tokenizer_2`` feeds ``text_encoder_2``)."""
+    for name in ("tokenizer", "tokenizer_2"):
+        if name.replace("tokenizer", "text_encoder") not in classes:
+            continue
+        entry = index.get(name)
+        if not entry or entry[1] not in TOKENIZER_CLASSES or not (path / name).is_dir():
+            raise ModelFolderError(
+                f"{path}: tokenizer {name!r} is missing or not a CLIP tokenizer ({entry}); use a complete model folder"
+            )
+
+
+def _model_type(kind: str, configs: dict[str, dict[str, Any]]) -> str:
+    """``sd`` is sd1 or sd2 by its UNet (SD 2 projects attention linearly, with 1024-wide text)."""
+    if kind != "sd":
+        return kind
+    unet = configs["unet"]
+    return "sd2" if unet.get("use_linear_projection") or unet.get("cross_attention_dim") == 1024 else "sd1"
 
 
 def load_module(folder: ModelFolder, component: type[Component], *, device: str = "cpu"):

@@ -45,30 +45,8 @@ class MatmulAttnProcessor:
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 
-        query = attn.to_q(hidden_states)
-        if encoder_hidden_states is None:
-            encoder_hidden_states = hidden_states
-        elif attn.norm_cross:
-            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key = attn.to_k(encoder_hidden_states)
-        value = attn.to_v(encoder_hidden_states)
-
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-
-        if attn.upcast_attention:
-            query, key = query.float(), key.float()
-        scores = torch.matmul(query, key.transpose(-1, -2)) * attn.scale
-        if attention_mask is not None:
-            scores = scores + attention_mask
-        probs = torch.softmax(scores.float() if attn.upcast_softmax else scores, dim=-1).to(value.dtype)
-        hidden_states = torch.matmul(probs, value)
+        query, key, value, head_dim = _heads_qkv(attn, hidden_states, encoder_hidden_states, batch_size)
+        hidden_states = _matmul_softmax_matmul(attn, query, key, value, attention_mask)
 
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
         hidden_states = attn.to_out[0](hidden_states)
@@ -78,6 +56,49 @@ class MatmulAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def _heads_qkv(
+    attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None, batch_size: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+    """Q of ``hidden_states``, K and V of ``encoder_hidden_states`` (or of ``hidden_states`` too), per head.
+
+    Returns ``(query, key, value, head_dim)``, each ``[B, heads, tokens, head_dim]``.
+    """
+    query = attn.to_q(hidden_states)
+    if encoder_hidden_states is None:
+        encoder_hidden_states = hidden_states
+    elif attn.norm_cross:
+        encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+    key = attn.to_k(encoder_hidden_states)
+    value = attn.to_v(encoder_hidden_states)
+
+    head_dim = key.shape[-1] // attn.heads
+    query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+    key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+    value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return query, key, value, head_dim
+
+
+def _matmul_softmax_matmul(
+    attn: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """``softmax(query @ key^T * scale + mask) @ value``, upcast to float where ``attn`` asks for it."""
+    if attn.upcast_attention:
+        query, key = query.float(), key.float()
+    scores = torch.matmul(query, key.transpose(-1, -2)) * attn.scale
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = torch.softmax(scores.float() if attn.upcast_softmax else scores, dim=-1).to(value.dtype)
+    return torch.matmul(probs, value)
 
 
 def install_matmul_attention(model: torch.nn.Module) -> int:

@@ -1,0 +1,2 @@
+"""ONNX Runtime-optimized graphs: CPU (ORT's optimizer) and CUDA (fused attention, NHWC, fp16) with
+the CUDA graph's gate."""

@@ -1,6 +1,6 @@
 """Attention fusion for ONNX Runtime: sdrt's plain-matmul attention -> ``com.microsoft.MultiHeadAttention``.
 
-``sdrt.export.attention.MatmulAttnProcessor`` (and transformers' eager CLIP attention) export as::
+``sdrt.export.onnx.matmul_attention.MatmulAttnProcessor`` (and transformers' eager CLIP attention) export as::
 
     Q = x·Wq (+bq)      Qh = Transpose[0,2,1,3](Reshape(Q, [B, S, H, D]))
     K = y·Wk (+bk)      Kh = Transpose[0,2,3,1](Reshape(K, [B, T, H, D]))
@@ -165,81 +165,107 @@ def _projection_width(g: _Graph, name: str) -> int | None:
     return None if found is None else int(found[1].shape[1])
 
 
-def _match(g: _Graph, softmax: Any) -> _Match | None:
-    if _attr(softmax, "axis", -1) not in (-1, 3):
-        return None
-    nodes: list[Any] = [softmax]
-    scores, casts = _skip_float_cast(g, softmax.input[0])
-    nodes += casts
-    mask = None
-    node = g.producer.get(scores)
-    if node is not None and node.op_type == "Add":  # an additive mask (CLIP's causal mask)
-        for i in (0, 1):
-            inner = g.producer.get(node.input[i])
-            if inner is not None and inner.op_type in ("Mul", "Div"):
-                mask, scores = node.input[1 - i], node.input[i]
-                nodes.append(node)
-                break
-        else:
-            return None
+def _masked_scores(g: _Graph, softmax: Any) -> tuple[str, str | None, list[Any]] | None:
+    """Up from the Softmax through a float Cast and an additive mask (each optional): (scores, mask, nodes)."""
+    scores, nodes = _skip_float_cast(g, softmax.input[0])
+    add = g.producer.get(scores)
+    if add is None or add.op_type != "Add":
+        return scores, None, nodes
+    for i in (0, 1):  # an additive mask (CLIP's causal mask); the scaled scores are the Mul or Div side
+        inner = g.producer.get(add.input[i])
+        if inner is not None and inner.op_type in ("Mul", "Div"):
+            return add.input[i], add.input[1 - i], nodes + [add]
+    return None
+
+
+def _scaled_qk(g: _Graph, scores: str) -> tuple[Any, Any, float] | None:
+    """``MatMul(Qh, Kh) · scale`` or ``MatMul(Qh, Kh) / c`` with a constant: (Mul or Div, MatMul, scale)."""
     scale_node = g.producer.get(scores)
     if scale_node is None or scale_node.op_type not in ("Mul", "Div"):
         return None
-    qk = None
-    scale = None
     for i in (0, 1) if scale_node.op_type == "Mul" else (0,):
         const = g.constant(scale_node.input[1 - i])
-        parent = g.parent(scale_node, i, "MatMul")
-        if const is not None and const.size == 1 and parent is not None:
+        qk = g.parent(scale_node, i, "MatMul")
+        if const is not None and const.size == 1 and qk is not None:
             value = float(const.reshape(()))
-            scale = value if scale_node.op_type == "Mul" else 1.0 / value
-            qk = parent
-            break
-    if qk is None or scale is None:
+            return scale_node, qk, value if scale_node.op_type == "Mul" else 1.0 / value
+    return None
+
+
+def _probs_matmul(g: _Graph, softmax: Any) -> tuple[Any, list[Any]] | None:
+    """The ``MatMul(P, Vh)`` alone reading P, the Softmax's output or its float Cast: (MatMul, [Cast] or [])."""
+    probs, casts = softmax.output[0], []
+    matmul = g.only_consumer(probs)
+    if matmul is not None and matmul.op_type == "Cast" and _attr(matmul, "to") == _FLOAT:
+        probs, casts = matmul.output[0], [matmul]
+        matmul = g.only_consumer(probs)
+    if matmul is None or matmul.op_type != "MatMul" or matmul.input[0] != probs:
         return None
-    nodes += [scale_node, qk]
+    return matmul, casts
+
+
+def _merged_heads(g: _Graph, pv: Any) -> tuple[Any, Any] | None:
+    """``Reshape(Transpose[0,2,1,3](P·Vh), [B, S, H·D])`` as the only consumers: (Transpose, Reshape)."""
+    transpose = g.only_consumer(pv.output[0])
+    if (
+        transpose is None
+        or transpose.op_type != "Transpose"
+        or list(_attr(transpose, "perm", [])) != [0, 2, 1, 3]
+    ):
+        return None
+    reshape = g.only_consumer(transpose.output[0])
+    if reshape is None or reshape.op_type != "Reshape" or g.shape_values(reshape.input[1], 3) is None:
+        return None
+    return transpose, reshape
+
+
+def _heads_and_head_dim(g: _Graph, q: str, q_shape: np.ndarray) -> tuple[int, int] | None:
+    """H and D of Q's reshape to [B, S, H, D]; one computed from shapes (0 there) comes from Q's projection."""
+    heads, head_dim = int(q_shape[2]), int(q_shape[3])
+    if heads > 0 and head_dim > 0:
+        return heads, head_dim
+    width = _projection_width(g, q)
+    known = head_dim if head_dim > 0 else heads
+    if width is None or known <= 0 or width % known:
+        return None
+    return (width // head_dim, head_dim) if head_dim > 0 else (heads, width // heads)
+
+
+def _match(g: _Graph, softmax: Any) -> _Match | None:
+    """The attention subgraph around ``softmax`` (the module docstring's pattern), or None."""
+    if _attr(softmax, "axis", -1) not in (-1, 3):
+        return None
+    masked = _masked_scores(g, softmax)
+    if masked is None:
+        return None
+    scores, mask, score_nodes = masked
+    scaled = _scaled_qk(g, scores)
+    if scaled is None:
+        return None
+    scale_node, qk, scale = scaled
     q_path = _heads_path(g, qk.input[0], [0, 2, 1, 3])
     k_path = _key_path(g, qk.input[1])
     if q_path is None or k_path is None:
         return None
-
-    probs = g.only_consumer(softmax.output[0])
-    if probs is not None and probs.op_type == "Cast" and _attr(probs, "to") == _FLOAT:
-        nodes.append(probs)
-        probs = g.only_consumer(probs.output[0])
-    if (
-        probs is None
-        or probs.op_type != "MatMul"
-        or probs.input[0] not in (softmax.output[0], nodes[-1].output[0])
-    ):
+    found = _probs_matmul(g, softmax)
+    if found is None:
         return None
-    v_path = _heads_path(g, probs.input[1], [0, 2, 1, 3])
-    transpose_out = g.only_consumer(probs.output[0])
-    if (
-        v_path is None
-        or transpose_out is None
-        or transpose_out.op_type != "Transpose"
-        or list(_attr(transpose_out, "perm", [])) != [0, 2, 1, 3]
-    ):
+    pv, prob_casts = found
+    v_path = _heads_path(g, pv.input[1], [0, 2, 1, 3])
+    if v_path is None:
         return None
-    reshape_out = g.only_consumer(transpose_out.output[0])
-    if reshape_out is None or reshape_out.op_type != "Reshape":
-        return None
-    if g.shape_values(reshape_out.input[1], 3) is None:
+    output = _merged_heads(g, pv)
+    if output is None:
         return None
 
     q, q_shape, q_nodes = q_path
     k, _, k_nodes = k_path
     v, _, v_nodes = v_path
-    heads, head_dim = int(q_shape[2]), int(q_shape[3])
-    if heads <= 0 or head_dim <= 0:  # a dim computed from shapes: take it from the projection's width
-        width = _projection_width(g, q)
-        known = head_dim if head_dim > 0 else heads
-        if width is None or known <= 0 or width % known:
-            return None
-        heads, head_dim = (width // head_dim, head_dim) if head_dim > 0 else (heads, width // heads)
-    nodes += q_nodes + k_nodes + v_nodes + [probs, transpose_out, reshape_out]
-    return _Match(softmax, nodes, q, k, v, mask, scale, heads, head_dim, reshape_out.output[0])
+    dims = _heads_and_head_dim(g, q, q_shape)
+    if dims is None:
+        return None
+    nodes = [softmax, *score_nodes, scale_node, qk, *prob_casts, *q_nodes, *k_nodes, *v_nodes, pv, *output]
+    return _Match(softmax, nodes, q, k, v, mask, scale, *dims, output[1].output[0])
 
 
 def _packed_inputs(g: _Graph, m: _Match, index: int, new_inits: list[Any]) -> tuple[list[str], list[Any]]:

@@ -22,6 +22,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.components import Component
+
 log = logging.getLogger(__name__)
 
 PENDING_REASON = "needs CUDAExecutionProvider"
@@ -30,7 +32,7 @@ PENDING_REASON = "needs CUDAExecutionProvider"
 def gate_cuda_graph(
     measured: dict[str, Any] | None,
     *,
-    component: str,
+    component: type[Component],
     precision: str,
     fp32_graph: Path,
     cases: list,
@@ -45,13 +47,13 @@ def gate_cuda_graph(
         "cpu_fusions": _cpu_fusions_check(component, precision, fp32_graph, cases, scratch),
         "emulated_fusions": _emulated_check(component, fp32_graph, cases, scratch),
     }
-    for path in scratch.glob(f"{component}.check.onnx*"):
+    for path in scratch.glob(f"{component.name}.check.onnx*"):
         path.unlink()
     log.warning(
         "%s: the fused CUDA graph's validation gate is PENDING (%s): it was not run here. On the CPU: the "
         "same build with only CPU-runnable fusions passed (%s %.4g, threshold %g); the fp32 build with every "
         "fusion, its CUDA-only operators emulated by standard ops, passed (%s %.3g, threshold %g)",
-        component,
+        component.name,
         PENDING_REASON,
         *(_figures(checks["cpu_fusions"])),
         *(_figures(checks["emulated_fusions"])),
@@ -64,20 +66,22 @@ def _figures(check: dict[str, Any]) -> tuple[str, float, float]:
     return check["metric"], value if isinstance(value, float) else float("inf"), check["threshold"]
 
 
-def _cpu_fusions_check(component: str, precision: str, fp32_graph: Path, cases: list, scratch: Path) -> dict:
+def _cpu_fusions_check(
+    component: type[Component], precision: str, fp32_graph: Path, cases: list, scratch: Path
+) -> dict:
     """The build at ``precision`` with only the fusions that have CPU kernels, run on the CPU."""
     from sdrt.export.onnx.validate import validate_onnx
 
     from .optimize import optimize_for_cuda
 
-    variant = scratch / f"{component}.check.onnx"
+    variant = scratch / f"{component.name}.check.onnx"
     counts = optimize_for_cuda(
         fp32_graph, variant, component=component, precision=precision, cpu_check_variant=True
     )
     check = validate_onnx(
         variant,
         cases,
-        component=f"{component} (fused graph, CPU-runnable fusions)",
+        component=f"{component.name} (fused graph, CPU-runnable fusions)",
         precision=precision,
         providers=["CPUExecutionProvider"],
     )
@@ -90,7 +94,7 @@ def _cpu_fusions_check(component: str, precision: str, fp32_graph: Path, cases: 
     }
 
 
-def _emulated_check(component: str, fp32_graph: Path, cases: list, scratch: Path) -> dict:
+def _emulated_check(component: type[Component], fp32_graph: Path, cases: list, scratch: Path) -> dict:
     """The fp32 build with every fusion, CUDA-only operators rewritten as standard ops, run on the CPU."""
     import onnx
 
@@ -99,7 +103,7 @@ def _emulated_check(component: str, fp32_graph: Path, cases: list, scratch: Path
     from .emulate import emulate_cuda_only_ops
     from .optimize import optimize_for_cuda, save_graph
 
-    variant = scratch / f"{component}.check.onnx"
+    variant = scratch / f"{component.name}.check.onnx"
     counts = optimize_for_cuda(fp32_graph, variant, component=component, precision="fp32")
     model = onnx.load(str(variant), load_external_data=True)
     emulated = emulate_cuda_only_ops(model)
@@ -108,7 +112,7 @@ def _emulated_check(component: str, fp32_graph: Path, cases: list, scratch: Path
     check = validate_onnx(
         variant,
         cases,
-        component=f"{component} (fused fp32 graph, CUDA-only ops emulated)",
+        component=f"{component.name} (fused fp32 graph, CUDA-only ops emulated)",
         precision="fp32",
         providers=["CPUExecutionProvider"],
     )

@@ -29,16 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.export.onnx.cleanup import EXTERNAL_DATA_THRESHOLD
+from sdrt.runtime.components import Component
 
 log = logging.getLogger(__name__)
-
-_TRANSFORMERS_TYPES = {
-    "text_encoder": "clip",
-    "text_encoder_2": "clip",
-    "unet": "unet",
-    "vae_encoder": "vae",
-    "vae_decoder": "vae",
-}
 
 
 def _onnx_bytes(path: Path) -> int:
@@ -179,7 +172,7 @@ def _bypass_input_round_trips(model: Any, blocked: set[str]) -> None:
 
 
 def fused_cuda_model(
-    src_fp32: Path, *, component: str, precision: str, cpu_check_variant: bool = False
+    src_fp32: Path, *, component: type[Component], precision: str, cpu_check_variant: bool = False
 ) -> tuple[Any, dict[str, Any]]:
     """The fused (and, for fp16, converted) graph as an ``onnxruntime.transformers`` OnnxModel."""
     import onnx
@@ -193,7 +186,7 @@ def fused_cuda_model(
     from .casts import fold_constant_casts, remove_useless_casts
     from .transposes import reduce_layout_transposes
 
-    model_type = _TRANSFORMERS_TYPES[component]
+    model_type = component.ort_model_type
     proto = onnx.load(str(src_fp32), load_external_data=True)
     before = graph_counts(proto)
     fp16 = precision == "fp16"
@@ -261,7 +254,7 @@ def save_graph(model: Any, dst: Path) -> bool:
 
 
 def optimize_for_cuda(
-    src_fp32: Path, dst: Path, *, component: str, precision: str, cpu_check_variant: bool = False
+    src_fp32: Path, dst: Path, *, component: type[Component], precision: str, cpu_check_variant: bool = False
 ) -> dict[str, Any]:
     """Write the fused graph for the CUDA provider (buildable without a GPU); returns the manifest record."""
     model, stats = fused_cuda_model(
@@ -271,7 +264,7 @@ def optimize_for_cuda(
     save_graph(model.model, dst)
     log.info(
         "%s: fused for CUDA %s; %d Cast, %d Transpose, %d nodes (fp32 export: %d Cast, %d Transpose, %d nodes)",
-        component,
+        component.name,
         counts["fused"],
         counts["casts"],
         counts["transposes"],
@@ -283,7 +276,7 @@ def optimize_for_cuda(
     return {
         "provider": "cuda",
         "optimized": True,
-        "optimizer": f"onnxruntime.transformers ({_TRANSFORMERS_TYPES[component]}) + sdrt attention fusion",
+        "optimizer": f"onnxruntime.transformers ({component.ort_model_type}) + sdrt attention fusion",
         "precision": precision,
         **counts,
         "export_counts": stats["before"],
@@ -293,7 +286,13 @@ def optimize_for_cuda(
 
 
 def optimize_for_ort(
-    src: Path, dst: Path, *, component: str, provider: str, precision: str, src_fp32: Path | None = None
+    src: Path,
+    dst: Path,
+    *,
+    component: type[Component],
+    provider: str,
+    precision: str,
+    src_fp32: Path | None = None,
 ) -> dict[str, Any]:
     """Write the ORT-optimized graph ``dst`` for ``provider`` (cpu | cuda); returns the manifest record."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -302,5 +301,5 @@ def optimize_for_ort(
     else:
         record = optimize_for_cpu(src, dst)
     record["bytes"] = _onnx_bytes(dst)
-    log.debug("%s: ORT graph for %s written to %s", component, provider, dst)
+    log.debug("%s: ORT graph for %s written to %s", component.name, provider, dst)
     return record

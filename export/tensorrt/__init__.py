@@ -1,0 +1,1 @@
+"""TensorRT plans from the bundle's ONNX graphs: profiles, builds (in a child process when large), caches."""

@@ -60,126 +60,129 @@ def build_trt_plans(
     (default: for ONNX graphs over 256 MB). Raises ``ProfileError`` before any build for a bad range,
     ``OnnxParseError`` naming the node and operator TensorRT cannot parse, ``TrtBuildError``.
     """
-    bundle = Path(bundle_dir)
     trt = import_trt(trt_module)
-    label, version = module_label(trt), module_version(trt)
     manifest = copy.deepcopy(manifest)
-    records = manifest.components
-    unknown = [c for c in components if c not in records]
+    unknown = [c for c in components if c not in manifest.components]
     if unknown:
-        raise OptionError(f"no component(s) {unknown} in the manifest; it has {sorted(records)}")
-    targets = [cc_label(t) for t in compute_capabilities(trt, target_compute)]  # validates early
+        raise OptionError(f"no component(s) {unknown} in the manifest; it has {sorted(manifest.components)}")
+    builder = PlanBuilder(Path(bundle_dir), trt, target_compute, force=force, isolate=isolate)
     if refittable and is_rtx(trt) and current_compute_capability() is None:
         raise OptionError(
-            f"{label} {version} cannot build refittable plans without a GPU (its refit path compiles on the "
-            "device; the CPU-only build fails in Myelin): build without --refittable here, or on a machine "
-            "with an NVIDIA GPU"
+            f"{builder.label} {builder.version} cannot build refittable plans without a GPU (its refit path "
+            "compiles on the device; the CPU-only build fails in Myelin): build without --refittable here, or "
+            "on a machine with an NVIDIA GPU"
         )
     planned = [
-        (c, profile_for(records[c], manifest, requested=(profiles or {}).get(c), static=static))
-        for c in components
-    ]
-    previous = read_previous_manifest(bundle)
-    (bundle / "plans").mkdir(parents=True, exist_ok=True)
-    timing_cache = str(bundle / TIMING_CACHE) if supports_timing_cache(trt) else None
-    log.info("TensorRT plans with %s %s for %s", label, version, ", ".join(c for c, _ in planned))
-    for component, profile in planned:
-        record = records[component]
-        strongly_typed, fp16_flag, plan_precision = choose_precision(
-            trt, record.precision, precision, component
+        (
+            manifest.components[c],
+            profile_for(manifest.components[c], manifest, requested=(profiles or {}).get(c), static=static),
         )
-        settings = BuildSettings(
+        for c in components
+    ]  # every profile checked before the first build
+    previous = read_previous_manifest(builder.bundle)
+    log.info("TensorRT plans with %s %s for %s", builder.label, builder.version, ", ".join(components))
+    for record, profile in planned:
+        plan_precision = choose_precision(trt, record.precision, precision, record.name)
+        settings = builder.settings(plan_precision, optimization_level, workspace_gb, refittable)
+        old = record.plans.get(profile.name)
+        if old is None and previous is not None and record.name in previous.components:
+            old = previous.components[record.name].plans.get(profile.name)
+        record.plans[profile.name] = builder.build_or_reuse(record, profile, settings, old)
+    return manifest
+
+
+class PlanBuilder:
+    """What every plan of one ``build_trt_plans`` call shares: the bundle, the TensorRT module and its
+    targets, the timing cache; ``build_or_reuse`` makes one plan or keeps an up-to-date one."""
+
+    def __init__(
+        self, bundle: Path, trt: Any, target_compute: list[str] | None, *, force: bool, isolate: bool | None
+    ) -> None:
+        self.bundle = bundle
+        self.trt = trt
+        self.label, self.version = module_label(trt), module_version(trt)
+        self.targets = [cc_label(t) for t in compute_capabilities(trt, target_compute)]  # validates early
+        self.timing_cache = str(bundle / TIMING_CACHE) if supports_timing_cache(trt) else None
+        self.force = force
+        self.isolate = isolate
+
+    def settings(
+        self,
+        precision: tuple[bool, bool, str],
+        optimization_level: int,
+        workspace_gb: float | None,
+        refittable: bool,
+    ) -> BuildSettings:
+        strongly_typed, fp16_flag, plan_precision = precision
+        return BuildSettings(
             strongly_typed=strongly_typed,
             fp16_flag=fp16_flag,
             precision=plan_precision,
             optimization_level=optimization_level,
             workspace_gb=workspace_gb,
             refittable=refittable,
-            compute_capabilities=tuple(targets or _default_targets(trt)),
-            timing_cache=timing_cache is not None,
+            compute_capabilities=tuple(self.targets or _default_targets(self.trt)),
+            timing_cache=self.timing_cache is not None,
         )
-        old = record.plans.get(profile.name)
-        if old is None and previous is not None and component in previous.components:
-            old = previous.components[component].plans.get(profile.name)
-        record.plans[profile.name] = _build_or_reuse(
-            bundle,
-            record,
-            profile,
-            settings,
-            targets,
-            label,
-            version,
-            timing_cache,
-            old,
-            force,
-            isolate,
-        )
-    return manifest
 
-
-def _build_or_reuse(
-    bundle: Path,
-    record: ComponentRecord,
-    profile: ShapeProfile,
-    settings: BuildSettings,
-    targets: list[str],
-    label: str,
-    version: str,
-    timing_cache: str | None,
-    old: PlanRecord | None,
-    force: bool,
-    isolate: bool | None,
-) -> PlanRecord:
-    component = record.name
-    onnx_path = bundle / record.onnx
-    if not onnx_path.is_file():
-        raise BundleNotFoundError(
-            f"{component}: ONNX {onnx_path} is missing; run build-engine to export it first"
+    def build_or_reuse(
+        self, record: ComponentRecord, profile: ShapeProfile, settings: BuildSettings, old: PlanRecord | None
+    ) -> PlanRecord:
+        component, onnx_path = record.name, self.bundle / record.onnx
+        if not onnx_path.is_file():
+            raise BundleNotFoundError(
+                f"{component}: ONNX {onnx_path} is missing; run build-engine to export it first"
+            )
+        input_shapes = profile.input_shapes(record.inputs)
+        key = plan_key(
+            onnx_digest=onnx_sha256(onnx_path),
+            input_shapes=input_shapes,
+            precision=settings.precision,
+            flags=settings.flags(),
+            trt_module=self.label,
+            trt_version=self.version,
         )
-    input_shapes = profile.input_shapes(record.inputs)
-    key = plan_key(
-        onnx_digest=onnx_sha256(onnx_path),
-        input_shapes=input_shapes,
-        precision=settings.precision,
-        flags=settings.flags(),
-        trt_module=label,
-        trt_version=version,
-    )
-    rel_file = f"plans/{component}.{profile.name}.plan"
-    if not force and old and old.key == key and (bundle / old.file).is_file():
-        log.info("%s: plan %s is up to date (key %s), not rebuilt", component, old.file, key[:12])
-        return old
-    job = PlanJob(
-        component=component,
-        profile_name=profile.name,
-        onnx_path=str(onnx_path),
-        plan_path=str(bundle / rel_file),
-        inputs={name: spec.to_record() for name, spec in record.inputs.items()},
-        input_shapes=input_shapes,
-        settings=settings,
-        target_compute=targets,
-        trt_module=label,
-        timing_cache_path=timing_cache,
-    )
-    big = (
-        sum(p.stat().st_size for p in onnx_path.parent.glob(onnx_path.stem + ".onnx*")) > ISOLATE_ABOVE_BYTES
-    )
-    stats = build_plan_isolated(job) if (isolate if isolate is not None else big) else build_plan(job)
-    return PlanRecord(
-        file=rel_file,
-        trt_module=label,
-        trt_version=version,
-        compute_capabilities=list(settings.compute_capabilities),
-        profile=profile.as_record(),
-        input_shapes={k: [list(s) for s in v] for k, v in input_shapes.items()},
-        static=profile.is_static,
-        precision=settings.precision,
-        flags={**settings.flags(), "timing_cache": settings.timing_cache},
-        key=key,
-        build_seconds=stats["build_seconds"],
-        bytes=stats["bytes"],
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+        if not self.force and old and old.key == key and (self.bundle / old.file).is_file():
+            log.info("%s: plan %s is up to date (key %s), not rebuilt", component, old.file, key[:12])
+            return old
+        rel_file = f"plans/{component}.{profile.name}.plan"
+        (self.bundle / "plans").mkdir(parents=True, exist_ok=True)
+        job = PlanJob(
+            component=component,
+            profile_name=profile.name,
+            onnx_path=str(onnx_path),
+            plan_path=str(self.bundle / rel_file),
+            inputs={name: spec.to_record() for name, spec in record.inputs.items()},
+            input_shapes=input_shapes,
+            settings=settings,
+            target_compute=self.targets,
+            trt_module=self.label,
+            timing_cache_path=self.timing_cache,
+        )
+        big = (
+            sum(p.stat().st_size for p in onnx_path.parent.glob(onnx_path.stem + ".onnx*"))
+            > ISOLATE_ABOVE_BYTES
+        )
+        stats = (
+            build_plan_isolated(job)
+            if (self.isolate if self.isolate is not None else big)
+            else build_plan(job)
+        )
+        return PlanRecord(
+            file=rel_file,
+            trt_module=self.label,
+            trt_version=self.version,
+            compute_capabilities=list(settings.compute_capabilities),
+            profile=profile.as_record(),
+            input_shapes={k: [list(s) for s in v] for k, v in input_shapes.items()},
+            static=profile.is_static,
+            precision=settings.precision,
+            flags={**settings.flags(), "timing_cache": settings.timing_cache},
+            key=key,
+            build_seconds=stats["build_seconds"],
+            bytes=stats["bytes"],
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
 
 
 def _default_targets(trt: Any) -> list[str]:

@@ -97,6 +97,22 @@ def _stat_cells(stage: dict[str, float] | None) -> list[str]:
 
 def format_table(result: dict[str, Any]) -> str:
     """The bench's table: per stage median/min/max in ms for sdrt (and diffusers, with the speed-up)."""
+    ref = result.get("diffusers")
+    header = ["stage (ms)", "median", "min", "max"]
+    if ref:
+        header += ["diffusers", "min", "max", "speed-up"]
+    lines = _title(result)
+    lines.append(_align([header, *_stage_rows(result), *_totals_rows(result)]))
+    if ref:
+        lines.append(
+            "speed-up = diffusers median / sdrt median (above 1: sdrt is faster); peak host RSS of diffusers "
+            "is the process's peak with both pipelines loaded"
+        )
+    return "\n".join(lines)
+
+
+def _title(result: dict[str, Any]) -> list[str]:
+    """What ran: the bundle and settings, and the diffusers pipeline compared with, if any."""
     s, sdrt = result["settings"], result["sdrt"]
     ref = result.get("diffusers")
     size = "fixed size" if s["height"] is None else f"{s['width']}x{s['height']}"
@@ -110,10 +126,14 @@ def format_table(result: dict[str, Any]) -> str:
             f"compared with diffusers {ref['pipeline']} on {s['compare_diffusers']} ({ref['device']}, "
             f"{ref['dtype']}, {ref['torch_threads']} torch threads), runs alternating"
         )
-    header = ["stage (ms)", "median", "min", "max"]
-    if ref:
-        header += ["diffusers", "min", "max", "speed-up"]
-    rows = [header]
+    return lines
+
+
+def _stage_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One row per timed stage: median, min, max (and diffusers' with the speed-up)."""
+    s, sdrt = result["settings"], result["sdrt"]
+    ref = result.get("diffusers")
+    rows = []
     for key, label in _ROWS:
         if key not in sdrt["stages"]:
             continue
@@ -125,12 +145,16 @@ def format_table(result: dict[str, Any]) -> str:
             ratio = result["ratios"].get(key)
             row += [*_stat_cells(ref["stages"].get(key)), "-" if ratio is None else f"{ratio:.2f}x"]
         rows.append(row)
-    rows.append(
+    return rows
+
+
+def _totals_rows(result: dict[str, Any]) -> list[list[str]]:
+    """The one-value rows: images/s, the first run, peak memory."""
+    sdrt, ref = result["sdrt"], result.get("diffusers")
+    rows = [
         _single(
             "images/s", sdrt["images_per_s"], ref and ref["images_per_s"], "{:.3f}", result, "images_per_s"
-        )
-    )
-    rows.append(
+        ),
         _single(
             "first run (load + 1st image)",
             sdrt["cold"]["cold_s"] * 1000,
@@ -138,9 +162,7 @@ def format_table(result: dict[str, Any]) -> str:
             "{:.0f}",
             result,
             "cold",
-        )
-    )
-    rows.append(
+        ),
         _single(
             "peak host RSS (MiB)",
             sdrt["memory"]["peak_rss_mib"],
@@ -148,8 +170,8 @@ def format_table(result: dict[str, Any]) -> str:
             "{:.0f}",
             result,
             None,
-        )
-    )
+        ),
+    ]
     if "peak_device_mib" in sdrt["memory"]:
         device_ref = ref and ref["memory"].get("peak_device_mib")
         rows.append(
@@ -162,13 +184,7 @@ def format_table(result: dict[str, Any]) -> str:
                 None,
             )
         )
-    lines.append(_align(rows))
-    if ref:
-        lines.append(
-            "speed-up = diffusers median / sdrt median (above 1: sdrt is faster); peak host RSS of diffusers "
-            "is the process's peak with both pipelines loaded"
-        )
-    return "\n".join(lines)
+    return rows
 
 
 def _single(

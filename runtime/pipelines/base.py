@@ -11,11 +11,9 @@ progress updates as diffusers counts them), VAE decoding and the output types.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,28 +24,10 @@ from sdrt.runtime.engines.open import array_module, resolve_provider
 from sdrt.runtime.errors import BundleError, InputError
 from sdrt.runtime.images import postprocess
 
+from .arrays import to_xp
+from .timesteps import step_kwargs
+
 logger = logging.getLogger(__name__)
-
-_TEXT = ("text_encoder", "text_encoder_2")
-
-
-@dataclass
-class StableDiffusionPipelineOutput:
-    """``images``: list of PIL images or an NHWC float array; no safety checker runs (always None)."""
-
-    images: Any
-    nsfw_content_detected: list[bool] | None = None
-
-    def __getitem__(self, index: int) -> Any:
-        return (self.images, self.nsfw_content_detected)[index]
-
-
-@dataclass
-class ImagePipelineOutput:
-    images: Any
-
-    def __getitem__(self, index: int) -> Any:
-        return (self.images,)[index]
 
 
 class DiffusionPipeline:
@@ -182,7 +162,7 @@ class DiffusionPipeline:
 
         ``state`` holds ``latents`` and whatever the callback may read or replace.
         """
-        step_kwargs = _step_kwargs(self.scheduler, noise, eta)
+        kwargs = step_kwargs(self.scheduler, noise, eta)
         order = self.scheduler.order
         num_warmup_steps = len(timesteps) - num_inference_steps * order
         self._num_timesteps = len(timesteps)
@@ -193,7 +173,7 @@ class DiffusionPipeline:
                     continue
                 model_output = predict(state, t)
                 state["latents"] = self.scheduler.step(
-                    model_output, t, state["latents"], **step_kwargs
+                    model_output, t, state["latents"], **kwargs
                 ).prev_sample
                 if after_step is not None:
                     after_step(i, t, state)
@@ -246,38 +226,4 @@ class DiffusionPipeline:
 
     def to_xp(self, array: Any, dtype: Any = np.float32) -> Any:
         """An array of this pipeline's array module (host data is copied to the device once)."""
-        if self.xp is np and hasattr(array, "get"):
-            array = array.get()
-        return self.xp.asarray(array, dtype=dtype)
-
-
-def _step_kwargs(scheduler: Any, noise: Any, eta: float) -> dict[str, Any]:
-    """``generator`` (and ``eta``) for ``scheduler.step`` where its signature takes them (as diffusers)."""
-    parameters = inspect.signature(scheduler.step).parameters
-    kwargs: dict[str, Any] = {}
-    if "eta" in parameters:
-        kwargs["eta"] = eta
-    if "generator" in parameters:
-        kwargs["generator"] = noise
-    return kwargs
-
-
-def retrieve_timesteps(
-    scheduler: Any,
-    num_inference_steps: int | None = None,
-    timesteps: Sequence[float] | None = None,
-    sigmas: Sequence[float] | None = None,
-) -> tuple[Any, int]:
-    """``scheduler.set_timesteps`` with a step count, custom timesteps or custom sigmas (one of them)."""
-    if timesteps is not None and sigmas is not None:
-        raise InputError("Only one of `timesteps` or `sigmas` can be passed.")
-    for name, value in (("timesteps", timesteps), ("sigmas", sigmas)):
-        if value is not None:
-            if name not in inspect.signature(scheduler.set_timesteps).parameters:
-                raise InputError(
-                    f"{type(scheduler).__name__} does not take custom `{name}`; pass num_inference_steps"
-                )
-            scheduler.set_timesteps(**{name: value})
-            return scheduler.timesteps, len(scheduler.timesteps)
-    scheduler.set_timesteps(num_inference_steps)
-    return scheduler.timesteps, num_inference_steps
+        return to_xp(self.xp, array, dtype)

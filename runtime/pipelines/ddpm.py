@@ -9,7 +9,8 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.images import numpy_to_pil, to_host
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
-from .base import DiffusionPipeline, ImagePipelineOutput
+from .base import DiffusionPipeline
+from .outputs import ImagePipelineOutput
 
 
 class DDPMPipeline(DiffusionPipeline):

@@ -16,39 +16,21 @@ import numpy as np
 
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.images import ImageInput, nearest_resize, preprocess_image, preprocess_mask
-from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
+from sdrt.runtime.random.noise import GeneratorLike, NoiseSource
 
-from .base import StableDiffusionPipelineOutput, retrieve_timesteps
-from .image_to_image import StableDiffusionImg2ImgPipeline, _repeat_to
+from .arrays import repeat_to_batch
+from .guided import GuidedCall
+from .image_latents import encode_image
+from .outputs import StableDiffusionPipelineOutput
+from .stable_diffusion import StableDiffusionBase
+from .timesteps import check_strength, retrieve_timesteps, strength_timesteps
 
 
-class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
+class StableDiffusionInpaintPipeline(StableDiffusionBase):
     """Inpainting: ``pipe(prompt, image=init_image, mask_image=mask)`` (white = repaint)."""
 
+    required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
     model_types = ("inpaint", "sd1", "sd2")
-
-    def prepare_mask_latents(
-        self,
-        mask: np.ndarray,
-        masked_image: Any,
-        batch_size: int,
-        height: int,
-        width: int,
-        noise: NoiseSource,
-        do_cfg: bool,
-    ) -> tuple[Any, Any]:
-        """Mask at latent size and the masked image's latents, repeated to the batch (doubled for guidance)."""
-        xp = self.xp
-        mask = self.to_xp(
-            nearest_resize(mask, height // self.vae_scale_factor, width // self.vae_scale_factor)
-        )
-        masked_image_latents = self.encode_image(masked_image, noise)
-        mask = _repeat_to(xp, mask, batch_size, "mask")
-        masked_image_latents = _repeat_to(xp, masked_image_latents, batch_size, "masked image")
-        if do_cfg:
-            mask = xp.concatenate([mask] * 2)
-            masked_image_latents = xp.concatenate([masked_image_latents] * 2)
-        return mask, masked_image_latents
 
     def __call__(
         self,
@@ -76,98 +58,67 @@ class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ) -> StableDiffusionPipelineOutput | tuple:
-        xp = self.xp
         default_height, default_width = self.default_size()
         height, width = height or default_height, width or default_width
         self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        self.check_strength(strength)
+        check_strength(strength)
         if image is None or mask_image is None:
             raise InputError("inpainting needs both `image` and `mask_image`")
         init_image = preprocess_image(image, height, width, self.vae_scale_factor)
-        mask_condition = preprocess_mask(mask_image, height, width, self.vae_scale_factor)
-        do_cfg = self.do_guidance(guidance_scale)
-        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
-            prompt, num_images_per_prompt, do_cfg, negative_prompt, prompt_embeds, negative_prompt_embeds
+        mask = preprocess_mask(mask_image, height, width, self.vae_scale_factor)
+        guided = self.do_guidance(guidance_scale)
+        embeds = self.prompt_encoder.encode(
+            prompt, num_images_per_prompt, guided, negative_prompt, prompt_embeds, negative_prompt_embeds
         )
-        batch = prompt_embeds.shape[0]
-        if do_cfg:
-            prompt_embeds = xp.concatenate([negative_prompt_embeds, prompt_embeds])
         timesteps, num_inference_steps = retrieve_timesteps(
             self.scheduler, num_inference_steps, timesteps, sigmas
         )
-        timesteps, num_inference_steps = self.get_timesteps(num_inference_steps, strength)
-        if num_inference_steps < 1:
-            raise InputError(
-                f"After adjusting the num_inference_steps by strength parameter: {strength}, the number of pipeline"
-                f"steps is {num_inference_steps} which is < 1 and not appropriate for this pipeline."
-            )
-        latent_timestep = np.repeat(np.asarray(timesteps[:1]), batch)
-        check_generator_list(generator, batch)
-        noise = NoiseSource(generator, xp)
+        timesteps, num_inference_steps = strength_timesteps(self.scheduler, num_inference_steps, strength)
+        noise = self.noise_source(generator, embeds.batch)
         plain_unet = self.unet.config.in_channels == 4
-        latents, initial_noise, image_latents = self._prepare_latents(
-            batch,
+        latents, initial_noise, image_latents = self.prepare_latents_from(
+            embeds.batch,
             height,
             width,
             noise,
             latents,
             self.to_xp(init_image),
-            latent_timestep,
+            timesteps,
             strength == 1.0,
             plain_unet,
         )
-        if masked_image_latents is None:
-            masked_image = self.to_xp(init_image * (mask_condition < 0.5))
-        else:
-            masked_image = self.to_xp(masked_image_latents)
-        mask, masked_image_latents = self.prepare_mask_latents(
-            mask_condition, masked_image, batch, height, width, noise, do_cfg
+        masked = init_image * (mask < 0.5) if masked_image_latents is None else masked_image_latents
+        mask, masked = self.prepare_mask_latents(
+            mask, self.to_xp(masked), embeds.batch, height, width, noise, guided
         )
-        if not plain_unet:
-            channels = latents.shape[1] + mask.shape[1] + masked_image_latents.shape[1]
-            if channels != self.unet.config.in_channels:
-                raise InputError(
-                    f"the UNet takes {self.unet.config.in_channels} channels but latents, mask and masked image "
-                    f"give {channels}"
-                )
-        state = {
-            "latents": latents,
-            "prompt_embeds": prompt_embeds,
-            "negative_prompt_embeds": negative_prompt_embeds,
-            "mask": mask,
-            "masked_image_latents": masked_image_latents,
-        }
-
-        def predict(state: dict[str, Any], t: Any) -> Any:
-            extra = () if plain_unet else (state["mask"], state["masked_image_latents"])
-            return self.guided_noise(
-                state["latents"], t, do_cfg, guidance_scale, guidance_rescale, state["prompt_embeds"], extra
-            )
-
-        def blend(i: int, t: Any, state: dict[str, Any]) -> None:
-            mask = state["mask"]
-            init_mask = mask[: mask.shape[0] // 2] if do_cfg else mask
-            init_latents_proper = image_latents
-            if i < len(timesteps) - 1:
-                next_t = np.asarray([timesteps[i + 1]])
-                init_latents_proper = self.scheduler.add_noise(init_latents_proper, initial_noise, next_t)
-            state["latents"] = (1 - init_mask) * init_latents_proper + init_mask * state["latents"]
-
-        latents = self.denoise(
-            state,
+        call = GuidedCall(
+            latents,
             timesteps,
             num_inference_steps,
-            predict,
-            noise=noise,
-            eta=eta,
-            after_step=blend if plain_unet else None,
+            embeds,
+            guidance_scale,
+            guided,
+            noise,
+            eta,
+            guidance_rescale,
+        )
+        call.state = {"mask": mask, "masked_image_latents": masked}
+        if plain_unet:
+            call.after_step = RepaintOutsideMask(
+                self.scheduler, image_latents, initial_noise, timesteps, guided
+            )
+        else:
+            self.check_channels(latents, mask, masked)
+            call.extra_channels = ("mask", "masked_image_latents")
+        images = self.generate(
+            call,
+            output_type=output_type,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
-        images = self.decode_latents(latents, output_type)
-        return StableDiffusionPipelineOutput(images) if return_dict else (images, None)
+        return self.output(images, return_dict)
 
-    def _prepare_latents(
+    def prepare_latents_from(
         self,
         batch: int,
         height: int,
@@ -175,11 +126,11 @@ class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
         noise: NoiseSource,
         latents: Any,
         image: Any,
-        timestep: Any,
+        timesteps: Any,
         is_strength_max: bool,
         return_image_latents: bool,
     ) -> tuple[Any, Any, Any]:
-        """(latents, the noise drawn for them, the image's latents when needed) — diffusers' order of draws."""
+        """(latents, the noise drawn for them, the image's latents when needed), drawn in diffusers' order."""
         shape = (
             batch,
             self.vae.config.latent_channels,
@@ -188,16 +139,62 @@ class StableDiffusionInpaintPipeline(StableDiffusionImg2ImgPipeline):
         )
         image_latents = None
         if return_image_latents or (latents is None and not is_strength_max):
-            image_latents = _repeat_to(self.xp, self.encode_image(image, noise), batch, "image")
-        if latents is None:
-            drawn = noise.randn(shape)
-            if is_strength_max:
-                latents = drawn * self.scheduler.init_noise_sigma
-            else:
-                latents = self.scheduler.add_noise(image_latents, drawn, timestep)
-        else:
+            image_latents = repeat_to_batch(self.xp, encode_image(self.vae, image, noise), batch, "image")
+        if latents is not None:
             drawn = self.to_xp(latents)
             if tuple(drawn.shape) != shape:
                 raise InputError(f"`latents` have shape {tuple(drawn.shape)}, expected {shape}")
-            latents = drawn * self.scheduler.init_noise_sigma
-        return latents, drawn, image_latents
+            return drawn * self.scheduler.init_noise_sigma, drawn, image_latents
+        drawn = noise.randn(shape)
+        if is_strength_max:
+            return drawn * self.scheduler.init_noise_sigma, drawn, image_latents
+        timestep = np.repeat(np.asarray(timesteps[:1]), batch)
+        return self.scheduler.add_noise(image_latents, drawn, timestep), drawn, image_latents
+
+    def prepare_mask_latents(
+        self,
+        mask: np.ndarray,
+        masked_image: Any,
+        batch: int,
+        height: int,
+        width: int,
+        noise: NoiseSource,
+        guided: bool,
+    ) -> tuple[Any, Any]:
+        """Mask at latent size and the masked image's latents, repeated to the batch (doubled for guidance)."""
+        xp, scale = self.xp, self.vae_scale_factor
+        mask = repeat_to_batch(
+            xp, self.to_xp(nearest_resize(mask, height // scale, width // scale)), batch, "mask"
+        )
+        masked_latents = repeat_to_batch(
+            xp, encode_image(self.vae, masked_image, noise), batch, "masked image"
+        )
+        if guided:
+            return xp.concatenate([mask] * 2), xp.concatenate([masked_latents] * 2)
+        return mask, masked_latents
+
+    def check_channels(self, latents: Any, mask: Any, masked_latents: Any) -> None:
+        channels = latents.shape[1] + mask.shape[1] + masked_latents.shape[1]
+        if channels != self.unet.config.in_channels:
+            raise InputError(
+                f"the UNet takes {self.unet.config.in_channels} channels but latents, mask and masked image give {channels}"
+            )
+
+
+class RepaintOutsideMask:
+    """After each step of a plain UNet: outside the mask, the image's latents noised to the next timestep."""
+
+    def __init__(self, scheduler: Any, image_latents: Any, noise: Any, timesteps: Any, guided: bool) -> None:
+        self.scheduler = scheduler
+        self.image_latents = image_latents
+        self.noise = noise
+        self.timesteps = timesteps
+        self.guided = guided
+
+    def __call__(self, i: int, t: Any, state: dict[str, Any]) -> None:
+        mask = state["mask"]
+        keep = mask[: mask.shape[0] // 2] if self.guided else mask
+        proper = self.image_latents
+        if i < len(self.timesteps) - 1:
+            proper = self.scheduler.add_noise(proper, self.noise, np.asarray([self.timesteps[i + 1]]))
+        state["latents"] = (1 - keep) * proper + keep * state["latents"]

@@ -1,10 +1,30 @@
-"""Prompt handling shared by the pipelines: batch checks and Stable Diffusion 1/2 prompt encoding."""
+"""Prompt handling: the prompt arguments checked and listed, and Stable Diffusion 1/2's prompt encoding
+(diffusers' ``encode_prompt``) over a tokenizer and a text encoder, into :class:`PromptEmbeds`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from sdrt.runtime.errors import InputError, InputTypeError
+
+from .arrays import repeat_rows, to_xp
+
+
+@dataclass
+class PromptEmbeds:
+    """Per image (prompts x ``num_images_per_prompt``); the negative ones are None without guidance.
+    SDXL adds the pooled embeddings of its second encoder."""
+
+    prompt_embeds: Any
+    negative_prompt_embeds: Any = None
+    pooled: Any = None
+    negative_pooled: Any = None
+
+    @property
+    def batch(self) -> int:
+        return int(self.prompt_embeds.shape[0])
 
 
 def prompt_list(prompt: str | list[str] | None, prompt_embeds: Any = None) -> list[str] | None:
@@ -42,39 +62,43 @@ def negative_list(negative_prompt: str | list[str] | None, batch_size: int) -> l
     return list(negative_prompt)
 
 
-def repeat_rows(xp: Any, array: Any, times: int) -> Any:
-    """Each row ``times`` times in a row (torch's ``repeat(1, n, 1).view(b * n, ...)``)."""
-    return array if times == 1 else xp.repeat(array, times, axis=0)
+class PromptEncoder:
+    """Stable Diffusion 1/2: the text encoder's last hidden state for the prompts and negative prompts."""
 
+    def __init__(self, tokenizer: Any, text_encoder: Any, xp: ModuleType) -> None:
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        self.xp = xp
 
-def encode_prompt(
-    pipe: Any,
-    prompt: list[str] | None,
-    num_images_per_prompt: int,
-    do_classifier_free_guidance: bool,
-    negative_prompt: str | list[str] | None = None,
-    prompt_embeds: Any = None,
-    negative_prompt_embeds: Any = None,
-) -> tuple[Any, Any]:
-    """diffusers' ``StableDiffusionPipeline.encode_prompt``: (prompt_embeds, negative_prompt_embeds),
-    each [batch * num_images_per_prompt, 77, D]; the negative ones are None without guidance."""
-    xp = pipe.xp
-    max_length = pipe.tokenizer.model_max_length
-    if prompt_embeds is None:
-        ids = pipe.tokenizer(prompt, padding="max_length", max_length=max_length, truncation=True).input_ids
-        prompt_embeds = pipe.text_encoder(ids)["last_hidden_state"]
-    prompt_embeds = pipe.to_xp(prompt_embeds)
-    batch_size = prompt_embeds.shape[0]
-    prompt_embeds = repeat_rows(xp, prompt_embeds, num_images_per_prompt)
-    if do_classifier_free_guidance and negative_prompt_embeds is None:
-        uncond = negative_list(negative_prompt, batch_size)
-        ids = pipe.tokenizer(uncond, padding="max_length", max_length=prompt_embeds.shape[1], truncation=True)
-        negative_prompt_embeds = pipe.text_encoder(ids.input_ids)["last_hidden_state"]
-    if do_classifier_free_guidance:
-        negative_prompt_embeds = pipe.to_xp(negative_prompt_embeds)
+    def hidden_states(self, prompts: list[str], max_length: int) -> Any:
+        ids = self.tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True).input_ids
+        return self.text_encoder(ids)["last_hidden_state"]
+
+    def encode(
+        self,
+        prompt: str | list[str] | None,
+        num_images_per_prompt: int = 1,
+        do_classifier_free_guidance: bool = True,
+        negative_prompt: str | list[str] | None = None,
+        prompt_embeds: Any = None,
+        negative_prompt_embeds: Any = None,
+    ) -> PromptEmbeds:
+        """diffusers' ``StableDiffusionPipeline.encode_prompt``, each embedding [images, 77, D]."""
+        xp, n = self.xp, num_images_per_prompt
+        prompts = prompt_list(prompt, prompt_embeds)
+        if prompt_embeds is None:
+            prompt_embeds = self.hidden_states(prompts, self.tokenizer.model_max_length)
+        prompt_embeds = to_xp(xp, prompt_embeds)
+        batch_size = prompt_embeds.shape[0]
+        if not do_classifier_free_guidance:
+            return PromptEmbeds(repeat_rows(xp, prompt_embeds, n))
+        if negative_prompt_embeds is None:
+            negative_prompt_embeds = self.hidden_states(
+                negative_list(negative_prompt, batch_size), prompt_embeds.shape[1]
+            )
+        negative_prompt_embeds = to_xp(xp, negative_prompt_embeds)
         if negative_prompt_embeds.shape[0] != batch_size:
             raise InputError(
                 f"`negative_prompt_embeds` has batch {negative_prompt_embeds.shape[0]}, `prompt_embeds` {batch_size}"
             )
-        negative_prompt_embeds = repeat_rows(xp, negative_prompt_embeds, num_images_per_prompt)
-    return prompt_embeds, negative_prompt_embeds
+        return PromptEmbeds(repeat_rows(xp, prompt_embeds, n), repeat_rows(xp, negative_prompt_embeds, n))

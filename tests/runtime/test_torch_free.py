@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from .clip_bpe_trainer import english_corpus, train_clip_bpe, write_clip_tokenizer
+from tests.runtime.text.clip_bpe_trainer import english_corpus, train_clip_bpe, write_clip_tokenizer
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .conftest import PARITY_DB, assert_parity, initial_latents, injected_noise, psnr
+from tests.parity import PARITY_DB, assert_parity, initial_latents, injected_noise, psnr
 
 torch = pytest.importorskip("torch")
 

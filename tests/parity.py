@@ -1,7 +1,8 @@
-"""Fixtures of the pipeline parity tests: tiny model folders, their bundles (built by the real
-build-engine, fp32, ORT CPU), diffusers' pipelines on the same folders, and injected noise.
+"""What the pipeline parity tests share: the tiny models' bundles (built by the real build-engine, fp32,
+ORT CPU), diffusers' pipelines on the same folders, injected noise, and the PSNR bar.
 
-Bundles are built on first use and shared by the whole session; nothing is downloaded.
+Bundles are built on first use and shared by the whole session (the ``tiny`` fixture); nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 PSNR_DB = 40.0  # the parity bar of issue 5
 # What the tests assert: fp32 ORT vs torch gives 85+ dB here, while the tiny models are so weakly
@@ -77,21 +77,14 @@ def build_bundle(model_dir: Path, out: Path, options: list[str]) -> Path:
 
 
 class TinyModels:
-    """Model folders and bundles, made once per session on first use."""
+    """Bundles of the tiny model folders, and pipelines over them, made once per session on first use."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, model_folders: Any) -> None:
         self.root = root
-        self._models: dict[str, Path] = {}
+        self.model = model_folders
         self._bundles: dict[str, Path] = {}
         self._references: dict[tuple[str, str], Any] = {}
         self._pipes: dict[tuple[str, str], Any] = {}
-
-    def model(self, kind: str) -> Path:
-        from tests.models import MAKERS
-
-        if kind not in self._models:
-            self._models[kind] = MAKERS[kind](self.root / f"model_{kind}")
-        return self._models[kind]
 
     def bundle(self, kind: str) -> Path:
         if kind not in self._bundles:
@@ -124,13 +117,6 @@ class TinyModels:
         pipe.scheduler = scheduler_from_config(dict(self._pipes[key].scheduler.config))
         pipe.set_progress_bar_config(disable=True)
         return pipe
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    for module in ("torch", "diffusers", "transformers", "onnxruntime"):
-        pytest.importorskip(module)
-    return TinyModels(tmp_path_factory.mktemp("tiny_models"))
 
 
 @contextlib.contextmanager

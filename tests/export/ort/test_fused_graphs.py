@@ -27,6 +27,7 @@ from sdrt.export.errors import OptionError  # noqa: E402
 from sdrt.export.ort.attention_fusion import fuse_matmul_attention  # noqa: E402
 from sdrt.export.ort.casts import element_types  # noqa: E402
 from sdrt.export.ort.optimize import optimize_for_cuda  # noqa: E402
+from sdrt.runtime.components import TextEncoder, UNet  # noqa: E402
 from tests.export.reference import make_feeds, max_rel_err, torch_outputs  # noqa: E402
 
 HAS_CUDA_EP = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -143,11 +144,18 @@ def test_fused_graphs_are_fp16_with_fp32_io_and_resize_scales(cuda_bundle):
 def test_cpu_runnable_fused_graph_matches_torch(fp32_graphs, model_folders, tmp_path, precision):
     """The CUDA build's fusions that have CPU kernels (attention, layer norms) + its fp16 conversion."""
     manifest = json.loads((fp32_graphs / "manifest.json").read_text())
-    for name, metric in (("unet", "noise_pred"), ("text_encoder", "last_hidden_state")):
+    for name, component, metric in (
+        ("unet", UNet, "noise_pred"),
+        ("text_encoder", TextEncoder, "last_hidden_state"),
+    ):
         record = manifest["components"][name]
         dst = tmp_path / f"{name}.onnx"
         counts = optimize_for_cuda(
-            fp32_graphs / record["onnx"], dst, component=name, precision=precision, cpu_check_variant=True
+            fp32_graphs / record["onnx"],
+            dst,
+            component=component,
+            precision=precision,
+            cpu_check_variant=True,
         )
         assert counts["fused"]["MultiHeadAttention"] > 0
         session = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
@@ -219,7 +227,7 @@ def test_emulated_fused_graph_wiring_matches_the_fp32_graph(fp32_graphs, tmp_pat
 
     src = fp32_graphs / "onnx" / "unet.onnx"
     dst = tmp_path / "unet.onnx"
-    record = optimize_for_cuda(src, dst, component="unet", precision="fp32")
+    record = optimize_for_cuda(src, dst, component=UNet, precision="fp32")
     model = onnx.load(str(dst))
     emulated = emulate_cuda_only_ops(model)
     assert emulated == {op: record["fused"][op] for op in emulated} and "NhwcConv" in emulated
@@ -287,7 +295,7 @@ def test_large_fused_graph_weights_go_to_onnx_data(fp32_graphs, tmp_path, monkey
     src = fp32_graphs / "onnx" / "text_encoder.onnx"
     dst = tmp_path / "ort" / "text_encoder.onnx"
     dst.parent.mkdir()
-    optimize_for_cuda(src, dst, component="text_encoder", precision="fp16", cpu_check_variant=True)
+    optimize_for_cuda(src, dst, component=TextEncoder, precision="fp16", cpu_check_variant=True)
     assert (tmp_path / "ort" / "text_encoder.onnx_data").is_file()
     assert sorted(p.name for p in dst.parent.iterdir()) == ["text_encoder.onnx", "text_encoder.onnx_data"]
     feeds = {"input_ids": np.zeros((1, 77), np.int32)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_parity, initial_latents, injected_noise
+from tests.parity import assert_parity, initial_latents, injected_noise
 
 torch = pytest.importorskip("torch")
 

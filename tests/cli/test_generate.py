@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import assert_parity
+from tests.parity import assert_parity
 
 torch = pytest.importorskip("torch")
 

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from .conftest import initial_latents
+from tests.parity import initial_latents
 
 
 @pytest.fixture

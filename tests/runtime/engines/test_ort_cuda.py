@@ -132,7 +132,7 @@ def test_denoising_loop_has_no_host_synchronisation(tiny, tmp_path):
     if not providers.provider_available("cuda"):
         pytest.skip("needs onnxruntime-gpu and a CUDA device")
     from sdrt.runtime import DiffusionPipeline
-    from tests.runtime.conftest import build_bundle
+    from tests.parity import build_bundle
 
     bundle = build_bundle(tiny.model("sd1"), tmp_path / "cuda", ["--device", "cuda", "--precision", "fp16"])
     pipe = DiffusionPipeline.from_pretrained(bundle, provider="cuda")

@@ -13,8 +13,8 @@ import pytest
 
 from sdrt.runtime.text.clip_bpe import bytes_to_unicode, normalize, split_words
 from sdrt.runtime.text.tokenizer import CLIPTokenizer
+from tests import models
 
-from .. import models
 from .clip_bpe_trainer import english_corpus, train_clip_bpe, write_clip_tokenizer
 from .prompt_corpus import corpus
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import assert_parity, initial_latents, injected_noise
+from tests.parity import assert_parity, initial_latents, injected_noise
 
 torch = pytest.importorskip("torch")
 

@@ -132,7 +132,7 @@ def test_bench_refuses_other_weights_and_accepts_a_copy(tiny, tmp_path, capsys):
 
 def test_bench_without_torch(tiny, tmp_path):
     """Without --compare-diffusers the bench runs with torch, diffusers and transformers unimportable."""
-    from .test_torch_free import BLOCKER
+    from tests.runtime.test_torch_free import BLOCKER
 
     path = tmp_path / "bench.json"
     args = [str(tiny.bundle("sd1")), "--steps", "1", "--runs", "1", "--warmup", "0", "--provider", "cpu"]

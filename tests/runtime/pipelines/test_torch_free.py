@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from .conftest import assert_parity, initial_latents
+from tests.parity import assert_parity, initial_latents
 
 torch = pytest.importorskip("torch")
 
