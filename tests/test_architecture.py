@@ -1,0 +1,92 @@
+"""The house rules of the layout (ARCHITECTURE.md), read from the source: what may import what, and how
+long a file or a function may grow.
+
+Layers, lowest first: ``schedulers`` <- ``runtime`` <- ``export`` <- ``cli``. A layer imports only the
+layers below it; ``schedulers`` and ``runtime`` never import torch, diffusers or transformers, not even
+inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("schedulers", "runtime", "export", "cli")  # lowest layer first
+TORCH_SIDE = ("torch", "diffusers", "transformers")
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 60  # the body, docstring included: diffusers-style signatures do not count
+SOURCE_DIRS = (*PACKAGES, "benchmarks", "tools", "training")
+
+
+def python_files(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in it, as an absolute dotted name."""
+    package = ".".join(("sdrt", *path.relative_to(ROOT).parent.parts))
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                found.add(".".join([*base, *([node.module] if node.module else [])]))
+            else:
+                found.add(node.module or "")
+    return found
+
+
+@pytest.mark.parametrize("layer", PACKAGES)
+def test_layers_import_only_downwards(layer: str) -> None:
+    above = PACKAGES[PACKAGES.index(layer) + 1 :]
+    wrong = {
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in python_files(layer)
+        for module in imported_modules(path)
+        if any(module == f"sdrt.{up}" or module.startswith(f"sdrt.{up}.") for up in above)
+    }
+    assert not wrong, sorted(wrong)
+
+
+@pytest.mark.parametrize("layer", ["schedulers", "runtime"])
+def test_torch_free_layers_never_import_torch(layer: str) -> None:
+    wrong = {
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in python_files(layer)
+        for module in imported_modules(path)
+        if module.split(".")[0] in TORCH_SIDE
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_the_import_checker_sees_imports() -> None:
+    """The checks above would pass on an empty import list: make sure they read real ones."""
+    build = imported_modules(ROOT / "export" / "build.py")
+    assert "sdrt.runtime.bundle.manifest" in build and "sdrt.export.jobs" in build
+    trace = imported_modules(ROOT / "export" / "onnx" / "trace.py")
+    assert "torch" in trace and "sdrt.export.onnx.matmul_attention" in trace
+
+
+def test_no_file_over_the_limit() -> None:
+    long = {
+        f"{p.relative_to(ROOT)}: {n} lines"
+        for p in python_files(*SOURCE_DIRS, "tests")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_FILE_LINES
+    }
+    assert not long, sorted(long)
+
+
+def test_no_function_over_the_limit() -> None:
+    long = set()
+    for path in python_files(*SOURCE_DIRS):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.body[0].lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.add(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert not long, sorted(long)
