@@ -23,6 +23,15 @@ from .prompts import PromptEmbeds
 StepCallback = Callable[[int, Any, dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """Classifier-free guidance: ``enabled`` when the UNet sees [negative, positive] batches."""
+
+    scale: float
+    rescale: float = 0.0
+    enabled: bool = True
+
+
 @dataclass
 class GuidedCall:
     """One prepared generation: the loop reads and the step-end callback may replace ``state``'s tensors."""
@@ -31,11 +40,9 @@ class GuidedCall:
     timesteps: Any
     num_inference_steps: int
     embeds: PromptEmbeds
-    guidance_scale: float
-    guided: bool  # classifier-free guidance on: the UNet sees [negative, positive] batches
+    guidance: Guidance
     noise: NoiseSource
     eta: float = 0.0
-    guidance_rescale: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)  # further tensors, by their callback names
     unet_inputs: dict[str, str] = field(default_factory=dict)  # UNet keyword -> state entry (SDXL)
     extra_channels: tuple[str, ...] = ()  # state entries concatenated to the latents (inpainting UNet)
@@ -47,6 +54,9 @@ class TextGuidedPipeline(DiffusionPipeline):
 
     def do_guidance(self, guidance_scale: float) -> bool:
         return guidance_scale > 1 and self.unet.config.time_cond_proj_dim is None
+
+    def guidance(self, guidance_scale: float, guidance_rescale: float = 0.0) -> Guidance:
+        return Guidance(guidance_scale, guidance_rescale, self.do_guidance(guidance_scale))
 
     def check_inputs(
         self, height: int, width: int, num_images_per_prompt: int, callback_inputs: Sequence[str]
@@ -83,14 +93,14 @@ class TextGuidedPipeline(DiffusionPipeline):
     def guided_noise(self, call: GuidedCall, state: dict[str, Any], t: Any) -> Any:
         """One UNet evaluation: duplicate for guidance, ``scale_model_input``, extra channels, guide."""
         latents = state["latents"]
-        model_input = self.xp.concatenate([latents] * 2) if call.guided else latents
+        model_input = self.xp.concatenate([latents] * 2) if call.guidance.enabled else latents
         model_input = self.scheduler.scale_model_input(model_input, t)
         if call.extra_channels:
             model_input = self.xp.concatenate([model_input, *(state[k] for k in call.extra_channels)], axis=1)
         added = {name: state[key] for name, key in call.unet_inputs.items()}
         noise_pred = self.unet(model_input, t, state["prompt_embeds"], **added)
-        if call.guided:
-            noise_pred = apply_guidance(self.xp, noise_pred, call.guidance_scale, call.guidance_rescale)
+        if call.guidance.enabled:
+            noise_pred = apply_guidance(self.xp, noise_pred, call.guidance.scale, call.guidance.rescale)
         return noise_pred
 
     def generate(
@@ -98,13 +108,14 @@ class TextGuidedPipeline(DiffusionPipeline):
         call: GuidedCall,
         *,
         output_type: str,
+        return_dict: bool,
         callback_on_step_end: Callable[..., dict[str, Any]] | None,
         callback_on_step_end_tensor_inputs: Sequence[str],
     ) -> Any:
-        """Denoise ``call`` and decode it; returns the images of ``output_type``."""
+        """Denoise ``call``, decode it, and return the pipeline's output (``output``)."""
         embeds = call.embeds
         unet_embeds = embeds.prompt_embeds
-        if call.guided:
+        if call.guidance.enabled:
             unet_embeds = self.xp.concatenate([embeds.negative_prompt_embeds, embeds.prompt_embeds])
         state = {
             "latents": call.latents,
@@ -123,7 +134,7 @@ class TextGuidedPipeline(DiffusionPipeline):
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
-        return self.decode_latents(latents, output_type)
+        return self.output(self.decode_latents(latents, output_type), return_dict)
 
     def output(self, images: Any, return_dict: bool) -> Any:
         return StableDiffusionPipelineOutput(images) if return_dict else (images, None)

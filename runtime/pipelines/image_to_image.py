@@ -50,9 +50,14 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionBase):
         self.check_inputs(
             pixels.shape[2], pixels.shape[3], num_images_per_prompt, callback_on_step_end_tensor_inputs
         )
-        guided = self.do_guidance(guidance_scale)
+        guidance = self.guidance(guidance_scale, guidance_rescale)
         embeds = self.prompt_encoder.encode(
-            prompt, num_images_per_prompt, guided, negative_prompt, prompt_embeds, negative_prompt_embeds
+            prompt,
+            num_images_per_prompt,
+            guidance.enabled,
+            negative_prompt,
+            prompt_embeds,
+            negative_prompt_embeds,
         )
         timesteps, num_inference_steps = retrieve_timesteps(
             self.scheduler, num_inference_steps, timesteps, sigmas
@@ -62,21 +67,11 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionBase):
         latents = noised_image_latents(
             self.vae, self.scheduler, self.to_xp(pixels), timesteps, embeds.batch, noise
         )
-        call = GuidedCall(
-            latents,
-            timesteps,
-            num_inference_steps,
-            embeds,
-            guidance_scale,
-            guided,
-            noise,
-            eta,
-            guidance_rescale,
-        )
-        images = self.generate(
+        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
+        return self.generate(
             call,
             output_type=output_type,
+            return_dict=return_dict,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
-        return self.output(images, return_dict)

@@ -66,9 +66,14 @@ class StableDiffusionInpaintPipeline(StableDiffusionBase):
             raise InputError("inpainting needs both `image` and `mask_image`")
         init_image = preprocess_image(image, height, width, self.vae_scale_factor)
         mask = preprocess_mask(mask_image, height, width, self.vae_scale_factor)
-        guided = self.do_guidance(guidance_scale)
+        guidance = self.guidance(guidance_scale, guidance_rescale)
         embeds = self.prompt_encoder.encode(
-            prompt, num_images_per_prompt, guided, negative_prompt, prompt_embeds, negative_prompt_embeds
+            prompt,
+            num_images_per_prompt,
+            guidance.enabled,
+            negative_prompt,
+            prompt_embeds,
+            negative_prompt_embeds,
         )
         timesteps, num_inference_steps = retrieve_timesteps(
             self.scheduler, num_inference_steps, timesteps, sigmas
@@ -89,34 +94,24 @@ class StableDiffusionInpaintPipeline(StableDiffusionBase):
         )
         masked = init_image * (mask < 0.5) if masked_image_latents is None else masked_image_latents
         mask, masked = self.prepare_mask_latents(
-            mask, self.to_xp(masked), embeds.batch, height, width, noise, guided
+            mask, self.to_xp(masked), embeds.batch, height, width, noise, guidance.enabled
         )
-        call = GuidedCall(
-            latents,
-            timesteps,
-            num_inference_steps,
-            embeds,
-            guidance_scale,
-            guided,
-            noise,
-            eta,
-            guidance_rescale,
-        )
+        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
         call.state = {"mask": mask, "masked_image_latents": masked}
         if plain_unet:
             call.after_step = RepaintOutsideMask(
-                self.scheduler, image_latents, initial_noise, timesteps, guided
+                self.scheduler, image_latents, initial_noise, timesteps, guidance.enabled
             )
         else:
             self.check_channels(latents, mask, masked)
             call.extra_channels = ("mask", "masked_image_latents")
-        images = self.generate(
+        return self.generate(
             call,
             output_type=output_type,
+            return_dict=return_dict,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
-        return self.output(images, return_dict)
 
     def prepare_latents_from(
         self,

@@ -105,12 +105,12 @@ class StableDiffusionXLPipeline(TextGuidedPipeline):
         default_height, default_width = self.default_size()
         height, width = height or default_height, width or default_width
         self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        guided = self.do_guidance(guidance_scale)
+        guidance = self.guidance(guidance_scale, guidance_rescale)
         embeds = self.prompt_encoder.encode(
             prompt,
             prompt_2,
             num_images_per_prompt,
-            guided,
+            guidance.enabled,
             negative_prompt,
             negative_prompt_2,
             prompt_embeds,
@@ -138,25 +138,18 @@ class StableDiffusionXLPipeline(TextGuidedPipeline):
             num_inference_steps = len(timesteps)
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(0)
-        call = GuidedCall(
-            latents,
-            timesteps,
-            num_inference_steps,
-            embeds,
-            guidance_scale,
-            guided,
-            noise,
-            eta,
-            guidance_rescale,
-        )
-        call.state = self.added_conditions(embeds, time_ids, negative_time_ids, guided)
+        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
+        call.state = self.added_conditions(embeds, time_ids, negative_time_ids, guidance.enabled)
         call.unet_inputs = {"text_embeds": "add_text_embeds", "time_ids": "add_time_ids"}
-        images = self.generate(
+        return self.generate(
             call,
             output_type=output_type,
+            return_dict=return_dict,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
+
+    def output(self, images: Any, return_dict: bool) -> StableDiffusionXLPipelineOutput | tuple:
         return StableDiffusionXLPipelineOutput(images) if return_dict else (images,)
 
     def added_conditions(

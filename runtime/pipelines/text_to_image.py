@@ -41,9 +41,14 @@ class StableDiffusionPipeline(StableDiffusionBase):
         default_height, default_width = self.default_size()
         height, width = height or default_height, width or default_width
         self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        guided = self.do_guidance(guidance_scale)
+        guidance = self.guidance(guidance_scale, guidance_rescale)
         embeds = self.prompt_encoder.encode(
-            prompt, num_images_per_prompt, guided, negative_prompt, prompt_embeds, negative_prompt_embeds
+            prompt,
+            num_images_per_prompt,
+            guidance.enabled,
+            negative_prompt,
+            prompt_embeds,
+            negative_prompt_embeds,
         )
         noise = self.noise_source(generator, embeds.batch)
         timesteps, num_inference_steps = retrieve_timesteps(
@@ -52,21 +57,11 @@ class StableDiffusionPipeline(StableDiffusionBase):
         latents = self.prepare_latents(
             embeds.batch, self.unet.config.in_channels, height, width, noise, latents
         )
-        call = GuidedCall(
-            latents,
-            timesteps,
-            num_inference_steps,
-            embeds,
-            guidance_scale,
-            guided,
-            noise,
-            eta,
-            guidance_rescale,
-        )
-        images = self.generate(
+        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
+        return self.generate(
             call,
             output_type=output_type,
+            return_dict=return_dict,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
-        return self.output(images, return_dict)

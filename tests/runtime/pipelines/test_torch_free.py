@@ -10,24 +10,12 @@ import numpy as np
 import pytest
 
 from tests.parity import assert_parity, initial_latents
+from tests.runtime.test_torch_free import BLOCKER
 
 torch = pytest.importorskip("torch")
 
-SCRIPT = textwrap.dedent(
+SCRIPT = BLOCKER + textwrap.dedent(
     """
-    import importlib.abc
-    import sys
-
-    BLOCKED = ("torch", "diffusers", "transformers")
-
-    class Blocker(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked: the runtime must not import it")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-
     import numpy as np
 
     import sdrt.runtime
