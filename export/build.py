@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.bundle import swap
+from sdrt.runtime.bundle.integrity import describe_files
 from sdrt.runtime.bundle.manifest import Manifest, Shapes, Source, read_previous_manifest, write_manifest
 from sdrt.runtime.bundle.records import ComponentRecord
 
@@ -97,28 +99,31 @@ def export_pipeline(
     export_device = resolve_export_device(device, export_device)
     settings = ExportSettings(backend, device, export_device, static, opset, validate)
     output_dir = Path(output_dir)
-    manifest = _new_manifest(folder, shapes, backend)
-    jobs = plan_jobs(
-        folder,
-        shapes,
-        settings,
-        precision=precision,
-        vae_fp32=vae_fp32,
-        tools=manifest.tools,
-        asked=components,
-        previous=None if force else read_previous_manifest(output_dir),
-        previous_dir=output_dir,
-    )
-    with bundle_writer.BundleWriter(output_dir) as work:
-        reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, progress)
-        info.copy_support_files(folder, work)
-        write_manifest(work, manifest)
-        if backend == "tensorrt":
-            asked = [j.name for j in jobs if j.asked]
-            manifest = build_engines(
-                work, backend="tensorrt", components=asked, precision=precision, trt_options=trt_options
-            )
-        shutil.rmtree(work / ".scratch", ignore_errors=True)
+    bundle_writer.check_output(output_dir)
+    with swap.output_lock(output_dir):  # one build at a time into one output; a second one waits
+        swap.recover_swap(output_dir)
+        manifest = _new_manifest(folder, shapes, backend)
+        jobs = plan_jobs(
+            folder,
+            shapes,
+            settings,
+            precision=precision,
+            vae_fp32=vae_fp32,
+            tools=manifest.tools,
+            asked=components,
+            previous=None if force else read_previous_manifest(output_dir),
+            previous_dir=output_dir,
+        )
+        with bundle_writer.BundleWriter(output_dir) as work:
+            reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, progress)
+            info.copy_support_files(folder, work)
+            write_manifest(work, manifest)
+            if backend == "tensorrt":
+                asked = [j.name for j in jobs if j.asked]
+                manifest = build_engines(
+                    work, backend="tensorrt", components=asked, precision=precision, trt_options=trt_options
+                )
+            shutil.rmtree(work / ".scratch", ignore_errors=True)
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
 
 
@@ -166,6 +171,7 @@ def _run_jobs(
             status, seconds = "built", record.export_seconds
         else:
             continue
+        record.checksums = describe_files(work, record)
         manifest.components[job.name] = record
         reports.append(ComponentReport(job.name, status, record.bytes, _figure(record), seconds))
     bar.close()

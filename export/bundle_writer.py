@@ -1,9 +1,9 @@
 """Atomic bundle writing: build in a temporary sibling folder, then swap it in.
 
 An interrupted build (exception, Ctrl-C, validation failure) removes the temporary folder and leaves
-the previous bundle as it was, or no bundle. The swap renames the old bundle aside, renames the new
-one into place, then deletes the old; a crash between the two renames leaves the old bundle in its
-``.NAME.old-*`` folder, which the next build deletes.
+the previous bundle as it was, or no bundle. A crash (power, SIGKILL) at any point is repaired by the
+next build or load (``sdrt.runtime.bundle.swap``): the swap is completed or rolled back, never lost.
+The caller holds the output's lock (``swap.output_lock``) for the whole build.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sdrt.runtime.bundle import swap
 from sdrt.runtime.bundle.manifest import MANIFEST_NAME
 
 from .errors import OutputError
@@ -22,7 +23,8 @@ from .errors import OutputError
 log = logging.getLogger(__name__)
 
 
-def _check_output(target: Path) -> None:
+def check_output(target: Path) -> None:
+    """Refuse an output that is a file, a folder of something else, or in a folder that cannot be written."""
     if target.exists() and not target.is_dir():
         raise OutputError(
             f"output {target} exists and is a file; pass a folder path with -o (e.g. engines/NAME)"
@@ -45,9 +47,10 @@ def _check_output(target: Path) -> None:
         )
 
 
-def _remove_stale(target: Path) -> None:
-    for stale in target.parent.glob(f".{target.name}.*-*"):
-        if stale.is_dir() and (stale.name.startswith(f".{target.name}.tmp-") or ".old-" in stale.name):
+def _remove_unfinished(target: Path) -> None:
+    """Working folders of builds that died before finishing (the lock says none is running)."""
+    for stale in target.parent.glob(swap.temp_prefix(target) + "*"):
+        if stale.is_dir() and not (stale / swap.COMPLETE).exists():
             log.info("removing %s left by an interrupted build", stale)
             shutil.rmtree(stale, ignore_errors=True)
 
@@ -60,10 +63,10 @@ class BundleWriter:
         self.work: Path | None = None
 
     def __enter__(self) -> Path:
-        _check_output(self.target)
-        _remove_stale(self.target)
+        check_output(self.target)
+        _remove_unfinished(self.target)
         try:
-            self.work = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+            self.work = Path(tempfile.mkdtemp(prefix=swap.temp_prefix(self.target), dir=self.target.parent))
         except OSError as err:
             raise OutputError(f"cannot write in {self.target.parent}: {err}; choose a writable -o") from err
         return self.work
@@ -81,14 +84,7 @@ class BundleWriter:
 
     def _swap(self) -> None:
         assert self.work is not None
-        old = None
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            self.target.rename(old)
-        self.work.rename(self.target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap.swap_in(self.work, self.target)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

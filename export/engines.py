@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.bundle.integrity import describe_files
 from sdrt.runtime.bundle.manifest import Manifest, read_manifest, write_manifest
 from sdrt.runtime.bundle.records import ComponentRecord, OrtRecord
 from sdrt.runtime.components import component_class
@@ -102,5 +103,8 @@ def build_engines(
             refittable=options.get("refittable", False),
             static=manifest.shapes.static,
         )
+    for name in names:
+        record = manifest.components[name]
+        record.checksums = describe_files(bundle_dir, record)
     write_manifest(bundle_dir, manifest)
     return manifest

@@ -7,8 +7,9 @@ The rules:
    dim ranges and trace sizes, precision, opset, devices, validation, the exporter revision and the
    versions of the tools. ``--force`` ignores the previous bundle.
 2. A component whose hash equals its record in the bundle being replaced, with every file of that
-   record present, is taken over (hard links, no work): "unchanged" when it was asked for, "kept"
-   when ``--components`` left it out.
+   record present at its recorded size, is taken over (hard links, no work): "unchanged" when it was
+   asked for, "kept" when ``--components`` left it out. A damaged file (truncated, replaced) makes
+   the component rebuilt.
 3. Every other component asked for is built.
 4. A component left out by ``--components`` that the bundle being replaced has but that cannot be
    taken over (its inputs changed) is refused before anything runs: the new bundle would silently
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.bundle.integrity import file_problems
 from sdrt.runtime.bundle.manifest import Manifest, Shapes
 from sdrt.runtime.bundle.records import ComponentRecord, Range
 from sdrt.runtime.components import Component
@@ -105,8 +107,7 @@ def _reusable(previous: Manifest | None, previous_dir: Path, job: ComponentJob) 
     record = previous.components.get(job.name) if previous else None
     if record is None or record.inputs_hash != job.inputs_hash:
         return None
-    needed = [f for f in record.files() if not f.endswith(".onnx_data")]
-    return record if all((previous_dir / f).is_file() for f in needed) else None
+    return None if file_problems(previous_dir, record) else record
 
 
 def _refuse_losses(jobs: list[ComponentJob], previous: Manifest | None) -> None:

@@ -5,26 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20
-
-
-@lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file (memoized on path, size and modification time within the process)."""
-    stat = Path(path).stat()
-    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+from sdrt.runtime.bundle.integrity import file_sha256
 
 
 def files_sha256(files: list[Path], *, root: Path) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sdrt.export.model.hashing import file_sha256
+from sdrt.runtime.bundle.integrity import file_sha256
 from sdrt.runtime.engines.tensorrt.module import is_rtx
 
 log = logging.getLogger(__name__)

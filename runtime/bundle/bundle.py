@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sdrt.runtime.errors import BundleError, BundleNotFoundError
 
+from . import swap
 from .manifest import Manifest, read_manifest
 from .records import ComponentRecord
 
@@ -61,6 +62,14 @@ class Bundle:
 
 
 def open_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Read ``path/manifest.json`` (clear errors for a missing folder or file, or another format version)."""
+    """Read ``path/manifest.json`` (clear errors for a missing folder or file, or another format version).
+
+    A bundle whose replacement was interrupted (a crash between the swap's renames) is repaired first,
+    unless a build into it is running.
+    """
     path = Path(path)
+    if not path.is_dir() and (swap.old_folders(path) or swap.complete_temps(path)):
+        with swap.output_lock(path, wait=False) as free:
+            if free:
+                swap.recover_swap(path)
     return Bundle(path, read_manifest(path))

@@ -18,6 +18,14 @@ Range = tuple[int, int]
 Figures = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class FileRecord:
+    """A file of the bundle as the build wrote it."""
+
+    bytes: int
+    sha256: str
+
+
 @dataclass
 class OrtRecord:
     """``ort/<component>.onnx``: the graph optimized offline for one ONNX Runtime provider."""
@@ -111,6 +119,7 @@ class ComponentRecord:
     inputs_hash: str | None = None  # of everything the export depends on: equal hash, no rebuild
     ort: OrtRecord | None = None
     plans: dict[str, PlanRecord] = field(default_factory=dict)
+    checksums: dict[str, FileRecord] = field(default_factory=dict)  # bundle-relative file -> size, sha256
 
     @classmethod
     def from_json(cls, name: str, data: Mapping[str, Any]) -> ComponentRecord:
@@ -132,6 +141,9 @@ class ComponentRecord:
             inputs_hash=data.get("inputs_hash"),
             ort=OrtRecord.from_json(data["ort"]) if data.get("ort") else None,
             plans={k: PlanRecord.from_json(v) for k, v in (data.get("plans") or {}).items()},
+            checksums={
+                k: FileRecord(int(v["bytes"]), v["sha256"]) for k, v in (data.get("checksums") or {}).items()
+            },
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -155,6 +167,8 @@ class ComponentRecord:
             data["ort"] = self.ort.to_json()
         if self.plans:
             data["plans"] = {k: v.to_json() for k, v in self.plans.items()}
+        if self.checksums:
+            data["checksums"] = {k: {"bytes": v.bytes, "sha256": v.sha256} for k, v in self.checksums.items()}
         return data
 
     @property
