@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.bundle.integrity import file_problems
+from sdrt.runtime.errors import BundleError
 from sdrt.runtime.pipelines.auto import PIPELINE_FOR_MODEL_TYPE
 
 from .format import human_bytes, range_text
@@ -58,3 +60,26 @@ def describe_bundle(bundle: Bundle) -> str:
     for provider, status in provider_support(bundle).items():
         lines.append(f"  {provider:<9} {status}")
     return "\n".join(lines)
+
+
+def verify_bundle(bundle: Bundle) -> str:
+    """Every file each component records, checked against its size and sha256; a ``BundleError`` lists
+    what does not match, with the command that rebuilds it."""
+    problems = [
+        f"{name}: {p}"
+        for name, record in bundle.components.items()
+        for p in file_problems(bundle.path, record, hashes=True)
+    ]
+    unrecorded = [name for name, record in bundle.components.items() if not record.checksums]
+    if problems:
+        raise BundleError(
+            f"{bundle.path} is damaged: {'; '.join(problems)}. Rebuild it with: "
+            f"build-engine {bundle.manifest.source.path} -o {bundle.path}"
+        )
+    checked = sum(len(record.checksums) for record in bundle.components.values())
+    note = (
+        f"; no checksums recorded for {', '.join(unrecorded)} (built before sdrt recorded them)"
+        if unrecorded
+        else ""
+    )
+    return f"verified     {checked} files match their sizes and sha256{note}"

@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="show what a bundle holds and which providers can run it")
     ins.add_argument("bundle", help="engine bundle folder")
+    ins.add_argument("--verify", action="store_true", help="check every file against its recorded sha256")
 
     bench = sub.add_parser(
         "bench", help="per-stage latency of a bundle's pipeline (optionally beside diffusers)"
@@ -107,9 +108,12 @@ def _command(args: argparse.Namespace) -> int:
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "inspect":
-        from .inspect import describe_bundle
+        from .inspect import describe_bundle, verify_bundle
 
-        print(describe_bundle(open_bundle(args.bundle)))
+        bundle = open_bundle(args.bundle)
+        print(describe_bundle(bundle))
+        if args.verify:
+            print(verify_bundle(bundle))
     else:
         table = bench(
             bundle=args.bundle,

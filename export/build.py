@@ -7,6 +7,7 @@ output and swap it in at the end (``bundle_writer``); then the TensorRT plans, i
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sdrt.runtime.bundle.records import ComponentRecord
 from . import bundle_writer
 from .component_build import build_component
 from .engines import ENGINE_BACKENDS, build_engines, ort_stage
-from .errors import OptionError
+from .errors import OptionError, OutputError
 from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
 from .model.folder import ModelFolder, inspect_model_folder
@@ -31,6 +32,7 @@ from .shapes import resolve_shapes
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 DEVICES = ("cpu", "cuda")
 
 
@@ -100,30 +102,30 @@ def export_pipeline(
     settings = ExportSettings(backend, device, export_device, static, opset, validate)
     output_dir = Path(output_dir)
     bundle_writer.check_output(output_dir)
-    with swap.output_lock(output_dir):  # one build at a time into one output; a second one waits
-        swap.recover_swap(output_dir)
-        manifest = _new_manifest(folder, shapes, backend)
-        jobs = plan_jobs(
-            folder,
-            shapes,
-            settings,
-            precision=precision,
-            vae_fp32=vae_fp32,
-            tools=manifest.tools,
-            asked=components,
-            previous=None if force else read_previous_manifest(output_dir),
-            previous_dir=output_dir,
-        )
-        with bundle_writer.BundleWriter(output_dir) as work:
-            reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, progress)
-            info.copy_support_files(folder, work)
-            write_manifest(work, manifest)
-            if backend == "tensorrt":
-                asked = [j.name for j in jobs if j.asked]
-                manifest = build_engines(
-                    work, backend="tensorrt", components=asked, precision=precision, trt_options=trt_options
-                )
-            shutil.rmtree(work / ".scratch", ignore_errors=True)
+    try:
+        with swap.output_lock(output_dir):  # one build at a time into one output; a second one waits
+            swap.recover_swap(output_dir)
+            manifest = _new_manifest(folder, shapes, backend)
+            jobs = plan_jobs(
+                folder,
+                shapes,
+                settings,
+                precision=precision,
+                vae_fp32=vae_fp32,
+                tools=manifest.tools,
+                asked=components,
+                previous=None if force else read_previous_manifest(output_dir),
+                previous_dir=output_dir,
+            )
+            manifest, reports = _write_bundle(
+                folder, jobs, settings, manifest, output_dir, progress, precision, trt_options
+            )
+    except OSError as err:
+        if err.errno not in _OUTPUT_ERRNOS:
+            raise
+        raise OutputError(
+            f"cannot write the bundle {output_dir}: {err}; free space or choose another -o"
+        ) from err
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
 
 
@@ -143,6 +145,35 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str) -> Manifest
         tools=tools,
         sdrt_version=tools["sdrt"],
     )
+
+
+def _write_bundle(
+    folder: ModelFolder,
+    jobs: list[ComponentJob],
+    settings: ExportSettings,
+    manifest: Manifest,
+    output_dir: Path,
+    progress: bool,
+    precision: str,
+    trt_options: dict[str, Any] | None,
+) -> tuple[Manifest, list[ComponentReport]]:
+    """Build into a temporary sibling of ``output_dir`` and swap it in; returns the final manifest."""
+    with bundle_writer.BundleWriter(output_dir) as work:
+        reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, progress)
+        info.copy_support_files(folder, work)
+        write_manifest(work, manifest)
+        if settings.backend == "tensorrt":
+            asked = [j.name for j in jobs if j.asked]
+            precision = next((j.precision for j in jobs if j.asked and j.component.source != "vae"), None)
+            manifest = build_engines(
+                work,
+                backend="tensorrt",
+                components=asked,
+                precision=precision or "fp16",
+                trt_options=trt_options,
+            )
+        shutil.rmtree(work / ".scratch", ignore_errors=True)
+    return manifest, reports
 
 
 def _run_jobs(

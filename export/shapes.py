@@ -18,9 +18,16 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+MAX_SIZE = 8192  # pixels: past it, attention over the latents fits no GPU and TensorRT's profiles refuse
+
+
 def _check_size(option: str, value: int, multiple: int) -> None:
     if value <= 0:
         raise OptionError(f"{option} {value} must be a positive number of pixels")
+    if value > MAX_SIZE:
+        raise OptionError(
+            f"{option} {value} is above the {MAX_SIZE} pixels sdrt builds for; pass a smaller size"
+        )
     if value % 8:
         raise OptionError(
             f"{option} {value} is not a multiple of 8; use {_round_down(value, 8)} or {_round_up(value, 8)}"

@@ -93,11 +93,16 @@ def _single_file_message(path: Path) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelFolderError(
             f"cannot read {path}: {err}; the model folder is damaged, download it again"
         ) from err
+    if not isinstance(data, dict):
+        raise ModelFolderError(
+            f"{path} does not hold a JSON object; the model folder is damaged, download it again"
+        )
+    return data
 
 
 def inspect_model_folder(path: str | Path) -> ModelFolder:
@@ -208,13 +213,20 @@ def load_module(folder: ModelFolder, component: type[Component], *, device: str 
     import torch
 
     library, class_name = folder.classes[component.source]
-    path = str(folder.path / component.source)
-    if library == "transformers":
-        import transformers
+    path = folder.path / component.source
+    try:
+        if library == "transformers":
+            import transformers
 
-        module = getattr(transformers, class_name).from_pretrained(path, dtype=torch.float32)
-    else:
-        import diffusers
+            module = getattr(transformers, class_name).from_pretrained(str(path), dtype=torch.float32)
+        else:
+            import diffusers
 
-        module = getattr(diffusers, class_name).from_pretrained(path, torch_dtype=torch.float32)
+            module = getattr(diffusers, class_name).from_pretrained(str(path), torch_dtype=torch.float32)
+    except Exception as err:  # safetensors, torch and the libraries raise their own kinds for a bad file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFolderError(
+            f"cannot load {class_name} from {path}: {reason}; its weights or config are damaged or incomplete, "
+            "download them again"
+        ) from err
     return module.to(device).eval()

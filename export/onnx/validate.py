@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.export.errors import ValidationError
+from sdrt.export.errors import ModelFolderError, ValidationError
 from sdrt.runtime.components import Component
 from sdrt.runtime.components.graph import GraphSpec
 
@@ -82,8 +82,24 @@ def reference_cases(
         with torch.no_grad():
             out = module(*args)
         reference = {name: o.detach().float().cpu().numpy() for name, o in zip(spec.outputs, out)}
+        _check_not_degenerate(component.name, reference, values)
         cases.append(Case(dict(values), feeds, reference))
     return cases
+
+
+def _check_not_degenerate(component: str, reference: dict[str, np.ndarray], values: dict[str, int]) -> None:
+    """A torch output that is constant or not finite would pass any comparison: refuse the model instead."""
+    for name, array in reference.items():
+        if not np.isfinite(array).all():
+            problem = "NaN or Inf"
+        elif array.size > 1 and float(np.ptp(array)) == 0.0:
+            problem = f"the same value ({float(array.flat[0]):g}) everywhere"
+        else:
+            continue
+        raise ModelFolderError(
+            f"the torch {component} gives {problem} in {name!r} at {values}: its weights are zeroed, missing or "
+            "broken, so the exported graph cannot be validated; check the model folder"
+        )
 
 
 def validate_onnx(

@@ -76,13 +76,26 @@ def bundles(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny SD1 bundle, and damaged copies of it."""
     good = tiny.bundle("sd1")
     root = tmp_path_factory.mktemp("bad_bundles")
-    newer, truncated, garbage = (shutil.copytree(good, root / n) for n in ("newer", "truncated", "garbage"))
+    newer, truncated, garbage, flipped = (
+        shutil.copytree(good, root / n) for n in ("newer", "truncated", "garbage", "flipped")
+    )
     manifest = json.loads((good / "manifest.json").read_text())
     (newer / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     unet = truncated / manifest["components"]["unet"]["ort"]["file"]
     unet.write_bytes(unet.read_bytes()[:1000])
     (garbage / "manifest.json").write_text("{ not json")
-    return {"good": good, "newer": newer, "truncated": truncated, "garbage": garbage, "root": root}
+    decoder = flipped / manifest["components"]["vae_decoder"]["ort"]["file"]
+    data = bytearray(decoder.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit: the size stays, the sha256 does not
+    decoder.write_bytes(bytes(data))
+    return {
+        "good": good,
+        "newer": newer,
+        "truncated": truncated,
+        "garbage": garbage,
+        "flipped": flipped,
+        "root": root,
+    }
 
 
 SDRT_ERRORS = [
@@ -99,6 +112,7 @@ SDRT_ERRORS = [
     (lambda b: ["generate", str(b["good"]), "a cat", "--steps", "1", "-o", str(b["good"] / "manifest.json" / "x.png")],
      ["cannot write the image", "choose another -o"]),
     (lambda b: ["bench", str(b["good"]), "--runs", "0"], ["--runs >= 1"]),
+    (lambda b: ["inspect", str(b["flipped"]), "--verify"], ["vae_decoder: ort/vae_decoder.onnx does not match its sha256"]),
 ]  # fmt: skip
 
 
@@ -118,3 +132,9 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys) -> None:
 
     with pytest.raises(ZeroDivisionError):
         run_command("sdrt generate", bug)
+
+
+def test_verify_passes_on_a_sound_bundle(bundles) -> None:
+    result = run("sdrt", "inspect", str(bundles["good"]), "--verify")
+    assert result.returncode == 0, result.stderr
+    assert "files match their sizes and sha256" in result.stdout

@@ -118,3 +118,69 @@ def test_bad_sizes(capsys, model_folders, tmp_path, options, message):
 def test_unknown_component_for_model(capsys, model_folders, tmp_path):
     err = _run(capsys, [model_folders("sd1"), "-o", tmp_path / "out", "--components", "text_encoder_2"])
     assert "text_encoder_2" in err and "choose from" in err
+
+
+def test_damaged_weights(capsys, sd1_copy, tmp_path):
+    weights = next((sd1_copy / "unet").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    err = _run(capsys, [sd1_copy, "-o", tmp_path / "out"])
+    assert "cannot load UNet2DConditionModel" in err and "download them again" in err
+    _no_bundle(tmp_path / "out")
+
+
+def test_zeroed_weights_are_not_validated_as_fine(capsys, sd1_copy, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    weights = next((sd1_copy / "unet").glob("*.safetensors"))
+    save_file({k: v * 0 for k, v in load_file(weights).items()}, weights)
+    err = _run(capsys, [sd1_copy, "-o", tmp_path / "out", "--components", "unet"])
+    assert "the torch unet gives the same value (0) everywhere" in err and "zeroed" in err
+    _no_bundle(tmp_path / "out")
+
+
+@pytest.mark.parametrize(("content", "message"), [("{ not json", "cannot read"), ("[1, 2]", "JSON object")])
+def test_damaged_scheduler_config(capsys, sd1_copy, tmp_path, content, message):
+    (sd1_copy / "scheduler" / "scheduler_config.json").write_text(content)
+    err = _run(capsys, [sd1_copy, "-o", tmp_path / "out"])
+    assert message in err and "scheduler_config.json" in err
+
+
+def test_size_beyond_what_any_backend_runs(capsys, model_folders, tmp_path):
+    err = _run(capsys, [model_folders("sd1"), "-o", tmp_path / "out", "--max-size", "100000"])
+    assert "--max-size 100000 is above the 8192 pixels" in err
+
+
+def test_components_that_would_be_lost_are_refused(capsys, model_folders, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(model_folders("sd1")), "-o", str(out), "--max-size", "64", "--no-validate", "-q"]) == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    err = _run(capsys, [model_folders("sd1"), "-o", out, "--max-size", "128", "--components", "unet"])
+    assert "leaves out text_encoder, vae_encoder, vae_decoder" in err and "add text_encoder" in err
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_disk_full_is_one_line(capsys, model_folders, tmp_path, monkeypatch):
+    import errno
+
+    from sdrt.export import bundle_writer
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bundle_writer, "copy_tokenizer", full)
+    err = _run(capsys, [model_folders("sd1"), "-o", tmp_path / "out", "--no-validate", "--max-size", "64"])
+    assert "No space left on device" in err and "free space or choose another -o" in err
+    _no_bundle(tmp_path / "out")
+
+
+def test_truncated_file_is_rebuilt_not_taken_over(model_folders, tmp_path):
+    from sdrt.export import export_pipeline
+
+    out = tmp_path / "out"
+    options = dict(max_size=64, progress=False, validate=False)
+    export_pipeline(model_folders("uncond"), out, **options)
+    graph = out / "ort" / "unet.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    report = export_pipeline(model_folders("uncond"), out, **options)
+    assert [c.status for c in report.components] == ["built"]
+    assert graph.stat().st_size > 1000
