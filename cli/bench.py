@@ -17,7 +17,7 @@ def bench(
     batch: int,
     scheduler: str | None,
     provider: str,
-    prompt: str,
+    prompt: str | None,
     compare_diffusers: str | None,
     json_path: Path | None,
 ) -> str:

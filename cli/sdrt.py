@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sdrt.runtime.bench.run import DEFAULT_PROMPT
 from sdrt.runtime.errors import InputError
 
 from . import run
@@ -27,43 +28,73 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and run")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    gen = sub.add_parser("generate", help="generate images from a bundle")
-    gen.add_argument("bundle", help="engine bundle folder (engines/NAME)")
-    gen.add_argument("prompt", nargs="?", default=None, help="the prompt (not for unconditional models)")
-    gen.add_argument("-n", "--negative-prompt", default=None, help="what the image should not show")
-    gen.add_argument("--steps", type=int, default=None, help="denoising steps (default 50; 1000 for DDPM)")
-    gen.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the pipeline's)")
-    gen.add_argument(
-        "--scheduler", default=None, help="scheduler class or alias (euler, euler_a, dpmpp, ddim...)"
-    )
-    gen.add_argument(
-        "--seed", type=int, default=None, help="seed; the same seed as diffusers gives its image"
-    )
-    gen.add_argument("--size", type=parse_size, default=None, help="WxH in pixels (default: the model's)")
-    gen.add_argument("--num-images", type=int, default=1, help="images to generate (numbered files + a grid)")
-    gen.add_argument("--provider", default="auto", help="auto, cpu, cuda or tensorrt")
-    gen.add_argument("-o", "--output", type=Path, default=Path("out.png"), help="output image path")
-    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
+    _generate_options(sub.add_parser("generate", help="generate images from a bundle"))
     ins = sub.add_parser("inspect", help="show what a bundle holds and which providers can run it")
     ins.add_argument("bundle", help="engine bundle folder")
     ins.add_argument("--verify", action="store_true", help="check every file against its recorded sha256")
-
-    bench = sub.add_parser(
-        "bench", help="per-stage latency of a bundle's pipeline (optionally beside diffusers)"
+    _bench_options(
+        sub.add_parser("bench", help="per-stage latency of a bundle's pipeline (optionally beside diffusers)")
     )
+    return parser
+
+
+def _generate_options(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument("bundle", help="engine bundle folder (engines/NAME)")
+    gen.add_argument("prompt", nargs="?", default=None, help="the prompt (not for unconditional models)")
+    gen.add_argument(
+        "-n", "--negative-prompt", default=None, help="what the image should not show (default: none)"
+    )
+    gen.add_argument(
+        "--steps", type=int, default=None, help="denoising steps (default: 50; 1000 for DDPM models)"
+    )
+    gen.add_argument(
+        "--guidance", type=float, default=None, help="guidance scale (default: the pipeline's, 7.5; SDXL 5.0)"
+    )
+    gen.add_argument(
+        "--scheduler",
+        default=None,
+        help="scheduler class or alias: euler, euler_a, dpmpp, ddim, pndm, unipc... "
+        "(default: the bundle's scheduler/scheduler_config.json, as the model ships it)",
+    )
+    gen.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed; the same seed as diffusers gives its image (default: random)",
+    )
+    gen.add_argument(
+        "--size", type=parse_size, default=None, help="WxH in pixels (default: the model's, see sdrt inspect)"
+    )
+    gen.add_argument(
+        "--num-images", type=int, default=1, help="images to generate, numbered files and a grid (default: 1)"
+    )
+    gen.add_argument(
+        "--provider",
+        default="auto",
+        help="auto, cpu, cuda or tensorrt (default: auto, the fastest installed)",
+    )
+    gen.add_argument(
+        "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
+    )
+    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("bundle", help="engine bundle folder")
-    bench.add_argument("--steps", type=int, default=30, help="denoising steps per generation (default 30)")
-    bench.add_argument("--runs", type=int, default=3, help="timed generations (default 3)")
+    bench.add_argument("--steps", type=int, default=30, help="denoising steps per generation (default: 30)")
+    bench.add_argument("--runs", type=int, default=3, help="timed generations (default: 3)")
     bench.add_argument(
-        "--warmup", type=int, default=1, help="untimed generations after the cold one (default 1)"
+        "--warmup", type=int, default=1, help="untimed generations after the cold one (default: 1)"
     )
     bench.add_argument("--size", type=parse_size, default=None, help="WxH in pixels (default: the model's)")
-    bench.add_argument("--batch", type=int, default=1, help="prompts (images) per generation (default 1)")
+    bench.add_argument("--batch", type=int, default=1, help="prompts (images) per generation (default: 1)")
     bench.add_argument("--scheduler", default=None, help="scheduler class or alias (default: the bundle's)")
-    bench.add_argument("--provider", default="auto", help="auto, cpu, cuda or tensorrt")
-    bench.add_argument("--prompt", default="a photo of an astronaut riding a horse")
+    bench.add_argument("--provider", default="auto", help="auto, cpu, cuda or tensorrt (default: auto)")
+    bench.add_argument(
+        "--prompt",
+        default=None,
+        help=f"the prompt (default: {DEFAULT_PROMPT!r}, or words of the bundle's own vocabulary when those are not)",
+    )
     bench.add_argument(
         "--compare-diffusers",
         metavar="MODEL_DIR",
@@ -72,7 +103,6 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--json", type=Path, metavar="FILE", help="write every figure, the machine and settings"
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,12 +84,18 @@ def score_images(
     }
 
 
-def load_diffusers_pipeline(model_dir: str | Path):  # -> diffusers.StableDiffusionPipeline
-    """The model folder in diffusers, fp32 on CPU, with DPM++ 2M as its scheduler."""
-    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+DEFAULT_SCHEDULER = "DPMSolverMultistepScheduler"  # DPM++ 2M; "model": the model's own scheduler config
 
-    pipe = StableDiffusionPipeline.from_pretrained(str(model_dir))
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+
+def load_diffusers_pipeline(
+    model_dir: str | Path, scheduler: str = DEFAULT_SCHEDULER
+):  # -> diffusers pipeline
+    """The model folder in diffusers, fp32 on CPU, with ``scheduler`` (a diffusers class name, or "model")."""
+    import diffusers
+
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(str(model_dir))
+    if scheduler != "model":
+        pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -113,13 +119,14 @@ def generate_diffusers(
     return images
 
 
-def load_sdrt_pipeline(bundle_dir: str | Path, *, provider: str = "cpu"):  # -> sdrt StableDiffusionPipeline
-    """An engine bundle of the model in sdrt's runtime, with DPM++ 2M as its scheduler."""
+def load_sdrt_pipeline(bundle_dir: str | Path, *, provider: str = "cpu", scheduler: str = DEFAULT_SCHEDULER):
+    """An engine bundle of the model in sdrt's runtime, with ``scheduler`` (a class name, or "model")."""
     from sdrt.runtime import DiffusionPipeline
-    from sdrt.schedulers import DPMSolverMultistepScheduler
+    from sdrt.schedulers import get_scheduler_class
 
     pipe = DiffusionPipeline.from_pretrained(str(bundle_dir), provider=provider)
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    if scheduler != "model":
+        pipe.scheduler = get_scheduler_class(scheduler).from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -152,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", type=Path, default=None, help="write the scores here")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--bundle", type=Path, default=None, help="score sdrt's runtime on this engine bundle")
+    p.add_argument(
+        "--scheduler",
+        default=DEFAULT_SCHEDULER,
+        help="scheduler class name, or 'model' for the model's own config",
+    )
     args = p.parse_args(argv)
     if args.threads:
         import torch
@@ -161,10 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     start = time.monotonic()
     cases = evaluation_cases(args.per_pair, seed=args.seed)
     if args.bundle:
-        pipe = load_sdrt_pipeline(args.bundle)
+        pipe = load_sdrt_pipeline(args.bundle, scheduler=args.scheduler)
         images = generate_sdrt(pipe, cases, steps=args.steps, guidance=args.guidance)
     else:
-        pipe = load_diffusers_pipeline(args.model_dir)
+        pipe = load_diffusers_pipeline(args.model_dir, scheduler=args.scheduler)
         images = generate_diffusers(pipe, cases, steps=args.steps, guidance=args.guidance)
     scores = score_images(images, [(c.shape, c.colour) for c in cases])
     seconds = time.monotonic() - start
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         if (result["read_shape"], result["read_colour"]) != (case.shape, case.colour):
             print(f"miss: {case.prompt!r} seed {case.seed} -> {result['read_colour']} {result['read_shape']}")
     print(
-        f"{scores['count']} images, {args.steps} steps DPM++ 2M, guidance {args.guidance}: "
+        f"{scores['count']} images, {args.steps} steps {type(pipe.scheduler).__name__}, guidance {args.guidance}: "
         f"colour {100 * scores['colour']:.1f}%, shape {100 * scores['shape']:.1f}% ({seconds:.0f} s)"
     )
     if args.json:

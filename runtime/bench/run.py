@@ -38,6 +38,24 @@ RATIO_STAGES = (
 )
 
 
+DEFAULT_PROMPT = "a photo of an astronaut riding a horse"
+
+
+def bench_prompt(bundle: Bundle) -> str:
+    """``DEFAULT_PROMPT`` when every word of it is a word of the bundle's vocabulary, else the longest
+    words of that vocabulary (a model trained on its own small vocabulary, such as models/sd-shapes)."""
+    folder = bundle.path / "tokenizer"
+    if not folder.is_dir():
+        return DEFAULT_PROMPT
+    from sdrt.runtime.text.files import read_tokenizer_folder
+
+    vocab = read_tokenizer_folder(folder).vocab
+    if all(f"{word}</w>" in vocab for word in DEFAULT_PROMPT.split()):
+        return DEFAULT_PROMPT
+    words = [w[:-4] for w in vocab if w.endswith("</w>") and w[:-4].isalpha()]
+    return " ".join(sorted(words, key=len, reverse=True)[:6]) or DEFAULT_PROMPT
+
+
 def check_bench_bundle(bundle: Bundle) -> None:
     if bundle.model_type not in BENCH_MODEL_TYPES:
         raise InputError(
@@ -96,7 +114,7 @@ def run_bench(
     batch: int = 1,
     scheduler: str | None = None,
     provider: str = "auto",
-    prompt: str = "a photo of an astronaut riding a horse",
+    prompt: str | None = None,
     guidance_scale: float = 7.5,
     seed: int = 0,
     reference: Reference | None = None,
@@ -119,7 +137,17 @@ def run_bench(
         reference.check(info)
     height, width = bench_size(info, size)
     settings = BenchSettings(
-        steps, runs, warmup, height, width, batch, scheduler, provider, prompt, guidance_scale, seed
+        steps,
+        runs,
+        warmup,
+        height,
+        width,
+        batch,
+        scheduler,
+        provider,
+        prompt or bench_prompt(info),
+        guidance_scale,
+        seed,
     )
     sdrt, sdrt_cold = _cold_start(lambda: SdrtRunner(info.path, settings), warmup)
     memory = {"peak_rss_mib": peak_rss_mib(), **sdrt.memory_figures()}

@@ -143,3 +143,19 @@ def test_bench_without_torch(tiny, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]
     assert json.loads(path.read_text())["sdrt"]["stages"]["pipeline"]["median_s"] > 0
+
+
+def test_default_prompt_is_made_of_the_bundles_words(tiny):
+    """The tiny model's vocabulary has no 'astronaut': the bench prompts with words transformers'
+    tokenizer of the same folder reads as whole words."""
+    from transformers import CLIPTokenizer
+
+    from sdrt.runtime.bench.run import DEFAULT_PROMPT, bench_prompt
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    bundle = open_bundle(tiny.bundle("sd1"))
+    reference = CLIPTokenizer.from_pretrained(bundle.path / "tokenizer")
+    assert len(reference.tokenize(DEFAULT_PROMPT)) > len(DEFAULT_PROMPT.split())  # split into pieces
+    prompt = bench_prompt(bundle)
+    assert prompt != DEFAULT_PROMPT and len(prompt.split()) >= 2
+    assert len(reference.tokenize(prompt)) == len(prompt.split())
