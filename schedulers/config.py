@@ -66,12 +66,21 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     candidates = [path] if path.is_file() else [path / CONFIG_NAME, path / "scheduler" / CONFIG_NAME]
     for candidate in candidates:
         if candidate.is_file():
-            with open(candidate, encoding="utf-8") as f:
-                return json.load(f)
+            return _read_config(candidate)
     raise FileNotFoundError(
         f"no scheduler config at {path}: expected a {CONFIG_NAME} file, or a folder holding one "
         f"(directly or in scheduler/)"
     )
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the scheduler config {path}: {error}; it is damaged") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"the scheduler config {path} does not hold a JSON object; it is damaged")
+    return data
 
 
 class ConfigMixin:
