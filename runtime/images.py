@@ -1,14 +1,18 @@
 """Image pre- and post-processing, as diffusers' ``VaeImageProcessor`` does it, in NumPy and PIL.
 
 Pixel ranges: the VAE works in [-1, 1]; users hand in and get back [0, 1] floats or uint8 PIL images.
-Inputs may be PIL images, NumPy arrays in [0, 1] (HWC or NHWC; masks also HW or NHW), file paths, or
-lists of them. Resizing: PIL images with Lanczos, arrays by nearest neighbour (as torch's
-``interpolate`` does for diffusers).
+Inputs may be PIL images, NumPy arrays (channels last as diffusers reads them: HWC or NHWC; masks HW,
+NHW, HW1 or NHW1), torch tensors (channels first: CHW or NCHW; masks HW, NHW or N1HW; converted by
+their own methods, torch is never imported here), file paths, or lists of them. Float arrays are in
+[0, 1] ([-1, 1] images are taken, with diffusers' deprecation warning); uint8 arrays in 0..255; anything
+else (0..255 floats, NaN, channels-first NumPy, RGB masks) is refused with the fix. Resizing: PIL images
+with Lanczos, arrays by nearest neighbour (as torch's ``interpolate`` does for diffusers).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sdrt.runtime.errors import InputError
+from sdrt.runtime.errors import InputError, InputTypeError
 
 ImageInput = Any  # PIL.Image.Image | np.ndarray | str | os.PathLike | list of those
 
@@ -45,25 +49,35 @@ def _as_list(image: ImageInput, what: str) -> list[Any]:
     if not images:
         raise InputError(f"`{what}` is an empty list")
     images = [load_image(i, what) for i in images]
-    for i in images:
-        if not isinstance(i, Image.Image | np.ndarray):
-            raise InputError(
-                f"`{what}` must be a PIL image, a NumPy array in [0, 1], a file path, or a list of them; "
-                f"got {type(i).__name__}"
-            )
-    if any(isinstance(i, Image.Image) for i in images) and not all(
-        isinstance(i, Image.Image) for i in images
-    ):
-        raise InputError(f"`{what}`: do not mix PIL images and arrays in one list")
+    kinds = {_kind(i) for i in images}
+    if None in kinds:
+        bad = next(i for i in images if _kind(i) is None)
+        raise InputTypeError(
+            f"`{what}` must be a PIL image, a NumPy array in [0, 1], a torch tensor, a file path, or a list of "
+            f"them; got {type(bad).__name__}"
+        )
+    if len(kinds) > 1:
+        raise InputError(f"`{what}`: do not mix PIL images, NumPy arrays and torch tensors in one list")
     return images
 
 
+def _kind(image: Any) -> str | None:
+    if isinstance(image, Image.Image):
+        return "pil"
+    if isinstance(image, np.ndarray):
+        return "numpy"
+    if type(image).__module__.split(".")[0] == "torch" and hasattr(image, "detach"):
+        return "torch"
+    return None
+
+
 def default_size(image: Any, height: int | None, width: int | None, scale_factor: int) -> tuple[int, int]:
-    """``get_default_height_width``: the image's size, rounded down to a multiple of ``scale_factor``."""
+    """``get_default_height_width``: the image's size (PIL, or an NCHW array), floored to a multiple of
+    ``scale_factor``."""
     if height is None:
-        height = image.height if isinstance(image, Image.Image) else image.shape[1]
+        height = image.height if isinstance(image, Image.Image) else image.shape[2]
     if width is None:
-        width = image.width if isinstance(image, Image.Image) else image.shape[2]
+        width = image.width if isinstance(image, Image.Image) else image.shape[3]
     return height - height % scale_factor, width - width % scale_factor
 
 
@@ -96,36 +110,126 @@ def _pil_to_nchw(images: list[Any], height: int, width: int, mode: str) -> np.nd
     return stacked.transpose(0, 3, 1, 2)
 
 
-def _arrays_to_nchw(images: list[np.ndarray], grayscale: bool) -> np.ndarray:
-    if grayscale and len(images) == 1 and images[0].ndim == 3:
-        one = images[0]  # NHW or HW1 (diffusers' rule for a 3-d mask)
-        images = [one[None] if one.shape[-1] == 1 else one[..., None]]
-    if grayscale:
-        images = [i[..., None] if i.ndim == 2 else i for i in images]
-    stacked = np.concatenate(images, axis=0) if images[0].ndim == 4 else np.stack(images, axis=0)
-    if stacked.ndim != 4:
-        raise InputError(f"image arrays must be HWC or NHWC, got shape {images[0].shape}")
-    return stacked.astype(np.float32).transpose(0, 3, 1, 2)
+def _torch_to_numpy(tensor: Any) -> np.ndarray:
+    """A caller's torch tensor on the host (bfloat16 and half as float32), by its own methods."""
+    tensor = tensor.detach().cpu()
+    if tensor.is_floating_point():
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def _numpy_item_to_nchw(array: np.ndarray, what: str, mask: bool) -> np.ndarray:
+    """One NumPy item, channels last as diffusers reads NumPy (HWC, NHWC; masks also HW, NHW, HW1, NHW1)."""
+    shape = tuple(array.shape)
+    if mask and array.ndim == 2:
+        return array[None, None]
+    if mask and array.ndim == 3 and shape[-1] not in (1, 3, 4):
+        return array[:, None]  # NHW
+    if array.ndim not in (3, 4):
+        raise InputError(
+            f"`{what}` arrays must be {'HW, NHW, HW1 or NHW1' if mask else 'HWC or NHWC'} (channels last, as "
+            f"diffusers reads NumPy images), got shape {shape}"
+        )
+    channels_first = shape[-1] not in (1, 3, 4) and shape[-3] in (1, 3, 4)
+    if channels_first:
+        order = "(1, 2, 0)" if array.ndim == 3 else "(0, 2, 3, 1)"
+        raise InputError(
+            f"`{what}` has shape {shape}, which looks channels first (CHW/NCHW); NumPy images are channels last "
+            f"as diffusers reads them: pass {what}.transpose{order}"
+        )
+    array = array[None] if array.ndim == 3 else array
+    return array.transpose(0, 3, 1, 2)
+
+
+def _torch_item_to_nchw(array: np.ndarray, what: str, mask: bool) -> np.ndarray:
+    """One torch item, channels first as diffusers reads tensors (CHW, NCHW; masks also HW, NHW)."""
+    if array.ndim == 2 and mask:
+        return array[None, None]
+    if array.ndim == 3:
+        return array[:, None] if mask else array[None]
+    if array.ndim == 4:
+        return array
+    raise InputError(
+        f"`{what}` tensors must be {'HW, NHW or N1HW' if mask else 'CHW or NCHW'}, got shape {tuple(array.shape)}"
+    )
+
+
+def _to_nchw(images: list[Any], what: str, mask: bool) -> tuple[np.ndarray, bool]:
+    """Arrays or tensors -> (float NCHW array, whether they came as torch tensors)."""
+    torch = _kind(images[0]) == "torch"
+    parts = []
+    for item in images:
+        array = _torch_to_numpy(item) if torch else np.asarray(item)
+        array = _to_unit_range(array, what)
+        if torch:
+            parts.append(_torch_item_to_nchw(array, what, mask))
+        else:
+            parts.append(_numpy_item_to_nchw(array, what, mask))
+    if len({p.shape[1:] for p in parts}) > 1:
+        shapes = sorted({tuple(p.shape[1:]) for p in parts})
+        raise InputError(
+            f"`{what}`: the images of a list must have one size and channel count, got {shapes} (CHW)"
+        )
+    return np.concatenate(parts, axis=0).astype(np.float32, copy=False), torch
+
+
+def _to_unit_range(array: np.ndarray, what: str) -> np.ndarray:
+    """uint8 read as 0..255, bool as 0/1; other integers refused; floats must be finite."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if array.dtype.kind != "f":
+        raise InputTypeError(
+            f"`{what}` is an array of {array.dtype}: pass floats in [0, 1] or uint8 in 0..255"
+        )
+    if array.size and not np.isfinite(array).all():
+        raise InputError(f"`{what}` has NaN or Inf values; pass finite floats in [0, 1]")
+    return array
+
+
+def _check_range(pixels: np.ndarray, what: str, low: float, hint: str) -> None:
+    if pixels.size and (pixels.min() < low - _SLACK or pixels.max() > 1 + _SLACK):
+        raise InputError(
+            f"`{what}` has values in [{pixels.min():g}, {pixels.max():g}]; {hint} (uint8 arrays are read as "
+            "0..255; for 0..255 floats pass array / 255)"
+        )
+
+
+_SLACK = 1e-3  # rounding in a caller's own float arithmetic
 
 
 def preprocess_image(
-    image: ImageInput, height: int | None = None, width: int | None = None, scale_factor: int = 8
+    image: ImageInput,
+    height: int | None = None,
+    width: int | None = None,
+    scale_factor: int = 8,
+    latent_channels: int | None = None,
 ) -> np.ndarray:
     """RGB images -> float32 NCHW in [-1, 1] at (height, width) (default: the image's own size, floored to
-    a multiple of ``scale_factor``)."""
+    a multiple of ``scale_factor``). With ``latent_channels``, a torch tensor with that many channels is
+    taken as latents and returned as it is (as diffusers' image processor does)."""
     images = _as_list(image, "image")
     if isinstance(images[0], Image.Image):
         height, width = default_size(images[0], height, width, scale_factor)
         pixels = _pil_to_nchw(images, height, width, "RGB")
     else:
-        pixels = _arrays_to_nchw(images, grayscale=False)
-        if pixels.shape[1] == 4 and pixels.min() < 0:
-            raise InputError("image arrays must be RGB in [0, 1]; pass latents with `latents=` instead")
-        height, width = default_size(pixels.transpose(0, 2, 3, 1), height, width, scale_factor)
+        pixels, from_torch = _to_nchw(images, "image", mask=False)
+        if from_torch and latent_channels is not None and pixels.shape[1] == latent_channels:
+            return pixels
+        if pixels.shape[1] != 3:
+            raise InputError(
+                f"`image` must have 3 channels (RGB), got {pixels.shape[1]} (shape {tuple(pixels.shape)})"
+            )
+        _check_range(pixels, "image", -1.0, "image arrays must be floats in [0, 1]")
+        height, width = default_size(pixels, height, width, scale_factor)
         pixels = nearest_resize(pixels, height, width)
-    if pixels.shape[1] != 3:
-        raise InputError(f"images must have 3 channels (RGB), got {pixels.shape[1]}")
     if pixels.min() < 0:  # diffusers accepts [-1, 1] input with a deprecation warning, unnormalized
+        warnings.warn(
+            "`image` has values below 0: read as [-1, 1] (deprecated in diffusers; pass [0, 1])",
+            FutureWarning,
+            stacklevel=3,
+        )
         return pixels
     return 2.0 * pixels - 1.0
 
@@ -133,17 +237,25 @@ def preprocess_image(
 def preprocess_mask(
     mask: ImageInput, height: int | None = None, width: int | None = None, scale_factor: int = 8
 ) -> np.ndarray:
-    """Masks -> float32 NCHW with one channel, binarized: 1 where the image is repainted (white)."""
+    """Masks -> float32 NCHW with one channel, binarized: 1 where the image is repainted (white).
+
+    NumPy masks: HW, NHW, HW1 or NHW1 (diffusers' reading of a 3-d array: HW1 if the last axis is 1, else
+    NHW); torch masks: HW, NHW or N1HW. An RGB array is refused (pass one channel, or a PIL image, which
+    is converted to grayscale as diffusers does)."""
     masks = _as_list(mask, "mask_image")
     if isinstance(masks[0], Image.Image):
         height, width = default_size(masks[0], height, width, scale_factor)
         pixels = _pil_to_nchw(masks, height, width, "L")
     else:
-        pixels = _arrays_to_nchw(masks, grayscale=True)
-        height, width = default_size(pixels.transpose(0, 2, 3, 1), height, width, scale_factor)
+        pixels, _ = _to_nchw(masks, "mask_image", mask=True)
+        if pixels.shape[1] != 1:
+            raise InputError(
+                f"`mask_image` must have one channel, got shape {tuple(pixels.shape)} as NCHW: pass mask[..., 0] "
+                "of an RGB mask array, or a PIL image"
+            )
+        _check_range(pixels, "mask_image", 0.0, "mask arrays must be floats in [0, 1] (white = repaint)")
+        height, width = default_size(pixels, height, width, scale_factor)
         pixels = nearest_resize(pixels, height, width)
-    if pixels.shape[1] != 1:
-        raise InputError(f"a mask must have a single channel, got {pixels.shape[1]}")
     return np.where(pixels < 0.5, 0.0, 1.0).astype(np.float32)
 
 

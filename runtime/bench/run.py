@@ -125,8 +125,6 @@ def run_bench(
     ``size`` is (height, width); ``scheduler`` a diffusers scheduler class name (default: the bundle's).
     Returns every figure (seconds, MiB), the settings, the machine and the versions; see BENCHMARKS.md.
     """
-    from .report import machine_info, versions
-
     if steps < 1 or runs < 1 or warmup < 0 or batch < 1:
         raise InputError(
             f"need --steps >= 1, --runs >= 1, --warmup >= 0, --batch >= 1 (got {steps}, {runs}, {warmup}, {batch})"
@@ -136,22 +134,12 @@ def run_bench(
     if reference is not None:
         reference.check(info)
     height, width = bench_size(info, size)
+    prompt = prompt or bench_prompt(info)
     settings = BenchSettings(
-        steps,
-        runs,
-        warmup,
-        height,
-        width,
-        batch,
-        scheduler,
-        provider,
-        prompt or bench_prompt(info),
-        guidance_scale,
-        seed,
-    )
+        steps, runs, warmup, height, width, batch, scheduler, provider, prompt, guidance_scale, seed
+    )  # fmt: skip
     sdrt, sdrt_cold = _cold_start(lambda: SdrtRunner(info.path, settings), warmup)
-    memory = {"peak_rss_mib": peak_rss_mib(), **sdrt.memory_figures()}
-    runners = [(sdrt, sdrt_cold, memory, [])]
+    runners = [(sdrt, sdrt_cold, {"peak_rss_mib": peak_rss_mib(), **sdrt.memory_figures()}, [])]
     if reference is not None:
         other, other_cold = _cold_start(
             functools.partial(reference.runner, settings, sdrt.describe()), warmup
@@ -161,6 +149,16 @@ def run_bench(
         for runner, _, _, timed in runners:
             timed.append(runner.run())
         logger.info("timed run %d/%d done", i + 1, runs)
+    return _result(info, settings, runners, reference)
+
+
+def _result(
+    info: Bundle, settings: BenchSettings, runners: list[tuple], reference: Reference | None
+) -> dict[str, Any]:
+    """Every figure of every runner, the settings, the machine and the versions (and the ratios)."""
+    from .report import machine_info, versions
+
+    sdrt = runners[0][0]
     result: dict[str, Any] = {
         "settings": {
             "bundle": str(info.path),
@@ -175,12 +173,12 @@ def run_bench(
         result[runner.library] = {
             **runner.describe(),
             "cold": cold,
-            **aggregate(timed, batch),
+            **aggregate(timed, settings.batch),
             "memory": memory,
             "runs": timed,
         }
         runner.close()
     result["memory_peak_rss_mib_process"] = peak_rss_mib()
     if reference is not None:
-        result["ratios"] = ratios(result["sdrt"], result[other.library])
+        result["ratios"] = ratios(result["sdrt"], result[runners[1][0].library])
     return result

@@ -39,7 +39,9 @@ def open_component(bundle: Bundle, name: str, provider: str) -> Component:
     """The bundle's component ``name`` on ``provider``: its engine in the class that exported it."""
     record = bundle.record(name)
     cls = component_class(name, record.class_name)
-    return cls(open_engine(bundle, name, provider), record, bundle.manifest)
+    component = cls(open_engine(bundle, name, provider), record, bundle.manifest)
+    component.bundle, component.provider = bundle, provider
+    return component
 
 
 __all__ = [

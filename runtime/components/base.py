@@ -6,13 +6,15 @@ inputs it is validated on, what the traced graph computes from the diffusers / t
 (``forward``: tensor methods only, so this module needs no torch), and its TensorRT profile's opt
 point. An instance is the runtime wrapper over the component's engine (``pipe.unet``...): it takes
 and returns arrays of the engine's array module, splits a batch larger than the engine's range, and
-hands back float32 copies.
+hands back float32 copies (taken under the engine's lock where it has one, so concurrent pipeline calls
+never read each other's outputs).
 
 Adding a component is adding a subclass and a line in ``sdrt.runtime.components.COMPONENTS``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
@@ -115,12 +117,17 @@ class Component:
         raise NotImplementedError
 
     # ---- the runtime wrapper over the component's engine -----------------------------------------
+    bundle: Any = None  # the opened Bundle and the provider, where open_component made it
+    provider: str | None = None
+
     def __init__(self, engine: Engine, record: ComponentRecord, manifest: Manifest) -> None:
         self.name = record.name
         self.engine = engine
         self.record = record
+        self.manifest = manifest
         self.xp = engine.xp
         self.batch_range = record.batch_range
+        self._copied: Any = None  # CuPy: an event after the last copy of the engine's outputs
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {type(self.engine).__name__})"
@@ -144,6 +151,18 @@ class Component:
                 f"{self.name}: a batch of {batch} is below the engine's batch range "
                 f"{self.batch_range[0]}..{self.batch_range[1]}; rebuild it with build-engine --batch {batch}"
             )
-        outputs = self.engine.run(feeds)
-        # engines may hand back their own buffers (TensorRT): copy, so the next run cannot overwrite them
-        return {k: self.xp.array(v, dtype=np.float32, copy=True) for k, v in outputs.items()}
+        # engines may hand back their own buffers (TensorRT, ORT's CUDA graphs): copy them, under the engine's
+        # lock where it has one, so that no other thread's run overwrites them first
+        with getattr(self.engine, "lock", None) or contextlib.nullcontext():
+            self._after_last_copy()
+            outputs = self.engine.run(feeds)
+            copies = {k: self.xp.array(v, dtype=np.float32, copy=True) for k, v in outputs.items()}
+            if self.xp is not np:
+                self._copied = self.xp.cuda.get_current_stream().record()
+        return copies
+
+    def _after_last_copy(self) -> None:
+        """CuPy: order this run after the last run's copies, which another thread may have queued on another
+        stream (the engine orders its work after the current stream only)."""
+        if self._copied is not None:
+            self.xp.cuda.get_current_stream().wait_event(self._copied)

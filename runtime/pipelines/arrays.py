@@ -11,7 +11,10 @@ from sdrt.runtime.errors import InputError
 
 
 def to_xp(xp: ModuleType, array: Any, dtype: Any = np.float32) -> Any:
-    """``array`` in ``xp`` (NumPy or CuPy) as ``dtype``; host data is copied to the device once."""
+    """``array`` in ``xp`` (NumPy or CuPy) as ``dtype``; host data is copied to the device once. A torch
+    tensor (diffusers-style ``latents=torch.randn(...)``) is read through its own methods."""
+    if type(array).__module__.split(".")[0] == "torch":
+        array = array.detach().cpu().float().numpy()
     if xp is np and hasattr(array, "get"):
         array = array.get()
     return xp.asarray(array, dtype=dtype)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sdrt.runtime.errors import InputError
+from sdrt.runtime.errors import EngineError, InputError
 from sdrt.runtime.images import numpy_to_pil, to_host
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
 from .base import DiffusionPipeline
+from .call_state import pipeline_call
 from .outputs import ImagePipelineOutput
 
 
@@ -19,7 +20,12 @@ class DDPMPipeline(DiffusionPipeline):
 
     required_components = ("unet",)
     model_types = ("uncond",)
+    output_types = ("pil", "np")
 
+    def __init__(self, unet: Any = None, scheduler: Any = None) -> None:
+        super().__init__(unet=unet, scheduler=scheduler)
+
+    @pipeline_call
     def __call__(
         self,
         batch_size: int = 1,
@@ -32,8 +38,6 @@ class DDPMPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ) -> ImagePipelineOutput | tuple:
         """``latents`` (an sdrt extension): the initial noise [batch, channels, size, size] instead of a draw."""
-        if output_type not in ("pil", "np"):
-            raise InputError(f"output_type must be 'pil' or 'np', got {output_type!r}")
         self.check_callback_inputs(callback_on_step_end_tensor_inputs)
         size = self.unet.config.sample_size
         height, width = (size, size) if isinstance(size, int) else tuple(size)
@@ -57,6 +61,11 @@ class DDPMPipeline(DiffusionPipeline):
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
+        if not bool(self.xp.isfinite(image).all()):
+            raise EngineError(
+                "the denoising loop produced NaN/Inf pixels (the UNet engine or the scheduler); an fp16 UNet "
+                "overflowing? rebuild with build-engine --precision fp32"
+            )
         image = to_host((image / 2 + 0.5).clip(0, 1)).transpose(0, 2, 3, 1)
         if output_type == "pil":
             image = numpy_to_pil(image)

@@ -56,11 +56,19 @@ class TextGuidedPipeline(DiffusionPipeline):
         return guidance_scale > 1 and self.unet.config.time_cond_proj_dim is None
 
     def guidance(self, guidance_scale: float, guidance_rescale: float = 0.0) -> Guidance:
-        return Guidance(guidance_scale, guidance_rescale, self.do_guidance(guidance_scale))
+        """The call's guidance settings, also kept in its state for diffusers' properties (``guidance_scale``...)."""
+        guidance = Guidance(guidance_scale, guidance_rescale, self.do_guidance(guidance_scale))
+        state = self._state
+        if state is not None:
+            state.guidance_scale, state.guidance_rescale = guidance_scale, guidance_rescale
+            state.do_classifier_free_guidance = guidance.enabled
+        return guidance
 
     def check_inputs(
         self, height: int, width: int, num_images_per_prompt: int, callback_inputs: Sequence[str]
     ) -> None:
+        """The size against the engines' ranges and the callback's tensor names (the types and ranges of
+        every argument are checked before the call starts: ``checks.py``)."""
         self.check_size(height, width)
         if num_images_per_prompt < 1:
             raise InputError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")

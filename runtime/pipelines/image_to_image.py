@@ -12,6 +12,7 @@ from typing import Any
 from sdrt.runtime.images import ImageInput, preprocess_image
 from sdrt.runtime.random.noise import GeneratorLike
 
+from .call_state import pipeline_call
 from .guided import GuidedCall
 from .image_latents import noised_image_latents
 from .outputs import StableDiffusionPipelineOutput
@@ -24,6 +25,7 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionBase):
 
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 
+    @pipeline_call
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -39,16 +41,29 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionBase):
         generator: GeneratorLike = None,
         prompt_embeds: Any = None,
         negative_prompt_embeds: Any = None,
+        ip_adapter_image: Any = None,
+        ip_adapter_image_embeds: Any = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        guidance_rescale: float = 0.0,
+        cross_attention_kwargs: dict[str, Any] | None = None,
+        clip_skip: int | None = None,
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        guidance_rescale: float = 0.0,
+        **kwargs: Any,
     ) -> StableDiffusionPipelineOutput | tuple:
+        """diffusers' arguments and defaults (``guidance_rescale`` is an sdrt extension). ``image``: PIL,
+        NumPy HWC/NHWC in [0, 1] (uint8 in 0..255), torch CHW/NCHW (4 channels: latents, as diffusers)."""
         check_strength(strength)
-        pixels = preprocess_image(image, scale_factor=self.vae_scale_factor)
+        pixels = preprocess_image(
+            image, scale_factor=self.vae_scale_factor, latent_channels=self.vae.config.latent_channels
+        )
+        scale = self.vae_scale_factor if pixels.shape[1] == self.vae.config.latent_channels else 1
         self.check_inputs(
-            pixels.shape[2], pixels.shape[3], num_images_per_prompt, callback_on_step_end_tensor_inputs
+            pixels.shape[2] * scale,
+            pixels.shape[3] * scale,
+            num_images_per_prompt,
+            callback_on_step_end_tensor_inputs,
         )
         guidance = self.guidance(guidance_scale, guidance_rescale)
         embeds = self.prompt_encoder.encode(

@@ -19,6 +19,7 @@ from sdrt.runtime.images import ImageInput, nearest_resize, preprocess_image, pr
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource
 
 from .arrays import repeat_to_batch
+from .call_state import pipeline_call
 from .guided import GuidedCall
 from .image_latents import encode_image
 from .outputs import StableDiffusionPipelineOutput
@@ -32,6 +33,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionBase):
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
     model_types = ("inpaint", "sd1", "sd2")
 
+    @pipeline_call
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -40,6 +42,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionBase):
         masked_image_latents: Any = None,
         height: int | None = None,
         width: int | None = None,
+        padding_mask_crop: int | None = None,
         strength: float = 1.0,
         num_inference_steps: int = 50,
         timesteps: list[int] | None = None,
@@ -52,12 +55,19 @@ class StableDiffusionInpaintPipeline(StableDiffusionBase):
         latents: Any = None,
         prompt_embeds: Any = None,
         negative_prompt_embeds: Any = None,
+        ip_adapter_image: Any = None,
+        ip_adapter_image_embeds: Any = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        guidance_rescale: float = 0.0,
+        cross_attention_kwargs: dict[str, Any] | None = None,
+        clip_skip: int | None = None,
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        guidance_rescale: float = 0.0,
+        **kwargs: Any,
     ) -> StableDiffusionPipelineOutput | tuple:
+        """diffusers' arguments and defaults (``guidance_rescale`` is an sdrt extension). ``mask_image``:
+        PIL (converted to grayscale), NumPy HW/NHW/HW1/NHW1 in [0, 1] (uint8 in 0..255), torch HW/NHW/N1HW."""
         default_height, default_width = self.default_size()
         height, width = height or default_height, width or default_width
         self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)

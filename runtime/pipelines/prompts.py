@@ -71,7 +71,9 @@ class PromptEncoder:
         self.xp = xp
 
     def hidden_states(self, prompts: list[str], max_length: int) -> Any:
-        ids = self.tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True).input_ids
+        ids = self.tokenizer(
+            prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="np"
+        ).input_ids
         return self.text_encoder(ids)["last_hidden_state"]
 
     def encode(

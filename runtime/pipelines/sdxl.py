@@ -10,6 +10,7 @@ import numpy as np
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.random.noise import GeneratorLike
 
+from .call_state import pipeline_call
 from .guided import GuidedCall, TextGuidedPipeline
 from .outputs import StableDiffusionXLPipelineOutput
 from .sdxl_prompts import SDXLPromptEncoder
@@ -31,8 +32,57 @@ class StableDiffusionXLPipeline(TextGuidedPipeline):
         "negative_add_time_ids",
     )
 
+    parts = (
+        "vae",
+        "text_encoder",
+        "text_encoder_2",
+        "tokenizer",
+        "tokenizer_2",
+        "unet",
+        "scheduler",
+        "image_encoder",
+        "feature_extractor",
+    )
+
+    def __init__(
+        self,
+        vae: Any = None,
+        text_encoder: Any = None,
+        text_encoder_2: Any = None,
+        tokenizer: Any = None,
+        tokenizer_2: Any = None,
+        unet: Any = None,
+        scheduler: Any = None,
+        image_encoder: Any = None,
+        feature_extractor: Any = None,
+        force_zeros_for_empty_prompt: bool | None = None,
+        add_watermarker: bool | None = None,
+    ) -> None:
+        """diffusers' constructor; ``force_zeros_for_empty_prompt`` defaults to the bundle's (the model's)
+        setting; sdrt adds no watermark (``add_watermarker=True`` is refused)."""
+        if add_watermarker:
+            raise InputError("add_watermarker=True: sdrt adds no invisible watermark; pass None or False")
+        super().__init__(
+            vae=vae,
+            text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2,
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer_2,
+            unet=unet,
+            scheduler=scheduler,
+            image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
+        )
+        self.image_encoder = self.feature_extractor = None
+        self._force_zeros = force_zeros_for_empty_prompt
+
+    def _config_values(self) -> dict[str, Any]:
+        return {"force_zeros_for_empty_prompt": self.force_zeros_for_empty_prompt}
+
     @property
     def force_zeros_for_empty_prompt(self) -> bool:
+        if self._force_zeros is not None:
+            return bool(self._force_zeros)
         value = self.manifest.text.force_zeros_for_empty_prompt if self.manifest.text else None
         return True if value is None else bool(value)  # diffusers' default for SDXL
 
@@ -69,6 +119,7 @@ class StableDiffusionXLPipeline(TextGuidedPipeline):
         )
         return e.prompt_embeds, e.negative_prompt_embeds, e.pooled, e.negative_pooled
 
+    @pipeline_call
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -90,8 +141,11 @@ class StableDiffusionXLPipeline(TextGuidedPipeline):
         negative_prompt_embeds: Any = None,
         pooled_prompt_embeds: Any = None,
         negative_pooled_prompt_embeds: Any = None,
+        ip_adapter_image: Any = None,
+        ip_adapter_image_embeds: Any = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        cross_attention_kwargs: dict[str, Any] | None = None,
         guidance_rescale: float = 0.0,
         original_size: tuple[int, int] | None = None,
         crops_coords_top_left: tuple[int, int] = (0, 0),
@@ -99,9 +153,12 @@ class StableDiffusionXLPipeline(TextGuidedPipeline):
         negative_original_size: tuple[int, int] | None = None,
         negative_crops_coords_top_left: tuple[int, int] = (0, 0),
         negative_target_size: tuple[int, int] | None = None,
+        clip_skip: int | None = None,
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        **kwargs: Any,
     ) -> StableDiffusionXLPipelineOutput | tuple:
+        """diffusers' arguments and defaults; unsupported options are refused as in StableDiffusionPipeline."""
         default_height, default_width = self.default_size()
         height, width = height or default_height, width or default_width
         self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)

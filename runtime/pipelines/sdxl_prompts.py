@@ -25,7 +25,9 @@ class SDXLPromptEncoder:
         """(hidden states of both encoders concatenated on features, pooled embeddings)."""
         hidden, pooled = [], None
         for texts, (tokenizer, encoder) in zip((prompts, prompts_2), self.encoders):
-            ids = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True).input_ids
+            ids = tokenizer(
+                texts, padding="max_length", max_length=max_length, truncation=True, return_tensors="np"
+            ).input_ids
             outputs = encoder(ids)
             if "penultimate_hidden_state" not in outputs:
                 raise BundleError(

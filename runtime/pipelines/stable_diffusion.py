@@ -12,7 +12,47 @@ from .prompts import PromptEncoder
 class StableDiffusionBase(TextGuidedPipeline):
     required_components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder")
     model_types: tuple[str, ...] = ("sd1", "sd2")
+    parts = (
+        "vae",
+        "text_encoder",
+        "tokenizer",
+        "unet",
+        "scheduler",
+        "safety_checker",
+        "feature_extractor",
+        "image_encoder",
+    )
     _callback_tensor_inputs = ("latents", "prompt_embeds", "negative_prompt_embeds")
+
+    def __init__(
+        self,
+        vae: Any = None,
+        text_encoder: Any = None,
+        tokenizer: Any = None,
+        unet: Any = None,
+        scheduler: Any = None,
+        safety_checker: Any = None,
+        feature_extractor: Any = None,
+        image_encoder: Any = None,
+        requires_safety_checker: bool = True,
+    ) -> None:
+        """diffusers' constructor: ``StableDiffusionImg2ImgPipeline(**pipe.components)`` shares ``pipe``'s
+        engines; ``safety_checker``, ``feature_extractor`` and ``image_encoder`` must be None (sdrt runs none)."""
+        super().__init__(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=safety_checker,
+            feature_extractor=feature_extractor,
+            image_encoder=image_encoder,
+        )
+        self.safety_checker = self.feature_extractor = self.image_encoder = None
+        self.requires_safety_checker = requires_safety_checker
+
+    def _config_values(self) -> dict[str, Any]:
+        return {"requires_safety_checker": self.requires_safety_checker}
 
     @property
     def prompt_encoder(self) -> PromptEncoder:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sdrt.runtime.random.noise import GeneratorLike
 
+from .call_state import pipeline_call
 from .guided import GuidedCall
 from .outputs import StableDiffusionPipelineOutput
 from .stable_diffusion import StableDiffusionBase
@@ -16,6 +17,7 @@ from .timesteps import retrieve_timesteps
 class StableDiffusionPipeline(StableDiffusionBase):
     """Text-to-image: ``pipe(prompt, negative_prompt=..., num_inference_steps=50, guidance_scale=7.5)``."""
 
+    @pipeline_call
     def __call__(
         self,
         prompt: str | list[str] | None = None,
@@ -32,12 +34,21 @@ class StableDiffusionPipeline(StableDiffusionBase):
         latents: Any = None,
         prompt_embeds: Any = None,
         negative_prompt_embeds: Any = None,
+        ip_adapter_image: Any = None,
+        ip_adapter_image_embeds: Any = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        cross_attention_kwargs: dict[str, Any] | None = None,
         guidance_rescale: float = 0.0,
+        clip_skip: int | None = None,
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        **kwargs: Any,
     ) -> StableDiffusionPipelineOutput | tuple:
+        """diffusers' arguments and defaults. ``output_type``: "pil", "np", "pt" (with torch) or "latent".
+        Not run (a clear error unless None): ``ip_adapter_image(_embeds)``, a LoRA ``scale`` or other
+        ``cross_attention_kwargs``, ``clip_skip`` >= 1. ``callback`` / ``callback_steps`` (deprecated) work
+        as in diffusers, with its warning."""
         default_height, default_width = self.default_size()
         height, width = height or default_height, width or default_width
         self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)

@@ -5,6 +5,9 @@ A pipeline accepts what diffusers accepts, plus plain seeds:
 - ``None``: a fresh ``numpy.random.Generator`` (not reproducible);
 - an ``int``: ``TorchCompatibleGenerator(seed)``, which draws what ``torch.Generator("cpu")
   .manual_seed(seed)`` draws, so a seed copied from a diffusers script gives diffusers' picture;
+- a ``torch.Generator`` (where torch is installed): drawn with ``torch.randn(shape, generator=g,
+  dtype=torch.float32)`` exactly as diffusers' ``randn_tensor`` draws, then handed over as an array
+  (recognised by its type, so this module never imports torch);
 - any object with ``standard_normal(size=...)`` (``numpy.random.Generator``, ``cupy.random.Generator``,
   ``TorchCompatibleGenerator``);
 - a list of the above, one per image: row ``i`` of every draw comes from generator ``i`` (as diffusers'
@@ -16,6 +19,7 @@ noise) lands in the pipeline's array module (NumPy or CuPy).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -37,12 +41,39 @@ def as_generator(generator: Any) -> Any:
         raise InputTypeError("generator must be an int seed or a generator object, not a bool")
     if isinstance(generator, int | np.integer):
         return TorchCompatibleGenerator(int(generator))
+    if is_torch_generator(generator):
+        return TorchGeneratorDraws(generator)
     if not callable(getattr(generator, "standard_normal", None)):
         raise InputTypeError(
-            f"generator must be an int seed, a TorchCompatibleGenerator, a numpy.random.Generator or a "
-            f"list of them (one per image), got {type(generator).__name__}"
+            f"generator must be an int seed, a torch.Generator, a TorchCompatibleGenerator, a "
+            f"numpy.random.Generator or a list of them (one per image), got {type(generator).__name__}"
         )
     return generator
+
+
+def is_torch_generator(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.Generator`` (by its type: torch is not imported here)."""
+    kind = type(value)
+    return kind.__name__ == "Generator" and kind.__module__.split(".")[0] == "torch"
+
+
+class TorchGeneratorDraws:
+    """A caller's ``torch.Generator``, drawn from as diffusers' ``randn_tensor`` does: ``torch.randn(shape,
+    generator=g, device=g.device, dtype=torch.float32)``, handed back as a NumPy array. The caller passed a
+    torch object, so torch is already imported: it is taken from ``sys.modules``, never imported here."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+        self.torch = sys.modules["torch"]
+
+    def standard_normal(self, size: int | Sequence[int] | None = None, dtype: Any = np.float32) -> Any:
+        shape = (size,) if isinstance(size, int | np.integer) else tuple(size or ())
+        torch = self.torch
+        draw = torch.randn(shape, generator=self.generator, device=self.generator.device, dtype=torch.float32)
+        return draw.cpu().numpy().astype(dtype, copy=False)
+
+    def randn(self, shape: Sequence[int], dtype: Any = np.float32) -> Any:
+        return self.standard_normal(size=tuple(shape), dtype=dtype)
 
 
 def check_generator_list(generator: Any, batch_size: int) -> None:

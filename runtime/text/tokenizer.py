@@ -5,9 +5,10 @@ Reads ``vocab.json``, ``merges.txt`` and the special tokens (``tokenizer_config.
 as in transformers' CLIP tokenizer, text is always lowercased. The pad token comes from the files:
 SD1 pads with ``<|endoftext|>``, SD2 and SDXL's ``tokenizer_2`` with ``!`` (id 0).
 
-Calling it mirrors ``tokenizer(prompts, padding="max_length", max_length=77, truncation=True,
-return_tensors="np")``; when a prompt is cut, it logs the warning diffusers gives, naming the part
-that was dropped.
+Calling it behaves like transformers' ``CLIPTokenizer.__call__`` (lists by default, arrays with
+``return_tensors="np"``, transformers' padding and truncation rules); the pipelines call it as diffusers
+does, ``tokenizer(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="np")``.
+When a prompt is cut, it logs the warning diffusers gives, naming the part that was dropped.
 """
 
 from __future__ import annotations
@@ -96,58 +97,98 @@ class CLIPTokenizer:
 
     def __call__(
         self,
-        prompts: str | list[str],
-        padding: bool | str = "max_length",
+        text: str | list[str],
+        *,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
         max_length: int | None = None,
-        truncation: bool = True,
-        return_tensors: str | None = "np",
+        return_tensors: str | None = None,
         return_dtype: type | np.dtype = np.int64,
     ) -> TokenizerOutput:
-        """``input_ids`` and ``attention_mask`` as NumPy arrays [batch, length] (int64 like transformers).
+        """``input_ids`` and ``attention_mask`` as transformers' ``CLIPTokenizer`` gives them.
 
-        ``padding``: ``"max_length"`` (to ``max_length``, default ``model_max_length``), ``"longest"``
-        or ``True`` (to the longest prompt); ``False`` is accepted only when all prompts have one length.
-        ``return_tensors`` is accepted for diffusers-style calls; arrays are always NumPy.
+        With ``return_tensors=None`` (the default): lists of ints for one string, lists of lists for a list of
+        strings; with ``return_tensors="np"``: NumPy arrays [batch, length] (int64, or ``return_dtype``).
+        ``padding``: ``False`` (the default), ``"max_length"`` (to ``max_length``, default
+        ``model_max_length``), ``"longest"`` or ``True``. ``truncation``: ``True`` cuts to ``max_length``
+        (default ``model_max_length``); ``None`` cuts only when ``max_length`` is given without padding,
+        as transformers does. The pipelines call it as diffusers does: ``padding="max_length",
+        max_length=77, truncation=True, return_tensors="np"``.
         """
         if return_tensors not in (None, "np"):
             raise InputError(
-                f"return_tensors={return_tensors!r}: sdrt's tokenizer returns NumPy arrays ('np')"
+                f"return_tensors={return_tensors!r}: sdrt's tokenizer returns lists (None) or NumPy arrays "
+                "('np'); make a torch tensor with torch.from_numpy(tokenizer(..., return_tensors='np').input_ids)"
             )
-        texts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not all(isinstance(t, str) for t in texts):
-            raise InputTypeError(
-                f"prompts must be a string or a list of strings, got {type(prompts).__name__}"
-            )
-        max_length = self.model_max_length if max_length is None else max_length
-        rows: list[list[int]] = []
-        for text in texts:
-            content = self.encode(text)
-            if truncation and len(content) > max_length - 2:
-                dropped = content[max_length - 2 :]
-                logger.warning(
-                    "The following part of your input was truncated because CLIP can only handle sequences up "
-                    "to %d tokens: %s",
-                    max_length,
-                    [self.bpe.decode(dropped)],
+        single = isinstance(text, str)
+        texts = [text] if single else list(text) if isinstance(text, list | tuple) else None
+        if texts is None or not all(isinstance(t, str) for t in texts):
+            raise InputTypeError(f"text must be a string or a list of strings, got {type(text).__name__}")
+        limit = self._truncation_limit(padding, truncation, max_length)
+        rows = [self._row(t, limit, add_special_tokens) for t in texts]
+        width = self._padded_width(rows, padding, max_length)
+        masks = [[1] * len(r) + [0] * max(width - len(r), 0) for r in rows]
+        rows = [r + [self.pad_token_id] * max(width - len(r), 0) for r in rows]
+        if return_tensors == "np":
+            if len({len(r) for r in rows}) > 1:
+                raise InputError(
+                    "the texts have different lengths, which one array cannot hold: pass padding='max_length' "
+                    "(with truncation=True) or padding='longest'"
                 )
-                content = content[: max_length - 2]
-            rows.append([self.bos_token_id, *content, self.eos_token_id])
-        if padding == "max_length":
-            width = max(max_length, max((len(r) for r in rows), default=0))
-        elif padding is True or padding == "longest":
-            width = max((len(r) for r in rows), default=0)
-        elif padding is False or padding == "do_not_pad":
-            width = len(rows[0]) if rows else 0
-            if any(len(r) != width for r in rows):
-                raise InputError("prompts of different lengths need padding='max_length' or 'longest'")
+            shape = (len(rows), len(rows[0]) if rows else 0)
+            ids = np.asarray(rows, dtype=return_dtype).reshape(shape)
+            return TokenizerOutput(
+                input_ids=ids, attention_mask=np.asarray(masks, dtype=return_dtype).reshape(shape)
+            )
+        if single:
+            return TokenizerOutput(input_ids=rows[0], attention_mask=masks[0])
+        return TokenizerOutput(input_ids=rows, attention_mask=masks)
+
+    def _truncation_limit(
+        self, padding: bool | str, truncation: bool | str | None, max_length: int | None
+    ) -> int | None:
+        """The longest row (special tokens included) truncation allows, or None (no truncation)."""
+        if truncation is None:  # transformers: cut to an explicit max_length unless padding is asked for
+            cut = max_length is not None and padding in (False, "do_not_pad")
+        elif truncation in (True, "longest_first", "only_first"):
+            cut = True
+        elif truncation in (False, "do_not_truncate"):
+            cut = False
         else:
-            raise InputError(f"padding must be 'max_length', 'longest', True or False, got {padding!r}")
-        ids = np.full((len(rows), width), self.pad_token_id, dtype=return_dtype)
-        mask = np.zeros((len(rows), width), dtype=return_dtype)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        return TokenizerOutput(input_ids=ids, attention_mask=mask)
+            raise InputError(f"truncation must be True, False or None, got {truncation!r}")
+        return (self.model_max_length if max_length is None else max_length) if cut else None
+
+    def _row(self, text: str, limit: int | None, add_special_tokens: bool) -> list[int]:
+        content = self.encode(text)
+        specials = 2 if add_special_tokens else 0
+        if limit is not None and len(content) > limit - specials:
+            dropped = content[max(limit - specials, 0) :]
+            logger.warning(
+                "The following part of your input was truncated because CLIP can only handle sequences up "
+                "to %d tokens: %s",
+                limit,
+                [self.bpe.decode(dropped)],
+            )
+            content = content[: max(limit - specials, 0)]
+        elif limit is None and len(content) + specials > self.model_max_length:
+            logger.warning(
+                "Token indices sequence length is longer than the specified maximum sequence length for this "
+                "model (%d > %d). Running this sequence through the model will result in indexing errors",
+                len(content) + specials,
+                self.model_max_length,
+            )
+        return [self.bos_token_id, *content, self.eos_token_id] if add_special_tokens else content
+
+    def _padded_width(self, rows: list[list[int]], padding: bool | str, max_length: int | None) -> int:
+        """The length rows are padded to (0: no padding; longer rows stay as they are)."""
+        if padding is False or padding == "do_not_pad":
+            return 0
+        if padding is True or padding == "longest":
+            return max((len(r) for r in rows), default=0)
+        if padding == "max_length":
+            return self.model_max_length if max_length is None else max_length
+        raise InputError(f"padding must be False, True, 'longest' or 'max_length', got {padding!r}")
 
     def decode(self, ids: Any) -> str:
         """Text of ids, special tokens included (as transformers' ``decode``)."""

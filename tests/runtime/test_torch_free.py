@@ -65,7 +65,9 @@ SCRIPT = textwrap.dedent(
     from sdrt.runtime.engines.providers import select_provider
 
     tokenizer_dir, onnx_path = sys.argv[1], sys.argv[2]
-    ids = CLIPTokenizer.from_pretrained(tokenizer_dir)(["a photo of a cat", "the license"]).input_ids
+    ids = CLIPTokenizer.from_pretrained(tokenizer_dir)(
+        ["a photo of a cat", "the license"], padding="max_length", truncation=True, return_tensors="np"
+    ).input_ids
     latents = TorchCompatibleGenerator(1234).randn((1, 4, 8, 8))
     engine = OrtEngine(onnx_path, provider=select_provider("auto", candidates=("cpu",)))
     out = engine(x=latents.reshape(-1, 4)[:5])["y"]

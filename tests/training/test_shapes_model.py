@@ -51,7 +51,10 @@ def test_shipped_tokenizer_same_ids_in_sdrt(pipe):
     prompts = ["", "a red circle", "a small cyan triangle on a white background"]
     expected = pipe.tokenizer(prompts, padding="max_length", max_length=77, return_tensors="np").input_ids
     assert np.array_equal(
-        SdrtTokenizer.from_pretrained(MODEL_DIR / "tokenizer")(prompts)["input_ids"], expected
+        SdrtTokenizer.from_pretrained(MODEL_DIR / "tokenizer")(
+            prompts, padding="max_length", max_length=77, return_tensors="np"
+        )["input_ids"],
+        expected,
     )
 
 

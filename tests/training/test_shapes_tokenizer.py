@@ -35,6 +35,6 @@ def test_ids_identical_in_transformers_and_sdrt(tokenizers):
     hf, sdrt = tokenizers
     prompts = PROMPTS + [make_example(seed)[1] for seed in range(50)]
     expected = hf(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="np")
-    got = sdrt(prompts)
+    got = sdrt(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="np")
     assert np.array_equal(got["input_ids"], expected["input_ids"])
     assert np.array_equal(got["attention_mask"], expected["attention_mask"])

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.tensors import TensorSpec
 from sdrt.runtime.errors import InputError
+from sdrt.runtime.tensors import TensorSpec
 
 logger = logging.getLogger(__name__)
 

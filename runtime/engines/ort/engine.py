@@ -20,6 +20,9 @@ that keep the ORT value alive (and if ORT rejects a bound shape, from then on OR
 ORT computes on one CUDA stream of the engine's (``user_compute_stream``); each run orders it after
 the caller's current CuPy stream, and the caller's stream after it, with events: never a host
 synchronization (``disable_synchronize_execution_providers``).
+Threads: the CPU path runs concurrently (ONNX Runtime's ``run`` is thread-safe); the CUDA path's runs
+share the IO binding's buffers, the output cache and the CUDA graph, so they take ``engine.lock`` (an
+``RLock``; None on the CPU) one at a time.
 The CUDA path is written to the onnxruntime-gpu API (1.17+) but cannot run on the CPU-only machines
 where this project's CI runs; the CPU path is what the tests check, with the buffer bookkeeping of
 ``cuda`` tested on NumPy.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -37,10 +41,11 @@ from typing import Any
 import numpy as np
 
 from sdrt.runtime.engines.base import Engine
-from sdrt.runtime.tensors import TensorSpec
-from .cuda import BufferCache, CudaGraphRunner, named_dims, resolve_shape, shape_key
 from sdrt.runtime.engines.providers import import_cupy, import_onnxruntime
 from sdrt.runtime.errors import BundleNotFoundError, EngineError, InputError, ProviderNotAvailableError
+from sdrt.runtime.tensors import TensorSpec
+
+from .cuda import BufferCache, CudaGraphRunner, named_dims, resolve_shape, shape_key
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +118,10 @@ class OrtEngine(Engine):
         self.inputs = {a.name: _spec(a) for a in self.session.get_inputs()}
         self.outputs = {a.name: _spec(a) for a in self.session.get_outputs()}
         self._run_options = ort.RunOptions()
+        # CPU: InferenceSession.run is thread-safe. CUDA: the IO binding, the output cache, the CUDA graph's
+        # fixed buffers and the fallback flag are shared by every run: one run at a time (re-entrant, so a
+        # component wrapper can hold it while it copies the outputs)
+        self.lock: threading.RLock | None = threading.RLock() if provider == "cuda" else None
         if provider == "cuda":
             self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
             cp = self._cupy
@@ -140,7 +149,9 @@ class OrtEngine(Engine):
             arrays = self.check_inputs(host)
             values = self.session.run(self.output_names, arrays, self._run_options)
             return dict(zip(self.output_names, values))
-        return self._run_cuda(feeds)
+        assert self.lock is not None
+        with self.lock:
+            return self._run_cuda(feeds)
 
     def _run_cuda(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         cp = self._cupy

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdrt.runtime.tensors import TensorSpec
 from sdrt.runtime.errors import EngineError
+from sdrt.runtime.tensors import TensorSpec
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ TensorRT and CuPy are imported lazily; this module never imports torch.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class TrtEngine(Engine):
     call with the same shapes overwrites them (copy to keep). Work is ordered after the caller's current
     CuPy stream and before its later work. ``cuda_graph=True`` captures one CUDA graph per distinct input
     shape on its first call and replays it afterwards (inputs are copied into fixed buffers first).
+    Runs from several threads take ``engine.lock`` (an ``RLock``) one at a time: the context is not
+    thread-safe.
     """
 
     def __init__(
@@ -89,6 +92,9 @@ class TrtEngine(Engine):
         self._cp: Any = None
         self._stream: Any = None
         self._bindings: dict[tuple, ShapeBinding] = {}
+        # one execution context, its bound buffers and CUDA graphs: one run at a time (re-entrant, so a
+        # component wrapper can hold it while it copies the outputs)
+        self.lock = threading.RLock()
 
     @classmethod
     def from_bundle(
@@ -151,6 +157,10 @@ class TrtEngine(Engine):
         return context
 
     def _cupy(self) -> Any:
+        with self.lock:
+            return self._load_cupy()
+
+    def _load_cupy(self) -> Any:
         if self._cp is None:
             try:
                 import cupy
@@ -163,6 +173,10 @@ class TrtEngine(Engine):
         return self._cp
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return self._run(feeds)
+
+    def _run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         cp = self._cupy()
         arrays = self.check_inputs(feeds)
         key = tuple(arrays[name].shape for name in self.inputs)

@@ -35,7 +35,9 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype:
     return _TRT_TO_NUMPY[name]
 
 
-def specs_from_engine(engine: Any, trt: Any, profile_index: int = 0) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+def specs_from_engine(
+    engine: Any, trt: Any, profile_index: int = 0
+) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
     """(inputs, outputs) of a deserialized ``ICudaEngine``, inputs with the range of profile 0."""
     inputs: dict[str, TensorSpec] = {}
     outputs: dict[str, TensorSpec] = {}
@@ -44,7 +46,9 @@ def specs_from_engine(engine: Any, trt: Any, profile_index: int = 0) -> tuple[di
         shape = tuple(int(d) if int(d) >= 0 else None for d in engine.get_tensor_shape(name))
         dtype = numpy_dtype(engine.get_tensor_dtype(name))
         if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-            profile = tuple(tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(name, profile_index))
+            profile = tuple(
+                tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(name, profile_index)
+            )
             inputs[name] = TensorSpec(name, dtype, shape, profile)  # type: ignore[arg-type]
         else:
             outputs[name] = TensorSpec(name, dtype, shape)

@@ -20,9 +20,18 @@ class PlanLoadError(EngineError):
     """A plan that cannot be used on this machine; the message ends with the command that rebuilds it."""
 
 
-def rebuild_command(source: str | None, bundle_dir: Path | str | None, component: str, precision: str | None) -> str:
+def rebuild_command(
+    source: str | None, bundle_dir: Path | str | None, component: str, precision: str | None
+) -> str:
     """``build-engine <model> -o <bundle> --backend tensorrt --components <component> ...``."""
-    words = ["build-engine", str(source or "MODEL_DIR"), "-o", str(bundle_dir or "ENGINE_DIR"), "--backend", "tensorrt"]
+    words = [
+        "build-engine",
+        str(source or "MODEL_DIR"),
+        "-o",
+        str(bundle_dir or "ENGINE_DIR"),
+        "--backend",
+        "tensorrt",
+    ]
     words += ["--components", component]
     if precision:
         words += ["--precision", precision]

@@ -36,7 +36,19 @@ def _bench(args: list[str], capsys) -> tuple[int, str, str]:
 def test_bench_json_fields_and_consistent_stage_times(tiny, tmp_path, capsys):
     bundle = tiny.bundle("sd1")
     path = tmp_path / "bench.json"
-    args = [str(bundle), "--steps", "3", "--runs", "2", "--warmup", "0", "--size", "48x32"]
+    args = [
+        str(bundle),
+        "--steps",
+        "3",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--size",
+        "48x32",
+        "--prompt",
+        "a red square",
+    ]
     code, out, err = _bench([*args, "--scheduler", "euler", "--provider", "cpu", "--json", str(path)], capsys)
     assert code == 0, err
     assert "UNet per step" in out and "UNet x 3 calls" in out and "whole pipeline" in out
@@ -53,7 +65,7 @@ def test_bench_json_fields_and_consistent_stage_times(tiny, tmp_path, capsys):
         "batch": 1,
         "scheduler": "EulerDiscreteScheduler",
         "provider": "cpu",
-        "prompt": "a photo of an astronaut riding a horse",
+        "prompt": "a red square",
         "guidance_scale": 7.5,
         "seed": 0,
         "compare_diffusers": None,

@@ -196,7 +196,9 @@ def test_output_types_and_building_blocks(sd1):
     assert lat.shape == (1, 4, 8, 8)
     np.testing.assert_array_equal(np.asarray(pil[0]), (arr[0] * 255).round().astype(np.uint8))
     # the quick-tour building blocks: a hand-written loop over pipe.unet / scheduler / vae
-    ids = pipe.tokenizer([PROMPT]).input_ids
+    ids = pipe.tokenizer(
+        [PROMPT], padding="max_length", max_length=pipe.tokenizer.model_max_length, return_tensors="np"
+    ).input_ids
     embeds = pipe.text_encoder(ids)["last_hidden_state"]
     pipe.scheduler.set_timesteps(2)
     sample = latents * pipe.scheduler.init_noise_sigma

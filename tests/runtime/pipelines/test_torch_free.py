@@ -38,6 +38,14 @@ SCRIPT = BLOCKER + textwrap.dedent(
     np.save(out_file, images)
     pil = pipe("a photo of a cat", num_inference_steps=2, generator=7).images[0]
     assert pil.size == (64, 64)
+    from sdrt.runtime.errors import InputError
+
+    try:
+        pipe("a photo of a cat", num_inference_steps=2, output_type="pt")
+    except InputError as error:
+        assert "output_type='pt' needs torch" in str(error) and "output_type='np'" in str(error), error
+    else:
+        raise AssertionError("output_type='pt' without torch gave no error")
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     assert not loaded, loaded
     print("OK")

@@ -81,7 +81,7 @@ def test_ids_equal_transformers(tokenizer_folders, variant, caplog):
     assert ours.bos_token_id == reference.bos_token_id and ours.eos_token_id == reference.eos_token_id
     expected = reference(PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="np")
     with caplog.at_level(logging.ERROR):
-        got = ours(PROMPTS, padding="max_length", max_length=77, truncation=True)
+        got = ours(PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="np")
     assert got.input_ids.dtype == expected["input_ids"].dtype == np.int64
     mismatched = [
         p for p, a, b in zip(PROMPTS, got.input_ids, expected["input_ids"]) if not np.array_equal(a, b)
@@ -102,7 +102,8 @@ def test_ids_equal_the_factory_tokenizer_object():
         expected = reference(
             PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="np"
         )
-        np.testing.assert_array_equal(ours(PROMPTS).input_ids, expected["input_ids"])
+        got = ours(PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="np")
+        np.testing.assert_array_equal(got.input_ids, expected["input_ids"])
 
 
 def test_pad_token_is_read_from_the_files(tokenizer_folders):
@@ -110,28 +111,62 @@ def test_pad_token_is_read_from_the_files(tokenizer_folders):
     sd2 = CLIPTokenizer.from_pretrained(tokenizer_folders["sd2"])
     assert sd1.pad_token == "<|endoftext|>" and sd1.pad_token_id == sd1.eos_token_id
     assert sd2.pad_token == "!" and sd2.pad_token_id == 0
-    ids = sd2("a cat").input_ids
+    ids = sd2("a cat", padding="max_length", return_tensors="np").input_ids
     end = 1 + len(sd2.encode("a cat"))
     assert ids.shape == (1, 77) and ids[0, end] == sd2.eos_token_id and (ids[0, end + 1 :] == 0).all()
 
 
-def test_call_options(tokenizer_folders):
+CALLS = [
+    ("a cat", {}),
+    (["a cat", "a photo of a dog on the moon"], {}),
+    (("a cat", "dog"), {}),
+    ("", {}),
+    ("a cat", {"return_tensors": "np"}),
+    (["a cat", "a photo of a dog on the moon"], {"padding": True}),
+    (["a cat", "a photo of a dog on the moon"], {"padding": "longest", "return_tensors": "np"}),
+    ("a cat", {"padding": "max_length"}),
+    (["a cat", "a dog"], {"padding": "max_length", "max_length": 10, "return_tensors": "np"}),
+    ("a photo of a dog on the moon", {"max_length": 5}),  # max_length alone truncates
+    ("a photo of a dog on the moon", {"max_length": 5, "padding": "max_length"}),  # with padding: it does not
+    ("a photo of a dog on the moon", {"max_length": 5, "truncation": True, "padding": "max_length"}),
+    ("a photo of a dog on the moon", {"truncation": True}),
+    ("a photo of a dog on the moon", {"truncation": False, "max_length": 5}),
+    ("a photo of a dog", {"add_special_tokens": False}),
+    ("a photo of a dog " * 30, {}),  # longer than the model: left whole, with transformers' warning
+    ("a photo of a dog " * 30, {"truncation": True, "return_tensors": "np"}),
+    (["a photo of a dog " * 30, "a cat"], {"padding": "max_length", "truncation": True}),
+]
+
+
+@pytest.mark.parametrize(("text", "options"), CALLS)
+def test_call_behaves_like_transformers(tokenizer_folders, text, options):
+    """``tokenizer(text, **options)`` as transformers' CLIPTokenizer: lists by default (a flat list for one
+    string), arrays with return_tensors="np", transformers' padding and truncation rules."""
     tok = CLIPTokenizer.from_pretrained(tokenizer_folders["sd1"])
     reference = transformers.CLIPTokenizer.from_pretrained(tokenizer_folders["sd1"])
+    got, expected = tok(text, **options), reference(text, **options)
+    assert set(got) == set(expected) == {"input_ids", "attention_mask"}
+    for key in ("input_ids", "attention_mask"):
+        if options.get("return_tensors") == "np":
+            assert isinstance(got[key], np.ndarray) and got[key].dtype == expected[key].dtype == np.int64
+            np.testing.assert_array_equal(got[key], expected[key])
+        else:
+            assert type(got[key]) is list and got[key] == expected[key], key
+    assert got.input_ids is got["input_ids"]
+
+
+def test_call_options(tokenizer_folders):
+    tok = CLIPTokenizer.from_pretrained(tokenizer_folders["sd1"])
     prompts = ["a cat", "a photo of a dog on the moon"]
-    longest = tok(prompts, padding="longest")
-    expected = reference(prompts, padding="longest", return_tensors="np")
-    np.testing.assert_array_equal(longest.input_ids, expected["input_ids"])
-    np.testing.assert_array_equal(longest["attention_mask"], expected["attention_mask"])
-    assert tok(prompts, return_dtype=np.int32).input_ids.dtype == np.int32
-    assert tok(prompts, max_length=10).input_ids.shape == (2, 10)
-    with pytest.raises(ValueError, match="padding"):
-        tok(prompts, padding=False)
-    with pytest.raises(TypeError, match="prompts"):
+    assert tok(prompts, padding=True, return_dtype=np.int32, return_tensors="np").input_ids.dtype == np.int32
+    with pytest.raises(ValueError, match="different lengths.*padding='max_length'"):
+        tok(prompts, return_tensors="np")  # transformers makes an object array of the ragged rows
+    with pytest.raises(ValueError, match="padding must be"):
+        tok(prompts, padding="to the moon")
+    with pytest.raises(TypeError, match="text must be a string or a list of strings"):
         tok([1, 2])
-    with pytest.raises(ValueError, match="return_tensors"):
+    with pytest.raises(ValueError, match="return_tensors.*torch.from_numpy"):
         tok(prompts, return_tensors="pt")
-    np.testing.assert_array_equal(tok(prompts, return_tensors="np").input_ids, tok(prompts).input_ids)
 
 
 def test_truncation_warns_like_diffusers(tokenizer_folders, caplog):
@@ -140,7 +175,7 @@ def test_truncation_warns_like_diffusers(tokenizer_folders, caplog):
     reference = transformers.CLIPTokenizer.from_pretrained(folder)
     prompt = "a photo of a red fox in a snowy forest, " * 12 + "the very last words"
     with caplog.at_level(logging.WARNING, logger="sdrt.runtime.text.tokenizer"):
-        ids = tok(prompt).input_ids
+        ids = tok(prompt, padding="max_length", truncation=True, return_tensors="np").input_ids
     assert ids.shape == (1, 77) and ids[0, -1] == tok.eos_token_id
     # diffusers: batch_decode(untruncated_ids[:, model_max_length - 1 : -1])
     untruncated = reference(prompt, padding="longest", return_tensors="np")["input_ids"]
@@ -153,7 +188,7 @@ def test_truncation_warns_like_diffusers(tokenizer_folders, caplog):
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="sdrt.runtime.text.tokenizer"):
-        tok(["a short prompt", "x " * 75])  # exactly 75 content tokens: fits
+        tok(["a short prompt", "x " * 75], truncation=True)  # exactly 75 content tokens: fits
     assert not [r for r in caplog.records if r.name == "sdrt.runtime.text.tokenizer"]
 
 

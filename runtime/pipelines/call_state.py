@@ -1,0 +1,127 @@
+"""Per-call state, so that one pipeline object serves several threads at once.
+
+diffusers keeps a call's loop state on the pipeline (``_interrupt``, ``_num_timesteps``, ``_guidance_scale``)
+and steps the pipeline's own scheduler (step index, previous model outputs): two calls at once share them.
+sdrt gives every call a :class:`CallState` of its own, kept per thread, holding:
+
+- its own scheduler, configured like ``pipe.scheduler`` (``type(s).from_config(s.config)``), on which the
+  call sets its timesteps and steps;
+- the loop state diffusers' properties and callbacks read: ``interrupt``, ``num_timesteps``,
+  ``guidance_scale``, ``guidance_rescale``, ``do_classifier_free_guidance``, ``clip_skip``,
+  ``cross_attention_kwargs``; and the deprecated ``callback`` / ``callback_steps``.
+
+Inside a call, in the calling thread (the pipeline's own code, a ``callback_on_step_end``), ``pipe.scheduler``
+is the call's scheduler and ``pipe.interrupt`` / ``pipe._interrupt = True`` are the call's; elsewhere
+``pipe.scheduler`` is the scheduler new calls are configured from (assignable, as in diffusers).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sdrt.runtime.errors import InputTypeError
+
+from .checks import check_arguments
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CallState:
+    """One call's scheduler and loop state (see the module docstring)."""
+
+    scheduler: Any
+    interrupt: bool = False
+    num_timesteps: int | None = None
+    guidance_scale: float | None = None
+    guidance_rescale: float = 0.0
+    do_classifier_free_guidance: bool = False
+    clip_skip: int | None = None
+    cross_attention_kwargs: dict[str, Any] | None = None
+    callback: Callable[..., Any] | None = None  # diffusers' deprecated per-step callback
+    callback_steps: int = 1
+
+
+def copy_scheduler(scheduler: Any) -> Any:
+    """A fresh scheduler configured like ``scheduler``, with none of its per-call state."""
+    if scheduler is None:
+        return None
+    if hasattr(type(scheduler), "from_config") and hasattr(scheduler, "config"):
+        return type(scheduler).from_config(scheduler.config)
+    return copy.deepcopy(scheduler)
+
+
+def pipeline_call(method: F) -> F:
+    """Decorator of a pipeline's ``__call__``: the call runs with a :class:`CallState` of its own, and its
+    arguments are checked by name first (``checks.check_arguments``: types, ranges, unsupported options)."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as error:
+            raise InputTypeError(f"{type(self).__name__}.__call__: {error}") from None
+        bound.apply_defaults()
+        with self.call_state() as state:
+            check_arguments(self, state, bound.arguments)
+            return method(self, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
+class CallProperties:
+    """diffusers' per-call pipeline properties, read from the current thread's call (None outside one)."""
+
+    _state: CallState | None
+
+    @property
+    def interrupt(self) -> bool:
+        """Set ``pipe._interrupt = True`` in a step-end callback to skip the call's remaining steps."""
+        state = self._state
+        return bool(state is not None and state.interrupt)
+
+    @property
+    def _interrupt(self) -> bool:
+        return self.interrupt
+
+    @_interrupt.setter
+    def _interrupt(self, value: bool) -> None:
+        state = self._state
+        if state is not None:
+            state.interrupt = bool(value)
+
+    @property
+    def num_timesteps(self) -> int | None:
+        state = self._state
+        return None if state is None else state.num_timesteps
+
+    @property
+    def guidance_scale(self) -> float | None:
+        state = self._state
+        return None if state is None else state.guidance_scale
+
+    @property
+    def guidance_rescale(self) -> float | None:
+        state = self._state
+        return None if state is None else state.guidance_rescale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool | None:
+        state = self._state
+        return None if state is None else state.do_classifier_free_guidance
+
+    @property
+    def clip_skip(self) -> int | None:
+        state = self._state
+        return None if state is None else state.clip_skip
+
+    @property
+    def cross_attention_kwargs(self) -> dict[str, Any] | None:
+        state = self._state
+        return None if state is None else state.cross_attention_kwargs

@@ -1,0 +1,130 @@
+"""diffusers' pipeline attributes that scripts touch besides the call: ``config``, ``device``, ``dtype``,
+``to(...)``, attention and VAE slicing, and the scheduler slot that refuses a diffusers (torch) scheduler.
+
+sdrt fixes the provider when a bundle is loaded (``from_pretrained(bundle, provider=...)``) and the precision
+when it is built (``build-engine --precision``): ``to(...)`` changes neither, and says so unless it asks for
+what the pipeline already is. Slicing changes diffusers' memory use, not its images; an engine plans its
+own memory, so those calls do nothing (a debug log).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from sdrt.runtime.errors import InputTypeError
+from sdrt.schedulers import SCHEDULER_NAMES, FrozenConfig
+
+logger = logging.getLogger(__name__)
+
+
+def check_scheduler(value: Any) -> None:
+    """Refuse what cannot be the pipeline's scheduler: a diffusers scheduler, or no scheduler at all."""
+    kind = type(value)
+    if kind.__module__.split(".")[0] == "diffusers":
+        name = kind.__name__ if kind.__name__ in SCHEDULER_NAMES else "EulerDiscreteScheduler"
+        raise InputTypeError(
+            f"pipe.scheduler = {kind.__name__}(...) is diffusers' (torch) scheduler; sdrt runs its own NumPy "
+            f"schedulers with diffusers' names and configs: pipe.scheduler = "
+            f"sdrt.schedulers.{name}.from_config(pipe.scheduler.config)"
+        )
+    if not (callable(getattr(value, "set_timesteps", None)) and callable(getattr(value, "step", None))):
+        raise InputTypeError(
+            f"the scheduler must be an sdrt scheduler (with set_timesteps and step), got {kind.__name__}; "
+            "e.g. sdrt.schedulers.EulerDiscreteScheduler.from_config(pipe.scheduler.config)"
+        )
+
+
+def _device_type(device: Any) -> str:
+    return str(getattr(device, "type", device)).split(":")[0]
+
+
+def _dtype_name(dtype: Any) -> str:
+    if type(dtype).__module__.split(".")[0] == "torch":
+        return str(dtype).removeprefix("torch.")
+    return np.dtype(dtype).name
+
+
+class DiffusersSurface:
+    """Mixed into ``DiffusionPipeline``: the attributes above, read from the pipeline's parts."""
+
+    parts: tuple[str, ...]
+    provider: str
+    bundle: Any
+    unet: Any
+
+    @property
+    def config(self) -> FrozenConfig:
+        """Like diffusers' pipeline config: ``_class_name``, the bundle path, and (library, class) per part."""
+        values: dict[str, Any] = {"_class_name": type(self).__name__, "_name_or_path": str(self.bundle.path)}
+        for name in self.parts:
+            part = getattr(self, name)
+            values[name] = (
+                (None, None) if part is None else (type(part).__module__.split(".")[0], type(part).__name__)
+            )
+        return FrozenConfig({**values, **self._config_values()})
+
+    def _config_values(self) -> dict[str, Any]:
+        """The pipeline's config values besides its parts (SD: ``requires_safety_checker``...)."""
+        return {}
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` (ONNX Runtime on the CPU) or ``"cuda"`` (ONNX Runtime on CUDA, TensorRT)."""
+        return "cpu" if self.provider == "cpu" else "cuda"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The NumPy dtype of the UNet engine's ``sample`` input (float16 in an fp16 build)."""
+        spec = self.unet.engine.inputs.get("sample")
+        return np.dtype(spec.dtype) if spec is not None and spec.dtype is not None else np.dtype(np.float32)
+
+    def to(self, *args: Any, **kwargs: Any) -> Any:
+        """diffusers' ``pipe.to(device, dtype)``: nothing to do here (see the module docstring)."""
+        asked = [
+            *args,
+            *(v for k, v in kwargs.items() if k in ("device", "dtype", "torch_device", "torch_dtype")),
+        ]
+        different = []
+        for value in asked:
+            if value is None:
+                continue
+            is_dtype = _is_dtype(value)
+            current = _dtype_name(self.dtype) if is_dtype else self.device
+            wanted = _dtype_name(value) if is_dtype else _device_type(value)
+            if wanted != current:
+                different.append(f"{'dtype' if is_dtype else 'device'} {wanted} (it is {current})")
+        if different:
+            logger.warning(
+                "pipe.to(%s) changes nothing: an sdrt pipeline's provider is fixed when it is loaded "
+                "(DiffusionPipeline.from_pretrained(bundle, provider='cpu' | 'cuda' | 'tensorrt')) and its "
+                "precision when the bundle is built (build-engine --precision)",
+                ", ".join(different),
+            )
+        return self
+
+    def enable_attention_slicing(self, slice_size: Any = "auto") -> None:
+        logger.debug(
+            "enable_attention_slicing(%r): the engines plan their own memory; nothing to do", slice_size
+        )
+
+    def disable_attention_slicing(self) -> None:
+        logger.debug("disable_attention_slicing(): nothing to do")
+
+    def enable_vae_slicing(self) -> None:
+        logger.debug("enable_vae_slicing(): the VAE engine takes the batch its range allows; nothing to do")
+
+    def disable_vae_slicing(self) -> None:
+        logger.debug("disable_vae_slicing(): nothing to do")
+
+
+def _is_dtype(value: Any) -> bool:
+    if type(value).__module__.split(".")[0] == "torch":
+        return type(value).__name__ == "dtype"
+    try:
+        np.dtype(value)
+    except TypeError:  # a device: "cpu", "cuda:0", torch.device(...)
+        return False
+    return True
