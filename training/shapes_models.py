@@ -1,7 +1,7 @@
 """The default model's components (Stable Diffusion 1.x architecture, small) and its saving.
 
 AutoencoderKL 8x down to 4 latent channels, a small CLIPTextModel, a UNet2DConditionModel with
-cross-attention, and SD 1.5's scheduler (PNDM, scaled-linear betas 0.00085..0.012, epsilon).
+cross-attention, and SD 1.5's schedule (scaled-linear betas 0.00085..0.012, epsilon) with Euler ancestral.
 """
 
 from __future__ import annotations
@@ -89,11 +89,13 @@ def make_unet():  # -> diffusers.UNet2DConditionModel
     )
 
 
-def make_scheduler():  # -> diffusers.PNDMScheduler
-    """SD 1.5's shipped scheduler config."""
-    from diffusers import PNDMScheduler
+def make_scheduler():  # -> diffusers.EulerAncestralDiscreteScheduler
+    """SD 1.5's schedule with the sampler the model draws best with at 50 steps (Euler ancestral: the
+    checker reads 96.7% of 90 pictures right, PNDM 45.6%; see models/sd-shapes/README.md)."""
+    from diffusers import EulerAncestralDiscreteScheduler, PNDMScheduler
 
-    return PNDMScheduler(**{k: v for k, v in SD15_SCHEDULER.items() if k != "clip_sample"})
+    pndm = PNDMScheduler(**{k: v for k, v in SD15_SCHEDULER.items() if k != "clip_sample"})
+    return EulerAncestralDiscreteScheduler.from_config(pndm.config)
 
 
 def save_pipeline(out: str | Path, *, vae, text_encoder, unet, tokenizer) -> Path:

@@ -78,6 +78,21 @@ def test_six_cases_mostly_right_in_sdrt(readme_run):
     assert scores["shape"] >= 5 / 6, scores["results"]
 
 
+def test_sdrt_generate_defaults_draw_every_pair(readme_run):
+    """``sdrt generate`` with no options (the bundle's scheduler, 50 steps, guidance 7.5): the checker reads
+    the asked colour and shape in at least 90% of the 18 (shape, colour) pairs, one seeded picture each."""
+    from sdrt.runtime import DiffusionPipeline
+
+    bundle, _, _ = readme_run
+    cases = evaluation_cases(1)
+    pipe = DiffusionPipeline.from_pretrained(bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe([c.prompt for c in cases], generator=[c.seed for c in cases]).images
+    scores = score_images(images, [(c.shape, c.colour) for c in cases])
+    right = [r["shape"] == r["read_shape"] and r["colour"] == r["read_colour"] for r in scores["results"]]
+    assert len(right) == 18 and sum(right) >= 0.9 * 18, scores["results"]
+
+
 @pytest.mark.slow
 def test_full_sweep_meets_issue_7_in_sdrt(readme_run):
     bundle, _, _ = readme_run
