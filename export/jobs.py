@@ -121,6 +121,6 @@ def _refuse_losses(jobs: list[ComponentJob], previous: Manifest | None) -> None:
         raise OptionError(
             f"--components {' '.join(asked)} leaves out {', '.join(lost)}, which the bundle being replaced has "
             f"but which cannot be kept (the build options or weights changed since), so the new bundle would "
-            f"lose {'it' if len(lost) == 1 else 'them'}: add {' '.join(lost)} to --components, or drop "
-            "--components to rebuild everything"
+            f"lose {'it' if len(lost) == 1 else 'them'}: run again with --components {' '.join(asked + lost)}, "
+            "or without --components"
         )

@@ -138,9 +138,7 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
         names += _shared_vae_encoder(cls, bundle, provider, names)
         engines = {name: open_component(bundle, name, provider) for name in names}
         if scheduler is None:
-            from sdrt.schedulers import scheduler_from_config
-
-            scheduler = scheduler_from_config(bundle.path / "scheduler")
+            scheduler = _bundle_scheduler(bundle)
         loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in _ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
             loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
@@ -381,3 +379,16 @@ def _shared_vae_encoder(cls: type, bundle: Bundle, provider: str, names: tuple[s
         return ("vae_encoder",) if record.plans else ()
     graphs = [f for f in (record.ort.file if record.ort else None, record.onnx) if f]
     return ("vae_encoder",) if any((bundle.path / f).is_file() for f in graphs) else ()
+
+
+def _bundle_scheduler(bundle: Bundle) -> Any:
+    """The scheduler ``scheduler/scheduler_config.json`` names; a missing or damaged one is a BundleError."""
+    from sdrt.schedulers import scheduler_from_config
+
+    try:
+        return scheduler_from_config(bundle.path / "scheduler")
+    except (OSError, ValueError) as error:
+        raise BundleError(
+            f"{bundle.path}: {error}. Rebuild the bundle (build-engine MODEL_DIR -o {bundle.path} --force), or "
+            "pass scheduler=sdrt.schedulers.<Class>.from_config(...) to from_pretrained"
+        ) from error

@@ -76,9 +76,10 @@ def bundles(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny SD1 bundle, and damaged copies of it."""
     good = tiny.bundle("sd1")
     root = tmp_path_factory.mktemp("bad_bundles")
-    newer, truncated, garbage, flipped = (
-        shutil.copytree(good, root / n) for n in ("newer", "truncated", "garbage", "flipped")
+    newer, truncated, garbage, flipped, scheduler = (
+        shutil.copytree(good, root / n) for n in ("newer", "truncated", "garbage", "flipped", "scheduler")
     )
+    (scheduler / "scheduler" / "scheduler_config.json").write_text('{"_class_name": "FancyScheduler"}')
     manifest = json.loads((good / "manifest.json").read_text())
     (newer / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     unet = truncated / manifest["components"]["unet"]["ort"]["file"]
@@ -94,6 +95,7 @@ def bundles(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "truncated": truncated,
         "garbage": garbage,
         "flipped": flipped,
+        "scheduler": scheduler,
         "root": root,
     }
 
@@ -112,6 +114,9 @@ SDRT_ERRORS = [
     (lambda b: ["generate", str(b["good"]), "a cat", "--steps", "1", "-o", str(b["good"] / "manifest.json" / "x.png")],
      ["cannot write the image", "choose another -o"]),
     (lambda b: ["bench", str(b["good"]), "--runs", "0"], ["--runs >= 1"]),
+    (lambda b: ["generate", str(b["scheduler"]), "a cat"], ["'FancyScheduler'", "Rebuild the bundle"]),
+    (lambda b: ["generate", str(b["good"]), "a cat", "--steps", "0"], ["num_inference_steps", "at least 1"]),
+    (lambda b: ["generate", str(b["good"]), "a cat", "--guidance", "nan"], ["guidance_scale", "finite"]),
     (lambda b: ["inspect", str(b["flipped"]), "--verify"], ["vae_decoder: ort/vae_decoder.onnx does not match its sha256"]),
 ]  # fmt: skip
 
