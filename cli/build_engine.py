@@ -53,6 +53,11 @@ def make_parser() -> argparse.ArgumentParser:
         help="ONNX Runtime provider the ort graphs are built for (cuda: fused fp16 graphs, buildable without "
         "a GPU), and torch's export device where torch can use it (else the CPU)",
     )
+    p.add_argument(
+        "--clip-skip",
+        type=int,
+        help="also export the text encoders' hidden states diffusers' clip_skip=N takes (pass it to the calls)",
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")
     p.add_argument("--force", action="store_true", help="rebuild every component even if unchanged")
@@ -121,6 +126,7 @@ def _build(args: argparse.Namespace) -> int:
         validate=not args.no_validate,
         force=args.force,
         vae_fp32=args.vae_fp32,
+        clip_skip=args.clip_skip,
         opset=args.opset,
         progress=not args.quiet,
         trt_options=trt_options,

@@ -71,6 +71,7 @@ def export_pipeline(
     validate: bool = True,
     force: bool = False,
     vae_fp32: bool = False,
+    clip_skip: int | None = None,
     opset: int = 17,
     progress: bool = True,
     trt_options: dict[str, Any] | None = None,
@@ -81,13 +82,16 @@ def export_pipeline(
     provider: ``"cuda"`` builds fused fp16/fp32 graphs for the CUDA provider, also on a machine without
     a GPU) or ``"tensorrt"`` (plus plans, via ``sdrt.export.tensorrt.build``; ``trt_options`` are
     its keyword options). ``export_device`` is where torch traces and computes the validation
-    references (default: ``device`` when torch can use it, else ``"cpu"``).
+    references (default: ``device`` when torch can use it, else ``"cpu"``). ``clip_skip``: the text
+    encoders also return the hidden states diffusers' ``clip_skip`` takes (a pipeline call then
+    passes that ``clip_skip``).
     Raises :class:`~sdrt.export.errors.ExportError` subclasses on bad input or failed validation,
     leaving any previous bundle as it was.
     """
     _check_options(backend, precision, device, opset, trt_options)
     folder = inspect_model_folder(model_dir)
     _check_components(folder, components)
+    _check_clip_skip(folder, clip_skip)
     shapes = resolve_shapes(
         *info.size_units(folder),
         height=height,
@@ -106,6 +110,8 @@ def export_pipeline(
         with swap.output_lock(output_dir):  # one build at a time into one output; a second one waits
             swap.recover_swap(output_dir)
             manifest = _new_manifest(folder, shapes, backend)
+            if manifest.text is not None:
+                manifest.text.clip_skip = clip_skip
             jobs = plan_jobs(
                 folder,
                 shapes,
@@ -113,6 +119,7 @@ def export_pipeline(
                 precision=precision,
                 vae_fp32=vae_fp32,
                 tools=manifest.tools,
+                options={"clip_skip": clip_skip},
                 asked=components,
                 previous=None if force else read_previous_manifest(output_dir),
                 previous_dir=output_dir,
@@ -251,6 +258,19 @@ def _check_components(folder: ModelFolder, components: list[str] | None) -> None
     if unknown:
         raise OptionError(
             f"unknown component(s) {unknown} for this {folder.model_type} model; choose from {names}"
+        )
+
+
+def _check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
+    if clip_skip is None:
+        return
+    layers = folder.configs.get("text_encoder", {}).get("num_hidden_layers")
+    if layers is None:
+        raise OptionError(f"--clip-skip {clip_skip}: this {folder.model_type} model has no text encoder")
+    if isinstance(clip_skip, bool) or not isinstance(clip_skip, int) or not 1 <= clip_skip < layers:
+        raise OptionError(
+            f"--clip-skip {clip_skip} must be a whole number from 1 to {layers - 1} (the text encoder has {layers} "
+            "layers); drop the option for no clip skip"
         )
 
 

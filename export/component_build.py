@@ -30,7 +30,7 @@ def build_component(
     started = time.perf_counter()
     name, component = job.name, job.component
     model = load_module(folder, component, device=settings.export_device)
-    spec = component.graph(folder, job.ranges, job.trace)
+    spec = component.graph(folder, job.ranges, job.trace, **job.options)
     spec = spec.frozen() if settings.static else spec
     log.info("%s: tracing to ONNX at %s", name, spec.trace)
     raw = scratch / name / "raw" / f"{name}.onnx"

@@ -19,7 +19,7 @@ The rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class ComponentJob:
     inputs_hash: str
     asked: bool  # named by --components (or no --components given)
     previous: ComponentRecord | None = None  # the record to take over (rule 2)
+    options: dict[str, Any] = field(default_factory=dict)  # the component's build_options that are set
 
     @property
     def name(self) -> str:
@@ -71,6 +72,7 @@ def plan_jobs(
     precision: str,
     vae_fp32: bool,
     tools: dict[str, str],
+    options: dict[str, Any],
     asked: Sequence[str] | None,
     previous: Manifest | None,
     previous_dir: Path,
@@ -95,8 +97,12 @@ def plan_jobs(
             "precision": component_precision,
             **common,
         }
+        own = {k: options[k] for k in component.build_options if options.get(k) is not None}
         asked_for = asked is None or component.name in asked
-        job = ComponentJob(component, ranges, trace, component_precision, json_sha256(inputs), asked_for)
+        job = ComponentJob(
+            component, ranges, trace, component_precision, json_sha256({**inputs, **own}), asked_for
+        )
+        job.options = own
         job.previous = _reusable(previous, previous_dir, job)
         jobs.append(job)
     _refuse_losses(jobs, previous)

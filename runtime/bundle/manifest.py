@@ -59,6 +59,7 @@ class TextInfo:
     tokenizers: list[str] = field(default_factory=lambda: ["tokenizer"])
     force_zeros_for_empty_prompt: bool | None = None
     requires_aesthetics_score: bool | None = None
+    clip_skip: int | None = None  # the text encoders also return the hidden states diffusers' clip_skip takes
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Manifest:
         return cls(
             model_type=data["model_type"],
             pipeline_class=data.get("pipeline_class", ""),
-            source=Source(**data.get("source", {"path": "?"})),
+            source=_known(Source, data.get("source", {"path": "?"})),
             shapes=Shapes(
                 batch=tuple(shapes["batch"]),
                 height=tuple(shapes["height"]),
@@ -129,9 +130,9 @@ class Manifest:
                 size_multiple=int(shapes.get("size_multiple", 8)),
                 static=bool(shapes.get("static", False)),
             ),
-            unet=UNetInfo(**unet),
-            vae=VaeInfo(**data["vae"]) if data.get("vae") else None,
-            text=TextInfo(**data["text"]) if data.get("text") else None,
+            unet=_known(UNetInfo, unet),
+            vae=_known(VaeInfo, data["vae"]) if data.get("vae") else None,
+            text=_known(TextInfo, data["text"]) if data.get("text") else None,
             prediction_type=data.get("prediction_type", "epsilon"),
             backend=data.get("backend", "ort"),
             components={
@@ -162,6 +163,11 @@ class Manifest:
             "backend": self.backend,
             "components": {n: r.to_json() for n, r in self.components.items()},
         }
+
+
+def _known(cls: type, data: dict[str, Any]) -> Any:
+    """``cls`` from the fields it has: keys a newer sdrt added (same format version) are left aside."""
+    return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def _rebuild(bundle_dir: Path) -> str:

@@ -43,6 +43,7 @@ class Component:
     spatial: ClassVar[str | None] = None  # "latent" or "pixel": the units of its height/width dims
     guided: ClassVar[bool] = False  # its batch doubles under classifier-free guidance
     ort_model_type: ClassVar[str] = ""  # onnxruntime.transformers' name for its kind (unet, vae, clip)
+    build_options: ClassVar[tuple[str, ...]] = ()  # the build-engine options that change its graph
 
     # ---- what the graph is: the build reads these -----------------------------------------------
     @classmethod
@@ -52,8 +53,11 @@ class Component:
         return entry is not None and entry[1] in cls.model_classes
 
     @classmethod
-    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
-        """The graph's inputs and outputs with named dims, their ranges and trace sizes."""
+    def graph(
+        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
+    ) -> GraphSpec:
+        """The graph's inputs and outputs with named dims, their ranges and trace sizes; ``options``: the
+        values of its ``build_options``."""
         raise NotImplementedError
 
     @classmethod

@@ -1,5 +1,6 @@
 """The CLIP text encoders: ``input_ids`` int32 [B, 77] -> ``last_hidden_state`` [B, 77, D] (and, for
-SDXL, ``penultimate_hidden_state``; for a projection encoder, the pooled ``text_embeds`` [B, P])."""
+SDXL, ``penultimate_hidden_state``; for a projection encoder, the pooled ``text_embeds`` [B, P]; built
+with ``--clip-skip K``, ``clip_skip_hidden_state``: what diffusers' ``clip_skip=K`` conditions on)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class TextEncoder(Component):
     model_classes: ClassVar[tuple[str, ...]] = ("CLIPTextModel",)
     guided = True
     ort_model_type = "clip"
+    build_options = ("clip_skip",)
 
     @classmethod
     def penultimate(cls, model: ModelInfo) -> bool:
@@ -30,7 +32,9 @@ class TextEncoder(Component):
         return model.model_type.startswith("sdxl")
 
     @classmethod
-    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+    def graph(
+        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
+    ) -> GraphSpec:
         config = model.configs[cls.source]
         seq, hidden = int(config["max_position_embeddings"]), int(config["hidden_size"])
         f32 = np.dtype(np.float32)
@@ -41,12 +45,18 @@ class TextEncoder(Component):
             )
         if model.classes[cls.source][1] == "CLIPTextModelWithProjection":
             outputs["text_embeds"] = TensorSpec("text_embeds", f32, ("batch", int(config["projection_dim"])))
+        extra = {k: int(config[k]) for k in ("vocab_size", "eos_token_id", "bos_token_id")}
+        if options.get("clip_skip"):
+            outputs["clip_skip_hidden_state"] = TensorSpec(
+                "clip_skip_hidden_state", f32, ("batch", seq, hidden)
+            )
+            extra["clip_skip"] = int(options["clip_skip"])
         return GraphSpec(
             inputs={"input_ids": TensorSpec("input_ids", np.dtype(np.int32), ("batch", seq))},
             outputs=outputs,
             dims=dict(ranges),
             trace=dict(trace),
-            extra={k: int(config[k]) for k in ("vocab_size", "eos_token_id", "bos_token_id")},
+            extra=extra,
         )
 
     @classmethod
@@ -70,13 +80,27 @@ class TextEncoder(Component):
     @classmethod
     def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
         penultimate = "penultimate_hidden_state" in spec.outputs
-        out = model(inputs["input_ids"].long(), output_hidden_states=penultimate, return_dict=True)
+        skip = spec.extra.get("clip_skip")
+        out = model(
+            inputs["input_ids"].long(), output_hidden_states=penultimate or bool(skip), return_dict=True
+        )
         results = {"last_hidden_state": out.last_hidden_state}
         if penultimate:
             results["penultimate_hidden_state"] = out.hidden_states[-2]
         if "text_embeds" in spec.outputs:
             results["text_embeds"] = out.text_embeds
+        if skip:
+            results["clip_skip_hidden_state"] = cls.skipped_layer(model, out.hidden_states, skip, penultimate)
         return results
+
+    @staticmethod
+    def skipped_layer(model: Any, hidden_states: Any, skip: int, penultimate: bool) -> Any:
+        """diffusers' ``clip_skip``: SDXL takes ``hidden_states[-(skip + 2)]`` as it is (it always counts from
+        the penultimate layer); SD 1/2 take ``hidden_states[-(skip + 1)]`` through the final layer norm."""
+        if penultimate:
+            return hidden_states[-(skip + 2)]
+        text_model = getattr(model, "text_model", model)  # transformers 5 flattened CLIPTextModel
+        return text_model.final_layer_norm(hidden_states[-(skip + 1)])
 
     def __call__(self, input_ids: Any) -> dict[str, Any]:
         return self.run(input_ids=np.asarray(input_ids, dtype=np.int32))

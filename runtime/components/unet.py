@@ -36,7 +36,9 @@ class UNet(Component):
     latent_dims = ("latent_height", "latent_width")
 
     @classmethod
-    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+    def graph(
+        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
+    ) -> GraphSpec:
         config = model.configs[cls.source]
         h, w = cls.latent_dims
         inputs = {

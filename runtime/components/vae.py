@@ -34,7 +34,9 @@ class VaeEncoder(Component):
     ort_model_type = "vae"
 
     @classmethod
-    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+    def graph(
+        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
+    ) -> GraphSpec:
         config = model.configs[cls.source]
         scale, moments = _scale(config), 2 * int(config["latent_channels"])
         dims = {
@@ -77,7 +79,9 @@ class VaeDecoder(Component):
     ort_model_type = "vae"
 
     @classmethod
-    def graph(cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int]) -> GraphSpec:
+    def graph(
+        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
+    ) -> GraphSpec:
         config = model.configs[cls.source]
         scale, channels = _scale(config), int(config["latent_channels"])
         lh, lw = ranges["latent_height"], ranges["latent_width"]

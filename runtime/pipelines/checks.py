@@ -113,12 +113,13 @@ def _clip_skip(name: str, value: Any, arguments: dict[str, Any], pipe: Any, stat
     if value is None:
         return
     skip = integer(name, value, "pass clip_skip=None")
-    if skip != 0:  # clip_skip=0 selects the last hidden state in diffusers too: the same as None
-        penultimate = " (and, for SDXL, the penultimate)" if pipe.text_encoder_2 is not None else ""
+    built = pipe.manifest.text.clip_skip if pipe.manifest.text is not None else None
+    if skip != 0 and skip != built:  # clip_skip=0 selects the last hidden state in diffusers too: as None
+        have = f"for clip_skip={built}" if built else "without clip_skip"
         raise InputError(
-            f"clip_skip={value}: the bundle's text encoder graph returns only the last{penultimate} hidden "
-            "states, so clip_skip needs a re-export of the text encoder with the earlier layers, which sdrt "
-            "does not export yet; pass clip_skip=None"
+            f"clip_skip={value}: the bundle's text encoders were exported {have}; rebuild the bundle with "
+            f"build-engine MODEL_DIR -o {pipe.bundle.path} --clip-skip {skip}, or pass clip_skip="
+            f"{built if built else 'None'}"
         )
     state.clip_skip = skip
 

@@ -63,18 +63,21 @@ def negative_list(negative_prompt: str | list[str] | None, batch_size: int) -> l
 
 
 class PromptEncoder:
-    """Stable Diffusion 1/2: the text encoder's last hidden state for the prompts and negative prompts."""
+    """Stable Diffusion 1/2: the text encoder's last hidden state for the prompts and negative prompts;
+    with ``clip_skip``, the prompts' come from the earlier layer the bundle was built for (as diffusers,
+    which applies clip_skip to the prompts only)."""
 
-    def __init__(self, tokenizer: Any, text_encoder: Any, xp: ModuleType) -> None:
+    def __init__(self, tokenizer: Any, text_encoder: Any, xp: ModuleType, clip_skip: bool = False) -> None:
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
         self.xp = xp
+        self.clip_skip = clip_skip
 
-    def hidden_states(self, prompts: list[str], max_length: int) -> Any:
+    def hidden_states(self, prompts: list[str], max_length: int, output: str = "last_hidden_state") -> Any:
         ids = self.tokenizer(
             prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="np"
         ).input_ids
-        return self.text_encoder(ids)["last_hidden_state"]
+        return self.text_encoder(ids)[output]
 
     def encode(
         self,
@@ -89,7 +92,8 @@ class PromptEncoder:
         xp, n = self.xp, num_images_per_prompt
         prompts = prompt_list(prompt, prompt_embeds)
         if prompt_embeds is None:
-            prompt_embeds = self.hidden_states(prompts, self.tokenizer.model_max_length)
+            output = "clip_skip_hidden_state" if self.clip_skip else "last_hidden_state"
+            prompt_embeds = self.hidden_states(prompts, self.tokenizer.model_max_length, output)
         prompt_embeds = to_xp(xp, prompt_embeds)
         batch_size = prompt_embeds.shape[0]
         if not do_classifier_free_guidance:

@@ -89,7 +89,9 @@ class StableDiffusionXLPipeline(TextGuidedPipeline):
     @property
     def prompt_encoder(self) -> SDXLPromptEncoder:
         encoders = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
-        return SDXLPromptEncoder(encoders, self.xp, self.force_zeros_for_empty_prompt)
+        return SDXLPromptEncoder(
+            encoders, self.xp, self.force_zeros_for_empty_prompt, clip_skip=bool(self.clip_skip)
+        )
 
     def encode_prompt(
         self,

@@ -14,14 +14,26 @@ from .prompts import PromptEmbeds, negative_list, prompt_list
 
 class SDXLPromptEncoder:
     def __init__(
-        self, encoders: list[tuple[Any, Any]], xp: ModuleType, force_zeros_for_empty_prompt: bool
+        self,
+        encoders: list[tuple[Any, Any]],
+        xp: ModuleType,
+        force_zeros_for_empty_prompt: bool,
+        clip_skip: bool = False,
     ) -> None:
-        """``encoders``: (tokenizer, text encoder) pairs, first and second."""
+        """``encoders``: (tokenizer, text encoder) pairs, first and second; ``clip_skip``: the prompts'
+        hidden states from the earlier layer the bundle was built for (not the negative prompts')."""
         self.encoders = encoders
         self.xp = xp
         self.force_zeros_for_empty_prompt = force_zeros_for_empty_prompt
+        self.clip_skip = clip_skip
 
-    def encode_pair(self, prompts: list[str], prompts_2: list[str], max_length: int) -> tuple[Any, Any]:
+    def encode_pair(
+        self,
+        prompts: list[str],
+        prompts_2: list[str],
+        max_length: int,
+        layer: str = "penultimate_hidden_state",
+    ) -> tuple[Any, Any]:
         """(hidden states of both encoders concatenated on features, pooled embeddings)."""
         hidden, pooled = [], None
         for texts, (tokenizer, encoder) in zip((prompts, prompts_2), self.encoders):
@@ -29,14 +41,14 @@ class SDXLPromptEncoder:
                 texts, padding="max_length", max_length=max_length, truncation=True, return_tensors="np"
             ).input_ids
             outputs = encoder(ids)
-            if "penultimate_hidden_state" not in outputs:
+            if layer not in outputs:
                 raise BundleError(
-                    f"the {encoder.name} engine has no `penultimate_hidden_state` output, which SDXL needs; "
+                    f"the {encoder.name} engine has no `{layer}` output, which this call needs; "
                     "rebuild the bundle with build-engine"
                 )
             if pooled is None and "text_embeds" in outputs:
                 pooled = outputs["text_embeds"]
-            hidden.append(outputs["penultimate_hidden_state"])
+            hidden.append(outputs[layer])
         if pooled is None:
             raise BundleError("no SDXL text encoder engine has a `text_embeds` output (pooled embeddings)")
         return self.xp.concatenate(hidden, axis=-1), pooled
@@ -60,8 +72,9 @@ class SDXLPromptEncoder:
             prompts_2 = prompt_list(prompt_2 or prompts)
             if len(prompts_2) != len(prompts):
                 raise InputError(f"`prompt_2` has {len(prompts_2)} entries, `prompt` {len(prompts)}")
+            layer = "clip_skip_hidden_state" if self.clip_skip else "penultimate_hidden_state"
             prompt_embeds, pooled_prompt_embeds = self.encode_pair(
-                prompts, prompts_2, self.encoders[0][0].model_max_length
+                prompts, prompts_2, self.encoders[0][0].model_max_length, layer
             )
         elif pooled_prompt_embeds is None:
             raise InputError("with `prompt_embeds`, pass `pooled_prompt_embeds` too")

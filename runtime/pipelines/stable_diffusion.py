@@ -56,7 +56,7 @@ class StableDiffusionBase(TextGuidedPipeline):
 
     @property
     def prompt_encoder(self) -> PromptEncoder:
-        return PromptEncoder(self.tokenizer, self.text_encoder, self.xp)
+        return PromptEncoder(self.tokenizer, self.text_encoder, self.xp, clip_skip=bool(self.clip_skip))
 
     def encode_prompt(
         self,

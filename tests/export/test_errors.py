@@ -185,3 +185,16 @@ def test_truncated_file_is_rebuilt_not_taken_over(model_folders, tmp_path):
     report = export_pipeline(model_folders("uncond"), out, **options)
     assert [c.status for c in report.components] == ["built"]
     assert graph.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("kind", "skip", "message"),
+    [
+        ("sd1", "2", "--clip-skip 2 must be a whole number from 1 to 1"),
+        ("uncond", "1", "has no text encoder"),
+    ],
+)
+def test_clip_skip_outside_the_text_encoder(capsys, model_folders, tmp_path, kind, skip, message):
+    err = _run(capsys, [model_folders(kind), "-o", tmp_path / "out", "--clip-skip", skip])
+    assert message in err
+    _no_bundle(tmp_path / "out")
