@@ -75,6 +75,19 @@ def pipeline_call(method: F) -> F:
     return call  # type: ignore[return-value]
 
 
+class _FromCall:
+    """A read-only pipeline attribute taken from the current thread's call (None outside one)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, pipe: Any, owner: type | None = None) -> Any:
+        if pipe is None:
+            return self
+        state = pipe._state
+        return None if state is None else getattr(state, self.name)
+
+
 class CallProperties:
     """diffusers' per-call pipeline properties, read from the current thread's call (None outside one)."""
 
@@ -96,32 +109,9 @@ class CallProperties:
         if state is not None:
             state.interrupt = bool(value)
 
-    @property
-    def num_timesteps(self) -> int | None:
-        state = self._state
-        return None if state is None else state.num_timesteps
-
-    @property
-    def guidance_scale(self) -> float | None:
-        state = self._state
-        return None if state is None else state.guidance_scale
-
-    @property
-    def guidance_rescale(self) -> float | None:
-        state = self._state
-        return None if state is None else state.guidance_rescale
-
-    @property
-    def do_classifier_free_guidance(self) -> bool | None:
-        state = self._state
-        return None if state is None else state.do_classifier_free_guidance
-
-    @property
-    def clip_skip(self) -> int | None:
-        state = self._state
-        return None if state is None else state.clip_skip
-
-    @property
-    def cross_attention_kwargs(self) -> dict[str, Any] | None:
-        state = self._state
-        return None if state is None else state.cross_attention_kwargs
+    num_timesteps = _FromCall()
+    guidance_scale = _FromCall()
+    guidance_rescale = _FromCall()
+    do_classifier_free_guidance = _FromCall()
+    clip_skip = _FromCall()
+    cross_attention_kwargs = _FromCall()
