@@ -19,6 +19,7 @@ def bench(
     provider: str,
     prompt: str | None,
     compare_diffusers: str | None,
+    diffusers_dtype: str = "auto",
     json_path: Path | None,
 ) -> str:
     """Run the benchmark (beside diffusers when a model folder is given); write the JSON; return the table."""
@@ -29,7 +30,7 @@ def bench(
     if compare_diffusers is not None:
         from sdrt.export.diffusers_reference import DiffusersReference
 
-        reference = DiffusersReference(compare_diffusers)
+        reference = DiffusersReference(compare_diffusers, diffusers_dtype)
 
     result = run_bench(
         bundle,

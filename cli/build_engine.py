@@ -16,18 +16,24 @@ from .format import human_bytes
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="build-engine",
-        description="Export a diffusers model folder to a validated engine bundle (ONNX + ORT graphs or TensorRT plans).",
+        description="Export a diffusers model folder to a validated engine bundle (ONNX + ORT graphs, OpenVINO IR "
+        "or TensorRT plans).",
     )
     p.add_argument("model_dir", help="diffusers model folder (with model_index.json)")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. engines/NAME")
     p.add_argument(
-        "--backend", choices=("ort", "tensorrt", "onnx"), default="ort", help="engines to build (default ort)"
+        "--backend",
+        choices=("ort", "tensorrt", "openvino", "onnx"),
+        default="ort",
+        help="engines to build: ONNX Runtime graphs, TensorRT plans, OpenVINO IR, or the ONNX graphs only "
+        "(default: ort)",
     )
     p.add_argument(
         "--precision",
-        choices=("fp32", "fp16"),
+        choices=("fp32", "fp16", "bf16", "auto"),
         default=None,
-        help="default: fp16 for tensorrt or cuda, else fp32",
+        help="fp32 or fp16 (default: fp16 for tensorrt or --device cuda, else fp32); with --backend openvino "
+        "its inference precision: fp32, bf16 or auto, bf16 where the CPU has it (default: auto)",
     )
     p.add_argument(
         "--vae-fp32", action="store_true", help="keep the VAE in fp32 in an fp16 build (SDXL's VAE overflows)"
@@ -62,7 +68,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")
     p.add_argument("--force", action="store_true", help="rebuild every component even if unchanged")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
-    trt = p.add_argument_group("TensorRT (--backend tensorrt)")
+    _tensorrt_options(p.add_argument_group("TensorRT (--backend tensorrt)"))
+    return p
+
+
+def _tensorrt_options(trt: argparse._ArgumentGroup) -> None:
     trt.add_argument(
         "--trt-module",
         choices=("tensorrt", "tensorrt_rtx"),
@@ -74,7 +84,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     trt.add_argument("--workspace-gb", type=float, help="builder workspace limit in GB")
     trt.add_argument("--refittable", action="store_true", help="build refittable plans")
-    return p
+
+
+def default_precision(backend: str, device: str) -> str:
+    if backend == "openvino":
+        return "auto"
+    return "fp16" if backend == "tensorrt" or device == "cuda" else "fp32"
 
 
 def format_summary(report) -> str:
@@ -100,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 def _build(args: argparse.Namespace) -> int:
     from sdrt.export.build import export_pipeline
 
-    precision = args.precision or ("fp16" if args.backend == "tensorrt" or args.device == "cuda" else "fp32")
+    precision = args.precision or default_precision(args.backend, args.device)
     trt_options = {
         "trt_module": args.trt_module,
         "target_compute": args.target_compute,

@@ -12,15 +12,17 @@ from .format import human_bytes, range_text
 
 def provider_support(bundle: Bundle) -> dict[str, str]:
     """Per provider: ``"yes"`` or why not (not installed, no engines of that kind in the bundle)."""
-    from sdrt.runtime.engines.providers import EXTRAS, PROVIDERS, provider_available
+    from sdrt.runtime.engines.providers import EXTRAS, GPU_PROVIDERS, PROVIDERS, provider_available
 
     names = tuple(bundle.components)
     support = {}
     for provider in PROVIDERS:
         if provider == "tensorrt" and not bundle.has_plans(names):
             support[provider] = "no TensorRT plans in the bundle (build-engine --backend tensorrt)"
+        elif provider == "openvino" and not bundle.has_openvino(names):
+            support[provider] = "no OpenVINO IR in the bundle (build-engine --backend openvino)"
         elif not provider_available(provider):
-            gpu = "" if provider == "cpu" else " and a CUDA GPU"
+            gpu = " and a CUDA GPU" if provider in GPU_PROVIDERS else ""
             support[provider] = f"not available here (pip install '{EXTRAS[provider]}'{gpu})"
         else:
             support[provider] = "yes"
@@ -48,11 +50,9 @@ def describe_bundle(bundle: Bundle) -> str:
     lines.append("components")
     for name, record in bundle.components.items():
         dims = ", ".join(f"{k} {range_text(v)}" for k, v in record.dims.items())
-        backends = [
-            "onnx",
-            *([f"ort-{record.ort.provider}"] if record.ort else []),
-            *(f"plan:{p}" for p in record.plans),
-        ]
+        backends = ["onnx", *([f"ort-{record.ort.provider}"] if record.ort else [])]
+        backends += [f"openvino-{record.openvino.precision}"] if record.openvino else []
+        backends += [f"plan:{p}" for p in record.plans]
         lines.append(
             f"  {name:<15} {record.precision:<5} {human_bytes(record.bytes):>9}  [{', '.join(backends)}]  {dims}"
         )

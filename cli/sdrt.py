@@ -71,7 +71,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--provider",
         default="auto",
-        help="auto, cpu, cuda or tensorrt (default: auto, the fastest installed)",
+        help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
     gen.add_argument(
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
@@ -89,7 +89,9 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--size", type=parse_size, default=None, help="WxH in pixels (default: the model's)")
     bench.add_argument("--batch", type=int, default=1, help="prompts (images) per generation (default: 1)")
     bench.add_argument("--scheduler", default=None, help="scheduler class or alias (default: the bundle's)")
-    bench.add_argument("--provider", default="auto", help="auto, cpu, cuda or tensorrt (default: auto)")
+    bench.add_argument(
+        "--provider", default="auto", help="auto, cpu, openvino, cuda or tensorrt (default: auto)"
+    )
     bench.add_argument(
         "--prompt",
         default=None,
@@ -99,6 +101,13 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
         "--compare-diffusers",
         metavar="MODEL_DIR",
         help="also time diffusers on this model folder (the one the bundle was built from), runs alternating",
+    )
+    bench.add_argument(
+        "--diffusers-dtype",
+        choices=("auto", "float32", "float16", "bfloat16"),
+        default="auto",
+        help="diffusers' torch_dtype for --compare-diffusers; auto: float16 when the bundle's engines are fp16, "
+        "else float32 (on a CPU, bfloat16 is diffusers' fastest setting)",
     )
     bench.add_argument(
         "--json", type=Path, metavar="FILE", help="write every figure, the machine and settings"
@@ -156,6 +165,7 @@ def _command(args: argparse.Namespace) -> int:
             provider=args.provider,
             prompt=args.prompt,
             compare_diffusers=args.compare_diffusers,
+            diffusers_dtype=args.diffusers_dtype,
             json_path=args.json,
         )
         print(table)

@@ -32,6 +32,7 @@ from .shapes import resolve_shapes
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
+OPENVINO_PRECISIONS = ("fp32", "bf16", "auto")  # OpenVINO's inference precision; its ONNX graphs stay fp32
 _OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 DEVICES = ("cpu", "cuda")
 
@@ -104,6 +105,8 @@ def export_pipeline(
     )
     export_device = resolve_export_device(device, export_device)
     settings = ExportSettings(backend, device, export_device, static, opset, validate)
+    if backend == "openvino":  # the IR runs in the asked precision; the ONNX graphs it comes from stay fp32
+        settings.openvino_precision, precision = precision, "fp32"
     output_dir = Path(output_dir)
     bundle_writer.check_output(output_dir)
     try:
@@ -171,13 +174,8 @@ def _write_bundle(
         write_manifest(work, manifest)
         if settings.backend == "tensorrt":
             asked = [j.name for j in jobs if j.asked]
-            precision = next((j.precision for j in jobs if j.asked and j.component.source != "vae"), None)
             manifest = build_engines(
-                work,
-                backend="tensorrt",
-                components=asked,
-                precision=precision or "fp16",
-                trt_options=trt_options,
+                work, backend="tensorrt", components=asked, precision=precision, trt_options=trt_options
             )
         shutil.rmtree(work / ".scratch", ignore_errors=True)
     return manifest, reports
@@ -219,37 +217,57 @@ def _run_jobs(
 def _take_over(
     record: ComponentRecord, settings: ExportSettings, previous_dir: Path, work: Path
 ) -> ComponentRecord:
-    """The previous bundle's files of ``record``, linked into ``work``; its ORT graph redone for another provider."""
+    """The previous bundle's files of ``record``, linked into ``work``; its ORT graph or OpenVINO IR redone
+    for another provider or precision (not validated: no torch references are made for a kept component)."""
     bundle_writer.link_files(previous_dir, work, record.files())
     if settings.backend == "ort" and (record.ort is None or record.ort.provider != settings.device):
         record.ort = ort_stage(work, record, provider=settings.device)
+    wanted = settings.openvino_precision
+    if settings.backend == "openvino" and (record.openvino is None or record.openvino.precision != wanted):
+        from .openvino.convert import openvino_stage
+
+        record.openvino = openvino_stage(work, record, precision=wanted)
     return record
 
 
 def _figure(record: ComponentRecord) -> str:
-    validation = record.validation
+    """The validation figures of the exported graph, and of its OpenVINO IR when it has one."""
+    figures = [_validation_text(record.validation)]
+    if record.openvino is not None and record.openvino.validation:
+        figures.append(f"openvino {_validation_text(record.openvino.validation)}")
+    return "; ".join(figures)
+
+
+def _validation_text(validation: dict[str, Any] | None) -> str:
     if not validation:
         return "not validated"
-    value, unit = validation["value"], ("PSNR {} dB" if validation["metric"] == "psnr_db" else "rel.err {}")
+    value, psnr = validation["value"], validation["metric"] == "psnr_db"
     if not isinstance(value, float):
-        return unit.format(value)
-    return unit.format(f"{value:.1f}" if validation["metric"] == "psnr_db" else f"{value:.2e}")
+        return f"PSNR {value} dB" if psnr else f"rel.err {value}"
+    return f"PSNR {value:.1f} dB" if psnr else f"rel.err {value:.2e}"
 
 
 def _check_options(backend: str, precision: str, device: str, opset: int, trt_options: dict | None) -> None:
+    precisions = OPENVINO_PRECISIONS if backend == "openvino" else PRECISIONS
     for option, value, choices in (
         ("backend", backend, ENGINE_BACKENDS),
-        ("precision", precision, PRECISIONS),
+        ("precision", precision, precisions),
         ("device", device, DEVICES),
     ):
         if value not in choices:
-            raise OptionError(f"{option} {value!r} is not one of {', '.join(choices)}")
+            raise OptionError(
+                f"{option} {value!r} is not one of {', '.join(choices)} (for --backend {backend})"
+            )
     if opset < 17:
         raise OptionError(f"opset {opset} is below 17; the exported graphs need opset 17 or later")
-    if backend == "tensorrt":  # before minutes of export, not after
+    if backend == "tensorrt":  # the engine libraries are checked before minutes of export, not after
         from sdrt.runtime.engines.tensorrt.module import import_trt
 
         import_trt((trt_options or {}).get("trt_module"))
+    elif backend == "openvino":
+        from sdrt.runtime.engines.openvino.engine import import_openvino
+
+        import_openvino()
 
 
 def _check_components(folder: ModelFolder, components: list[str] | None) -> None:

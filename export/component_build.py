@@ -74,6 +74,10 @@ def build_component(
     record.export_seconds = round(time.perf_counter() - started, 2)
     if settings.backend == "ort":
         _ort_graph(record, settings, work, scratch / name, fp32_graph, cases)
+    elif settings.backend == "openvino":
+        from .openvino.convert import openvino_stage
+
+        record.openvino = openvino_stage(work, record, precision=settings.openvino_precision, cases=cases)
     return record
 
 

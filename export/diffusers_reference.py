@@ -26,6 +26,7 @@ from sdrt.runtime.bench.stages import (
     wrap_method,
 )
 from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.engines.providers import GPU_PROVIDERS
 from sdrt.runtime.errors import InputError, ProviderNotAvailableError
 
 from .model.folder import inspect_model_folder
@@ -46,25 +47,39 @@ class ComparisonModelError(InputError):
     """The --compare-diffusers folder is not the model the bundle was built from."""
 
 
+DIFFUSERS_DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
 class DiffusersReference:
     """``sdrt bench --compare-diffusers MODEL_DIR``: diffusers on the folder the bundle was built from
-    (the bench's :class:`~sdrt.runtime.bench.runner.Reference`)."""
+    (the bench's :class:`~sdrt.runtime.bench.runner.Reference`).
 
-    def __init__(self, model_dir: str | Path) -> None:
+    ``dtype``: diffusers' ``torch_dtype``; ``"auto"`` matches sdrt's engines (float16 when they are fp16,
+    else float32). On a CPU, ``"bfloat16"`` is diffusers' fastest setting.
+    """
+
+    def __init__(self, model_dir: str | Path, dtype: str = "auto") -> None:
+        if dtype not in DIFFUSERS_DTYPES:
+            raise InputError(f"--diffusers-dtype {dtype!r} is not one of {', '.join(DIFFUSERS_DTYPES)}")
         self.model_dir = Path(model_dir)
         self.source = str(model_dir)
+        self.dtype = dtype
 
     def check(self, bundle: Bundle) -> None:
         check_comparison_model(bundle, self.model_dir)
 
     def runner(self, settings: BenchSettings, sdrt: dict[str, Any]) -> DiffusersRunner:
-        """diffusers with sdrt's scheduler, on the GPU when sdrt runs there, in fp16 when its engines are."""
+        """diffusers with sdrt's scheduler, on the GPU when sdrt runs there, in the asked dtype (``auto``: fp16
+        when sdrt's engines are, else fp32)."""
+        dtype = self.dtype
+        if dtype == "auto":
+            dtype = "float16" if "fp16" in sdrt["precision"] else "float32"
         return DiffusersRunner(
             self.model_dir,
             settings,
             scheduler=sdrt["scheduler"],
-            on_gpu=sdrt["provider"] != "cpu",
-            fp16="fp16" in sdrt["precision"],
+            on_gpu=sdrt["provider"] in GPU_PROVIDERS,
+            dtype=dtype,
         )
 
 
@@ -139,7 +154,7 @@ class DiffusersRunner:
 
     library = "diffusers"
 
-    def __init__(self, model_dir: Path, settings: Any, *, scheduler: str, on_gpu: bool, fp16: bool) -> None:
+    def __init__(self, model_dir: Path, settings: Any, *, scheduler: str, on_gpu: bool, dtype: str) -> None:
         try:
             import diffusers
             import torch
@@ -149,7 +164,7 @@ class DiffusersRunner:
             ) from error
         self.settings = settings
         self.device = "cuda" if on_gpu else "cpu"
-        self.dtype = torch.float16 if fp16 else torch.float32
+        self.dtype = getattr(torch, dtype)
         self._torch = torch
         if on_gpu:
             torch.cuda.reset_peak_memory_stats()

@@ -21,7 +21,7 @@ from .errors import OptionError
 
 log = logging.getLogger(__name__)
 
-ENGINE_BACKENDS = ("onnx", "ort", "tensorrt")
+ENGINE_BACKENDS = ("onnx", "ort", "tensorrt", "openvino")
 
 
 def ort_stage(
@@ -75,7 +75,8 @@ def build_engines(
     provider: str = "cpu",
     trt_options: dict[str, Any] | None = None,
 ) -> Manifest:
-    """Add engines for ``backend`` (``ort`` or ``tensorrt``) to the bundle; returns the new manifest."""
+    """Add engines for ``backend`` (``ort``, ``tensorrt`` or ``openvino``, whose ``precision`` is fp32, bf16
+    or auto) to the bundle; returns the new manifest."""
     if backend not in ENGINE_BACKENDS:
         raise OptionError(f"backend {backend!r} is not one of {', '.join(ENGINE_BACKENDS)}")
     bundle_dir = Path(bundle_dir)
@@ -87,6 +88,12 @@ def build_engines(
         for name in names:
             record = manifest.components[name]
             record.ort = ort_stage(bundle_dir, record, provider=provider)
+    elif backend == "openvino":
+        from .openvino.convert import openvino_stage
+
+        for name in names:
+            record = manifest.components[name]
+            record.openvino = openvino_stage(bundle_dir, record, precision=precision)
     else:
         from .tensorrt.build import build_trt_plans
 

@@ -36,16 +36,17 @@ from .model.info import vae_scale
 EXPORTER_REVISION = 1  # bump when the export code changes what it writes: invalidates rule 2
 
 
-@dataclass(frozen=True)
+@dataclass
 class ExportSettings:
     """What every component's export shares."""
 
-    backend: str  # onnx | ort | tensorrt
+    backend: str  # onnx | ort | tensorrt | openvino
     device: str  # the ONNX Runtime provider the ort graphs are built for
     export_device: str  # where torch traces and computes the references
     static: bool
     opset: int
     validate: bool
+    openvino_precision: str = "fp32"  # fp32 | bf16 | auto, with backend openvino
 
 
 @dataclass

@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", type=Path, default=None, help="write the scores here")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--bundle", type=Path, default=None, help="score sdrt's runtime on this engine bundle")
+    p.add_argument("--provider", default="cpu", help="sdrt provider for --bundle (cpu, openvino, ...)")
     p.add_argument(
         "--scheduler",
         default=DEFAULT_SCHEDULER,
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.monotonic()
     cases = evaluation_cases(args.per_pair, seed=args.seed)
     if args.bundle:
-        pipe = load_sdrt_pipeline(args.bundle, scheduler=args.scheduler)
+        pipe = load_sdrt_pipeline(args.bundle, provider=args.provider, scheduler=args.scheduler)
         images = generate_sdrt(pipe, cases, steps=args.steps, guidance=args.guidance)
     else:
         pipe = load_diffusers_pipeline(args.model_dir, scheduler=args.scheduler)

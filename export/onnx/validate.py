@@ -5,12 +5,14 @@ Figures (both per output, the worst over outputs and shapes is recorded):
   reference magnitude, so near-zero reference values do not blow it up); passes at <= 1e-4.
 - fp16: ``psnr_db = 10·log10(max|torch|² / mean((onnx - torch)²))`` against the fp32 torch output;
   passes at >= 35 dB.
+- bf16 (OpenVINO's inference precision): the same PSNR; passes at >= 30 dB.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 
 FP32_MAX_REL_ERR = 1e-4
 FP16_MIN_PSNR_DB = 35.0
+BF16_MIN_PSNR_DB = 30.0  # bf16 keeps 8 mantissa bits to fp16's 11: about 18 dB less per operation
+THRESHOLDS = {
+    "fp32": ("max_rel_err", FP32_MAX_REL_ERR),
+    "fp16": ("psnr_db", FP16_MIN_PSNR_DB),
+    "bf16": ("psnr_db", BF16_MIN_PSNR_DB),
+}
 
 
 def max_relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
@@ -111,31 +119,50 @@ def validate_onnx(
     providers: list[str] | None = None,
     raise_on_failure: bool = True,
 ) -> dict[str, Any]:
-    """Compare the graph's outputs with the torch references; raise :class:`ValidationError` on failure."""
+    """Compare the graph's outputs in ONNX Runtime with the torch references (see ``compare_outputs``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(onnx_path), options, providers=providers or ["CPUExecutionProvider"])
-    fp16 = precision == "fp16"
-    metric = "psnr_db" if fp16 else "max_rel_err"
-    threshold = FP16_MIN_PSNR_DB if fp16 else FP32_MAX_REL_ERR
+    return compare_outputs(
+        lambda names, feeds: session.run(names, feeds),
+        cases,
+        component=component,
+        precision=precision,
+        provider=session.get_providers()[0],
+        raise_on_failure=raise_on_failure,
+    )
+
+
+def compare_outputs(
+    run: Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]],
+    cases: list[Case],
+    *,
+    component: str,
+    precision: str,
+    provider: str,
+    raise_on_failure: bool = True,
+) -> dict[str, Any]:
+    """``run(names, feeds)`` against the torch references at every case; raise :class:`ValidationError`
+    on failure. fp32 is held to a relative error, fp16 and bf16 to a PSNR (``THRESHOLDS``)."""
+    metric, threshold = THRESHOLDS[precision]
+    psnr = metric == "psnr_db"
     per_output: dict[str, float] = {}
     worst: tuple[float, str, dict] | None = None
     for case in cases:
         names = list(case.reference)
-        outputs = session.run(names, case.feeds)
-        for name, actual in zip(names, outputs):
+        for name, actual in zip(names, run(names, case.feeds)):
             reference = case.reference[name]
             if actual.shape != reference.shape:
                 raise ValidationError(component, name, "shape", math.inf, 0.0, case.values)
-            value = psnr_db(actual, reference) if fp16 else max_relative_error(actual, reference)
-            bad = (lambda v: v < threshold) if fp16 else (lambda v: not v <= threshold)
+            value = psnr_db(actual, reference) if psnr else max_relative_error(actual, reference)
             previous = per_output.get(name)
-            per_output[name] = value if previous is None else (min if fp16 else max)(previous, value)
-            if worst is None or (value < worst[0] if fp16 else value > worst[0]):
+            per_output[name] = value if previous is None else (min if psnr else max)(previous, value)
+            if worst is None or (value < worst[0] if psnr else value > worst[0]):
                 worst = (value, name, case.values)
-            if bad(value) and raise_on_failure:
+            failed = value < threshold if psnr else not value <= threshold
+            if failed and raise_on_failure:
                 raise ValidationError(component, name, metric, value, threshold, case.values)
     assert worst is not None
     log.info("%s: %s %.3g (threshold %g) at %d shapes", component, metric, worst[0], threshold, len(cases))
@@ -146,7 +173,7 @@ def validate_onnx(
         "worst_output": worst[1],
         "outputs": {k: _json_float(v) for k, v in per_output.items()},
         "shapes": [c.values for c in cases],
-        "provider": session.get_providers()[0],
+        "provider": provider,
     }
 
 

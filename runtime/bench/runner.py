@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.engines.providers import GPU_PROVIDERS
 
 from .stages import CupyEventClock, HostClock, StageRecorder, instrument_pipeline, run_figures
 
@@ -92,8 +93,13 @@ class DeviceMemory:
 
 def _import_engine_libraries(provider: str) -> None:
     """Import the installed engine libraries the provider may use, before the clock starts."""
-    names = {"cpu": ("onnxruntime",), "cuda": ("onnxruntime", "cupy"), "tensorrt": ("tensorrt", "cupy")}
-    for name in names.get(provider, ("onnxruntime", "cupy", "tensorrt")):
+    names = {
+        "cpu": ("onnxruntime",),
+        "openvino": ("openvino",),
+        "cuda": ("onnxruntime", "cupy"),
+        "tensorrt": ("tensorrt", "cupy"),
+    }
+    for name in names.get(provider, ("onnxruntime", "openvino", "cupy", "tensorrt")):
         if importlib.util.find_spec(name) is not None:
             try:
                 importlib.import_module(name)
@@ -120,7 +126,7 @@ class SdrtRunner:
         self.settings = settings
         _import_engine_libraries(settings.provider)  # the cold figure counts loading, not imports
         start = time.perf_counter()
-        self.memory = None if settings.provider == "cpu" else _device_memory()
+        self.memory = _device_memory() if settings.provider in GPU_PROVIDERS + ("auto",) else None
         pipe = DiffusionPipeline.from_pretrained(bundle, provider=settings.provider)
         if settings.scheduler:
             from sdrt.schedulers import get_scheduler_class
@@ -140,6 +146,9 @@ class SdrtRunner:
 
     def describe(self) -> dict[str, Any]:
         precisions = sorted({c.precision for c in self.pipe.bundle.components.values()})
+        if self.pipe.provider == "openvino":  # the IR keeps fp32 weights; the compile hint sets the precision
+            unet_engine = self.pipe.unet.engine
+            precisions = [f"openvino {unet_engine.precision}"]
         return {
             "provider": self.pipe.provider,
             "pipeline": type(self.pipe).__name__,

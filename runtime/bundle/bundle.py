@@ -42,6 +42,9 @@ class Bundle:
     def has_plans(self, names: Iterable[str]) -> bool:
         return all(name in self.components and self.components[name].plans for name in names)
 
+    def has_openvino(self, names: Iterable[str]) -> bool:
+        return all(name in self.components and self.components[name].openvino for name in names)
+
     def require(self, names: tuple[str, ...], pipeline: str) -> None:
         """Raise naming the components ``pipeline`` needs that the bundle lacks (record or file)."""
         missing = [n for n in names if n not in self.components]

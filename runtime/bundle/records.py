@@ -58,6 +58,24 @@ class OrtRecord:
 
 
 @dataclass
+class OpenVinoRecord:
+    """``openvino/<component>.xml`` (+ ``.bin``): the graph as OpenVINO IR, and the precision it runs in."""
+
+    file: str
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU has it): OpenVINO's inference precision
+    validation: Figures | None = None
+    seconds: float | None = None
+    openvino_version: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OpenVinoRecord:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
 class PlanRecord:
     """``plans/<component>.<profile>.plan``: one TensorRT plan and what it was built from and for."""
 
@@ -118,6 +136,7 @@ class ComponentRecord:
     export_seconds: float = 0.0
     inputs_hash: str | None = None  # of everything the export depends on: equal hash, no rebuild
     ort: OrtRecord | None = None
+    openvino: OpenVinoRecord | None = None
     plans: dict[str, PlanRecord] = field(default_factory=dict)
     checksums: dict[str, FileRecord] = field(default_factory=dict)  # bundle-relative file -> size, sha256
 
@@ -140,6 +159,7 @@ class ComponentRecord:
             export_seconds=float(data.get("export_seconds", 0.0)),
             inputs_hash=data.get("inputs_hash"),
             ort=OrtRecord.from_json(data["ort"]) if data.get("ort") else None,
+            openvino=OpenVinoRecord.from_json(data["openvino"]) if data.get("openvino") else None,
             plans={k: PlanRecord.from_json(v) for k, v in (data.get("plans") or {}).items()},
             checksums={
                 k: FileRecord(int(v["bytes"]), v["sha256"]) for k, v in (data.get("checksums") or {}).items()
@@ -165,6 +185,8 @@ class ComponentRecord:
         }
         if self.ort is not None:
             data["ort"] = self.ort.to_json()
+        if self.openvino is not None:
+            data["openvino"] = self.openvino.to_json()
         if self.plans:
             data["plans"] = {k: v.to_json() for k, v in self.plans.items()}
         if self.checksums:
@@ -187,4 +209,6 @@ class ComponentRecord:
         for graph in (self.onnx, self.ort.file if self.ort else None):
             if graph:
                 files += [graph, str(Path(graph).with_suffix(".onnx_data"))]
+        if self.openvino is not None:
+            files += [self.openvino.file, str(Path(self.openvino.file).with_suffix(".bin"))]
         return files + [plan.file for plan in self.plans.values()]

@@ -14,7 +14,7 @@ from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
 
 from .base import Engine
-from .providers import PROVIDERS, select_provider
+from .providers import GPU_PROVIDERS, PROVIDERS, select_provider
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +27,18 @@ def resolve_provider(provider: str, bundle: Bundle, names: tuple[str, ...]) -> s
             f"{bundle.path}: the bundle has no TensorRT plans for {', '.join(names)}; rebuild it with "
             "build-engine --backend tensorrt, or use provider='cpu' / 'cuda'"
         )
-    candidates = tuple(p for p in PROVIDERS if p != "tensorrt" or bundle.has_plans(names))
-    return select_provider(provider, candidates)
+    if provider == "openvino" and not bundle.has_openvino(names):
+        raise BundleError(
+            f"{bundle.path}: the bundle has no OpenVINO IR for {', '.join(names)}; rebuild it with "
+            f"build-engine {bundle.manifest.source.path} -o {bundle.path} --backend openvino, or use provider='cpu'"
+        )
+    built = {"tensorrt": bundle.has_plans(names), "openvino": bundle.has_openvino(names)}
+    return select_provider(provider, tuple(p for p in PROVIDERS if built.get(p, True)))
 
 
 def array_module(provider: str) -> ModuleType:
-    """NumPy for the CPU provider, CuPy for the GPU ones."""
-    if provider == "cpu":
+    """NumPy for the CPU providers, CuPy for the GPU ones."""
+    if provider not in GPU_PROVIDERS:
         import numpy
 
         return numpy
@@ -49,6 +54,10 @@ def open_engine(bundle: Bundle, name: str, provider: str) -> Engine:
         from .tensorrt.engine import TrtEngine
 
         return TrtEngine.from_bundle(bundle, name)
+    if provider == "openvino":
+        from .openvino.engine import OpenVinoEngine
+
+        return OpenVinoEngine.from_bundle(bundle, name)
     from .ort.engine import OrtEngine
 
     path = bundle.path / record.graph_file(provider)

@@ -1,8 +1,9 @@
 """Providers: which backends are installed, "auto" choice, and clear errors naming the extra to install.
 
-``provider`` is one of ``"cpu"`` (ONNX Runtime, NumPy), ``"cuda"`` (onnxruntime-gpu with CuPy) or
-``"tensorrt"`` (TensorRT plans with CuPy); ``"auto"`` takes the first available of
-tensorrt > cuda > cpu. Nothing heavy is imported at module import.
+``provider`` is one of ``"cpu"`` (ONNX Runtime, NumPy), ``"openvino"`` (OpenVINO on the CPU, NumPy),
+``"cuda"`` (onnxruntime-gpu with CuPy) or ``"tensorrt"`` (TensorRT plans with CuPy); ``"auto"`` takes
+the first available of tensorrt > cuda > openvino > cpu among those a bundle has engines for. Nothing
+heavy is imported at module import.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ from sdrt.runtime.errors import InputError, ProviderNotAvailableError
 
 logger = logging.getLogger(__name__)
 
-PROVIDERS = ("tensorrt", "cuda", "cpu")
-EXTRAS = {"cpu": "sdrt[cpu]", "cuda": "sdrt[cuda]", "tensorrt": "sdrt[tensorrt]"}
+PROVIDERS = ("tensorrt", "cuda", "openvino", "cpu")
+EXTRAS = {
+    "cpu": "sdrt[cpu]",
+    "cuda": "sdrt[cuda]",
+    "tensorrt": "sdrt[tensorrt]",
+    "openvino": "sdrt[openvino]",
+}
+GPU_PROVIDERS = ("cuda", "tensorrt")
 
 
 def import_onnxruntime(provider: str = "cpu") -> ModuleType:
@@ -58,6 +65,8 @@ def provider_available(provider: str) -> bool:
     """Whether ``provider`` can run here (its packages are installed and, for GPUs, a device is seen)."""
     if provider == "cpu":
         return importlib.util.find_spec("onnxruntime") is not None
+    if provider == "openvino":
+        return importlib.util.find_spec("openvino") is not None
     if provider == "cuda":
         if importlib.util.find_spec("onnxruntime") is None or not has_cuda_device():
             return False
@@ -78,7 +87,7 @@ def select_provider(requested: str = "auto", candidates: Sequence[str] = PROVIDE
         if requested not in PROVIDERS:
             raise InputError(f"unknown provider {requested!r}: use one of {', '.join(PROVIDERS)} or 'auto'")
         if not provider_available(requested):
-            gpu = "" if requested == "cpu" else " and a CUDA GPU"
+            gpu = " and a CUDA GPU" if requested in GPU_PROVIDERS else ""
             raise ProviderNotAvailableError(
                 f"provider {requested!r} is not available here: it needs pip install '{EXTRAS[requested]}'{gpu}"
             )

@@ -112,7 +112,8 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
     ) -> DiffusionPipeline:
         """Load the engines of ``bundle_dir`` (built by build-engine) for ``provider``.
 
-        ``provider``: ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"`` (the best one installed).
+        ``provider``: ``"cpu"``, ``"openvino"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"`` (the best one
+        installed that the bundle has engines for).
         ``scheduler`` and other ``parts`` (diffusers' names) replace the bundle's.
         """
         bundle = open_bundle(bundle_dir)
@@ -377,6 +378,8 @@ def _shared_vae_encoder(cls: type, bundle: Bundle, provider: str, names: tuple[s
         return ()
     if provider == "tensorrt":
         return ("vae_encoder",) if record.plans else ()
+    if provider == "openvino":
+        return ("vae_encoder",) if record.openvino else ()
     graphs = [f for f in (record.ort.file if record.ort else None, record.onnx) if f]
     return ("vae_encoder",) if any((bundle.path / f).is_file() for f in graphs) else ()
 

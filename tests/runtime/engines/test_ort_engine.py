@@ -206,9 +206,14 @@ def test_missing_onnxruntime_names_the_extra(linear_onnx, monkeypatch):
 
 def test_select_provider(monkeypatch):
     assert select_provider("cpu") == "cpu"
-    available = {"tensorrt": False, "cuda": False, "cpu": True}
+    available = {"tensorrt": False, "cuda": False, "openvino": False, "cpu": True}
     monkeypatch.setattr(providers, "provider_available", lambda p: available[p])
     assert select_provider("auto") == "cpu"
+    with pytest.raises(ProviderNotAvailableError, match=r"sdrt\[openvino\]'$"):
+        select_provider("openvino")
+    available.update(openvino=True)
+    assert select_provider("auto") == "openvino"
+    assert select_provider("auto", candidates=("tensorrt", "cuda", "cpu")) == "cpu"
     with pytest.raises(ProviderNotAvailableError, match=r"sdrt\[cuda\]"):
         select_provider("cuda")
     with pytest.raises(ProviderNotAvailableError, match=r"sdrt\[tensorrt\]"):
@@ -216,7 +221,7 @@ def test_select_provider(monkeypatch):
     available.update(cuda=True, tensorrt=True)
     assert select_provider("auto") == "tensorrt"
     assert select_provider("auto", candidates=("cuda", "cpu")) == "cuda"
-    available.update(cpu=False, cuda=False, tensorrt=False)
+    available.update(cpu=False, cuda=False, tensorrt=False, openvino=False)
     with pytest.raises(ProviderNotAvailableError, match="no provider"):
         select_provider("auto")
     with pytest.raises(ValueError, match="unknown provider"):

@@ -1,0 +1,1 @@
+"""OpenVINO IR from the bundle's fp32 ONNX graphs (``--backend openvino``), validated on OpenVINO's CPU."""

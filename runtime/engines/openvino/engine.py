@@ -1,0 +1,127 @@
+"""``OpenVinoEngine``: one component's OpenVINO IR compiled for the CPU, NumPy arrays in and out.
+
+The IR keeps the fp32 weights; the precision is OpenVINO's inference precision hint, chosen when the
+engine is compiled: ``fp32``, ``bf16`` (on CPUs with AVX-512 BF16 or AMX; OpenVINO computes in f32
+elsewhere), or ``auto``: bf16 where the CPU has it. Compiled models are cached (OpenVINO's model cache,
+``$SDRT_CACHE_DIR`` or ``~/.cache/sdrt``/openvino), so a second load skips most of the compile.
+
+An infer request serves one run at a time: each thread gets its own, so threads share the compiled model.
+A run's outputs are the request's own arrays, valid until the same thread's next run (the pipelines'
+components copy what they keep).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.engines.base import Engine
+from sdrt.runtime.errors import BundleNotFoundError, EngineError, InputError, ProviderNotAvailableError
+from sdrt.runtime.tensors import TensorSpec
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "auto")
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def import_openvino() -> ModuleType:
+    try:
+        return importlib.import_module("openvino")
+    except ImportError as error:
+        raise ProviderNotAvailableError(
+            "provider 'openvino' needs OpenVINO, which is not installed: pip install 'sdrt[openvino]'"
+        ) from error
+
+
+def cpu_has_bf16(core: Any) -> bool:
+    """Whether OpenVINO computes bf16 natively on this CPU (AVX-512 BF16 or AMX)."""
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def default_cache_dir() -> Path:
+    root = (
+        os.environ.get("SDRT_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sdrt"
+    )
+    return Path(root) / "openvino"
+
+
+class OpenVinoEngine(Engine):
+    """An IR file (``.xml`` beside its ``.bin``) compiled for OpenVINO's CPU plugin."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        precision: str = "fp32",
+        *,
+        name: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        if precision not in PRECISIONS:
+            raise InputError(
+                f"{self.name}: OpenVINO precision {precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
+        if not self.path.is_file():
+            raise BundleNotFoundError(f"{self.name}: OpenVINO IR {self.path} does not exist")
+        ov = import_openvino()
+        core = ov.Core()
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(cache)})
+        except OSError:  # a cache is an optimization: compile without it
+            logger.debug("%s: no OpenVINO model cache at %s", self.name, cache)
+        self.precision = ("bf16" if cpu_has_bf16(core) else "fp32") if precision == "auto" else precision
+        try:
+            model = core.read_model(str(self.path))
+            config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision]}
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as error:  # OpenVINO's own exception types: a damaged IR
+            raise EngineError(
+                f"{self.name}: OpenVINO cannot load {self.path} ({str(error).strip().splitlines()[0]}); rebuild the "
+                f"bundle with: build-engine MODEL_DIR -o {self.path.parent.parent} --backend openvino --force"
+            ) from error
+        # the model's own names: compiling merges a tensor's names with those of the nodes it fuses into
+        self.inputs = {p.get_any_name(): _spec(p) for p in model.inputs}
+        self.outputs = {p.get_any_name(): _spec(p) for p in model.outputs}
+        self._local = threading.local()
+        logger.debug("loaded %r (%s) on OpenVINO CPU", self, self.precision)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, component: str, **options: Any) -> OpenVinoEngine:
+        record = bundle.record(component).openvino
+        if record is None:
+            raise BundleNotFoundError(
+                f"{bundle.path}: the {component} component has no OpenVINO IR; rebuild it with "
+                f"build-engine {bundle.manifest.source.path} -o {bundle.path} --backend openvino"
+            )
+        return cls(bundle.path / record.file, record.precision, name=component, **options)
+
+    @property
+    def xp(self) -> ModuleType:
+        return np
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        arrays = self.check_inputs(feeds)
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        results = request.infer([arrays[name] for name in self.inputs])
+        return {name: results[port] for name, port in zip(self.outputs, self.compiled.outputs)}
+
+
+def _spec(port: Any) -> TensorSpec:
+    shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+    return TensorSpec(port.get_any_name(), np.dtype(port.get_element_type().to_dtype()), shape)

@@ -1,0 +1,145 @@
+"""OpenVINO bundles of the tiny models (``build-engine --backend openvino``) against diffusers in fp32 torch:
+fp32 IR within the 40 dB parity bar, bf16 inference within 25 dB (bf16 keeps 8 bits of mantissa)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.parity import BUILD_OPTIONS, PSNR_DB, assert_parity, initial_latents, injected_noise
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("openvino")
+
+BF16_DB = 25.0
+STEPS = 4
+
+
+def _build(model_dir, out, kind: str, precision: str):
+    from sdrt.cli.build_engine import main as build_engine
+
+    args = [str(model_dir), "-o", str(out), "--backend", "openvino", "--precision", precision, "-q"]
+    assert build_engine([*args, *BUILD_OPTIONS[kind]]) in (0, None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ov_bundles(model_folders, tmp_path_factory):
+    """(kind, precision) -> bundle, built on first use."""
+    root, built = tmp_path_factory.mktemp("openvino"), {}
+
+    def bundle(kind: str, precision: str = "fp32"):
+        if (kind, precision) not in built:
+            built[kind, precision] = _build(
+                model_folders(kind), root / f"{kind}_{precision}", kind, precision
+            )
+        return built[kind, precision]
+
+    return bundle
+
+
+def _pipeline(bundle, class_name: str):
+    import sdrt.runtime
+
+    pipe = getattr(sdrt.runtime, class_name).from_pretrained(bundle, provider="openvino")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize(("precision", "threshold"), [("fp32", PSNR_DB), ("bf16", BF16_DB)])
+def test_sd1_text_to_image(tiny, ov_bundles, precision, threshold):
+    ref = tiny.reference("sd1", "StableDiffusionPipeline")
+    pipe = _pipeline(ov_bundles("sd1", precision), "StableDiffusionPipeline")
+    latents = initial_latents((2, 4, 8, 8), seed=3)
+    kwargs = dict(negative_prompt=["blue square"] * 2, num_inference_steps=STEPS)
+    with injected_noise(4) as rng:
+        expected = ref(["a red circle"] * 2, latents=torch.from_numpy(latents), **kwargs).images
+    actual = pipe(["a red circle"] * 2, latents=latents, generator=rng, **kwargs).images
+    assert_parity(actual, expected, threshold)
+
+
+def test_sd1_image_to_image_uses_the_vae_encoder(tiny, ov_bundles):
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    ref = tiny.reference("sd1", "StableDiffusionImg2ImgPipeline")
+    pipe = _pipeline(ov_bundles("sd1"), "StableDiffusionImg2ImgPipeline")
+    kwargs = dict(image=image, strength=0.6, num_inference_steps=STEPS)
+    expected = ref("a red circle", generator=torch.Generator().manual_seed(8), **kwargs).images
+    actual = pipe("a red circle", generator=8, **kwargs).images
+    assert_parity(actual, expected, PSNR_DB)
+
+
+def test_sdxl_two_text_encoders(tiny, ov_bundles):
+    ref = tiny.reference("sdxl", "StableDiffusionXLPipeline")
+    pipe = _pipeline(ov_bundles("sdxl"), "StableDiffusionXLPipeline")
+    kwargs = dict(prompt_2="a blue square", num_inference_steps=STEPS, guidance_scale=6.0)
+    expected = ref("a red circle", generator=torch.Generator().manual_seed(99), **kwargs).images
+    actual = pipe("a red circle", generator=99, **kwargs).images
+    assert_parity(actual, expected, PSNR_DB)
+
+
+def test_unconditional_unet(tiny, ov_bundles):
+    ref = tiny.reference("uncond", "DDPMPipeline")
+    pipe = _pipeline(ov_bundles("uncond"), "DDPMPipeline")
+    expected = ref(batch_size=2, num_inference_steps=6, generator=torch.Generator().manual_seed(5)).images
+    actual = pipe(batch_size=2, num_inference_steps=6, generator=5).images
+    assert_parity(actual, expected, PSNR_DB)
+
+
+def test_manifest_records_the_ir_and_its_gate(ov_bundles):
+    bundle = ov_bundles("sd1", "bf16")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["backend"] == "openvino"
+    for name in ("text_encoder", "unet", "vae_encoder", "vae_decoder"):
+        record = manifest["components"][name]["openvino"]
+        assert record["file"] == f"openvino/{name}.xml" and record["precision"] == "bf16"
+        assert (bundle / record["file"]).is_file() and (bundle / record["file"]).with_suffix(".bin").is_file()
+        gate = record["validation"]
+        assert gate["metric"] == "psnr_db" and gate["threshold"] == 30.0 and gate["value"] >= 30.0
+
+
+def test_auto_prefers_openvino_on_a_cpu_when_the_bundle_has_ir(ov_bundles):
+    from sdrt.runtime import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(ov_bundles("sd1"))
+    assert pipe.provider == "openvino"
+    assert type(pipe.unet.engine).__name__ == "OpenVinoEngine"
+
+
+def test_inspect_lists_the_ir(ov_bundles, capsys):
+    from sdrt.cli.sdrt import main
+
+    assert main(["inspect", str(ov_bundles("sd1", "bf16"))]) in (0, None)
+    lines = capsys.readouterr().out.splitlines()
+    for name in ("text_encoder", "unet", "vae_encoder", "vae_decoder"):
+        line = next(x for x in lines if x.strip().startswith(name + " "))
+        assert "openvino-bf16" in line, line
+    assert any(x.split() == ["openvino", "yes"] for x in lines), lines
+
+
+def test_model_cache_is_written_and_reused(ov_bundles, tmp_path):
+    from sdrt.runtime.engines.openvino.engine import OpenVinoEngine
+
+    xml = ov_bundles("sd1") / "openvino" / "vae_decoder.xml"
+    OpenVinoEngine(xml, "fp32", cache_dir=tmp_path)
+    cached = sorted(p.name for p in tmp_path.iterdir())
+    assert any(name.endswith(".blob") for name in cached), cached
+    OpenVinoEngine(xml, "fp32", cache_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == cached  # the second load found its blob
+
+
+def test_bench_openvino_beside_diffusers_bfloat16(tiny, ov_bundles, tmp_path, capsys):
+    from sdrt.cli.sdrt import main
+
+    path = tmp_path / "bench.json"
+    args = ["bench", str(ov_bundles("sd1", "bf16")), "--steps", "2", "--runs", "1", "--warmup", "0"]
+    args += ["--provider", "openvino", "--compare-diffusers", str(tiny.model("sd1"))]
+    assert main([*args, "--diffusers-dtype", "bfloat16", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(cpu, bfloat16," in out and "openvino, openvino bf16" in out, out
+    result = json.loads(path.read_text())
+    assert result["sdrt"]["provider"] == "openvino" and result["diffusers"]["dtype"] == "bfloat16"
+    assert result["diffusers"]["stages"]["pipeline"]["median_s"] > 0
