@@ -21,7 +21,7 @@ from sdrt.runtime.bundle.records import ComponentRecord
 
 from . import bundle_writer
 from .component_build import build_component
-from .engines import ENGINE_BACKENDS, build_engines, ort_stage
+from .engines import ENGINE_BACKENDS, build_engines, ort_stage, prepare_cpu_engines
 from .errors import OptionError, OutputError
 from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
@@ -178,6 +178,7 @@ def _write_bundle(
                 work, backend="tensorrt", components=asked, precision=precision, trt_options=trt_options
             )
         shutil.rmtree(work / ".scratch", ignore_errors=True)
+    prepare_cpu_engines(output_dir, manifest)  # at the swapped-in bundle's paths
     return manifest, reports
 
 

@@ -115,3 +115,30 @@ def build_engines(
         record.checksums = describe_files(bundle_dir, record)
     write_manifest(bundle_dir, manifest)
     return manifest
+
+
+def prepare_cpu_engines(bundle_dir: Path, manifest: Manifest) -> None:
+    """Open each CPU engine of the written bundle once, so that the per-machine caches hold them and the
+    first load after the build is quick: ONNX Runtime's *all*-level graphs (``runtime/engines/ort/session.py``)
+    and OpenVINO's compiled models. Nothing when caching is off; a failure is only logged (the bundle is
+    written, and loading it reports the problem)."""
+    from sdrt.runtime.engines.cache import cache_root
+    from sdrt.runtime.errors import SdrtError
+
+    if cache_root() is None:
+        return
+    for name, record in manifest.components.items():
+        try:
+            if record.ort is not None and record.ort.provider == "cpu":
+                from sdrt.runtime.engines.ort.session import open_cpu_session
+                from sdrt.runtime.engines.providers import import_onnxruntime
+
+                log.info("%s: preparing ONNX Runtime's graph for this CPU", name)
+                open_cpu_session(import_onnxruntime("cpu"), bundle_dir / record.ort.file, name=name)
+            if record.openvino is not None:
+                from sdrt.runtime.engines.openvino.engine import OpenVinoEngine
+
+                log.info("%s: compiling the OpenVINO IR into the model cache", name)
+                OpenVinoEngine(bundle_dir / record.openvino.file, record.openvino.precision, name=name)
+        except SdrtError as error:
+            log.warning("%s: could not prepare its engine for this machine: %s", name, error)

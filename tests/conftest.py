@@ -1,10 +1,22 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The engines' per-machine caches (ORT's optimized CPU graphs, OpenVINO's compiled models) in a folder
+    of the session's own, not the user's ~/.cache; subprocesses inherit it."""
+    os.environ["SDRT_CACHE_DIR"] = tempfile.mkdtemp(prefix="sdrt-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.get("SDRT_CACHE_DIR", ""), ignore_errors=True)
 
 
 class ModelFolders:

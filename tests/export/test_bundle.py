@@ -91,3 +91,16 @@ def test_interrupted_first_build_leaves_no_bundle(model_folders, tmp_path, monke
         export_pipeline(model_folders("uncond"), out, **OPTIONS)
     assert not out.exists()
     assert list((tmp_path / "engines").iterdir()) == []
+
+
+def test_build_fills_this_machines_graph_cache(built):
+    """build-engine ends by opening the CPU graphs once, so the first load after it opens the cached
+    *all*-level graph (tests/conftest.py points SDRT_CACHE_DIR at the session's own folder)."""
+    import os
+    from pathlib import Path
+
+    from sdrt.runtime.engines.ort.engine import OrtEngine
+
+    _, out, _ = built
+    engine = OrtEngine(out / "ort" / "unet.onnx", name="unet")
+    assert Path(os.environ["SDRT_CACHE_DIR"]) / "ort" in engine.graph_path.parents

@@ -3,7 +3,7 @@
 The IR keeps the fp32 weights; the precision is OpenVINO's inference precision hint, chosen when the
 engine is compiled: ``fp32``, ``bf16`` (on CPUs with AVX-512 BF16 or AMX; OpenVINO computes in f32
 elsewhere), or ``auto``: bf16 where the CPU has it. Compiled models are cached (OpenVINO's model cache,
-``$SDRT_CACHE_DIR`` or ``~/.cache/sdrt``/openvino), so a second load skips most of the compile.
+``<cache>/openvino``: ``engines/cache.py``), so a second load skips most of the compile.
 
 An infer request serves one run at a time: each thread gets its own, so threads share the compiled model.
 A run's outputs are the request's own arrays, valid until the same thread's next run (the pipelines'
@@ -12,6 +12,7 @@ components copy what they keep).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -25,6 +26,7 @@ import numpy as np
 
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.engines.base import Engine
+from sdrt.runtime.engines.cache import cache_dir as engine_cache_dir
 from sdrt.runtime.errors import BundleNotFoundError, EngineError, InputError, ProviderNotAvailableError
 from sdrt.runtime.tensors import TensorSpec
 
@@ -43,17 +45,16 @@ def import_openvino() -> ModuleType:
         ) from error
 
 
+@functools.cache
+def shared_core() -> Any:
+    """One ``ov.Core`` per process, as OpenVINO recommends: its CPU plugin and thread pool are shared by
+    every compiled model."""
+    return import_openvino().Core()
+
+
 def cpu_has_bf16(core: Any) -> bool:
     """Whether OpenVINO computes bf16 natively on this CPU (AVX-512 BF16 or AMX)."""
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-def default_cache_dir() -> Path:
-    root = (
-        os.environ.get("SDRT_CACHE_DIR")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sdrt"
-    )
-    return Path(root) / "openvino"
 
 
 class OpenVinoEngine(Engine):
@@ -75,18 +76,19 @@ class OpenVinoEngine(Engine):
             )
         if not self.path.is_file():
             raise BundleNotFoundError(f"{self.name}: OpenVINO IR {self.path} does not exist")
-        ov = import_openvino()
-        core = ov.Core()
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        core = shared_core()
+        config = {}
+        cache = Path(cache_dir) if cache_dir is not None else engine_cache_dir("openvino")
         try:
-            cache.mkdir(parents=True, exist_ok=True)
-            core.set_property({"CACHE_DIR": str(cache)})
+            if cache is not None:
+                cache.mkdir(parents=True, exist_ok=True)
+                config["CACHE_DIR"] = str(cache)
         except OSError:  # a cache is an optimization: compile without it
             logger.debug("%s: no OpenVINO model cache at %s", self.name, cache)
         self.precision = ("bf16" if cpu_has_bf16(core) else "fp32") if precision == "auto" else precision
+        config["INFERENCE_PRECISION_HINT"] = _HINTS[self.precision]
         try:
             model = core.read_model(str(self.path))
-            config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision]}
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as error:  # OpenVINO's own exception types: a damaged IR
             raise EngineError(

@@ -1,6 +1,8 @@
 """OrtEngine: an ONNX graph run by ONNX Runtime, on CPU with NumPy or on CUDA with CuPy.
 
-CPU (``provider="cpu"``): NumPy in, NumPy out, through ``InferenceSession.run``.
+CPU (``provider="cpu"``): NumPy in, NumPy out, through ``InferenceSession.run``. Without
+``session_options``, the session runs ONNX Runtime's *all* optimization level from a graph cached for this
+machine (``session.py``; ``graph_path`` is the file opened).
 
 CUDA (``provider="cuda"``): CuPy in, CuPy out, with no host round trip. Inputs are bound with IO
 binding straight from the CuPy buffers (``bind_input`` with the data pointer, element type and shape;
@@ -42,10 +44,11 @@ import numpy as np
 
 from sdrt.runtime.engines.base import Engine
 from sdrt.runtime.engines.providers import import_cupy, import_onnxruntime
-from sdrt.runtime.errors import BundleNotFoundError, EngineError, InputError, ProviderNotAvailableError
+from sdrt.runtime.errors import BundleNotFoundError, InputError, ProviderNotAvailableError
 from sdrt.runtime.tensors import TensorSpec
 
 from .cuda import BufferCache, CudaGraphRunner, named_dims, resolve_shape, shape_key
+from .session import open_cpu_session, open_session
 
 logger = logging.getLogger(__name__)
 
@@ -89,32 +92,21 @@ class OrtEngine(Engine):
         self.device_id = device_id
         if not self.path.is_file():
             raise BundleNotFoundError(f"{self.name}: ONNX file {self.path} does not exist")
-        ort = import_onnxruntime(provider)
-        self._ort = ort
+        if (reuse_outputs or cuda_graph) and provider != "cuda":
+            raise InputError(f"{self.name}: reuse_outputs and cuda_graph are options of provider 'cuda'")
+        ort = self._ort = import_onnxruntime(provider)
         self._cupy: ModuleType | None = None
         self._stream: Any = None
         self._preallocate = True
-        if (reuse_outputs or cuda_graph) and provider != "cuda":
-            raise InputError(f"{self.name}: reuse_outputs and cuda_graph are options of provider 'cuda'")
         self.cuda_graph = cuda_graph
         self._output_cache: BufferCache | None = None
         self._graph: CudaGraphRunner | None = None
-        if provider == "cuda":
-            self._cupy = import_cupy("cuda")
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ProviderNotAvailableError(
-                    "provider 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is missing from "
-                    f"{ort.get_available_providers()}): pip install 'sdrt[cuda]'"
-                )
-            with self._cupy.cuda.Device(device_id):
-                self._stream = self._cupy.cuda.Stream(non_blocking=True)
-            cuda_options = {"device_id": str(device_id), "user_compute_stream": str(self._stream.ptr)}
-            if cuda_graph:
-                cuda_options["enable_cuda_graph"] = "1"
-            providers: list[Any] = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
+        if provider == "cpu" and session_options is None:
+            self.session, self.graph_path = open_cpu_session(ort, self.path, name=self.name)
         else:
-            providers = ["CPUExecutionProvider"]
-        self.session = _open_session(ort, self.path, session_options, providers, name=self.name)
+            providers = self._cuda_providers() if provider == "cuda" else ["CPUExecutionProvider"]
+            self.session = open_session(ort, self.path, session_options, providers, name=self.name)
+            self.graph_path = self.path
         self.inputs = {a.name: _spec(a) for a in self.session.get_inputs()}
         self.outputs = {a.name: _spec(a) for a in self.session.get_outputs()}
         self._run_options = ort.RunOptions()
@@ -138,6 +130,22 @@ class OrtEngine(Engine):
                     run_options=self._run_options,
                 )
         logger.debug("loaded %r on %s", self, provider)
+
+    def _cuda_providers(self) -> list[Any]:
+        """The CUDA provider on the engine's own stream (and device), CPU as ORT's fallback."""
+        ort = self._ort
+        self._cupy = import_cupy("cuda")
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ProviderNotAvailableError(
+                "provider 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is missing from "
+                f"{ort.get_available_providers()}): pip install 'sdrt[cuda]'"
+            )
+        with self._cupy.cuda.Device(self.device_id):
+            self._stream = self._cupy.cuda.Stream(non_blocking=True)
+        cuda_options = {"device_id": str(self.device_id), "user_compute_stream": str(self._stream.ptr)}
+        if self.cuda_graph:
+            cuda_options["enable_cuda_graph"] = "1"
+        return [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
 
     @property
     def xp(self) -> ModuleType:
@@ -223,15 +231,3 @@ def _spec(arg: Any) -> TensorSpec:
     dtype = _ORT_TYPES.get(arg.type)
     shape = tuple(d if isinstance(d, int) or d is None else str(d) for d in arg.shape)
     return TensorSpec(arg.name, np.dtype(dtype) if dtype is not None else None, shape)
-
-
-def _open_session(ort: ModuleType, path: Path, options: Any, providers: list[Any], *, name: str) -> Any:
-    """An ``InferenceSession``; a graph ONNX Runtime cannot load (truncated, damaged) is an ``EngineError``."""
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as error:  # ORT's own exception types (InvalidProtobuf, Fail, ...) are not exported
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EngineError(
-            f"{name}: ONNX Runtime cannot load {path} ({reason}); the file is damaged or incomplete. Rebuild "
-            f"the bundle with: build-engine MODEL_DIR -o {path.parent.parent} --force"
-        ) from error
