@@ -1,6 +1,7 @@
-"""Issue 8's device check, in one call on the lent GPU machine: build, check against diffusers, time.
+"""The GPU check (issues 8 and 17), in one call on the lent GPU machine: build, check against diffusers,
+time.
 
-    bash benchmarks/h100.sh                      # on the device (installs the carried wheels first)
+    bash benchmarks/h100.sh                      # on the device (benchmarks/h100_stage.sh says how)
     python -m benchmarks.h100 --out DIR          # the same, wheels already importable
     python -m benchmarks.h100 --cpu-dry-run --out DIR   # here: the same code path on a tiny model, CPU
 
@@ -12,10 +13,12 @@ Stages, each adding its figures to DIR/h100.json as soon as it ends (a timeout k
   parity    sdrt (provider cuda) against diffusers fp16 on the GPU: same weights, initial latents,
             scheduler (the folder's PNDM) and prompt, 50 steps: image PSNR (gate >= 30 dB)
   sync      the sdrt denoising loop under cupyx.allow_synchronize(False): no host synchronisation
-  pytest    pytest -m cupy tests/schedulers tests/runtime/engines
   timing    UNet ms/call (batch 2 = one image with guidance), UNet with ORT's CUDA graph, VAE decoder ms,
             text encoder ms, whole 50-step 512x512 image: sdrt, diffusers eager, diffusers torch.compile
-            (UNet compiled, inductor default), all in this process on this GPU
+            (UNet compiled, inductor default), all in this process on this GPU; for sdrt also the
+            denoising loop alone and what a step costs beyond its UNet call
+  pytest    pytest -m cupy tests/schedulers tests/runtime/engines (the CuPy scheduler parity tests)
+  bench     sdrt bench on the bundle (its CUDA-event stage clock), DIR/bench.json
 Then one table. With --cpu-dry-run the model is tests/models.py's tiny SD1 at 64x64, the bundle is
 still built with --device cuda (that build needs no GPU), sdrt runs on provider "cpu" (its plain ONNX
 graphs), diffusers in fp32 on the CPU, torch.compile with the "eager" backend, 3 steps: every line of
@@ -29,6 +32,7 @@ import logging
 import os
 from pathlib import Path
 
+from .bench import stage_bench
 from .checks import PARITY_MIN_DB, stage_parity, stage_pytest, stage_sync
 from .prepare import stage_build, stage_env, stage_model
 from .report import Report, table
@@ -52,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, help="timed calls per figure (default 30; dry run 3)")
     parser.add_argument("--skip-compile", action="store_true", help="no torch.compile row")
     parser.add_argument(
-        "--stages", nargs="+", default=["env", "model", "build", "parity", "sync", "pytest", "timing"]
+        "--stages",
+        nargs="+",
+        default=["env", "model", "build", "parity", "sync", "timing", "pytest", "bench"],
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -66,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         "sync": stage_sync,
         "pytest": stage_pytest,
         "timing": stage_timing,
+        "bench": stage_bench,
     }
     for name in args.stages:
         result = report.stage(name, lambda fn=functions[name]: fn(setup))
-        if name in ("env", "model", "build") and result["status"] == "error":
+        if name in ("env", "model", "build") and result["status"] == "error" and not result.get("continue"):
             break  # nothing after can run
     text = table(report.data)
     (Path(args.out) / "h100.txt").write_text(text + "\n")

@@ -83,4 +83,29 @@ def table(report: dict[str, Any]) -> str:
             f"UNet graph: {unet.get('fused')}; {unet.get('casts')} Cast, {unet.get('transposes')} Transpose"
         )
     out.extend(f"ratio sdrt vs {r}" for r in ratios)
+    out.extend(_goals(rows))
+    bench = stages.get("bench", {})
+    out.append(f"bench: {bench.get('status')}" + (f" ({bench.get('error')})" if bench.get("error") else ""))
     return "\n".join(out)
+
+
+# issue 17's goals: UNet call (batch 2, 64x64 latent), the whole 50-step 512x512 image, host work per step
+GOALS = {"unet_ms": 7.3, "image_ms": 400.0, "step_overhead_pct": 1.0}
+
+
+def _goals(rows: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, row in rows.items():
+        if not name.startswith("sdrt") or "loop_ms" not in row:
+            continue
+        lines.append(
+            f"{name}: denoising loop {row['loop_ms']:.1f} ms, beyond the UNet per step "
+            f"{row['step_overhead_ms']:.3f} ms = {row['step_overhead_pct']:.2f}% of the call"
+        )
+        verdicts = [
+            f"{key} {row[key]:.2f} ({'met' if row[key] <= goal else 'missed'}: <= {goal})"
+            for key, goal in GOALS.items()
+            if isinstance(row.get(key), float)
+        ]
+        lines.append(f"{name} goals: " + ", ".join(verdicts))
+    return lines

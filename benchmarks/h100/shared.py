@@ -15,6 +15,7 @@ class Setup:
     def __init__(self, args: argparse.Namespace) -> None:
         self.dry = args.cpu_dry_run
         self.work = Path(args.work)
+        self.out = Path(args.out)
         self.model_dir = self.work / ("tiny-sd1" if self.dry else "sd15-random")
         self.bundle = self.work / ("engine-tiny" if self.dry else "engine-sd15")
         self.size = 64 if self.dry else 512

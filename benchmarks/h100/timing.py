@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .measures import median_ms, per_call_ms
-from .pipelines import diffusers_image, load_diffusers, load_sdrt, sdrt_image
+from .pipelines import PROMPT, diffusers_image, load_diffusers, load_sdrt, sdrt_image
 from .shared import Setup
 
 
@@ -57,7 +57,31 @@ def _time_sdrt(s: Setup, pipe: Any, feeds: dict[str, Any]) -> dict[str, Any]:
         lambda: pipe.text_encoder.engine.run(feeds["text"]), s.sync_sdrt, warmup=warm, iters=s.iters
     )
     row["image_ms"] = median_ms(lambda: sdrt_image(s, s.steps), s.sync_sdrt, repeats=_image_repeats(s))
+    row.update(_loop_overhead(s, pipe, row["unet_ms"]))
     return row
+
+
+def _loop_overhead(s: Setup, pipe: Any, unet_ms: float) -> dict[str, Any]:
+    """The denoising loop alone (prompt embeddings given, latents out: no text encoder, no VAE), and what
+    each step costs beyond its UNet call: guidance, the scheduler step, the host's work."""
+    embeds, negative = pipe.encode_prompt(PROMPT, 1, True)
+
+    def loop() -> Any:
+        return pipe(
+            prompt_embeds=embeds,
+            negative_prompt_embeds=negative,
+            num_inference_steps=s.steps,
+            latents=s.xp.asarray(s.latents()),
+            output_type="latent",
+        )
+
+    loop_ms = median_ms(loop, s.sync_sdrt, repeats=_image_repeats(s))
+    overhead = loop_ms / s.steps - unet_ms
+    return {
+        "loop_ms": loop_ms,
+        "step_overhead_ms": overhead,
+        "step_overhead_pct": 100 * overhead / unet_ms,
+    }
 
 
 def _time_sdrt_unet_cuda_graph(s: Setup, pipe: Any, feeds: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +101,7 @@ def _time_sdrt_unet_cuda_graph(s: Setup, pipe: Any, feeds: dict[str, Any]) -> di
         )
         pipe.unet.engine = graph
         row["image_ms"] = median_ms(lambda: sdrt_image(s, s.steps), s.sync_sdrt, repeats=_image_repeats(s))
+        row.update(_loop_overhead(s, pipe, row["unet_ms"]))
     except Exception as err:
         row["status"] = f"error: {type(err).__name__}: {err}"
     finally:

@@ -8,8 +8,11 @@ heavy is imported at module import.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.util
+import io
 import logging
 from collections.abc import Sequence
 from types import ModuleType
@@ -37,6 +40,24 @@ def import_onnxruntime(provider: str = "cpu") -> ModuleType:
         raise ProviderNotAvailableError(
             f"provider {provider!r} needs ONNX Runtime, which is not installed: pip install '{extra}'"
         ) from error
+
+
+@functools.cache
+def preload_cuda_libraries(ort: ModuleType) -> None:
+    """Load the CUDA and cuDNN libraries that onnxruntime-gpu's CUDA provider links against, from the
+    ``nvidia-*`` wheels beside it (``onnxruntime-gpu[cuda,cudnn]``), once per process. Without torch in
+    the process (the runtime's point) nothing else puts them where the provider's loader looks."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
+    if preload is None:
+        return
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # it prints what it could not load
+        try:
+            preload()
+        except Exception as error:  # a bad directory or library: the session's own check reports it
+            logger.debug("onnxruntime.preload_dlls failed: %s", error)
+    for line in printed.getvalue().splitlines():
+        logger.debug("onnxruntime.preload_dlls: %s", line)
 
 
 def import_cupy(provider: str) -> ModuleType:

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from sdrt.runtime.engines.base import Engine
-from sdrt.runtime.engines.providers import import_cupy, import_onnxruntime
+from sdrt.runtime.engines.providers import import_cupy, import_onnxruntime, preload_cuda_libraries
 from sdrt.runtime.errors import BundleNotFoundError, InputError, ProviderNotAvailableError
 from sdrt.runtime.tensors import TensorSpec
 
@@ -107,6 +107,13 @@ class OrtEngine(Engine):
             providers = self._cuda_providers() if provider == "cuda" else ["CPUExecutionProvider"]
             self.session = open_session(ort, self.path, session_options, providers, name=self.name)
             self.graph_path = self.path
+            if provider == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+                # ORT logs the library it could not load and falls back to the CPU: say so, do not run slowly
+                raise ProviderNotAvailableError(
+                    f"{self.name}: ONNX Runtime could not start its CUDA provider (its log above names the "
+                    "missing CUDA or cuDNN library): pip install 'onnxruntime-gpu[cuda,cudnn]' or put the "
+                    "CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH"
+                )
         self.inputs = {a.name: _spec(a) for a in self.session.get_inputs()}
         self.outputs = {a.name: _spec(a) for a in self.session.get_outputs()}
         self._run_options = ort.RunOptions()
@@ -135,6 +142,7 @@ class OrtEngine(Engine):
         """The CUDA provider on the engine's own stream (and device), CPU as ORT's fallback."""
         ort = self._ort
         self._cupy = import_cupy("cuda")
+        preload_cuda_libraries(ort)
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise ProviderNotAvailableError(
                 "provider 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is missing from "
