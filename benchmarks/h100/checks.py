@@ -70,7 +70,7 @@ def stage_pytest(s: Setup) -> dict[str, Any]:
         command += ["-n", "8"]
     try:
         done = subprocess.run(
-            [*command, *targets], capture_output=True, text=True, timeout=200 if not s.dry else 600
+            [*command, *targets], capture_output=True, text=True, timeout=150 if not s.dry else 600
         )
     except subprocess.TimeoutExpired as err:
         out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")

@@ -24,6 +24,12 @@ def restore_fp32_shape_inputs(model) -> int:
 
     inits = {t.name: t for t in model.graph.initializer}
     constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    fp32_casts = {
+        n.output[0]
+        for n in model.graph.node
+        if n.op_type == "Cast" and any(a.name == "to" and a.i == TensorProto.FLOAT for a in n.attribute)
+    }
+    casts_added: dict[str, str] = {}  # one Cast per tensor, whatever number of Resize nodes read it
     fixes = 0
     new_nodes = []
     for node in model.graph.node:
@@ -41,14 +47,61 @@ def restore_fp32_shape_inputs(model) -> int:
                     array = numpy_helper.to_array(attr.t).astype(np.float32)
                     attr.t.CopyFrom(numpy_helper.from_array(array, name))
                     fixes += 1
-            elif name not in inits:
-                cast_out = f"{name}_fp32_for_{node.name or node.op_type}_{index}"
-                new_nodes.append(helper.make_node("Cast", [name], [cast_out], to=TensorProto.FLOAT))
-                node.input[index] = cast_out
+            elif name not in inits and name not in fp32_casts:
+                if name not in casts_added:
+                    casts_added[name] = f"{name}_as_fp32"
+                    new_nodes.append(
+                        helper.make_node("Cast", [name], [casts_added[name]], to=TensorProto.FLOAT)
+                    )
+                node.input[index] = casts_added[name]
                 fixes += 1
     if new_nodes:
         model.graph.node.extend(new_nodes)  # topological order is restored by the caller
     return fixes
+
+
+def fp16_model(model, **options):
+    """``convert_float_to_float16(model, **options)``, with the duplicate Casts of onnxruntime < 1.32
+    merged: its converter gave every fp32-blocked consumer of an fp16 tensor its own Cast named
+    ``<tensor>_cast_to_fp32``, so a tensor feeding two blocked nodes (a Resize scale shared by two
+    upsamplers, as torch 2.11's exporter leaves it) declared that output twice: an invalid graph."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    converted = convert_float_to_float16(model, **options)
+    merged = merge_duplicate_casts(converted.graph)
+    if merged:
+        log.debug("merged %d duplicate Cast nodes of the fp16 converter", merged)
+    return converted
+
+
+def merge_duplicate_casts(graph) -> int:
+    """Drop each Cast whose output an identical Cast (same input, same ``to``) already produces, and the
+    value_info entries declared twice. Returns the Casts dropped."""
+    produced: dict[str, tuple] = {}
+    kept = []
+    dropped = 0
+    for node in graph.node:
+        if node.op_type == "Cast" and node.output[0] in produced:
+            to = next((a.i for a in node.attribute if a.name == "to"), None)
+            if produced[node.output[0]] == (node.input[0], to):
+                dropped += 1
+                continue
+        for out in node.output:
+            to = (
+                next((a.i for a in node.attribute if a.name == "to"), None)
+                if node.op_type == "Cast"
+                else None
+            )
+            produced[out] = (node.input[0] if node.op_type == "Cast" else None, to)
+        kept.append(node)
+    if dropped:
+        del graph.node[:]
+        graph.node.extend(kept)
+        seen: set[str] = set()
+        infos = [v for v in graph.value_info if not (v.name in seen or seen.add(v.name))]
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
+    return dropped
 
 
 def _topological_sort(graph) -> None:
@@ -88,15 +141,13 @@ def convert_to_fp16(src: Path, dst: Path, *, op_block_list: list[str] | None = N
     """Convert the fp32 graph at ``src`` to fp16 (fp32 I/O) and save at ``dst``. Returns (bytes, external)."""
     import onnx
     import onnx_ir as ir
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
 
     from .cleanup import save_onnx
 
     model = onnx.load(str(src), load_external_data=True)
     blocked = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(op_block_list or ()))
-    model = convert_float_to_float16(
-        model, keep_io_types=True, op_block_list=blocked, disable_shape_infer=True
-    )
+    model = fp16_model(model, keep_io_types=True, op_block_list=blocked, disable_shape_infer=True)
     fixes = restore_fp32_shape_inputs(model)
     _topological_sort(model.graph)
     log.debug("%s: fp16, %d Resize shape inputs kept fp32", dst.name, fixes)

@@ -176,11 +176,10 @@ def fused_cuda_model(
 ) -> tuple[Any, dict[str, Any]]:
     """The fused (and, for fp16, converted) graph as an ``onnxruntime.transformers`` OnnxModel."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from sdrt.export.onnx.fp16 import restore_fp32_shape_inputs
+    from sdrt.export.onnx.fp16 import fp16_model, restore_fp32_shape_inputs
 
     from .attention_fusion import fuse_matmul_attention
     from .casts import fold_constant_casts, remove_useless_casts
@@ -207,7 +206,7 @@ def fused_cuda_model(
     if fp16:
         fp32_nodes = embedding_nodes(model.model)
         _untype_internal_values(model.model, set(fp32_nodes))
-        converted = convert_float_to_float16(
+        converted = fp16_model(
             model.model, keep_io_types=True, node_block_list=fp32_nodes, disable_shape_infer=True
         )
         model.initialize(converted)
