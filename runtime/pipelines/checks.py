@@ -89,10 +89,14 @@ def _size(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state: An
 def _finite_array(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state: Any) -> None:
     if value is None:
         return
+    if hasattr(value, "__cuda_array_interface__"):
+        # on the GPU (CuPy, torch CUDA) reading the values back would make the host wait for the device
+        # before the denoising loop is queued: the one thing the GPU path never does. Not checked there.
+        return
     if type(value).__module__.split(".")[0] == "torch":
         host = value.detach().cpu().float().numpy()
     else:
-        host = value.get() if hasattr(value, "get") and hasattr(value, "__cuda_array_interface__") else value
+        host = value
     try:
         array = np.asarray(host, dtype=np.float64)
     except (TypeError, ValueError):

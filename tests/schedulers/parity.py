@@ -50,6 +50,22 @@ DTYPES = [np.float64, np.float32]
 XP = pytest.mark.parametrize("xp", ARRAY_MODULES)
 
 
+class SameNoise:
+    """``np.random.default_rng(seed)``'s normal draws (the ones ``injected_noise`` feeds diffusers) as
+    arrays of ``xp``: a CuPy generator draws other numbers, so stochastic steps would not compare."""
+
+    def __init__(self, seed: int, xp: Any) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.xp = xp
+
+    def standard_normal(self, size: tuple[int, ...]) -> Any:
+        return self.xp.asarray(self.rng.standard_normal(size=size))
+
+
+def noise_generator(seed: int, xp: Any) -> Any:
+    return np.random.default_rng(seed) if xp is np else SameNoise(seed, xp)
+
+
 def fake_model(x: Any, t: float, lib: Any) -> Any:
     """A fixed, smooth function of sample and timestep standing in for a UNet."""
     return 0.6 * lib.tanh(x) + 0.4 * lib.sin(1.3 * x + t / 250.0) - 0.05 * x
@@ -162,7 +178,7 @@ def run_parity(
 
         x_ref = torch.from_numpy(initial_sample(dtype)) * ref.init_noise_sigma
         x_ours = xp.asarray(initial_sample(dtype)) * ours.init_noise_sigma
-        generator = xp.random.default_rng(SEED + 1)
+        generator = noise_generator(SEED + 1, xp)
         torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
         x_ref = x_ref.to(torch_dtype)
         x_ours = x_ours.astype(dtype)

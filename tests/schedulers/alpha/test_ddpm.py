@@ -46,7 +46,7 @@ def test_learned_variance(xp, dtype, variance_type):
         mine.set_timesteps(25)
         x_ref = torch.from_numpy(parity.initial_sample(dtype))
         x_ours = xp.asarray(parity.initial_sample(dtype))
-        generator = xp.random.default_rng(parity.SEED + 1)
+        generator = parity.noise_generator(parity.SEED + 1, xp)
         for t_ref, t_ours in zip(ref.timesteps, mine.timesteps):
             x_ref = ref.step(learned_model(x_ref, float(t_ref), torch), t_ref, x_ref).prev_sample
             out = mine.step(learned_model(x_ours, float(t_ours), xp), t_ours, x_ours, generator=generator)
