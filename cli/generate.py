@@ -1,7 +1,13 @@
-"""``sdrt generate BUNDLE PROMPT``: load a bundle, generate, save the images (numbered, and a grid)."""
+"""``sdrt generate BUNDLE PROMPT``: load a bundle, generate, save the images (numbered, and a grid).
+
+The bundle and the image flags choose the pipeline, as a diffusers user would: text only ->
+``StableDiffusionPipeline`` (or SDXL's, or ``DDPMPipeline``); ``--image`` -> image-to-image;
+``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +16,85 @@ from sdrt.runtime.errors import InputError
 from .options import scheduler_class_name
 
 
+@dataclass(frozen=True)
+class ImageInputs:
+    """``--image``, ``--mask`` and ``--strength`` as given (None: not given)."""
+
+    image: Path | None = None
+    mask: Path | None = None
+    strength: float | None = None
+
+    def given(self) -> list[str]:
+        flags = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
+        return [flag for flag, value in flags.items() if value is not None]
+
+
 def output_paths(output: Path, count: int) -> list[Path]:
     """``out.png`` for one image; ``out-0.png``, ``out-1.png``, ... for several."""
     if count == 1:
         return [output]
     return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(count)]
+
+
+def pipeline_class(model_type: str, inputs: ImageInputs) -> type:
+    """The pipeline that serves the bundle's model type with these image flags, or a clear error."""
+    import sdrt.runtime as rt
+
+    given = inputs.given()
+    if model_type == "uncond":
+        if given:
+            raise InputError(f"{', '.join(given)}: unconditional models generate from noise only")
+        return rt.DDPMPipeline
+    if model_type == "sdxl":
+        if given:
+            raise InputError(
+                f"{', '.join(given)}: sdrt runs SDXL bundles from text only (no SDXL image-to-image or "
+                "inpainting pipeline yet)"
+            )
+        return rt.StableDiffusionXLPipeline
+    if inputs.image is None and given:
+        raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
+    if model_type == "inpaint" and inputs.mask is None:
+        raise InputError(
+            "this bundle is an inpainting model: pass --image (the picture) and --mask (white = repaint)"
+        )
+    if inputs.mask is not None:
+        return rt.StableDiffusionInpaintPipeline
+    if inputs.image is not None:
+        return rt.StableDiffusionImg2ImgPipeline
+    return rt.StableDiffusionPipeline
+
+
+def read_image(path: Path, flag: str, mode: str) -> Any:
+    """The picture at ``path`` (PIL, ``mode``), or an error naming the flag."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError(f"{flag} {path}: no such file")
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
+
+
+def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
+    """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
+    import sdrt.runtime as rt
+
+    if inputs.image is None:
+        height, width = size or (None, None)
+        return {"height": height, "width": width}
+    arguments: dict[str, Any] = {"image": read_image(inputs.image, "--image", "RGB")}
+    if inputs.strength is not None:
+        arguments["strength"] = inputs.strength
+    if cls is rt.StableDiffusionImg2ImgPipeline:
+        if size is not None:
+            raise InputError("--size does not apply with --image alone: the output has the image's size")
+        return arguments
+    arguments["mask_image"] = read_image(inputs.mask, "--mask", "L")
+    height, width = size or (None, None)
+    return {**arguments, "height": height, "width": width}
 
 
 def generate(
@@ -31,34 +111,35 @@ def generate(
     provider: str,
     output: Path,
     progress: bool = True,
+    inputs: ImageInputs = ImageInputs(),
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written."""
-    from sdrt.runtime import DDPMPipeline, DiffusionPipeline, make_image_grid
+    from sdrt.runtime import DDPMPipeline, make_image_grid
+    from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
 
-    pipe = DiffusionPipeline.from_pretrained(bundle, provider=provider)
+    cls = pipeline_class(open_bundle(bundle).model_type, inputs)
+    pipe = cls.from_pretrained(bundle, provider=provider)
     pipe.set_progress_bar_config(disable=not progress)
     if scheduler:
         pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
             pipe.scheduler.config
         )
-    if isinstance(pipe, DDPMPipeline):
+    if cls is DDPMPipeline:
         if size is not None:
             raise InputError("--size does not apply to unconditional models (their size is fixed)")
         images = pipe(batch_size=num_images, generator=seed, num_inference_steps=steps).images
     else:
         if not prompt:
-            raise InputError(f"{type(pipe).__name__} needs a prompt")
+            raise InputError(f"{cls.__name__} needs a prompt")
         kwargs = {} if guidance is None else {"guidance_scale": guidance}
-        height, width = size or (None, None)
         images = pipe(
             prompt,
             negative_prompt=negative_prompt,
-            height=height,
-            width=width,
             num_inference_steps=steps,
             num_images_per_prompt=num_images,
             generator=seed,
+            **image_arguments(cls, inputs, size),
             **kwargs,
         ).images
     paths = output_paths(output, len(images))

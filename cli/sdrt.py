@@ -1,6 +1,8 @@
 """``sdrt``: generate images from an engine bundle, inspect a bundle, benchmark it.
 
 sdrt generate engines/NAME "a photo of a cat" -n "blurry" --steps 30 --seed 1234 -o cat.png
+sdrt generate engines/NAME "a cat in snow" --image cat.png --strength 0.6 -o snowy.png
+sdrt generate engines/NAME "a red hat" --image cat.png --mask hat-mask.png -o hat.png
 sdrt inspect engines/NAME
 sdrt bench engines/NAME --steps 30 --runs 3 --compare-diffusers MODEL_DIR --json bench.json
 """
@@ -18,7 +20,7 @@ from sdrt.runtime.errors import InputError
 
 from . import run
 from .bench import bench
-from .generate import generate
+from .generate import ImageInputs, generate
 from .options import parse_size
 
 
@@ -72,6 +74,21 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "--provider",
         default="auto",
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
+    )
+    gen.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="start from this picture: image-to-image, or inpainting with --mask (the output has its size)",
+    )
+    gen.add_argument(
+        "--mask", type=Path, default=None, help="inpainting mask for --image: white is repainted, black kept"
+    )
+    gen.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="how much of --image is repainted, 0 to 1 (default: 0.8 image-to-image, 1.0 inpainting)",
     )
     gen.add_argument(
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
@@ -144,6 +161,7 @@ def _command(args: argparse.Namespace) -> int:
             provider=args.provider,
             output=args.output,
             progress=not args.no_progress,
+            inputs=ImageInputs(args.image, args.mask, args.strength),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "inspect":
