@@ -38,14 +38,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--vae-fp32", action="store_true", help="keep the VAE in fp32 in an fp16 build (SDXL's VAE overflows)"
     )
-    size = p.add_argument_group("sizes (image pixels) and batch")
-    size.add_argument("--height", type=int, help="one image height (use with --width)")
-    size.add_argument("--width", type=int, help="one image width")
-    size.add_argument("--min-size", type=int, help="smallest height/width of a dynamic range")
-    size.add_argument("--max-size", type=int, help="largest height/width of a dynamic range")
-    size.add_argument("--batch", type=int, default=1, help="smallest prompt batch (default 1)")
-    size.add_argument("--max-batch", type=int, help="largest prompt batch (default 4; --batch when --static)")
-    size.add_argument("--static", action="store_true", help="fixed shapes (one size, one batch)")
+    _size_options(p.add_argument_group("sizes (image pixels) and batch"))
     p.add_argument(
         "--components",
         nargs="+",
@@ -64,12 +57,27 @@ def make_parser() -> argparse.ArgumentParser:
         type=int,
         help="also export the text encoders' hidden states diffusers' clip_skip=N takes (pass it to the calls)",
     )
+    p.add_argument(
+        "--vae",
+        help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
+        "with one), e.g. sd-vae-ft-mse",
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")
     p.add_argument("--force", action="store_true", help="rebuild every component even if unchanged")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     _tensorrt_options(p.add_argument_group("TensorRT (--backend tensorrt)"))
     return p
+
+
+def _size_options(size: argparse._ArgumentGroup) -> None:
+    size.add_argument("--height", type=int, help="one image height (use with --width)")
+    size.add_argument("--width", type=int, help="one image width")
+    size.add_argument("--min-size", type=int, help="smallest height/width of a dynamic range")
+    size.add_argument("--max-size", type=int, help="largest height/width of a dynamic range")
+    size.add_argument("--batch", type=int, default=1, help="smallest prompt batch (default 1)")
+    size.add_argument("--max-batch", type=int, help="largest prompt batch (default 4; --batch when --static)")
+    size.add_argument("--static", action="store_true", help="fixed shapes (one size, one batch)")
 
 
 def _tensorrt_options(trt: argparse._ArgumentGroup) -> None:
@@ -142,6 +150,7 @@ def _build(args: argparse.Namespace) -> int:
         force=args.force,
         vae_fp32=args.vae_fp32,
         clip_skip=args.clip_skip,
+        vae=args.vae,
         opset=args.opset,
         progress=not args.quiet,
         trt_options=trt_options,

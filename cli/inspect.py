@@ -42,6 +42,7 @@ def describe_bundle(bundle: Bundle) -> str:
         f"format       {m.format_version} (sdrt {m.sdrt_version})",
         f"model type   {bundle.model_type} -> {pipeline}",
         f"source       {m.source.path}",
+        *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
         f"prediction   {m.prediction_type}",
         f"sizes        {ranges} (pixels; batch per prompt batch); {', '.join(extra)}",
     ]

@@ -27,6 +27,7 @@ from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.hashing import tool_versions
+from .model.vae_swap import swap_vae
 from .shapes import resolve_shapes
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def export_pipeline(
     force: bool = False,
     vae_fp32: bool = False,
     clip_skip: int | None = None,
+    vae: str | Path | None = None,
     opset: int = 17,
     progress: bool = True,
     trt_options: dict[str, Any] | None = None,
@@ -85,14 +87,13 @@ def export_pipeline(
     its keyword options). ``export_device`` is where torch traces and computes the validation
     references (default: ``device`` when torch can use it, else ``"cpu"``). ``clip_skip``: the text
     encoders also return the hidden states diffusers' ``clip_skip`` takes (a pipeline call then
-    passes that ``clip_skip``).
+    passes that ``clip_skip``). ``vae``: a diffusers ``AutoencoderKL`` folder (or a model folder with
+    one) exported instead of the model's own VAE, as diffusers' ``from_pretrained(..., vae=...)``.
     Raises :class:`~sdrt.export.errors.ExportError` subclasses on bad input or failed validation,
     leaving any previous bundle as it was.
     """
     _check_options(backend, precision, device, opset, trt_options)
-    folder = inspect_model_folder(model_dir)
-    _check_components(folder, components)
-    _check_clip_skip(folder, clip_skip)
+    folder = _model_folder(model_dir, vae, components, clip_skip)
     shapes = resolve_shapes(
         *info.size_units(folder),
         height=height,
@@ -145,7 +146,7 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str) -> Manifest
     return Manifest(
         model_type=folder.model_type,
         pipeline_class=folder.pipeline_class,
-        source=Source(str(folder.path), folder.weights_sha256()),
+        source=Source(str(folder.path), folder.weights_sha256(), vae=_vae_source(folder)),
         shapes=shapes,
         unet=info.unet_info(folder),
         vae=info.vae_info(folder),
@@ -155,6 +156,22 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str) -> Manifest
         tools=tools,
         sdrt_version=tools["sdrt"],
     )
+
+
+def _model_folder(
+    model_dir: str | Path, vae: str | Path | None, components: list[str] | None, clip_skip: int | None
+) -> ModelFolder:
+    """The model folder, its VAE swapped for ``vae`` when given, checked against the build's options."""
+    folder = inspect_model_folder(model_dir)
+    if vae is not None:
+        folder = swap_vae(folder, vae)
+    _check_components(folder, components)
+    _check_clip_skip(folder, clip_skip)
+    return folder
+
+
+def _vae_source(folder: ModelFolder) -> str | None:
+    return str(folder.parts["vae"]) if "vae" in folder.parts else None
 
 
 def _write_bundle(

@@ -58,6 +58,11 @@ class ModelFolder:
     classes: dict[str, tuple[str, str]]  # folder component -> (library, class)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_index: dict[str, Any] = field(default_factory=dict)
+    parts: dict[str, Path] = field(default_factory=dict)  # a part taken from elsewhere (build-engine --vae)
+
+    def part_path(self, part: str) -> Path:
+        """The folder a part (``unet``, ``vae``, ...) is read from."""
+        return self.parts.get(part, self.path / part)
 
     @property
     def components(self) -> list[type[Component]]:
@@ -65,12 +70,12 @@ class ModelFolder:
         return components_of(self)
 
     def weight_files(self, part: str) -> list[Path]:
-        folder = self.path / part
+        folder = self.part_path(part)
         return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
 
     def hashed_files(self, part: str) -> list[Path]:
         """What decides the export of a folder part: its weight files and its config.json."""
-        return [*self.weight_files(part), self.path / part / "config.json"]
+        return [*self.weight_files(part), self.part_path(part) / "config.json"]
 
     def weights_sha256(self) -> str:
         """The source hash the manifest records: every exported component's weights and config."""
@@ -213,7 +218,7 @@ def load_module(folder: ModelFolder, component: type[Component], *, device: str 
     import torch
 
     library, class_name = folder.classes[component.source]
-    path = folder.path / component.source
+    path = folder.part_path(component.source)
     try:
         if library == "transformers":
             import transformers

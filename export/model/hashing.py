@@ -12,10 +12,12 @@ from sdrt.runtime.bundle.integrity import file_sha256
 
 
 def files_sha256(files: list[Path], *, root: Path) -> str:
-    """One sha256 over the files' relative names and contents."""
+    """One sha256 over the files' names (relative to ``root``, or whole for a file from elsewhere, such as
+    a ``--vae`` folder) and contents."""
     digest = hashlib.sha256()
     for path in sorted(files):
-        digest.update(str(Path(path).relative_to(root)).encode())
+        path = Path(path)
+        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path.resolve()).encode())
         digest.update(file_sha256(path).encode())
     return digest.hexdigest()
 

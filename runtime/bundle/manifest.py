@@ -27,6 +27,7 @@ MODEL_TYPES = ("sd1", "sd2", "sdxl", "inpaint", "sdxl-inpaint", "uncond")
 class Source:
     path: str
     weights_sha256: str | None = None  # of every exported component's weights and config
+    vae: str | None = None  # the VAE folder build-engine --vae took instead of the model's own
 
 
 @dataclass

@@ -1,0 +1,91 @@
+"""``build-engine --vae``: the bundle runs another VAE exactly as diffusers does with that VAE swapped in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sdrt.cli.build_engine import main
+from tests.models import _vae
+from tests.parity import BUILD_OPTIONS, PARITY_DB, assert_parity, build_bundle, initial_latents, psnr
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+PROMPT = "a photo of a red cat"
+
+
+@pytest.fixture
+def other_vae(tmp_path):
+    """A VAE of the tiny model's shape with other weights."""
+    path = tmp_path / "other-vae"
+    vae = _vae(seed=123)
+    vae.register_to_config(scaling_factor=0.25)  # and another scaling factor, which the bundle must take
+    vae.save_pretrained(path)
+    return path
+
+
+def test_swapped_vae_matches_diffusers_with_that_vae(tiny, tmp_path, other_vae):
+    from sdrt.runtime import StableDiffusionPipeline
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    model = tiny.model("sd1")
+    options = [*BUILD_OPTIONS["sd1"], "--vae", str(other_vae), "--components", "text_encoder", "unet"]
+    bundle = build_bundle(model, tmp_path / "bundle", [*options, "vae_decoder"])
+    from sdrt.cli.inspect import describe_bundle
+
+    assert open_bundle(bundle).manifest.source.vae == str(other_vae.resolve())
+    assert f"vae          {other_vae.resolve()} (build-engine --vae)" in describe_bundle(open_bundle(bundle))
+    assert open_bundle(bundle).manifest.vae.scaling_factor == 0.25
+    latents = initial_latents((1, 4, 8, 8), seed=3)
+    pipe = StableDiffusionPipeline.from_pretrained(bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    actual = pipe(PROMPT, latents=latents, num_inference_steps=3, output_type="np").images
+
+    def diffusers_image(**parts):
+        ref = diffusers.StableDiffusionPipeline.from_pretrained(model, **parts)
+        ref.set_progress_bar_config(disable=True)
+        return ref(PROMPT, latents=torch.from_numpy(latents), num_inference_steps=3, output_type="np").images
+
+    assert_parity(actual, diffusers_image(vae=diffusers.AutoencoderKL.from_pretrained(other_vae)))
+    assert psnr(actual, diffusers_image()) < PARITY_DB  # the model's own VAE draws another picture
+
+
+def _fails(capsys, tiny, tmp_path, vae, said, kind="sd1"):
+    out = tmp_path / "out"
+    code = main([str(tiny.model(kind)), "-o", str(out), "--vae", str(vae), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_vae_that_cannot_be_swapped_in_is_refused_before_any_work(tiny, tmp_path, other_vae, capsys):
+    wide = tmp_path / "wide-vae"
+    config = json.loads((other_vae / "config.json").read_text())
+    wide.mkdir()
+    (wide / "config.json").write_text(json.dumps({**config, "latent_channels": 8}))
+    (wide / "diffusion_pytorch_model.safetensors").write_bytes(
+        (other_vae / "diffusion_pytorch_model.safetensors").read_bytes()
+    )
+    _fails(capsys, tiny, tmp_path, wide, "its latent_channels is 8, the model's VAE has 4")
+    _fails(capsys, tiny, tmp_path, tmp_path / "nowhere", "no config.json there")
+    _fails(capsys, tiny, tmp_path, tiny.model("sd1") / "unet", "not an AutoencoderKL")
+    single = tmp_path / "vae.safetensors"
+    single.write_bytes(b"x")
+    _fails(capsys, tiny, tmp_path, single, "is a single file")
+    _fails(capsys, tiny, tmp_path, other_vae, "has no VAE", kind="uncond")
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    (empty / "config.json").write_text(json.dumps(config))
+    _fails(capsys, tiny, tmp_path, empty, "no weights")
+
+
+def test_a_model_folder_lends_its_vae(tiny, tmp_path, capsys):
+    """A whole model folder as --vae means its vae/ (as people pass another checkpoint's folder)."""
+    from sdrt.export.model.folder import inspect_model_folder
+    from sdrt.export.model.vae_swap import swap_vae
+
+    folder = swap_vae(inspect_model_folder(tiny.model("sd1")), tiny.model("inpaint"))
+    assert folder.part_path("vae") == (tiny.model("inpaint") / "vae").resolve()
+    assert folder.weight_files("vae")[0].parent == folder.part_path("vae")
