@@ -52,6 +52,16 @@ def make_parser() -> argparse.ArgumentParser:
         help="ONNX Runtime provider the ort graphs are built for (cuda: fused fp16 graphs, buildable without "
         "a GPU), and torch's export device where torch can use it (else the CPU)",
     )
+    _model_options(p)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")
+    p.add_argument("--force", action="store_true", help="rebuild every component even if unchanged")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    _tensorrt_options(p.add_argument_group("TensorRT (--backend tensorrt)"))
+    return p
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--clip-skip",
         type=int,
@@ -62,12 +72,13 @@ def make_parser() -> argparse.ArgumentParser:
         help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
         "with one), e.g. sd-vae-ft-mse",
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
-    p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")
-    p.add_argument("--force", action="store_true", help="rebuild every component even if unchanged")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
-    _tensorrt_options(p.add_argument_group("TensorRT (--backend tensorrt)"))
-    return p
+    p.add_argument(
+        "--textual-inversion",
+        action="append",
+        metavar="FILE[:TOKEN]",
+        help="add a textual-inversion embedding (A1111 .pt/.safetensors or diffusers learned_embeds), "
+        "its token taken from the file unless given; repeatable",
+    )
 
 
 def _size_options(size: argparse._ArgumentGroup) -> None:
@@ -151,6 +162,7 @@ def _build(args: argparse.Namespace) -> int:
         vae_fp32=args.vae_fp32,
         clip_skip=args.clip_skip,
         vae=args.vae,
+        textual_inversions=args.textual_inversion,
         opset=args.opset,
         progress=not args.quiet,
         trt_options=trt_options,

@@ -27,6 +27,7 @@ from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.hashing import tool_versions
+from .model.textual_inversion import check_textual_inversions, textual_inversions_added
 from .model.vae_swap import swap_vae
 from .shapes import resolve_shapes
 
@@ -75,6 +76,7 @@ def export_pipeline(
     vae_fp32: bool = False,
     clip_skip: int | None = None,
     vae: str | Path | None = None,
+    textual_inversions: list[str] | None = None,
     opset: int = 17,
     progress: bool = True,
     trt_options: dict[str, Any] | None = None,
@@ -89,11 +91,12 @@ def export_pipeline(
     encoders also return the hidden states diffusers' ``clip_skip`` takes (a pipeline call then
     passes that ``clip_skip``). ``vae``: a diffusers ``AutoencoderKL`` folder (or a model folder with
     one) exported instead of the model's own VAE, as diffusers' ``from_pretrained(..., vae=...)``.
+    ``textual_inversions``: ``FILE[:TOKEN]`` embeddings added as diffusers' ``load_textual_inversion``.
     Raises :class:`~sdrt.export.errors.ExportError` subclasses on bad input or failed validation,
     leaving any previous bundle as it was.
     """
     _check_options(backend, precision, device, opset, trt_options)
-    folder = _model_folder(model_dir, vae, components, clip_skip)
+    folder = _model_folder(model_dir, vae, textual_inversions, components, clip_skip)
     shapes = resolve_shapes(
         *info.size_units(folder),
         height=height,
@@ -111,11 +114,10 @@ def export_pipeline(
     output_dir = Path(output_dir)
     bundle_writer.check_output(output_dir)
     try:
-        with swap.output_lock(output_dir):  # one build at a time into one output; a second one waits
+        # one build at a time into one output (a second one waits); embeddings added in a scratch folder
+        with swap.output_lock(output_dir), textual_inversions_added(folder, textual_inversions) as folder:
             swap.recover_swap(output_dir)
-            manifest = _new_manifest(folder, shapes, backend)
-            if manifest.text is not None:
-                manifest.text.clip_skip = clip_skip
+            manifest = _new_manifest(folder, shapes, backend, clip_skip)
             jobs = plan_jobs(
                 folder,
                 shapes,
@@ -140,13 +142,18 @@ def export_pipeline(
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
 
 
-def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str) -> Manifest:
+def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: int | None) -> Manifest:
     """The new bundle's manifest, before any component is in it."""
     tools = tool_versions()
-    return Manifest(
+    manifest = Manifest(
         model_type=folder.model_type,
         pipeline_class=folder.pipeline_class,
-        source=Source(str(folder.path), folder.weights_sha256(), vae=_vae_source(folder)),
+        source=Source(
+            str(folder.path),
+            folder.weights_sha256(),
+            vae=_vae_source(folder),
+            embeddings=list(folder.embeddings) or None,
+        ),
         shapes=shapes,
         unet=info.unet_info(folder),
         vae=info.vae_info(folder),
@@ -156,15 +163,24 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str) -> Manifest
         tools=tools,
         sdrt_version=tools["sdrt"],
     )
+    if manifest.text is not None:
+        manifest.text.clip_skip = clip_skip
+    return manifest
 
 
 def _model_folder(
-    model_dir: str | Path, vae: str | Path | None, components: list[str] | None, clip_skip: int | None
+    model_dir: str | Path,
+    vae: str | Path | None,
+    textual_inversions: list[str] | None,
+    components: list[str] | None,
+    clip_skip: int | None,
 ) -> ModelFolder:
     """The model folder, its VAE swapped for ``vae`` when given, checked against the build's options."""
     folder = inspect_model_folder(model_dir)
     if vae is not None:
         folder = swap_vae(folder, vae)
+    if textual_inversions:
+        check_textual_inversions(folder, textual_inversions)
     _check_components(folder, components)
     _check_clip_skip(folder, clip_skip)
     return folder

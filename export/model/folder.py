@@ -59,6 +59,7 @@ class ModelFolder:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_index: dict[str, Any] = field(default_factory=dict)
     parts: dict[str, Path] = field(default_factory=dict)  # a part taken from elsewhere (build-engine --vae)
+    embeddings: tuple[str, ...] = ()  # textual inversions added to the tokenizer and text encoder
 
     def part_path(self, part: str) -> Path:
         """The folder a part (``unet``, ``vae``, ...) is read from."""
@@ -215,15 +216,24 @@ def _model_type(kind: str, configs: dict[str, dict[str, Any]]) -> str:
 
 def load_module(folder: ModelFolder, component: type[Component], *, device: str = "cpu"):
     """Load, in fp32, the torch module ``component`` is exported from."""
+    return load_part(folder, component.source).to(device).eval()
+
+
+def load_part(folder: ModelFolder, part: str):
+    """Load a part of the folder in fp32 (a torch module, or a transformers tokenizer)."""
     import torch
 
-    library, class_name = folder.classes[component.source]
-    path = folder.part_path(component.source)
+    if part.startswith("tokenizer"):
+        library, class_name = "transformers", "CLIPTokenizer"
+    else:
+        library, class_name = folder.classes[part]
+    path = folder.part_path(part)
     try:
         if library == "transformers":
             import transformers
 
-            module = getattr(transformers, class_name).from_pretrained(str(path), dtype=torch.float32)
+            kwargs = {} if class_name == "CLIPTokenizer" else {"dtype": torch.float32}
+            module = getattr(transformers, class_name).from_pretrained(str(path), **kwargs)
         else:
             import diffusers
 
@@ -234,4 +244,4 @@ def load_module(folder: ModelFolder, component: type[Component], *, device: str 
             f"cannot load {class_name} from {path}: {reason}; its weights or config are damaged or incomplete, "
             "download them again"
         ) from err
-    return module.to(device).eval()
+    return module

@@ -12,12 +12,13 @@ from sdrt.runtime.bundle.integrity import file_sha256
 
 
 def files_sha256(files: list[Path], *, root: Path) -> str:
-    """One sha256 over the files' names (relative to ``root``, or whole for a file from elsewhere, such as
-    a ``--vae`` folder) and contents."""
+    """One sha256 over the files' names (relative to ``root``; ``folder/name`` for a file from elsewhere,
+    such as a ``--vae`` folder or the text encoder saved with embeddings) and contents."""
     digest = hashlib.sha256()
     for path in sorted(files):
         path = Path(path)
-        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path.resolve()).encode())
+        name = path.relative_to(root) if path.is_relative_to(root) else Path(path.parent.name, path.name)
+        digest.update(str(name).encode())
         digest.update(file_sha256(path).encode())
     return digest.hexdigest()
 

@@ -77,4 +77,4 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     )
     for tokenizer in ("tokenizer", "tokenizer_2"):
         if tokenizer_encoder(tokenizer) in folder.classes:
-            copy_tokenizer(folder.path / tokenizer, work / tokenizer)
+            copy_tokenizer(folder.part_path(tokenizer), work / tokenizer)

@@ -74,6 +74,8 @@ class PromptEncoder:
         self.clip_skip = clip_skip
 
     def hidden_states(self, prompts: list[str], max_length: int, output: str = "last_hidden_state") -> Any:
+        expand = getattr(self.tokenizer, "expand_multi_vector_tokens", None)  # textual inversions
+        prompts = [expand(p) for p in prompts] if expand else prompts
         ids = self.tokenizer(
             prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="np"
         ).input_ids

@@ -51,6 +51,7 @@ def read_tokenizer_folder(path: Path) -> TokenizerFiles:
     """Read the files of one tokenizer folder (a bundle's ``tokenizer/`` or ``tokenizer_2/``)."""
     config = _read_json(path / "tokenizer_config.json")
     source_tokens: dict[str, AddedToken] = {}
+    added_ids: dict[str, int | None] = {}  # added tokens have ids beyond vocab.json (textual inversion's)
     if (path / "tokenizer.json").is_file():
         data = _read_json(path / "tokenizer.json")
         model = data.get("model", {})
@@ -62,6 +63,7 @@ def read_tokenizer_folder(path: Path) -> TokenizerFiles:
         merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
         for entry in data.get("added_tokens", []):
             source_tokens[entry["content"]] = _added_token(entry)
+            added_ids[entry["content"]] = entry.get("id")
     elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
         vocab = _read_json(path / "vocab.json")
         merges = _read_merges(path / "merges.txt")
@@ -73,6 +75,7 @@ def read_tokenizer_folder(path: Path) -> TokenizerFiles:
     decoder = config.get("added_tokens_decoder")
     if decoder:  # files saved by transformers >= 4.34: these entries define the added tokens
         source_tokens = {e["content"]: _added_token(e) for e in decoder.values()}
+        added_ids.update({e["content"]: _token_id(key) for key, e in decoder.items()})
         values = {key: config.get(key) for key in SPECIAL_KEYS}
     else:  # older files: special_tokens_map.json overrides tokenizer_config.json
         special_map = _read_json(path / "special_tokens_map.json")
@@ -84,11 +87,21 @@ def read_tokenizer_folder(path: Path) -> TokenizerFiles:
         token = _added_token(value)
         specials[key] = token.content
         added[token.content] = source_tokens.get(token.content, token)
+    for content, token_id in added_ids.items():
+        if token_id is not None:
+            vocab.setdefault(content, token_id)
     files = TokenizerFiles(vocab=vocab, merges=merges, specials=specials, added_tokens=list(added.values()))
     max_length = config.get("model_max_length")
     if isinstance(max_length, int) and 0 < max_length < 10**8:
         files.model_max_length = max_length
     return files
+
+
+def _token_id(key: Any) -> int | None:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        return None
 
 
 def _added_token(value: str | dict[str, Any]) -> AddedToken:

@@ -194,6 +194,17 @@ class CLIPTokenizer:
         """Text of ids, special tokens included (as transformers' ``decode``)."""
         return self.bpe.decode(np.asarray(ids).reshape(-1).tolist())
 
+    def expand_multi_vector_tokens(self, text: str) -> str:
+        """diffusers' ``maybe_convert_prompt``: the token of a multi-vector textual inversion, ``TOKEN``,
+        becomes ``TOKEN TOKEN_1 ... TOKEN_n`` (its other vectors are the added tokens ``TOKEN_1``...)."""
+        contents = {t.content for t in self._added}
+        for token in {piece for piece, is_token in self._split_added(text) if is_token}:
+            replacement, i = token, 1
+            while f"{token}_{i}" in contents:
+                replacement, i = f"{replacement} {token}_{i}", i + 1
+            text = text.replace(token, replacement)
+        return text
+
     def _split_added(self, text: str) -> list[tuple[str, bool]]:
         """Cut out added (special) tokens: raw-text tokens first, then normalized ones, as `tokenizers` does."""
         raw = [t for t in self._added if not t.normalized]
