@@ -77,23 +77,23 @@ def fp16_model(model, **options):
 def merge_duplicate_casts(graph) -> int:
     """Drop each Cast whose output an identical Cast (same input, same ``to``) already produces, and the
     value_info entries declared twice. Returns the Casts dropped."""
-    produced: dict[str, tuple] = {}
+
+    def computes(node) -> tuple | None:  # what a Cast computes; None for other nodes
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        return (node.input[0], to) if node.op_type == "Cast" else None
+
+    produced: dict[str, tuple | None] = {}
     kept = []
-    dropped = 0
     for node in graph.node:
-        if node.op_type == "Cast" and node.output[0] in produced:
-            to = next((a.i for a in node.attribute if a.name == "to"), None)
-            if produced[node.output[0]] == (node.input[0], to):
-                dropped += 1
-                continue
-        for out in node.output:
-            to = (
-                next((a.i for a in node.attribute if a.name == "to"), None)
-                if node.op_type == "Cast"
-                else None
-            )
-            produced[out] = (node.input[0] if node.op_type == "Cast" else None, to)
+        if (
+            node.op_type == "Cast"
+            and node.output[0] in produced
+            and produced[node.output[0]] == computes(node)
+        ):
+            continue
+        produced.update(dict.fromkeys(node.output, computes(node)))
         kept.append(node)
+    dropped = len(graph.node) - len(kept)
     if dropped:
         del graph.node[:]
         graph.node.extend(kept)

@@ -71,6 +71,9 @@ class CLIPTokenizer:
                 AddedToken(t) for t in dict.fromkeys([bos_token, eos_token, unk_token, pad_token])
             ]
         self._added = [t for t in added_tokens if t.content in vocab]
+        contents = {t.content for t in self._added}
+        # textual inversions of several vectors: TOKEN with TOKEN_1, TOKEN_2... beside it
+        self._multi_vector = {c: _vector_tokens(c, contents) for c in contents if f"{c}_1" in contents}
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str], subfolder: str | None = None) -> CLIPTokenizer:
@@ -197,12 +200,11 @@ class CLIPTokenizer:
     def expand_multi_vector_tokens(self, text: str) -> str:
         """diffusers' ``maybe_convert_prompt``: the token of a multi-vector textual inversion, ``TOKEN``,
         becomes ``TOKEN TOKEN_1 ... TOKEN_n`` (its other vectors are the added tokens ``TOKEN_1``...)."""
-        contents = {t.content for t in self._added}
+        if not self._multi_vector:
+            return text
         for token in {piece for piece, is_token in self._split_added(text) if is_token}:
-            replacement, i = token, 1
-            while f"{token}_{i}" in contents:
-                replacement, i = f"{replacement} {token}_{i}", i + 1
-            text = text.replace(token, replacement)
+            if token in self._multi_vector:
+                text = text.replace(token, self._multi_vector[token])
         return text
 
     def _split_added(self, text: str) -> list[tuple[str, bool]]:
@@ -216,6 +218,15 @@ class CLIPTokenizer:
                 continue
             out.extend(_split_on_tokens(normalize(piece), normalized))
         return out
+
+
+def _vector_tokens(token: str, contents: set[str]) -> str:
+    """``TOKEN TOKEN_1 ... TOKEN_n``: the added tokens of one multi-vector embedding, in order."""
+    names, i = [token], 1
+    while f"{token}_{i}" in contents:
+        names.append(f"{token}_{i}")
+        i += 1
+    return " ".join(names)
 
 
 def _split_on_tokens(text: str, tokens: list[AddedToken]) -> list[tuple[str, bool]]:
