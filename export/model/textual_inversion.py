@@ -35,45 +35,70 @@ class Embedding:
 
 def check_textual_inversions(folder: ModelFolder, specs: list[str]) -> None:
     """What can be checked before any work: the model takes embeddings, the files are there."""
-    if folder.model_type not in ("sd1", "sd2", "inpaint"):
+    if folder.model_type not in ("sd1", "sd2", "inpaint", "sdxl"):
         raise ModelFolderError(
-            f"--textual-inversion: sdrt adds embeddings to SD 1.x/2.x models; {folder.model_type} is not "
-            "supported yet"
+            f"--textual-inversion: sdrt adds embeddings to SD 1.x/2.x and SDXL models, not to "
+            f"{folder.model_type} models"
         )
     for embedding in map(Embedding.parse, specs):
         if not embedding.file.is_file():
             raise ModelFolderError(f"--textual-inversion {embedding}: no such file {embedding.file}")
+        if folder.model_type == "sdxl" and not embedding.token:
+            raise ModelFolderError(
+                f"--textual-inversion {embedding}: an SDXL embedding file names no token; pass FILE:TOKEN"
+            )
 
 
 @contextlib.contextmanager
 def textual_inversions_added(folder: ModelFolder, specs: list[str] | None) -> Iterator[ModelFolder]:
-    """``folder`` reading its tokenizer and text encoder from a scratch folder where they are saved with
+    """``folder`` reading its tokenizers and text encoders from a scratch folder where they are saved with
     the embeddings of ``specs`` added (removed afterwards); ``folder`` itself when there are none."""
     if not specs:
         yield folder
         return
     embeddings = [Embedding.parse(spec) for spec in specs]
-    tokenizer, text_encoder = load_part(folder, "tokenizer"), load_part(folder, "text_encoder")
-    loader = _loader(tokenizer, text_encoder)
-    for embedding in embeddings:  # one at a time, as a diffusers user calls it (its lists mishandle None)
-        try:
-            loader.load_textual_inversion(
-                str(embedding.file), token=embedding.token, tokenizer=tokenizer, text_encoder=text_encoder
-            )
-        except (ValueError, KeyError, RuntimeError, OSError) as error:  # diffusers' own checks
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ModelFolderError(
-                f"--textual-inversion {embedding}: diffusers cannot add it: {reason}"
-            ) from error
+    # SDXL: the file's clip_l vectors go to the first encoder, its clip_g ones to the second (as diffusers)
+    pairs = {"tokenizer": "text_encoder"}
+    if folder.model_type == "sdxl":
+        pairs["tokenizer_2"] = "text_encoder_2"
+    parts = {name: load_part(folder, name) for pair in pairs.items() for name in pair}
+    for tokenizer, encoder in pairs.items():
+        loader = _loader(parts[tokenizer], parts[encoder])
+        for embedding in embeddings:  # one at a time, as a diffusers user calls it (its lists mishandle None)
+            _add(loader, embedding, folder.model_type == "sdxl" and _SDXL_KEYS[encoder])
     with tempfile.TemporaryDirectory(prefix="sdrt-embeddings-") as scratch:
         work = Path(scratch)
-        tokenizer.save_pretrained(work / "tokenizer")
-        text_encoder.save_pretrained(work / "text_encoder")
+        for name, part in parts.items():
+            part.save_pretrained(work / name)
         yield dataclasses.replace(
             folder,
-            parts={**folder.parts, "tokenizer": work / "tokenizer", "text_encoder": work / "text_encoder"},
+            parts={**folder.parts, **{name: work / name for name in parts}},
             embeddings=tuple(map(str, embeddings)),
         )
+
+
+_SDXL_KEYS = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
+
+
+def _add(loader, embedding: Embedding, sdxl_key: str | bool) -> None:
+    """One embedding into the loader's tokenizer and text encoder (for SDXL, the file's ``sdxl_key``)."""
+    try:
+        source = str(embedding.file)
+        if sdxl_key:
+            from safetensors.torch import load_file
+
+            vectors = load_file(source)
+            if sdxl_key not in vectors:
+                raise KeyError(
+                    f"an SDXL embedding holds clip_l and clip_g tensors; this one has {sorted(vectors)}"
+                )
+            source = vectors[sdxl_key]
+        loader.load_textual_inversion(source, token=embedding.token)
+    except (ValueError, KeyError, RuntimeError, OSError) as error:  # diffusers' own checks, safetensors'
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFolderError(
+            f"--textual-inversion {embedding}: diffusers cannot add it: {reason}"
+        ) from error
 
 
 def _loader(tokenizer, text_encoder):

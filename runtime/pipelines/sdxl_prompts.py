@@ -37,6 +37,8 @@ class SDXLPromptEncoder:
         """(hidden states of both encoders concatenated on features, pooled embeddings)."""
         hidden, pooled = [], None
         for texts, (tokenizer, encoder) in zip((prompts, prompts_2), self.encoders):
+            expand = getattr(tokenizer, "expand_multi_vector_tokens", None)  # textual inversions
+            texts = [expand(t) for t in texts] if expand else texts
             ids = tokenizer(
                 texts, padding="max_length", max_length=max_length, truncation=True, return_tensors="np"
             ).input_ids

@@ -85,4 +85,35 @@ def test_embeddings_that_cannot_be_added_are_clear_errors(tiny, tmp_path, capsys
     save_file({"<wide>": torch.zeros(TEXT_HIDDEN * 2)}, str(wide))
     _fails(capsys, tiny, tmp_path, [wide], "incorrect shape")
     _fails(capsys, tiny, tmp_path, [tmp_path / "missing.pt"], "no such file")
-    _fails(capsys, tiny, tmp_path, [toy], "sdxl is not supported yet", kind="sdxl")
+    _fails(capsys, tiny, tmp_path, [toy], "an SDXL embedding file names no token", kind="sdxl")
+    _fails(capsys, tiny, tmp_path, [f"{toy}:<s0>"], "holds clip_l and clip_g", kind="sdxl")
+    _fails(capsys, tiny, tmp_path, [toy], "not to uncond models", kind="uncond")
+
+
+def test_sdxl_embedding_for_both_encoders_matches_diffusers(tiny, tmp_path):
+    """An SDXL embedding (clip_l and clip_g vectors, two each) added as diffusers' docs add it."""
+    from safetensors.torch import load_file, save_file
+
+    from sdrt.runtime import StableDiffusionXLPipeline
+
+    generator = torch.Generator().manual_seed(3)
+    file = tmp_path / "sdxl-embedding.safetensors"
+    vectors = {key: torch.randn(2, TEXT_HIDDEN, generator=generator) for key in ("clip_l", "clip_g")}
+    save_file(vectors, str(file))
+    options = [*BUILD_OPTIONS["sdxl"], "--textual-inversion", f"{file}:<s0>"]
+    bundle = build_bundle(tiny.model("sdxl"), tmp_path / "bundle", options)
+    prompt, latents = "a red <s0> on the background", initial_latents((1, 4, 8, 8), seed=7)
+    pipe = StableDiffusionXLPipeline.from_pretrained(bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    actual = pipe(prompt, latents=latents, num_inference_steps=3, output_type="np").images
+    ref = diffusers.StableDiffusionXLPipeline.from_pretrained(tiny.model("sdxl"))
+    ref.set_progress_bar_config(disable=True)
+    state = load_file(str(file))
+    ref.load_textual_inversion(
+        state["clip_g"], token="<s0>", text_encoder=ref.text_encoder_2, tokenizer=ref.tokenizer_2
+    )
+    ref.load_textual_inversion(
+        state["clip_l"], token="<s0>", text_encoder=ref.text_encoder, tokenizer=ref.tokenizer
+    )
+    expected = ref(prompt, latents=torch.from_numpy(latents), num_inference_steps=3, output_type="np").images
+    assert_parity(actual, expected)
