@@ -65,7 +65,7 @@ def textual_inversions_added(folder: ModelFolder, specs: list[str] | None) -> It
     for tokenizer, encoder in pairs.items():
         loader = _loader(parts[tokenizer], parts[encoder])
         for embedding in embeddings:  # one at a time, as a diffusers user calls it (its lists mishandle None)
-            _add(loader, embedding, folder.model_type == "sdxl" and _SDXL_KEYS[encoder])
+            _add(loader, embedding, _SDXL_KEYS[encoder] if folder.model_type == "sdxl" else None)
     with tempfile.TemporaryDirectory(prefix="sdrt-embeddings-") as scratch:
         work = Path(scratch)
         for name, part in parts.items():
@@ -80,7 +80,7 @@ def textual_inversions_added(folder: ModelFolder, specs: list[str] | None) -> It
 _SDXL_KEYS = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
 
 
-def _add(loader, embedding: Embedding, sdxl_key: str | bool) -> None:
+def _add(loader, embedding: Embedding, sdxl_key: str | None) -> None:
     """One embedding into the loader's tokenizer and text encoder (for SDXL, the file's ``sdxl_key``)."""
     try:
         source = str(embedding.file)
