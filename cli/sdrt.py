@@ -5,6 +5,7 @@ sdrt generate engines/NAME "a cat in snow" --image cat.png --strength 0.6 -o sno
 sdrt generate engines/NAME "a red hat" --image cat.png --mask hat-mask.png -o hat.png
 sdrt inspect engines/NAME
 sdrt bench engines/NAME --steps 30 --runs 3 --compare-diffusers MODEL_DIR --json bench.json
+sdrt serve engines/NAME [engines/OTHER ...] --port 7860 --replicas 2
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from . import run
 from .bench import bench
 from .generate import ImageInputs, generate
 from .options import parse_size
+from .serve import serve, serve_options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("--verify", action="store_true", help="check every file against its recorded sha256")
     _bench_options(
         sub.add_parser("bench", help="per-stage latency of a bundle's pipeline (optionally beside diffusers)")
+    )
+    serve_options(
+        sub.add_parser(
+            "serve", help="serve bundles on Ray Serve with AUTOMATIC1111's and OpenAI's image APIs"
+        )
     )
     return parser
 
@@ -164,6 +171,8 @@ def _command(args: argparse.Namespace) -> int:
             inputs=ImageInputs(args.image, args.mask, args.strength),
         )
         print("\n".join(str(path) for path in paths))
+    elif args.command == "serve":
+        return serve(args)
     elif args.command == "inspect":
         from .inspect import describe_bundle, verify_bundle
 

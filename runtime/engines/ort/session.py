@@ -28,6 +28,7 @@ from sdrt.runtime.errors import EngineError
 logger = logging.getLogger(__name__)
 
 GRAPH = "graph.onnx"
+THREADS_ENV = "SDRT_CPU_THREADS"
 
 
 def open_session(ort: ModuleType, path: Path, options: Any, providers: list[Any], *, name: str) -> Any:
@@ -102,7 +103,23 @@ def _save_optimized(ort: ModuleType, path: Path, entry: Path, *, name: str) -> A
 def _options(ort: ModuleType, level: str) -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    threads = cpu_threads()
+    if threads:
+        options.intra_op_num_threads = threads
     return options
+
+
+def cpu_threads() -> int | None:
+    """``$SDRT_CPU_THREADS``: threads per CPU session (None, ONNX Runtime's default: one per core). Several
+    processes on one machine, such as ``sdrt serve``'s replicas, each set it to their share of the cores."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise EngineError(
+            f"${THREADS_ENV}={value!r}: give a whole number of threads, at least 1 (or unset it)"
+        )
+    return int(value)
 
 
 def _entry_name(ort: ModuleType, path: Path, name: str) -> str:

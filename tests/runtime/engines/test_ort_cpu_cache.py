@@ -13,6 +13,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from sdrt.runtime.engines.ort.engine import OrtEngine  # noqa: E402
+from sdrt.runtime.errors import EngineError  # noqa: E402
 
 
 def _conv_graph(path, seed: int = 0):
@@ -108,3 +109,16 @@ def test_an_unwritable_cache_still_loads(tmp_path, monkeypatch):
     np.testing.assert_allclose(
         OrtEngine(graph).run({"x": x})["y"], _reference(graph, x), rtol=1e-5, atol=1e-5
     )
+
+
+def test_sdrt_cpu_threads_sets_the_sessions_threads(tmp_path, cache, monkeypatch):
+    graph = _conv_graph(tmp_path / "conv.onnx")
+    monkeypatch.setenv("SDRT_CPU_THREADS", "1")
+    for _ in range(2):  # the saving load and the cached load
+        engine = OrtEngine(graph, name="conv")
+        assert engine.session.get_session_options().intra_op_num_threads == 1
+    x = np.ones((1, 8, 16, 16), np.float32)
+    np.testing.assert_allclose(engine.run({"x": x})["y"], _reference(graph, x), rtol=1e-5, atol=1e-5)
+    monkeypatch.setenv("SDRT_CPU_THREADS", "some")
+    with pytest.raises(EngineError, match="SDRT_CPU_THREADS"):
+        OrtEngine(graph, name="conv")

@@ -1,0 +1,81 @@
+"""Jobs grouped by settings and cut into pipeline calls: the torch-free part of dynamic batching.
+
+Requests that arrived in one batch window run together only when their ``Settings`` are equal; each
+group's images are cut into pipeline calls of at most ``max_rows`` prompts (the bundle's batch range
+and the server's ``--max-batch-size``), each image with its own seed's generator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sdrt.runtime.errors import InputError
+
+from .images import png_bytes
+from .requests import Job, JobResult, Row, Settings
+
+
+@dataclass(frozen=True)
+class Call:
+    """One pipeline call: rows of several jobs with equal settings."""
+
+    settings: Settings
+    rows: tuple[Row, ...]
+    owners: tuple[int, ...]  # the job index of each row
+
+
+def plan_calls(jobs: list[Job], max_rows: int) -> list[Call]:
+    groups: dict[Settings, list[tuple[int, Row]]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault(job.settings, []).extend((index, row) for row in job.rows)
+    calls = []
+    for settings, rows in groups.items():
+        for start in range(0, len(rows), max_rows):
+            chunk = rows[start : start + max_rows]
+            calls.append(Call(settings, tuple(r for _, r in chunk), tuple(i for i, _ in chunk)))
+    return calls
+
+
+def call_arguments(call: Call) -> dict[str, Any]:
+    """The pipeline's keyword arguments (diffusers' names) for one call."""
+    s, rows = call.settings, call.rows
+    kwargs: dict[str, Any] = {
+        "prompt": [r.prompt for r in rows],
+        "negative_prompt": [r.negative_prompt for r in rows],
+        "num_inference_steps": s.steps,
+        "guidance_scale": s.guidance_scale,
+        "generator": [r.seed for r in rows],
+    }
+    if s.mode != "img2img":
+        kwargs.update(height=s.height, width=s.width)
+    if s.mode != "txt2img":
+        kwargs.update(image=[r.image for r in rows], strength=s.strength)
+    if s.mode == "inpaint":
+        kwargs["mask_image"] = [r.mask for r in rows]
+    return kwargs
+
+
+def run_jobs(jobs: list[Job], max_rows: int, run_call: Callable[[Call], list[Any]]) -> list[JobResult]:
+    """Every job's PNGs, in order; ``run_call`` runs one Call and returns its PIL images.
+
+    A call that fails fails only the jobs in it (their result carries the error)."""
+    results = [JobResult([], 0, 0, 0.0) for _ in jobs]
+    start = time.perf_counter()
+    for call in plan_calls(jobs, max_rows):
+        try:
+            images = run_call(call)
+        except Exception as error:  # noqa: BLE001 - handed to the caller of each job in the call
+            for index in set(call.owners):
+                results[index].error = f"{type(error).__name__}: {error}"
+                results[index].status = 400 if isinstance(error, InputError) else 500
+            continue
+        for index, image in zip(call.owners, images):
+            result = results[index]
+            result.images.append(png_bytes(image))
+            result.batch_images = max(result.batch_images, len(call.rows))
+            result.batch_requests = max(result.batch_requests, len(set(call.owners)))
+            result.ms = (time.perf_counter() - start) * 1000
+    return results

@@ -1,0 +1,118 @@
+"""The bundles a server serves, read from their manifests at start (no engine is loaded here).
+
+A model is named by its bundle folder's name and looked up by that name (or A1111's title for it)
+among the served ones: a name from a request is never used as a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdrt.runtime.bundle.bundle import open_bundle
+from sdrt.runtime.errors import InputError
+
+from .fields import RequestError
+
+_MODES = {
+    "sd1": ("txt2img", "img2img", "inpaint"),
+    "sd2": ("txt2img", "img2img", "inpaint"),
+    "sdxl": ("txt2img",),
+    "inpaint": ("inpaint",),
+}
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    path: str
+    model_type: str
+    modes: tuple[str, ...]
+    batch: tuple[int, int]  # prompts per pipeline call
+    height: tuple[int, int]
+    width: tuple[int, int]
+    size_multiple: int
+    default_size: tuple[int, int]  # (height, width)
+    scheduler: str  # the bundle's own scheduler class
+    sha256: str  # of manifest.json
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} [{self.sha256[:10]}]"
+
+    def check_size(self, width: int, height: int) -> None:
+        for field, value, (low, high) in (("width", width, self.width), ("height", height, self.height)):
+            if not low <= value <= high or value % self.size_multiple:
+                raise RequestError(
+                    f"{field}={value}: model {self.name} takes widths {self.width[0]}..{self.width[1]} and "
+                    f"heights {self.height[0]}..{self.height[1]} in multiples of {self.size_multiple}",
+                    field=field,
+                )
+
+    def check_mode(self, mode: str) -> None:
+        if mode not in self.modes:
+            raise RequestError(
+                f"model {self.name} ({self.model_type}) serves {', '.join(self.modes)}, not {mode}"
+            )
+
+
+def served_model(path: str | Path) -> ServedModel:
+    """A bundle's serving facts, or an error naming the bundle (not a text-guided model, no folder)."""
+    bundle = open_bundle(path)
+    manifest = bundle.manifest
+    if bundle.model_type not in _MODES:
+        raise InputError(
+            f"{path}: a {bundle.model_type} bundle has no prompt to serve; sdrt serve serves text-guided "
+            "models (SD 1.x, 2.x, XL, inpainting)"
+        )
+    modes = _MODES[bundle.model_type]
+    if "vae_encoder" not in bundle.components:
+        modes = tuple(m for m in modes if m == "txt2img")
+    shapes = manifest.shapes
+    config = json.loads((bundle.path / "scheduler" / "scheduler_config.json").read_text())
+    return ServedModel(
+        name=bundle.path.resolve().name,
+        path=str(bundle.path.resolve()),
+        model_type=bundle.model_type,
+        modes=modes,
+        batch=tuple(shapes.batch),
+        height=tuple(shapes.height),
+        width=tuple(shapes.width),
+        size_multiple=max(8, shapes.size_multiple),
+        default_size=tuple(manifest.default_size),
+        scheduler=config.get("_class_name", ""),
+        sha256=hashlib.sha256((bundle.path / "manifest.json").read_bytes()).hexdigest(),
+    )
+
+
+class Catalog:
+    """The served models by name; the first is the default (A1111's active model at start)."""
+
+    def __init__(self, models: list[ServedModel]) -> None:
+        if not models:
+            raise InputError("sdrt serve needs at least one bundle")
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InputError(
+                f"two bundles are named {', '.join(duplicates)} (the model name is the folder's name); "
+                "rename one folder"
+            )
+        self.models = {m.name: m for m in models}
+        self.default = models[0].name
+
+    def get(self, name: Any, field: str = "model") -> ServedModel:
+        """The model named ``name`` (its name, A1111's title, or the title's name part)."""
+        if isinstance(name, str):
+            key = name.split(" [", 1)[0].strip()
+            for candidate in (name, key, Path(key).stem):
+                if candidate in self.models:
+                    return self.models[candidate]
+        raise RequestError(
+            f"{field} {name!r} is not served here; served models: {', '.join(self.models)}",
+            field=field,
+            status=404 if field == "model" else 400,
+        )

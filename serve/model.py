@@ -1,0 +1,101 @@
+"""The model deployment: one bundle's pipeline per replica, requests batched by their settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from ray import serve
+from ray.serve.metrics import Counter, Histogram
+
+from .batching import Call, call_arguments, run_jobs
+from .catalog import served_model
+from .requests import Job, JobResult
+from .samplers import make_scheduler
+
+log = logging.getLogger("ray.serve")
+
+
+class ModelServer:
+    """Loads the bundle once; ``generate`` takes one Job and answers with its JobResult."""
+
+    def __init__(
+        self, bundle: str, provider: str, max_batch_size: int, batch_wait_ms: float, cpu_threads: int | None
+    ) -> None:
+        from sdrt.runtime import DiffusionPipeline
+        from sdrt.runtime.engines.ort.session import THREADS_ENV
+
+        if cpu_threads and THREADS_ENV not in os.environ:  # replicas sharing a machine share its cores
+            os.environ[THREADS_ENV] = str(cpu_threads)
+        self.model = served_model(bundle)
+        self.base = DiffusionPipeline.from_pretrained(bundle, provider=provider)
+        self.base.set_progress_bar_config(disable=True)
+        self.pipelines: dict[tuple[Any, ...], Any] = {}
+        self.max_rows = max(1, min(max_batch_size, self.model.batch[1]))
+        self.generate.set_max_batch_size(max_batch_size)
+        self.generate.set_batch_wait_timeout_s(batch_wait_ms / 1000)
+        tags = ("model", "mode")
+        self.images_total = Counter("sdrt_images_total", "images generated", tag_keys=tags)
+        self.batch_images = Histogram(
+            "sdrt_batch_images",
+            "images per pipeline call",
+            boundaries=[1, 2, 3, 4, 6, 8, 12, 16],
+            tag_keys=tags,
+        )
+        self.job_ms = Histogram(
+            "sdrt_job_ms",
+            "ms from a batch's start to a request's images",
+            boundaries=[50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
+            tag_keys=tags,
+        )
+
+    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
+    async def generate(self, jobs: list[Job]) -> list[JobResult]:
+        results = await asyncio.to_thread(run_jobs, jobs, self.max_rows, self._run_call)
+        for job, result in zip(jobs, results):
+            tags = {"model": job.settings.model, "mode": job.settings.mode}
+            self.images_total.inc(len(result.images), tags=tags)
+            self.job_ms.observe(result.ms, tags=tags)
+            log.info(
+                "sdrt request %s %s images=%d batch_images=%d batch_requests=%d ms=%.0f%s",
+                job.request_id,
+                job.settings.describe(),
+                len(job.rows),
+                result.batch_images,
+                result.batch_requests,
+                result.ms,
+                f" error={result.error}" if result.error else "",
+            )
+        return results
+
+    def _run_call(self, call: Call) -> list[Any]:
+        settings = call.settings
+        self.batch_images.observe(len(call.rows), tags={"model": settings.model, "mode": settings.mode})
+        pipe = self._pipeline(settings.mode, settings.sampler, settings.karras)
+        return pipe(**call_arguments(call)).images
+
+    def _pipeline(self, mode: str, sampler: str | None, karras: bool) -> Any:
+        """The pipeline for a mode and sampler, over the one set of loaded engines (made once)."""
+        key = (mode, sampler, karras)
+        if key not in self.pipelines:
+            import sdrt.runtime as rt
+
+            cls = {
+                "txt2img": type(self.base),
+                "img2img": rt.StableDiffusionImg2ImgPipeline,
+                "inpaint": rt.StableDiffusionInpaintPipeline,
+            }[mode]
+            parts = {}
+            if sampler is not None:
+                parts["scheduler"] = make_scheduler(sampler, karras, dict(self.base.scheduler.config))
+            pipe = cls.from_pipe(self.base, **parts)
+            pipe.set_progress_bar_config(disable=True)
+            self.pipelines[key] = pipe
+        return self.pipelines[key]
+
+    def check_health(self) -> None:
+        """Ray Serve's health check: the engines are loaded (raising here restarts the replica)."""
+        if not self.base.engines:
+            raise RuntimeError(f"{self.model.name}: no engines loaded")

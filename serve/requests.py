@@ -1,0 +1,63 @@
+"""One HTTP request as the model deployment runs it, and what comes back.
+
+Requests whose ``Settings`` are equal may share one pipeline call (a batch); each image keeps its own
+seed, drawn from its own generator, so an image is the same whether it ran alone or in a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MODES = ("txt2img", "img2img", "inpaint")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What must be equal for requests to run in one batch."""
+
+    model: str
+    mode: str  # one of MODES
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    sampler: str | None  # A1111's name; None: the model's own scheduler
+    karras: bool = False
+    strength: float | None = None  # img2img and inpaint
+
+    def describe(self) -> str:
+        sampler = (self.sampler or "model's") + (" Karras" if self.karras else "")
+        extra = "" if self.strength is None else f" strength={self.strength}"
+        return (
+            f"model={self.model} mode={self.mode} size={self.width}x{self.height} steps={self.steps} "
+            f"sampler={sampler!r} cfg={self.guidance_scale}{extra}"
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One image to make."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+    image: Any = None  # PIL image (img2img, inpaint), already at the request's size
+    mask: Any = None  # PIL "L" image (inpaint)
+
+
+@dataclass(frozen=True)
+class Job:
+    settings: Settings
+    rows: tuple[Row, ...]
+    request_id: str = ""
+
+
+@dataclass
+class JobResult:
+    images: list[bytes]  # PNG files
+    batch_images: int  # images in the pipeline call(s) this job ran in (the largest)
+    batch_requests: int  # requests sharing that call
+    ms: float  # from the batch's start to its end
+    error: str | None = None  # the pipeline call failed (requests are checked before, so rarely)
+    status: int = 200  # 400 for an input the pipeline refused, 500 for anything else
