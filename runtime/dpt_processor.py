@@ -120,9 +120,3 @@ def _centre_pad(pixels: np.ndarray, divisor: int) -> np.ndarray:
         extra = math.ceil(size / divisor) * divisor - size
         pads.append((extra // 2, extra - extra // 2))
     return np.pad(pixels, ((0, 0), *pads))
-
-
-def to_pil_rgb(images: np.ndarray) -> list[Image.Image]:
-    """NCHW floats in [0, 1] -> 8-bit RGB PIL images (rounded), for the DPT processor."""
-    uint8 = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-    return [Image.fromarray(i if i.shape[-1] == 3 else i[..., 0]).convert("RGB") for i in uint8]

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.dpt_processor import CONFIG_NAME, DPTImageProcessor, to_pil_rgb
+from sdrt.runtime.dpt_processor import CONFIG_NAME, DPTImageProcessor
 from sdrt.runtime.errors import InputError, InputTypeError
-from sdrt.runtime.images import ImageInput, _as_list, _to_nchw, preprocess_image
+from sdrt.runtime.images import ImageInput, preprocess_image, rgb_pil_images
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .base import DiffusionPipeline, _check_part
@@ -167,10 +167,7 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
                 f"{self.bundle.path} has no depth_estimator engine (its model folder had none): pass `depth_map` "
                 "(N x H x W), or rebuild the bundle from a folder with depth_estimator/ and feature_extractor/"
             )
-        images = _as_list(image, "image")
-        if not hasattr(images[0], "convert"):  # arrays and tensors: 8-bit RGB, as a PIL image would be
-            images = to_pil_rgb(_to_nchw(images, "image", mask=False)[0])
-        pixel_values = self.feature_extractor(images)
+        pixel_values = self.feature_extractor(rgb_pil_images(image))
         depth = self.depth_estimator(pixel_values)
         return np.asarray(depth.get() if hasattr(depth, "get") else depth, dtype=np.float32)
 

@@ -89,6 +89,15 @@ def test_depth_conditions_the_image_and_callbacks_see_it(pipes):
     assert seen["depth_mask"].min() == -1.0 and seen["depth_mask"].max() == 1.0
 
 
+def test_image_arrays_reach_the_depth_estimator_as_their_pil_image(pipes):
+    _, pipe = pipes
+    image = init_image()
+    common = dict(num_inference_steps=2, output_type="np", generator=4)
+    from_pil = pipe(PROMPT, image=image, **common).images
+    from_array = pipe(PROMPT, image=np.asarray(image) / 255.0, **common).images
+    np.testing.assert_allclose(from_array, from_pil, atol=1e-5)
+
+
 def test_a_pipeline_without_depth_estimator_takes_depth_maps(tiny, pipes):
     import sdrt.runtime
 
