@@ -102,6 +102,38 @@ def transformers_size(height: int, width: int) -> tuple[int, int]:
     return size.height, size.width
 
 
+def test_a_new_processor_size_rebuilds_the_estimator_alone(model_folders, tmp_path):
+    from sdrt.export.jobs import ExportSettings, plan_jobs
+    from sdrt.export.model.folder import inspect_model_folder
+    from sdrt.runtime.bundle.manifest import Shapes
+
+    def hashes(folder: Path) -> dict[str, str]:
+        model = inspect_model_folder(folder)
+        shapes = Shapes(batch=(1, 1), height=(32, 64), width=(32, 64), default=(64, 64), size_multiple=16)
+        jobs = plan_jobs(
+            model,
+            shapes,
+            ExportSettings("ort", "cpu", "cpu", False, 17, False),
+            precision="fp32",
+            vae_fp32=False,
+            tools={},
+            options={},
+            asked=None,
+            previous=None,
+            previous_dir=tmp_path,
+        )
+        return {job.name: job.inputs_hash for job in jobs}
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_folders("depth"), folder)
+    before = hashes(folder)
+    settings = folder / "feature_extractor" / "preprocessor_config.json"
+    config = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**config, "size": {"height": 48, "width": 48}}))
+    after = hashes(folder)
+    assert [name for name in before if before[name] != after[name]] == ["depth_estimator"]
+
+
 def test_an_unknown_depth_estimator_class_is_refused(model_folders, tmp_path):
     from sdrt.export.errors import ModelFolderError
     from sdrt.export.model.folder import inspect_model_folder
