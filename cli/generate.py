@@ -2,7 +2,8 @@
 
 The bundle and the image flags choose the pipeline, as a diffusers user would: text only ->
 ``StableDiffusionPipeline`` (or SDXL's, or ``DDPMPipeline``); ``--image`` -> image-to-image;
-``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both).
+``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both); a depth-to-image
+model's bundle -> depth-to-image from ``--image``, with the bundle's depth estimator or ``--depth-map``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from .options import scheduler_class_name
 
 @dataclass(frozen=True)
 class ImageInputs:
-    """``--image``, ``--mask`` and ``--strength`` as given (None: not given)."""
+    """``--image``, ``--mask``, ``--strength`` and ``--depth-map`` as given (None: not given)."""
 
     image: Path | None = None
     mask: Path | None = None
     strength: float | None = None
+    depth_map: Path | None = None
 
     def given(self) -> list[str]:
         flags = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
+        flags["--depth-map"] = self.depth_map
         return [flag for flag, value in flags.items() if value is not None]
 
 
@@ -52,6 +55,13 @@ def pipeline_class(model_type: str, inputs: ImageInputs) -> type:
                 "inpainting pipeline yet)"
             )
         return rt.StableDiffusionXLPipeline
+    if model_type == "depth":
+        return _depth_pipeline(inputs)
+    if inputs.depth_map is not None:
+        raise InputError(
+            f"--depth-map: this bundle is a {model_type!r} model, not a depth-to-image one (build one from a "
+            "StableDiffusionDepth2ImgPipeline folder such as stabilityai/stable-diffusion-2-depth)"
+        )
     if inputs.image is None and given:
         raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
     if model_type == "inpaint" and inputs.mask is None:
@@ -63,6 +73,40 @@ def pipeline_class(model_type: str, inputs: ImageInputs) -> type:
     if inputs.image is not None:
         return rt.StableDiffusionImg2ImgPipeline
     return rt.StableDiffusionPipeline
+
+
+def _depth_pipeline(inputs: ImageInputs) -> type:
+    import sdrt.runtime as rt
+
+    if inputs.image is None:
+        raise InputError(
+            "this bundle is a depth-to-image model: pass --image (the picture to start from), and --depth-map "
+            "where the bundle has no depth estimator"
+        )
+    if inputs.mask is not None:
+        raise InputError("--mask: a depth-to-image bundle does not inpaint; drop --mask")
+    return rt.StableDiffusionDepth2ImgPipeline
+
+
+def read_depth_map(path: Path) -> Any:
+    """``--depth-map``: a .npy array (H x W or N x H x W), or an image read as grayscale values."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError(f"--depth-map {path}: no such file")
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise InputError(f"--depth-map {path} is not a NumPy .npy array ({error})") from error
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("F"), dtype=np.float32)
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(
+            f"--depth-map {path} is neither a .npy array nor an image Pillow can read ({error})"
+        ) from error
 
 
 def read_image(path: Path, flag: str, mode: str) -> Any:
@@ -88,7 +132,9 @@ def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None
     arguments: dict[str, Any] = {"image": read_image(inputs.image, "--image", "RGB")}
     if inputs.strength is not None:
         arguments["strength"] = inputs.strength
-    if cls is rt.StableDiffusionImg2ImgPipeline:
+    if inputs.depth_map is not None:
+        arguments["depth_map"] = read_depth_map(inputs.depth_map)
+    if cls in (rt.StableDiffusionImg2ImgPipeline, rt.StableDiffusionDepth2ImgPipeline):
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
         return arguments

@@ -3,6 +3,7 @@
 sdrt generate engines/NAME "a photo of a cat" -n "blurry" --steps 30 --seed 1234 -o cat.png
 sdrt generate engines/NAME "a cat in snow" --image cat.png --strength 0.6 -o snowy.png
 sdrt generate engines/NAME "a red hat" --image cat.png --mask hat-mask.png -o hat.png
+sdrt generate engines/DEPTH "a stone statue" --image cat.png [--depth-map depth.npy] -o statue.png
 sdrt inspect engines/NAME
 sdrt bench engines/NAME --steps 30 --runs 3 --compare-diffusers MODEL_DIR --json bench.json
 sdrt serve engines/NAME [engines/OTHER ...] --port 7860 --replicas 2
@@ -98,6 +99,13 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         help="how much of --image is repainted, 0 to 1 (default: 0.8 image-to-image, 1.0 inpainting)",
     )
     gen.add_argument(
+        "--depth-map",
+        type=Path,
+        default=None,
+        help="depth-to-image bundles: the depth of --image as a .npy array (HxW) or a grayscale image "
+        "(default: the bundle's depth estimator)",
+    )
+    gen.add_argument(
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -168,7 +176,7 @@ def _command(args: argparse.Namespace) -> int:
             provider=args.provider,
             output=args.output,
             progress=not args.no_progress,
-            inputs=ImageInputs(args.image, args.mask, args.strength),
+            inputs=ImageInputs(args.image, args.mask, args.strength, args.depth_map),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "serve":

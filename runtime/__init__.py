@@ -19,6 +19,8 @@ _EXPORTS = {
     "StableDiffusionPipeline": "pipelines.text_to_image",
     "StableDiffusionImg2ImgPipeline": "pipelines.image_to_image",
     "StableDiffusionInpaintPipeline": "pipelines.inpaint",
+    "StableDiffusionDepth2ImgPipeline": "pipelines.depth_to_image",
+    "DPTImageProcessor": "dpt_processor",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
     "DDPMPipeline": "pipelines.ddpm",
     "TorchCompatibleGenerator": "random.torch_generator",

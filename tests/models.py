@@ -285,6 +285,67 @@ def make_inpaint(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
+def _dpt(*, seed: int):
+    """A tiny ViT DPT (32 x 32 input, 64 x 64 depth) with random weights scaled by fan-in: its default init
+    (zeroed position embeddings, small convolutions) gives a nearly constant depth."""
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    torch.manual_seed(seed)
+    config = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[16, 16, 32, 32],
+        fusion_hidden_size=16,
+        reassemble_factors=[4, 2, 1, 0.5],
+    )
+    model = DPTForDepthEstimation(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 1.5 / param[0].numel() ** 0.5)
+            elif "embeddings" in name:
+                param.normal_(0.0, 0.5)
+    return model
+
+
+def dpt_processor(size: int = 32):
+    """transformers' DPT image processor (its PIL backend where torchvision is missing) at ``size``."""
+    import warnings
+
+    from transformers import DPTImageProcessor
+
+    settings = dict(size={"height": size, "width": size}, keep_aspect_ratio=False, ensure_multiple_of=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DPTImageProcessor(**settings, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+
+def make_depth(folder: Path, *, seed: int = 0) -> Path:
+    """A Stable Diffusion 2 depth-to-image pipeline: 5-channel UNet (latents, depth), a tiny DPT and its
+    image processor."""
+    from diffusers import StableDiffusionDepth2ImgPipeline
+
+    folder = Path(folder)
+    tokenizer = _tokenizer(pad_token="!")
+    pipe = StableDiffusionDepth2ImgPipeline(
+        vae=_vae(seed=seed + 1),
+        text_encoder=_text_encoder(tokenizer, seed=seed + 2, hidden_act="gelu"),
+        tokenizer=tokenizer,
+        unet=_unet(seed=seed + 3, in_channels=5, use_linear_projection=True, attention_head_dim=[2, 4]),
+        scheduler=_scheduler(prediction_type="v_prediction"),
+        depth_estimator=_dpt(seed=seed + 5),
+        feature_extractor=dpt_processor(),
+    )
+    pipe.save_pretrained(folder)
+    _finish_tokenizers(folder, keep_tokenizer_json=False)
+    return folder
+
+
 def make_uncond(folder: Path, *, seed: int = 0) -> Path:
     """An unconditional DDPM pipeline (UNet2DModel on 3-channel pixels, DDPMScheduler)."""
     from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
@@ -312,5 +373,6 @@ MAKERS = {
     "sd2": make_sd2,
     "sdxl": make_sdxl,
     "inpaint": make_inpaint,
+    "depth": make_depth,
     "uncond": make_uncond,
 }

@@ -28,6 +28,7 @@ BUILD_OPTIONS = {
     "sdxl": ["--min-size", "32", "--max-size", "128", "--max-batch", "2", *_NO_ENCODER, "text_encoder_2"],
     "inpaint": ["--min-size", "32", "--max-size", "128", "--max-batch", "2"],
     "uncond": ["--max-batch", "2"],
+    "depth": ["--min-size", "32", "--max-size", "128", "--max-batch", "2"],
 }
 
 

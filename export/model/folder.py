@@ -6,12 +6,15 @@ Every problem found here is a :class:`ModelFolderError` naming the path at fault
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sdrt.export.errors import ModelFolderError
 from sdrt.runtime.components import Component, components_of
+
+log = logging.getLogger(__name__)
 
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -21,6 +24,7 @@ PIPELINE_TYPES = {
     "StableDiffusionPipeline": "sd",
     "StableDiffusionImg2ImgPipeline": "sd",
     "StableDiffusionInpaintPipeline": "inpaint",
+    "StableDiffusionDepth2ImgPipeline": "depth",
     "StableDiffusionXLPipeline": "sdxl",
     "StableDiffusionXLImg2ImgPipeline": "sdxl",
     "StableDiffusionXLInpaintPipeline": "sdxl-inpaint",
@@ -45,6 +49,16 @@ REQUIRED = {
     "uncond": {"unet": ("UNet2DModel",)},
 }
 REQUIRED["sdxl-inpaint"] = REQUIRED["sdxl"]
+REQUIRED["depth"] = REQUIRED["sd"]
+# model type -> folder component exported where the folder has it -> accepted classes
+OPTIONAL = {"depth": {"depth_estimator": ("DPTForDepthEstimation",)}}
+PROCESSOR_CLASSES = (
+    "DPTImageProcessor",
+    "DPTImageProcessorPil",
+    "DPTImageProcessorFast",
+    "DPTFeatureExtractor",
+)
+HASHED_WITH = {"depth_estimator": ("feature_extractor/preprocessor_config.json",)}
 TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
 
 
@@ -75,8 +89,10 @@ class ModelFolder:
         return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
 
     def hashed_files(self, part: str) -> list[Path]:
-        """What decides the export of a folder part: its weight files and its config.json."""
-        return [*self.weight_files(part), self.part_path(part) / "config.json"]
+        """What decides the export of a folder part: its weight files, its config.json (and the settings
+        that fix its input size: the depth estimator's image processor)."""
+        extra = [self.path / f for f in HASHED_WITH.get(part, ())]
+        return [*self.weight_files(part), self.part_path(part) / "config.json", *extra]
 
     def weights_sha256(self) -> str:
         """The source hash the manifest records: every exported component's weights and config."""
@@ -127,6 +143,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         name: _check_part(path, index, name, accepted, pipeline_class)
         for name, accepted in REQUIRED[kind].items()
     }
+    classes |= optional_parts(path, index, kind, pipeline_class)
     _check_tokenizers(path, index, classes)
     if not (path / "scheduler" / "scheduler_config.json").is_file():
         raise ModelFolderError(
@@ -134,6 +151,8 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         )
     configs = {name: _read_json(path / name / "config.json") for name in classes}
     configs["scheduler"] = _read_json(path / "scheduler" / "scheduler_config.json")
+    if "depth_estimator" in classes:
+        configs["feature_extractor"] = _processor_config(path, index)
     return ModelFolder(
         path=path.resolve(),
         pipeline_class=pipeline_class,
@@ -192,6 +211,33 @@ def _check_part(
             f"component {name!r} has no weights in {folder} (no *.safetensors or *.bin); download the weight files too"
         )
     return entry[0], entry[1]
+
+
+def optional_parts(
+    path: Path, index: dict[str, Any], kind: str, pipeline_class: str
+) -> dict[str, tuple[str, str]]:
+    """The optional parts the folder has (a depth-to-image folder without its depth estimator runs on given
+    depth maps): each one listed in model_index.json with its folder is checked as a required one."""
+    found = {}
+    for name, accepted in OPTIONAL.get(kind, {}).items():
+        entry = index.get(name)
+        if not entry or entry[0] is None or not (path / name).is_dir():
+            log.info("%s: no %s in the model folder; the bundle will take given depth maps only", path, name)
+            continue
+        found[name] = _check_part(path, index, name, accepted, pipeline_class)
+    return found
+
+
+def _processor_config(path: Path, index: dict[str, Any]) -> dict[str, Any]:
+    """The depth estimator's image processor settings (``feature_extractor/preprocessor_config.json``)."""
+    entry, config = index.get("feature_extractor"), path / "feature_extractor" / "preprocessor_config.json"
+    if not entry or entry[1] not in PROCESSOR_CLASSES or not config.is_file():
+        raise ModelFolderError(
+            f"{path}: the depth estimator needs its image processor ({PROCESSOR_CLASSES[0]}) in feature_extractor/ "
+            f"with preprocessor_config.json, found {entry} and {'a' if config.is_file() else 'no'} config; use a "
+            "complete model folder"
+        )
+    return _read_json(config)
 
 
 def _check_tokenizers(path: Path, index: dict[str, Any], classes: dict[str, tuple[str, str]]) -> None:

@@ -68,7 +68,8 @@ def tokenizer_encoder(tokenizer: str) -> str:
 
 
 def copy_support_files(folder: ModelFolder, work: Path) -> None:
-    """The scheduler config and the tokenizers, copied from the model folder into the bundle."""
+    """The scheduler config, the tokenizers and the depth estimator's processor settings, copied from the
+    model folder into the bundle."""
     from sdrt.export.bundle_writer import copy_tokenizer
 
     (work / "scheduler").mkdir(parents=True, exist_ok=True)
@@ -78,3 +79,7 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     for tokenizer in ("tokenizer", "tokenizer_2"):
         if tokenizer_encoder(tokenizer) in folder.classes:
             copy_tokenizer(folder.part_path(tokenizer), work / tokenizer)
+    if "depth_estimator" in folder.classes:
+        (work / "feature_extractor").mkdir(parents=True, exist_ok=True)
+        processor = folder.path / "feature_extractor" / "preprocessor_config.json"
+        shutil.copy2(processor, work / "feature_extractor" / "preprocessor_config.json")

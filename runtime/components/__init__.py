@@ -12,11 +12,20 @@ from sdrt.runtime.engines.open import open_engine
 from sdrt.runtime.errors import BundleError
 
 from .base import Component, ModelInfo
+from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
 from .unet import UncondUNet, UNet
 from .vae import Vae, VaeDecoder, VaeEncoder
 
-COMPONENTS: list[type[Component]] = [TextEncoder, TextEncoder2, UNet, UncondUNet, VaeEncoder, VaeDecoder]
+COMPONENTS: list[type[Component]] = [
+    TextEncoder,
+    TextEncoder2,
+    UNet,
+    UncondUNet,
+    VaeEncoder,
+    VaeDecoder,
+    DepthEstimator,
+]
 
 
 def components_of(model: ModelInfo) -> list[type[Component]]:
@@ -47,6 +56,7 @@ def open_component(bundle: Bundle, name: str, provider: str) -> Component:
 __all__ = [
     "COMPONENTS",
     "Component",
+    "DepthEstimator",
     "ModelInfo",
     "TextEncoder",
     "TextEncoder2",

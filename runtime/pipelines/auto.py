@@ -13,6 +13,7 @@ PIPELINE_FOR_MODEL_TYPE: dict[str, tuple[str, str]] = {
     "sd2": ("text_to_image", "StableDiffusionPipeline"),
     "sdxl": ("sdxl", "StableDiffusionXLPipeline"),
     "inpaint": ("inpaint", "StableDiffusionInpaintPipeline"),
+    "depth": ("depth_to_image", "StableDiffusionDepth2ImgPipeline"),
     "uncond": ("ddpm", "DDPMPipeline"),
 }
 

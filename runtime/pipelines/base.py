@@ -45,7 +45,7 @@ from .torch_interop import to_torch
 
 logger = logging.getLogger(__name__)
 
-_ENGINE_PARTS = {"unet": "unet", "text_encoder": "text_encoder", "text_encoder_2": "text_encoder_2"}
+_ENGINE_PARTS = ("unet", "text_encoder", "text_encoder_2", "depth_estimator")  # parts that are one engine
 # diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
 _LOAD_OPTIONS_WITHOUT_EFFECT = {
     "torch_dtype": "the precision is fixed when the bundle is built (build-engine --precision)",
@@ -140,7 +140,7 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
         engines = {name: open_component(bundle, name, provider) for name in names}
         if scheduler is None:
             scheduler = _bundle_scheduler(bundle)
-        loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in _ENGINE_PARTS.items()}
+        loaded: dict[str, Any] = {name: engines.get(name) for name in _ENGINE_PARTS}
         if "vae_decoder" in engines or "vae_encoder" in engines:
             loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
@@ -206,6 +206,7 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
             "text_encoder_2": getattr(self, "text_encoder_2", None),
             "vae_decoder": getattr(vae, "decoder", None),
             "vae_encoder": getattr(vae, "encoder", None),
+            "depth_estimator": getattr(self, "depth_estimator", None),
         }
         return {name: part for name, part in found.items() if part is not None}
 
