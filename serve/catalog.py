@@ -65,8 +65,8 @@ def served_model(path: str | Path) -> ServedModel:
     manifest = bundle.manifest
     if bundle.model_type not in _MODES:
         raise InputError(
-            f"{path}: a {bundle.model_type} bundle has no prompt to serve; sdrt serve serves text-guided "
-            "models (SD 1.x, 2.x, XL, inpainting)"
+            f"{path}: sdrt serve does not serve {bundle.model_type} bundles; it serves SD 1.x, 2.x, XL and "
+            "inpainting models (serve this one from Python with its pipeline)"
         )
     modes = _MODES[bundle.model_type]
     if "vae_encoder" not in bundle.components:
