@@ -7,9 +7,10 @@ from typing import Any
 
 from .guided import TextGuidedPipeline
 from .prompts import PromptEncoder
+from .textual_inversion import TextualInversionMixin
 
 
-class StableDiffusionBase(TextGuidedPipeline):
+class StableDiffusionBase(TextualInversionMixin, TextGuidedPipeline):
     required_components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder")
     model_types: tuple[str, ...] = ("sd1", "sd2")
     parts = (

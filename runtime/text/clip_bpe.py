@@ -155,6 +155,12 @@ class ByteLevelBPE:
             self._cache[word] = ids
         return ids
 
+    def add_token(self, token: str, token_id: int) -> None:
+        self._id_token[token_id] = token
+
+    def remove_token(self, token_id: int) -> None:
+        self._id_token.pop(token_id, None)
+
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ids, as transformers decodes CLIP tokens (byte-level, ``</w>`` -> space, stripped)."""
         text = "".join(self._id_token.get(int(i), "") for i in ids)

@@ -71,6 +71,9 @@ class CLIPTokenizer:
                 AddedToken(t) for t in dict.fromkeys([bos_token, eos_token, unk_token, pad_token])
             ]
         self._added = [t for t in added_tokens if t.content in vocab]
+        self._index_added()
+
+    def _index_added(self) -> None:
         contents = {t.content for t in self._added}
         # textual inversions of several vectors: TOKEN with TOKEN_1, TOKEN_2... beside it
         self._multi_vector = {c: _vector_tokens(c, contents) for c in contents if f"{c}_1" in contents}
@@ -192,6 +195,31 @@ class CLIPTokenizer:
         if padding == "max_length":
             return self.model_max_length if max_length is None else max_length
         raise InputError(f"padding must be False, True, 'longest' or 'max_length', got {padding!r}")
+
+    def add_tokens(self, tokens: list[str]) -> int:
+        """Add tokens with the next ids, as transformers' ``add_tokens`` does (normalized, not special);
+        the number added."""
+        added = 0
+        for token in tokens:
+            if token in self.vocab:
+                continue
+            self.vocab[token] = len(self.vocab)
+            self.bpe.add_token(token, self.vocab[token])
+            self._added.append(AddedToken(token, normalized=True))
+            added += 1
+        self._index_added()
+        return added
+
+    def remove_tokens(self, tokens: list[str]) -> None:
+        """Take out tokens added last (diffusers' ``unload_textual_inversion``): ids stay contiguous."""
+        for token in reversed(tokens):
+            if self.vocab.get(token) != len(self.vocab) - 1:
+                raise InputError(
+                    f"token {token!r} was not the last one added; remove the tokens in reverse order"
+                )
+            self.bpe.remove_token(self.vocab.pop(token))
+            self._added = [t for t in self._added if t.content != token]
+        self._index_added()
 
     def decode(self, ids: Any) -> str:
         """Text of ids, special tokens included (as transformers' ``decode``)."""

@@ -1,0 +1,130 @@
+"""Textual inversion at run time, torch-free: ``pipe.load_textual_inversion(file, token=...)``.
+
+The text encoder's token-embedding table is an initializer of its ONNX graph; ONNX Runtime takes a
+replacement for an initializer when a session is made (``SessionOptions.add_initializer``), and a Gather
+reads a taller table as well as the old one. So loading an embedding is: the table with the new rows,
+a new session over the same graph file, the tokens added to the tokenizer. OpenVINO IR and TensorRT
+plans fix the table at build: there, ``build-engine --textual-inversion`` adds embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+from sdrt.runtime.text.embeddings import textual_inversion_vectors
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddingTable:
+    """A text encoder's table as built (read once from its graph) and the rows loaded since."""
+
+    initializer: str
+    base: np.ndarray  # [vocab, width] in the graph's dtype
+    base_engine: Any
+    tokens: list[str] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+
+    def table(self) -> np.ndarray:
+        return np.concatenate([self.base, *self.rows]) if self.rows else self.base
+
+
+def read_embedding_table(path: os.PathLike[str] | str, vocab_size: int) -> tuple[str, np.ndarray]:
+    """The initializer a Gather reads token ids from: ``vocab_size`` rows (the tokenizer's vocabulary)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as error:
+        raise ProviderNotAvailableError(
+            "load_textual_inversion reads the text encoder's graph: pip install onnx"
+        ) from error
+    model = onnx.load(str(path))
+    initializers = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        data = initializers.get(node.input[0]) if node.op_type == "Gather" and node.input else None
+        if data is not None and len(data.dims) == 2 and data.dims[0] == vocab_size:
+            return data.name, numpy_helper.to_array(data, base_dir=os.path.dirname(os.fspath(path)))
+    raise InputError(
+        f"{path}: no token-embedding table of {vocab_size} rows; rebuild the bundle with this sdrt"
+    )
+
+
+class TextualInversionMixin:
+    """``load_textual_inversion`` / ``unload_textual_inversion`` for pipelines with one CLIP text encoder."""
+
+    def load_textual_inversion(
+        self, pretrained_model_name_or_path: str | os.PathLike[str], token: str | None = None, **kwargs: Any
+    ) -> None:
+        """Add an embedding file's vectors as ``token`` (and ``token_1``... for several vectors), as diffusers'
+        ``load_textual_inversion``; safetensors files (diffusers' or A1111's format)."""
+        if kwargs:
+            raise InputError(f"load_textual_inversion: sdrt takes a file and token, not {', '.join(kwargs)}")
+        token, vectors = textual_inversion_vectors(pretrained_model_name_or_path, token)
+        tokens = [token] + [f"{token}_{i}" for i in range(1, len(vectors))]
+        taken = [t for t in tokens if t in self.tokenizer.vocab]
+        if taken:
+            raise InputError(
+                f"Token {taken[0]} already in tokenizer vocabulary. Please choose a different token name or "
+                "remove the token first (pipe.unload_textual_inversion())"
+            )
+        table = self._embedding_table()
+        width = table.base.shape[1]
+        if vectors.shape[1] != width:
+            raise InputError(
+                f"{pretrained_model_name_or_path}: the embedding is {vectors.shape[1]} wide, the text encoder's "
+                f"tokens are {width} wide; it was trained for another model"
+            )
+        table.rows.append(vectors.astype(table.base.dtype))
+        table.tokens.extend(tokens)
+        self._swap_encoder(table)
+        self.tokenizer.add_tokens(tokens)
+        logger.info("textual inversion %s: %s", pretrained_model_name_or_path, " ".join(tokens))
+
+    def unload_textual_inversion(self) -> None:
+        """Remove every embedding loaded at run time (those built into the bundle stay)."""
+        encoder = self.engines["text_encoder"]
+        table = getattr(encoder, "embedding_table", None)
+        if table is None or not table.tokens:
+            return
+        self.tokenizer.remove_tokens(table.tokens)
+        encoder.engine, table.tokens, table.rows = table.base_engine, [], []
+
+    def _embedding_table(self) -> EmbeddingTable:
+        from sdrt.runtime.engines.ort.engine import OrtEngine
+
+        encoder = self.engines["text_encoder"]
+        table = getattr(encoder, "embedding_table", None)
+        if table is None:
+            if not isinstance(encoder.engine, OrtEngine):
+                raise InputError(
+                    f"load_textual_inversion needs the text encoder on ONNX Runtime (provider 'cpu' or 'cuda'); "
+                    f"this one runs on {type(encoder.engine).__name__}, whose vocabulary is fixed at build: "
+                    "build-engine --textual-inversion FILE[:TOKEN] adds the embedding there"
+                )
+            name, base = read_embedding_table(encoder.engine.path, len(self.tokenizer.vocab))
+            table = encoder.embedding_table = EmbeddingTable(name, base, encoder.engine)
+        return table
+
+    def _swap_encoder(self, table: EmbeddingTable) -> None:
+        """A new session over the same graph file, its table replaced by the taller one."""
+        from sdrt.runtime.engines.ort.engine import OrtEngine
+        from sdrt.runtime.engines.providers import import_onnxruntime
+
+        encoder, old = self.engines["text_encoder"], table.base_engine
+        ort = import_onnxruntime(old.provider)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(table.table()))
+        options.add_initializer(table.initializer, value)
+        engine = OrtEngine(
+            old.path, old.provider, device_id=old.device_id, session_options=options, name=old.name
+        )
+        engine.initializer_values = [value]  # the session reads it: it must outlive the session
+        encoder.engine = engine

@@ -1,0 +1,84 @@
+"""``pipe.load_textual_inversion`` at run time, torch-free: a prompt with the token gives diffusers' image
+after its ``load_textual_inversion`` of the same file; unloading gives the bundle's own image back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdrt.runtime.errors import InputError
+from tests.models import TEXT_HIDDEN
+from tests.parity import assert_parity, initial_latents, psnr
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+LATENTS = initial_latents((1, 4, 8, 8), seed=5)
+PROMPT = "a photo of <cat-toy> on <two> background"
+
+
+def _files(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    toy = tmp_path / "learned_embeds.safetensors"  # diffusers' format: the token is the key
+    safetensors_torch.save_file({"<cat-toy>": torch.randn(TEXT_HIDDEN, generator=g)}, str(toy))
+    two = tmp_path / "two.safetensors"  # A1111's: emb_params, two vectors, no token
+    safetensors_torch.save_file(
+        {"emb_params": torch.randn(2, TEXT_HIDDEN, generator=g).to(torch.float16)}, str(two)
+    )
+    return toy, two
+
+
+def _run(pipe, prompt=PROMPT, **kwargs):
+    latents = torch.from_numpy(LATENTS) if isinstance(pipe, diffusers.DiffusionPipeline) else LATENTS
+    return pipe(prompt, latents=latents, num_inference_steps=3, output_type="np", **kwargs).images
+
+
+@pytest.fixture
+def pipes(tiny):
+    from sdrt.runtime import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny.bundle("sd1"), provider="cpu")
+    ref = diffusers.StableDiffusionPipeline.from_pretrained(tiny.model("sd1"))
+    for p in (pipe, ref):
+        p.set_progress_bar_config(disable=True)
+    return pipe, ref
+
+
+def test_loaded_embeddings_match_diffusers_and_unload_restores(pipes, tmp_path):
+    pipe, ref = pipes
+    toy, two = _files(tmp_path)
+    before = _run(pipe)
+    for p in (pipe, ref):
+        p.load_textual_inversion(str(toy))
+        p.load_textual_inversion(str(two), token="<two>")
+    expanded = pipe.tokenizer.expand_multi_vector_tokens(PROMPT)  # diffusers' maybe_convert_prompt
+    assert (
+        pipe.tokenizer(expanded).input_ids
+        == ref.tokenizer(ref.maybe_convert_prompt(PROMPT, ref.tokenizer)).input_ids
+    )
+    actual, expected = _run(pipe), _run(ref)
+    assert_parity(actual, expected)
+    assert psnr(actual, before) < 40  # the embeddings change the picture
+    pipe.unload_textual_inversion()
+    np.testing.assert_array_equal(_run(pipe), before)
+    assert "<cat-toy>" not in pipe.tokenizer.vocab
+
+
+def test_embeddings_that_cannot_be_loaded_are_clear_errors(pipes, tmp_path):
+    pipe, _ = pipes
+    toy, two = _files(tmp_path)
+    with pytest.raises(InputError, match="names no token"):
+        pipe.load_textual_inversion(str(two))
+    wide = tmp_path / "wide.safetensors"
+    safetensors_torch.save_file({"<wide>": torch.zeros(TEXT_HIDDEN + 8)}, str(wide))
+    with pytest.raises(InputError, match="wide"):
+        pipe.load_textual_inversion(str(wide))
+    pickle = tmp_path / "emb.pt"
+    torch.save({"string_to_param": {"*": torch.zeros(1, TEXT_HIDDEN)}}, pickle)
+    with pytest.raises(InputError, match="pickle"):
+        pipe.load_textual_inversion(str(pickle))
+    pipe.load_textual_inversion(str(toy))
+    with pytest.raises(InputError, match="already in tokenizer vocabulary"):
+        pipe.load_textual_inversion(str(toy))
+    pipe.unload_textual_inversion()
