@@ -57,49 +57,58 @@ def read_embedding_table(path: os.PathLike[str] | str, vocab_size: int) -> tuple
 
 
 class TextualInversionMixin:
-    """``load_textual_inversion`` / ``unload_textual_inversion`` for pipelines with one CLIP text encoder."""
+    """``load_textual_inversion`` / ``unload_textual_inversion``. ``embedding_slots`` names each text encoder,
+    its tokenizer and, for SDXL, the key of its vectors in the file (``clip_l``, ``clip_g``)."""
+
+    embedding_slots: tuple[tuple[str, str, str | None], ...] = (("text_encoder", "tokenizer", None),)
 
     def load_textual_inversion(
         self, pretrained_model_name_or_path: str | os.PathLike[str], token: str | None = None, **kwargs: Any
     ) -> None:
         """Add an embedding file's vectors as ``token`` (and ``token_1``... for several vectors), as diffusers'
-        ``load_textual_inversion``; safetensors files (diffusers' or A1111's format)."""
+        ``load_textual_inversion``; safetensors files (diffusers' or A1111's format; SDXL: clip_l and clip_g)."""
         if kwargs:
             raise InputError(f"load_textual_inversion: sdrt takes a file and token, not {', '.join(kwargs)}")
-        token, vectors = textual_inversion_vectors(pretrained_model_name_or_path, token)
-        tokens = [token] + [f"{token}_{i}" for i in range(1, len(vectors))]
-        taken = [t for t in tokens if t in self.tokenizer.vocab]
-        if taken:
-            raise InputError(
-                f"Token {taken[0]} already in tokenizer vocabulary. Please choose a different token name or "
-                "remove the token first (pipe.unload_textual_inversion())"
-            )
-        table = self._embedding_table()
-        width = table.base.shape[1]
-        if vectors.shape[1] != width:
-            raise InputError(
-                f"{pretrained_model_name_or_path}: the embedding is {vectors.shape[1]} wide, the text encoder's "
-                f"tokens are {width} wide; it was trained for another model"
-            )
-        table.rows.append(vectors.astype(table.base.dtype))
-        table.tokens.extend(tokens)
-        self._swap_encoder(table)
-        self.tokenizer.add_tokens(tokens)
-        logger.info("textual inversion %s: %s", pretrained_model_name_or_path, " ".join(tokens))
+        path = pretrained_model_name_or_path
+        loads = []
+        for engine_name, tokenizer_name, key in self.embedding_slots:
+            token, vectors = textual_inversion_vectors(path, token, key=key)
+            tokens = [token] + [f"{token}_{i}" for i in range(1, len(vectors))]
+            tokenizer = getattr(self, tokenizer_name)
+            taken = [t for t in tokens if t in tokenizer.vocab]
+            if taken:
+                raise InputError(
+                    f"Token {taken[0]} already in tokenizer vocabulary. Please choose a different token name or "
+                    "remove the token first (pipe.unload_textual_inversion())"
+                )
+            table = self._embedding_table(engine_name, tokenizer)
+            if vectors.shape[1] != table.base.shape[1]:
+                raise InputError(
+                    f"{path}: the embedding is {vectors.shape[1]} wide, {engine_name}'s tokens are "
+                    f"{table.base.shape[1]} wide; it was trained for another model"
+                )
+            loads.append((engine_name, tokenizer, table, tokens, vectors))
+        for engine_name, tokenizer, table, tokens, vectors in loads:  # all checked: now change
+            table.rows.append(vectors.astype(table.base.dtype))
+            table.tokens.extend(tokens)
+            self._swap_encoder(engine_name, table)
+            tokenizer.add_tokens(tokens)
+        logger.info("textual inversion %s: %s", path, " ".join(loads[0][3]))
 
     def unload_textual_inversion(self) -> None:
         """Remove every embedding loaded at run time (those built into the bundle stay)."""
-        encoder = self.engines["text_encoder"]
-        table = getattr(encoder, "embedding_table", None)
-        if table is None or not table.tokens:
-            return
-        self.tokenizer.remove_tokens(table.tokens)
-        encoder.engine, table.tokens, table.rows = table.base_engine, [], []
+        for engine_name, tokenizer_name, _ in self.embedding_slots:
+            encoder = self.engines[engine_name]
+            table = getattr(encoder, "embedding_table", None)
+            if table is None or not table.tokens:
+                continue
+            getattr(self, tokenizer_name).remove_tokens(table.tokens)
+            encoder.engine, table.tokens, table.rows = table.base_engine, [], []
 
-    def _embedding_table(self) -> EmbeddingTable:
+    def _embedding_table(self, engine_name: str, tokenizer: Any) -> EmbeddingTable:
         from sdrt.runtime.engines.ort.engine import OrtEngine
 
-        encoder = self.engines["text_encoder"]
+        encoder = self.engines[engine_name]
         table = getattr(encoder, "embedding_table", None)
         if table is None:
             if not isinstance(encoder.engine, OrtEngine):
@@ -108,16 +117,16 @@ class TextualInversionMixin:
                     f"this one runs on {type(encoder.engine).__name__}, whose vocabulary is fixed at build: "
                     "build-engine --textual-inversion FILE[:TOKEN] adds the embedding there"
                 )
-            name, base = read_embedding_table(encoder.engine.path, len(self.tokenizer.vocab))
+            name, base = read_embedding_table(encoder.engine.path, len(tokenizer.vocab))
             table = encoder.embedding_table = EmbeddingTable(name, base, encoder.engine)
         return table
 
-    def _swap_encoder(self, table: EmbeddingTable) -> None:
+    def _swap_encoder(self, engine_name: str, table: EmbeddingTable) -> None:
         """A new session over the same graph file, its table replaced by the taller one."""
         from sdrt.runtime.engines.ort.engine import OrtEngine
         from sdrt.runtime.engines.providers import import_onnxruntime
 
-        encoder, old = self.engines["text_encoder"], table.base_engine
+        old = table.base_engine
         ort = import_onnxruntime(old.provider)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -127,4 +136,4 @@ class TextualInversionMixin:
             old.path, old.provider, device_id=old.device_id, session_options=options, name=old.name
         )
         engine.initializer_values = [value]  # the session reads it: it must outlive the session
-        encoder.engine = engine
+        self.engines[engine_name].engine = engine

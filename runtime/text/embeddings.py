@@ -42,9 +42,12 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return tensors
 
 
-def textual_inversion_vectors(path: str | os.PathLike[str], token: str | None) -> tuple[str, np.ndarray]:
+def textual_inversion_vectors(
+    path: str | os.PathLike[str], token: str | None, *, key: str | None = None
+) -> tuple[str, np.ndarray]:
     """(token, vectors [n, width]) of an embedding file, diffusers' rules for the token: the file's own key,
-    or ``token`` (which an A1111 file needs, having none)."""
+    or ``token`` (which an A1111 file needs, having none). ``key``: the tensor to take (SDXL files hold
+    ``clip_l`` and ``clip_g``, one per text encoder)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"textual inversion {path}: no such file")
@@ -54,6 +57,13 @@ def textual_inversion_vectors(path: str | os.PathLike[str], token: str | None) -
             "pickle, which needs torch); convert it, or build the bundle with build-engine --textual-inversion"
         )
     tensors = read_safetensors(path)
+    if key is not None:
+        if key not in tensors or not token:
+            raise InputError(
+                f"textual inversion {path}: an SDXL embedding holds clip_l and clip_g tensors and takes a token "
+                f"(token='<name>'); this file has {', '.join(sorted(tensors))}"
+            )
+        return token, np.atleast_2d(tensors[key])
     if "emb_params" in tensors:
         vectors, own = tensors["emb_params"], None
     elif len(tensors) == 1:

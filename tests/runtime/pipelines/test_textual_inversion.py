@@ -82,3 +82,30 @@ def test_embeddings_that_cannot_be_loaded_are_clear_errors(pipes, tmp_path):
     with pytest.raises(InputError, match="already in tokenizer vocabulary"):
         pipe.load_textual_inversion(str(toy))
     pipe.unload_textual_inversion()
+
+
+def test_sdxl_embedding_for_both_encoders_matches_diffusers(tiny, tmp_path):
+    """An SDXL file (clip_l and clip_g, two vectors each) into both encoders, as diffusers' docs load it."""
+    from sdrt.runtime import StableDiffusionXLPipeline
+
+    generator = torch.Generator().manual_seed(3)
+    file = tmp_path / "sdxl-embedding.safetensors"
+    state = {key: torch.randn(2, TEXT_HIDDEN, generator=generator) for key in ("clip_l", "clip_g")}
+    safetensors_torch.save_file(state, str(file))
+    prompt, latents = "a red <s0> on the background", initial_latents((1, 4, 8, 8), seed=7)
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny.bundle("sdxl"), provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_textual_inversion(str(file), token="<s0>")
+    actual = pipe(prompt, latents=latents, num_inference_steps=3, output_type="np").images
+    ref = diffusers.StableDiffusionXLPipeline.from_pretrained(tiny.model("sdxl"))
+    ref.set_progress_bar_config(disable=True)
+    ref.load_textual_inversion(
+        state["clip_g"], token="<s0>", text_encoder=ref.text_encoder_2, tokenizer=ref.tokenizer_2
+    )
+    ref.load_textual_inversion(
+        state["clip_l"], token="<s0>", text_encoder=ref.text_encoder, tokenizer=ref.tokenizer
+    )
+    expected = ref(prompt, latents=torch.from_numpy(latents), num_inference_steps=3, output_type="np").images
+    assert_parity(actual, expected)
+    with pytest.raises(InputError, match="clip_l and clip_g"):
+        pipe.load_textual_inversion(str(file))  # no token
