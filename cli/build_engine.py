@@ -79,6 +79,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="add a textual-inversion embedding (A1111 .pt/.safetensors or diffusers learned_embeds), "
         "its token taken from the file unless given; repeatable",
     )
+    p.add_argument(
+        "--lora",
+        action="append",
+        metavar="FILE[:SCALE]",
+        help="fuse a LoRA (diffusers/PEFT or A1111/kohya .safetensors) into the UNet and text encoders at "
+        "SCALE (default 1); repeatable, scales as diffusers' set_adapters",
+    )
 
 
 def _size_options(size: argparse._ArgumentGroup) -> None:
@@ -163,6 +170,7 @@ def _build(args: argparse.Namespace) -> int:
         clip_skip=args.clip_skip,
         vae=args.vae,
         textual_inversions=args.textual_inversion,
+        loras=args.lora,
         opset=args.opset,
         progress=not args.quiet,
         trt_options=trt_options,

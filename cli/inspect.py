@@ -44,6 +44,7 @@ def describe_bundle(bundle: Bundle) -> str:
         f"source       {m.source.path}",
         *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
         *([f"embeddings   {', '.join(m.source.embeddings)}"] if m.source.embeddings else []),
+        *([f"LoRA fused   {', '.join(m.source.loras)}"] if m.source.loras else []),
         f"prediction   {m.prediction_type}",
         f"sizes        {ranges} (pixels; batch per prompt batch); {', '.join(extra)}",
     ]

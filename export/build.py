@@ -7,9 +7,11 @@ output and swap it in at the end (``bundle_writer``); then the TensorRT plans, i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.hashing import tool_versions
+from .model.lora import check_loras, loras_merged
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
 from .model.vae_swap import swap_vae
 from .shapes import resolve_shapes
@@ -77,6 +80,7 @@ def export_pipeline(
     clip_skip: int | None = None,
     vae: str | Path | None = None,
     textual_inversions: list[str] | None = None,
+    loras: list[str] | None = None,
     opset: int = 17,
     progress: bool = True,
     trt_options: dict[str, Any] | None = None,
@@ -92,11 +96,12 @@ def export_pipeline(
     passes that ``clip_skip``). ``vae``: a diffusers ``AutoencoderKL`` folder (or a model folder with
     one) exported instead of the model's own VAE, as diffusers' ``from_pretrained(..., vae=...)``.
     ``textual_inversions``: ``FILE[:TOKEN]`` embeddings added as diffusers' ``load_textual_inversion``.
+    ``loras``: ``FILE[:SCALE]`` LoRAs fused as diffusers' ``load_lora_weights``, ``set_adapters``, ``fuse_lora``.
     Raises :class:`~sdrt.export.errors.ExportError` subclasses on bad input or failed validation,
     leaving any previous bundle as it was.
     """
     _check_options(backend, precision, device, opset, trt_options)
-    folder = _model_folder(model_dir, vae, textual_inversions, components, clip_skip)
+    folder = _model_folder(model_dir, vae, textual_inversions, loras, components, clip_skip)
     shapes = resolve_shapes(
         *info.size_units(folder),
         height=height,
@@ -114,8 +119,8 @@ def export_pipeline(
     output_dir = Path(output_dir)
     bundle_writer.check_output(output_dir)
     try:
-        # one build at a time into one output (a second one waits); embeddings added in a scratch folder
-        with swap.output_lock(output_dir), textual_inversions_added(folder, textual_inversions) as folder:
+        # one build at a time into one output (a second one waits); embeddings and LoRAs in a scratch folder
+        with swap.output_lock(output_dir), _parts_added(folder, textual_inversions, loras) as folder:
             swap.recover_swap(output_dir)
             manifest = _new_manifest(folder, shapes, backend, clip_skip)
             jobs = plan_jobs(
@@ -153,6 +158,7 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
             folder.weights_sha256(),
             vae=_vae_source(folder),
             embeddings=list(folder.embeddings) or None,
+            loras=list(folder.loras) or None,
         ),
         shapes=shapes,
         unet=info.unet_info(folder),
@@ -168,10 +174,23 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
     return manifest
 
 
+@contextlib.contextmanager
+def _parts_added(
+    folder: ModelFolder, textual_inversions: list[str] | None, loras: list[str] | None
+) -> Iterator[ModelFolder]:
+    """The folder with its embeddings added, then its LoRAs fused (each in a scratch folder)."""
+    with (
+        textual_inversions_added(folder, textual_inversions) as folder,
+        loras_merged(folder, loras) as folder,
+    ):
+        yield folder
+
+
 def _model_folder(
     model_dir: str | Path,
     vae: str | Path | None,
     textual_inversions: list[str] | None,
+    loras: list[str] | None,
     components: list[str] | None,
     clip_skip: int | None,
 ) -> ModelFolder:
@@ -181,6 +200,8 @@ def _model_folder(
         folder = swap_vae(folder, vae)
     if textual_inversions:
         check_textual_inversions(folder, textual_inversions)
+    if loras:
+        check_loras(folder, loras)
     _check_components(folder, components)
     _check_clip_skip(folder, clip_skip)
     return folder

@@ -74,6 +74,7 @@ class ModelFolder:
     model_index: dict[str, Any] = field(default_factory=dict)
     parts: dict[str, Path] = field(default_factory=dict)  # a part taken from elsewhere (build-engine --vae)
     embeddings: tuple[str, ...] = ()  # textual inversions added to the tokenizer and text encoder
+    loras: tuple[str, ...] = ()  # LoRAs fused into the UNet and text encoders (FILE[:SCALE])
 
     def part_path(self, part: str) -> Path:
         """The folder a part (``unet``, ``vae``, ...) is read from."""

@@ -1,0 +1,137 @@
+"""``build-engine --lora FILE[:SCALE]``: LoRA weights merged into the UNet and text encoder(s) before export,
+by diffusers' own loader (``load_lora_weights``: diffusers/PEFT and A1111/kohya formats), as
+``set_adapters(..., adapter_weights=scales)`` then ``fuse_lora()`` would give them."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sdrt.export.errors import ModelFolderError
+
+from .folder import ModelFolder, load_part
+
+
+@dataclasses.dataclass(frozen=True)
+class Lora:
+    file: Path
+    scale: float = 1.0
+
+    @classmethod
+    def parse(cls, spec: str) -> Lora:
+        """``FILE`` or ``FILE:SCALE`` (a path that exists as given is a file, colons and all)."""
+        path = Path(spec)
+        if not path.exists() and ":" in spec:
+            file, scale = spec.rsplit(":", 1)
+            try:
+                return cls(Path(file), float(scale))
+            except ValueError as error:
+                raise ModelFolderError(f"--lora {spec}: the scale after ':' must be a number") from error
+        return cls(path)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.scale:g}" if self.scale != 1.0 else str(self.file)
+
+
+def check_loras(folder: ModelFolder, specs: list[str]) -> None:
+    """What can be checked before any work: the model takes LoRA, the files are there, peft is installed."""
+    if folder.model_type not in ("sd1", "sd2", "inpaint", "sdxl"):
+        raise ModelFolderError(
+            f"--lora: sdrt merges LoRA into SD 1.x/2.x and SDXL models, not {folder.model_type}"
+        )
+    for lora in map(Lora.parse, specs):
+        if not lora.file.exists():
+            raise ModelFolderError(f"--lora {lora}: no such file {lora.file}")
+    try:
+        import peft  # noqa: F401 - diffusers' LoRA loading needs it
+    except ImportError as error:
+        raise ModelFolderError(
+            "--lora needs PEFT, which diffusers loads LoRA with: pip install peft"
+        ) from error
+
+
+@contextlib.contextmanager
+def loras_merged(folder: ModelFolder, specs: list[str] | None) -> Iterator[ModelFolder]:
+    """``folder`` reading its UNet and text encoders from a scratch folder where they are saved with the LoRAs
+    of ``specs`` fused in; ``folder`` itself when there are none."""
+    if not specs:
+        yield folder
+        return
+    loras = [Lora.parse(spec) for spec in specs]
+    names = ["unet", "text_encoder"] + (["text_encoder_2"] if folder.model_type == "sdxl" else [])
+    parts = {name: load_part(folder, name) for name in names if name in folder.classes}
+    loader = _loader(folder.model_type, parts)
+    adapters = [f"sdrt_lora_{i}" for i in range(len(loras))]
+    for lora, adapter in zip(loras, adapters):
+        _load(loader, lora, adapter, parts)
+    loader.set_adapters(adapters, adapter_weights=[lora.scale for lora in loras])
+    loader.fuse_lora(components=list(parts), lora_scale=1.0, adapter_names=adapters)
+    loader.unload_lora_weights()
+    with tempfile.TemporaryDirectory(prefix="sdrt-lora-") as scratch:
+        work = Path(scratch)
+        for name, part in parts.items():
+            part.save_pretrained(work / name)
+        yield dataclasses.replace(
+            folder,
+            parts={**folder.parts, **{name: work / name for name in parts}},
+            loras=tuple(map(str, loras)),
+        )
+
+
+def _lora_layers(parts: dict[str, Any], adapter: str) -> int:
+    return sum(
+        1
+        for part in parts.values()
+        for module in part.modules()
+        if adapter in getattr(getattr(module, "lora_A", None), "keys", lambda: ())()
+    )
+
+
+def _load(loader: Any, lora: Lora, adapter: str, parts: dict[str, Any]) -> None:
+    """One LoRA as an adapter; a file none of whose keys fit the model is an error naming a key."""
+    try:
+        loader.load_lora_weights(str(lora.file), adapter_name=adapter)
+    except (ValueError, KeyError, RuntimeError, OSError) as error:  # diffusers' and PEFT's own checks
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFolderError(f"--lora {lora}: diffusers cannot load it: {reason}") from error
+    if _lora_layers(parts, adapter) == 0:
+        keys = _file_keys(lora.file)
+        raise ModelFolderError(
+            f"--lora {lora}: 0 of its {len(keys)} weights fit this {type(parts['unet']).__name__} or its text "
+            f"encoders (e.g. {keys[0] if keys else 'none'}); it was made for another model"
+        )
+
+
+def _file_keys(path: Path) -> list[str]:
+    from safetensors import safe_open
+
+    try:
+        if path.is_dir():
+            path = next(path.glob("*.safetensors"))
+        with safe_open(str(path), "np") as file:
+            return sorted(file.keys())
+    except (OSError, StopIteration, Exception):  # noqa: BLE001 - only for the message
+        return []
+
+
+def _loader(model_type: str, parts: dict[str, Any]) -> Any:
+    """diffusers' LoRA loader mixin on a pipeline of only the UNet and text encoder(s) (diffusers reads the
+    modules a pipeline holds from its constructor's parameters, so each kind has its own)."""
+    import diffusers
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin, StableDiffusionXLLoraLoaderMixin
+
+    class _Loras(diffusers.DiffusionPipeline, StableDiffusionLoraLoaderMixin):
+        def __init__(self, unet: Any, text_encoder: Any) -> None:
+            super().__init__()
+            self.register_modules(unet=unet, text_encoder=text_encoder)
+
+    class _XLLoras(diffusers.DiffusionPipeline, StableDiffusionXLLoraLoaderMixin):
+        def __init__(self, unet: Any, text_encoder: Any, text_encoder_2: Any) -> None:
+            super().__init__()
+            self.register_modules(unet=unet, text_encoder=text_encoder, text_encoder_2=text_encoder_2)
+
+    return (_XLLoras if model_type == "sdxl" else _Loras)(**parts)

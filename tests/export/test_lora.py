@@ -1,0 +1,117 @@
+"""``build-engine --lora FILE[:SCALE]``: LoRAs fused at build give diffusers' images after its
+``load_lora_weights`` and ``set_adapters`` at the same scales (diffusers/PEFT and kohya formats)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdrt.cli.build_engine import main
+from tests.parity import BUILD_OPTIONS, assert_parity, build_bundle, initial_latents, psnr
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+peft = pytest.importorskip("peft")
+
+LATENTS = initial_latents((1, 4, 8, 8), seed=11)
+PROMPT = "a red circle on a blue background"
+LORA_DB = 35.0
+
+
+def _lora_state(model_dir, seed: int) -> dict:
+    """A random LoRA on the UNet's attention and the text encoder's, keys as diffusers saves them."""
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(model_dir)
+    unet_config = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    pipe.unet.add_adapter(unet_config)
+    text_config = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+    inject_adapter_in_model(text_config, pipe.text_encoder)
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for prefix, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder)):
+        for key, value in get_peft_model_state_dict(module).items():
+            state[f"{prefix}.{key}"] = torch.randn(value.shape, generator=generator) * 0.3
+    return state
+
+
+def _diffusers_file(tmp_path, model_dir, seed: int):
+    state = _lora_state(model_dir, seed)
+    folder = tmp_path / f"lora-{seed}"
+    diffusers.StableDiffusionPipeline.save_lora_weights(
+        folder,
+        unet_lora_layers={k[5:]: v for k, v in state.items() if k.startswith("unet.")},
+        text_encoder_lora_layers={k[13:]: v for k, v in state.items() if k.startswith("text_encoder.")},
+    )
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def _kohya_file(tmp_path, model_dir, seed: int):
+    from diffusers.utils import convert_state_dict_to_kohya
+    from safetensors.torch import save_file
+
+    path = tmp_path / f"kohya-{seed}.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in convert_state_dict_to_kohya(_lora_state(model_dir, seed)).items()},
+        str(path),
+    )
+    return path
+
+
+def _bundle(tiny, tmp_path, name, *loras):
+    flags = [f for lora in loras for f in ("--lora", str(lora))]
+    options = [*BUILD_OPTIONS["sd1"], *flags, "--components", "text_encoder", "unet", "vae_decoder"]
+    return build_bundle(tiny.model("sd1"), tmp_path / name, options)
+
+
+def _ours(bundle):
+    from sdrt.runtime import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe(PROMPT, latents=LATENTS, num_inference_steps=3, output_type="np").images
+
+
+def _diffusers(tiny, loras):
+    ref = diffusers.StableDiffusionPipeline.from_pretrained(tiny.model("sd1"))
+    ref.set_progress_bar_config(disable=True)
+    names = []
+    for i, (file, _) in enumerate(loras):
+        ref.load_lora_weights(str(file), adapter_name=f"l{i}")
+        names.append(f"l{i}")
+    ref.set_adapters(names, adapter_weights=[scale for _, scale in loras])
+    return ref(PROMPT, latents=torch.from_numpy(LATENTS), num_inference_steps=3, output_type="np").images
+
+
+def test_loras_fused_at_build_match_diffusers(tiny, tmp_path):
+    from sdrt.cli.inspect import describe_bundle
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    model = tiny.model("sd1")
+    first, second = _diffusers_file(tmp_path, model, 1), _kohya_file(tmp_path, model, 2)
+    base = _ours(tiny.bundle("sd1"))
+    one = _ours(_bundle(tiny, tmp_path, "one", f"{first}:0.8"))
+    assert_parity(one, _diffusers(tiny, [(first, 0.8)]), threshold=LORA_DB)
+    assert psnr(one, base) < LORA_DB  # the LoRA changes the picture
+    two_bundle = _bundle(tiny, tmp_path, "two", f"{first}:0.7", f"{second}:0.3")
+    assert_parity(_ours(two_bundle), _diffusers(tiny, [(first, 0.7), (second, 0.3)]), threshold=LORA_DB)
+    assert f"LoRA fused   {first}:0.7, {second}:0.3" in describe_bundle(open_bundle(two_bundle))
+    np.testing.assert_array_equal(_ours(_bundle(tiny, tmp_path, "zero", f"{first}:0")), base)
+
+
+def test_loras_that_cannot_be_fused_are_clear_errors(tiny, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"lora_unet_mystery_block.lora_down.weight": torch.zeros(4, 8)}, str(other))
+    cases = {
+        str(tmp_path / "missing.safetensors"): "no such file",
+        f"{other}:x": "must be a number",
+        str(other): "other.safetensors",
+    }
+    out = tmp_path / "bundle"
+    for spec, said in cases.items():
+        assert main([str(tiny.model("sd1")), "-o", str(out), "--lora", spec, "--no-validate"]) == 2
+        assert said in capsys.readouterr().err
+        assert not out.exists()
