@@ -70,6 +70,12 @@ def _deployment_options(parser: argparse.ArgumentParser) -> None:
 
 def _limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Ray's Prometheus metrics (Ray Serve's and sdrt_*) on this port (local Ray only)",
+    )
+    parser.add_argument(
         "--api-key", default=None, help="require Authorization: Bearer KEY (or set $SDRT_API_KEY)"
     )
     parser.add_argument(
@@ -149,7 +155,8 @@ def serve(args: argparse.Namespace) -> int:
     from sdrt.serve.application import APP_NAME, build
 
     address = args.address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+    metrics = {} if address or not args.metrics_port else {"_metrics_export_port": args.metrics_port}
+    ray.init(address=address, include_dashboard=False, logging_level="WARNING", **metrics)
     try:
         ray_serve.start(http_options={"host": args.host, "port": args.port})
         ray_serve.run(build(vars(app_args)), name=APP_NAME, route_prefix="/")

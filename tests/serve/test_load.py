@@ -8,13 +8,37 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.serve_load import LoadReport, ServerProcess, payload, replica_pids, run_load
+from benchmarks.serve_load import LoadReport, ServerProcess, free_port, payload, replica_pids, run_load
+
+
+def _metrics(port: int, name: str, timeout: float = 60) -> list[str]:
+    """The Prometheus lines of ``name`` on Ray's metrics port, once Ray has exported them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            lines = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines()
+        except requests.RequestException:
+            lines = []
+        found = [line for line in lines if line.startswith(name)]
+        if found:
+            return found
+        time.sleep(2)
+    return []
 
 
 def test_load_with_a_replica_killed(shapes_bundle: Path) -> None:
-    server = ServerProcess(
-        [str(shapes_bundle)], "--replicas", "2", "--max-batch-size", "4", "--request-timeout", "60"
-    )
+    metrics_port = free_port()
+    options = [
+        "--replicas",
+        "2",
+        "--max-batch-size",
+        "4",
+        "--request-timeout",
+        "60",
+        "--metrics-port",
+        str(metrics_port),
+    ]
+    server = ServerProcess([str(shapes_bundle)], *options)
     try:
         assert len(replica_pids("model-sd-shapes")) == 2
         report = LoadReport(max_batch_size=4, requests=64, concurrency=16)
@@ -31,6 +55,8 @@ def test_load_with_a_replica_killed(shapes_bundle: Path) -> None:
         answer = requests.post(f"{server.url}/sdapi/v1/txt2img", json=payload(0, 8, 64), timeout=60)
         assert answer.status_code == 200
         assert "sdrt request" in server.output() and "batch_images=" in server.output()
+        assert _metrics(metrics_port, "ray_sdrt_images_total")  # sdrt's metrics beside Ray Serve's
+        assert _metrics(metrics_port, "ray_serve_num_http_requests")
     finally:
         code = server.stop()
     assert code == 0 and "sdrt serve: stopping" in server.output()
