@@ -79,6 +79,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="add a textual-inversion embedding (A1111 .pt/.safetensors or diffusers learned_embeds), "
         "its token taken from the file unless given; repeatable",
     )
+    p.add_argument(
+        "--controlnet",
+        action="append",
+        metavar="DIR[:NAME]",
+        help="export a diffusers ControlNetModel folder as the component controlnet (then controlnet_1...) "
+        "or controlnet_NAME, and a UNet that takes its residuals; repeatable",
+    )
 
 
 def _size_options(size: argparse._ArgumentGroup) -> None:
@@ -163,6 +170,7 @@ def _build(args: argparse.Namespace) -> int:
         clip_skip=args.clip_skip,
         vae=args.vae,
         textual_inversions=args.textual_inversion,
+        controlnets=args.controlnet,
         opset=args.opset,
         progress=not args.quiet,
         trt_options=trt_options,

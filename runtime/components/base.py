@@ -53,6 +53,16 @@ class Component:
         return entry is not None and entry[1] in cls.model_classes
 
     @classmethod
+    def variants(cls, model: ModelInfo) -> list[type[Component]]:
+        """The components of this class the model has: itself, or one subclass per part (ControlNets)."""
+        return [cls] if cls.present_in(model) else []
+
+    @classmethod
+    def serves(cls, name: str) -> bool:
+        """Whether a bundle component called ``name`` is one of this class's."""
+        return cls.name == name
+
+    @classmethod
     def graph(
         cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
     ) -> GraphSpec:
