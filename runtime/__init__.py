@@ -19,6 +19,7 @@ _EXPORTS = {
     "StableDiffusionPipeline": "pipelines.text_to_image",
     "StableDiffusionImg2ImgPipeline": "pipelines.image_to_image",
     "StableDiffusionInpaintPipeline": "pipelines.inpaint",
+    "StableDiffusionControlNetPipeline": "pipelines.controlnet",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
     "DDPMPipeline": "pipelines.ddpm",
     "TorchCompatibleGenerator": "random.torch_generator",

@@ -1,4 +1,4 @@
-"""Which pipeline class runs a bundle, from the manifest's ``model_type``."""
+"""Which pipeline class runs a bundle, from the manifest's ``model_type`` (and its ControlNets)."""
 
 from __future__ import annotations
 
@@ -26,4 +26,6 @@ def pipeline_class_for(bundle: Bundle) -> type:
             f"{', '.join(PIPELINE_FOR_MODEL_TYPE)}); upgrade sdrt or rebuild the bundle"
         )
     module, name = PIPELINE_FOR_MODEL_TYPE[model_type]
+    if bundle.manifest.controlnets and model_type in ("sd1", "sd2"):  # built with build-engine --controlnet
+        module, name = "controlnet", "StableDiffusionControlNetPipeline"
     return getattr(importlib.import_module(f".{module}", __package__), name)
