@@ -91,6 +91,21 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         help="how much of --image is repainted, 0 to 1 (default: 0.8 image-to-image, 1.0 inpainting)",
     )
     gen.add_argument(
+        "--control-image",
+        type=Path,
+        action="append",
+        default=None,
+        help="control image for the bundle's ControlNet (built with build-engine --controlnet), resized to the "
+        "output size; repeatable, one per ControlNet in build order",
+    )
+    gen.add_argument(
+        "--control-scale",
+        type=float,
+        action="append",
+        default=None,
+        help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
+    )
+    gen.add_argument(
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -161,7 +176,13 @@ def _command(args: argparse.Namespace) -> int:
             provider=args.provider,
             output=args.output,
             progress=not args.no_progress,
-            inputs=ImageInputs(args.image, args.mask, args.strength),
+            inputs=ImageInputs(
+                args.image,
+                args.mask,
+                args.strength,
+                tuple(args.control_image or ()),
+                tuple(args.control_scale or ()),
+            ),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "inspect":
