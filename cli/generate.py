@@ -3,7 +3,8 @@
 The bundle and the image flags choose the pipeline, as a diffusers user would: text only ->
 ``StableDiffusionPipeline`` (or SDXL's, or ``DDPMPipeline``); ``--image`` -> image-to-image;
 ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both); ``--control-image``
-(one per ControlNet of a bundle built with ``build-engine --controlnet``) -> ``StableDiffusionControlNetPipeline``.
+(one per ControlNet of a bundle built with ``build-engine --controlnet``) -> ``StableDiffusionControlNetPipeline``,
+with ``--image`` -> ``StableDiffusionControlNetImg2ImgPipeline``.
 """
 
 from __future__ import annotations
@@ -92,26 +93,31 @@ def _controlnet_class(inputs: ImageInputs, controlnets: list[str]) -> type:
         )
     if scales not in (0, 1, count):
         raise InputError(f"{scales} --control-scale for {count} ControlNets: pass one, or one per ControlNet")
-    others = [flag for flag in inputs.given() if not flag.startswith("--control")]
-    if others:
-        raise InputError(
-            f"{', '.join(others)} with --control-image: sdrt runs ControlNet text-to-image only (no ControlNet "
-            "image-to-image or inpainting pipeline yet)"
-        )
+    if inputs.mask is not None:
+        raise InputError("--mask with --control-image: sdrt has no ControlNet inpainting pipeline yet")
+    if inputs.image is not None:
+        return rt.StableDiffusionControlNetImg2ImgPipeline
+    if inputs.strength is not None:
+        raise InputError("--strength needs --image (the picture to start from)")
     return rt.StableDiffusionControlNetPipeline
 
 
 def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | None) -> dict[str, Any]:
-    """The ControlNet pipeline's ``image`` and ``controlnet_conditioning_scale`` (and the size)."""
+    """The ControlNet pipelines' control images and scales (``image`` for text-to-image, ``control_image``
+    beside the init ``image`` and ``strength`` for image-to-image) and the size."""
     images = [read_image(path, "--control-image", "RGB") for path in inputs.control_images]
     scales = list(inputs.control_scales) or [1.0]
     height, width = size or (None, None)
-    return {
-        "image": images[0] if count == 1 else images,
+    arguments = {
         "controlnet_conditioning_scale": scales[0] if len(scales) == 1 else scales,
         "height": height,
         "width": width,
     }
+    controls = images[0] if count == 1 else images
+    if inputs.image is None:
+        return {**arguments, "image": controls}
+    arguments |= {"image": read_image(inputs.image, "--image", "RGB"), "control_image": controls}
+    return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
 
 
 def read_image(path: Path, flag: str, mode: str) -> Any:
@@ -131,7 +137,7 @@ def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     import sdrt.runtime as rt
 
-    if cls is rt.StableDiffusionControlNetPipeline:
+    if cls in (rt.StableDiffusionControlNetPipeline, rt.StableDiffusionControlNetImg2ImgPipeline):
         return control_arguments(inputs, len(inputs.control_images), size)
     if inputs.image is None:
         height, width = size or (None, None)

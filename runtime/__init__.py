@@ -20,6 +20,7 @@ _EXPORTS = {
     "StableDiffusionImg2ImgPipeline": "pipelines.image_to_image",
     "StableDiffusionInpaintPipeline": "pipelines.inpaint",
     "StableDiffusionControlNetPipeline": "pipelines.controlnet",
+    "StableDiffusionControlNetImg2ImgPipeline": "pipelines.controlnet_img2img",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
     "DDPMPipeline": "pipelines.ddpm",
     "TorchCompatibleGenerator": "random.torch_generator",

@@ -18,7 +18,14 @@ from sdrt.runtime.images import ImageInput
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
-from .control import ControlStep, control_settings, controlnet_keep, controlnet_list, prepare_control_images
+from .control import (
+    ControlSettings,
+    ControlStep,
+    control_settings,
+    controlnet_keep,
+    controlnet_list,
+    prepare_control_images,
+)
 from .guided import GuidedCall
 from .outputs import StableDiffusionPipelineOutput
 from .stable_diffusion import StableDiffusionBase
@@ -53,6 +60,33 @@ class ControlNetMixin:
         if isinstance(controlnet, list | tuple):
             controlnet = controlnet[0] if len(controlnet) == 1 else MultiControlNetModel(controlnet)
         self.controlnet = controlnet
+
+    def control_settings(
+        self, image: ImageInput, scale: Any, start: Any, end: Any, guess_mode: bool
+    ) -> tuple[ControlSettings, bool]:
+        """The call's control arguments, one entry per ControlNet, and its guess mode (diffusers': asked,
+        or the first ControlNet's ``global_pool_conditions``)."""
+        nets = controlnet_list(self.controlnet)
+        control = control_settings(len(nets), image, scale, start, end)
+        return control, bool(guess_mode) or nets[0].global_pool_conditions
+
+    def add_control(
+        self, call: GuidedCall, control: ControlSettings, images: list[Any], guess_mode: bool
+    ) -> GuidedCall:
+        """``call`` with the ControlNets' residuals computed each step (``ControlStep``)."""
+        keep = controlnet_keep(len(call.timesteps), control.starts, control.ends)
+        pixels = [self.to_xp(i) for i in images]  # type: ignore[attr-defined]
+        nets = controlnet_list(self.controlnet)
+        call.step_inputs = ControlStep(
+            nets,
+            pixels,
+            control.scales,
+            keep,
+            guess_mode,
+            call.guidance.enabled,
+            self.scheduler,  # type: ignore[attr-defined]
+        )
+        return call
 
     @property
     def engines(self) -> dict[str, Component]:
@@ -127,11 +161,9 @@ class StableDiffusionControlNetPipeline(ControlNetMixin, StableDiffusionBase):
         """diffusers' arguments and defaults. ``image``: the control image (PIL, NumPy HWC in [0, 1] or uint8,
         torch CHW, a path), or a list (a batch; with several ControlNets, one per ControlNet), resized to
         ``height`` x ``width`` (default: the first control image's size)."""
-        nets = controlnet_list(self.controlnet)
-        control = control_settings(
-            len(nets), image, controlnet_conditioning_scale, control_guidance_start, control_guidance_end
+        control, guess_mode = self.control_settings(
+            image, controlnet_conditioning_scale, control_guidance_start, control_guidance_end, guess_mode
         )
-        guess_mode = bool(guess_mode) or nets[0].global_pool_conditions
         guidance = self.guidance(guidance_scale)
         embeds = self.prompt_encoder.encode(
             prompt,
@@ -160,13 +192,8 @@ class StableDiffusionControlNetPipeline(ControlNetMixin, StableDiffusionBase):
             embeds.batch, self.unet.config.in_channels, height, width, noise, latents
         )
         call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
-        keep = controlnet_keep(len(timesteps), control.starts, control.ends)
-        pixels = [self.to_xp(i) for i in images]
-        call.step_inputs = ControlStep(
-            nets, pixels, control.scales, keep, guess_mode, guidance.enabled, self.scheduler
-        )
         return self.generate(
-            call,
+            self.add_control(call, control, images, guess_mode),
             output_type=output_type,
             return_dict=return_dict,
             callback_on_step_end=callback_on_step_end,

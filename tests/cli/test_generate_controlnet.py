@@ -54,6 +54,27 @@ def test_two_control_images_with_scales_match_diffusers(built, tmp_path):
     assert_parity([Image.open(out)], expected)
 
 
+def test_control_image_with_an_init_image_is_controlnet_img2img(built, tmp_path):
+    model, bundle, nets, pictures = built
+    out = tmp_path / "cn-i2i.png"
+    flags = ["--control-image", str(pictures[0]), "--control-image", str(pictures[1])]
+    assert _generate(bundle, out, *flags, "--image", str(pictures[1]), "--strength", "0.6") == 0
+    ref = diffusers.StableDiffusionControlNetImg2ImgPipeline.from_pretrained(
+        model, controlnet=[diffusers.ControlNetModel.from_pretrained(n) for n in nets], safety_checker=None
+    )
+    ref.set_progress_bar_config(disable=True)
+    expected = ref(
+        PROMPT,
+        image=Image.open(pictures[1]).convert("RGB"),
+        control_image=[Image.open(p).convert("RGB") for p in pictures],
+        controlnet_conditioning_scale=1.0,
+        strength=0.6,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(99),
+    ).images
+    assert_parity([Image.open(out)], expected)
+
+
 @pytest.mark.parametrize(
     ("flags", "said"),
     [
@@ -77,8 +98,8 @@ def test_two_control_images_with_scales_match_diffusers(built, tmp_path):
             "3 --control-scale for 2 ControlNets",
         ),
         (
-            ["--control-image", "{0}", "--control-image", "{1}", "--image", "{0}"],
-            "no ControlNet image-to-image",
+            ["--control-image", "{0}", "--control-image", "{1}", "--image", "{0}", "--mask", "{0}"],
+            "no ControlNet inpainting",
         ),
         (["--control-image", "{0}", "--control-image", "{2}"], "no such file"),
     ],

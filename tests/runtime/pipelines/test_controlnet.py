@@ -126,3 +126,30 @@ def test_a_controlnet_bundle_runs_the_plain_pipeline_too(setup):
     kwargs = dict(height=64, width=64, num_inference_steps=STEPS, output_type="np")
     expected = reference(PROMPT, generator=torch.Generator().manual_seed(6), **kwargs).images
     assert_parity(plain(PROMPT, generator=6, **kwargs).images, expected)
+
+
+def init_image(size: int = 64) -> Image.Image:
+    y, x = np.mgrid[0:size, 0:size] / size
+    return Image.fromarray((np.stack([x, y, 0.5 + 0.5 * np.sin(6 * x * y)], axis=-1) * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("count", "kwargs"), [(1, {"strength": 0.7}), (2, {"control_guidance_end": [0.5, 1.0]})]
+)
+def test_img2img_matches_diffusers(setup, count, kwargs):
+    from sdrt.runtime import StableDiffusionControlNetImg2ImgPipeline
+
+    controls = [control_image(), control_image(flip=True)][:count]
+    args = dict(
+        image=init_image(),
+        control_image=controls[0] if count == 1 else controls,
+        num_inference_steps=STEPS,
+        output_type="np",
+        **kwargs,
+    )
+    ref = diffusers.StableDiffusionControlNetImg2ImgPipeline.from_pipe(reference(setup, count))
+    pipe = StableDiffusionControlNetImg2ImgPipeline.from_pipe(sdrt_pipe(setup, count))
+    with injected_noise(9) as rng:
+        expected = ref(PROMPT, **args).images
+    actual = pipe(PROMPT, generator=rng, **args).images
+    assert_parity(actual, expected)
