@@ -75,6 +75,15 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
+    _image_options(gen)
+    gen.add_argument(
+        "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
+    )
+    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _image_options(gen: argparse.ArgumentParser) -> None:
+    """The flags that start from a picture or guide by control images (the bundle and these choose the pipeline)."""
     gen.add_argument(
         "--image",
         type=Path,
@@ -105,10 +114,6 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
     )
-    gen.add_argument(
-        "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
-    )
-    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _bench_options(bench: argparse.ArgumentParser) -> None:
