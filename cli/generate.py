@@ -4,7 +4,7 @@ The bundle and the image flags choose the pipeline, as a diffusers user would: t
 ``StableDiffusionPipeline`` (or SDXL's, or ``DDPMPipeline``); ``--image`` -> image-to-image;
 ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both); ``--control-image``
 (one per ControlNet of a bundle built with ``build-engine --controlnet``) -> ``StableDiffusionControlNetPipeline``,
-with ``--image`` -> ``StableDiffusionControlNetImg2ImgPipeline``.
+with ``--image`` -> ``StableDiffusionControlNetImg2ImgPipeline``, and ``--mask`` -> ``...InpaintPipeline``.
 """
 
 from __future__ import annotations
@@ -93,18 +93,18 @@ def _controlnet_class(inputs: ImageInputs, controlnets: list[str]) -> type:
         )
     if scales not in (0, 1, count):
         raise InputError(f"{scales} --control-scale for {count} ControlNets: pass one, or one per ControlNet")
+    if inputs.image is None and (inputs.mask is not None or inputs.strength is not None):
+        raise InputError("--mask and --strength need --image (the picture to start from)")
     if inputs.mask is not None:
-        raise InputError("--mask with --control-image: sdrt has no ControlNet inpainting pipeline yet")
+        return rt.StableDiffusionControlNetInpaintPipeline
     if inputs.image is not None:
         return rt.StableDiffusionControlNetImg2ImgPipeline
-    if inputs.strength is not None:
-        raise InputError("--strength needs --image (the picture to start from)")
     return rt.StableDiffusionControlNetPipeline
 
 
 def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | None) -> dict[str, Any]:
     """The ControlNet pipelines' control images and scales (``image`` for text-to-image, ``control_image``
-    beside the init ``image`` and ``strength`` for image-to-image) and the size."""
+    beside the init ``image``, ``strength`` and ``mask_image`` otherwise) and the size."""
     images = [read_image(path, "--control-image", "RGB") for path in inputs.control_images]
     scales = list(inputs.control_scales) or [1.0]
     height, width = size or (None, None)
@@ -117,6 +117,8 @@ def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | N
     if inputs.image is None:
         return {**arguments, "image": controls}
     arguments |= {"image": read_image(inputs.image, "--image", "RGB"), "control_image": controls}
+    if inputs.mask is not None:
+        arguments["mask_image"] = read_image(inputs.mask, "--mask", "L")
     return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
 
 
@@ -137,7 +139,7 @@ def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     import sdrt.runtime as rt
 
-    if cls in (rt.StableDiffusionControlNetPipeline, rt.StableDiffusionControlNetImg2ImgPipeline):
+    if cls.__name__.startswith("StableDiffusionControlNet"):
         return control_arguments(inputs, len(inputs.control_images), size)
     if inputs.image is None:
         height, width = size or (None, None)

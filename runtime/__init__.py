@@ -21,6 +21,7 @@ _EXPORTS = {
     "StableDiffusionInpaintPipeline": "pipelines.inpaint",
     "StableDiffusionControlNetPipeline": "pipelines.controlnet",
     "StableDiffusionControlNetImg2ImgPipeline": "pipelines.controlnet_img2img",
+    "StableDiffusionControlNetInpaintPipeline": "pipelines.controlnet_inpaint",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
     "DDPMPipeline": "pipelines.ddpm",
     "TorchCompatibleGenerator": "random.torch_generator",

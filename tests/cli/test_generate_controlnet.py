@@ -75,6 +75,38 @@ def test_control_image_with_an_init_image_is_controlnet_img2img(built, tmp_path)
     assert_parity([Image.open(out)], expected)
 
 
+def test_control_image_with_image_and_mask_is_controlnet_inpainting(built, tmp_path):
+    from tests.runtime.pipelines.test_controlnet import init_image, mask_image
+
+    model, bundle, nets, pictures = built
+    image, mask, out = tmp_path / "init.png", tmp_path / "mask.png", tmp_path / "cn-inpaint.png"
+    init_image().save(image)
+    mask_image().save(mask)
+    flags = [
+        "--control-image",
+        str(pictures[0]),
+        "--control-image",
+        str(pictures[1]),
+        "--control-scale",
+        "0.5",
+    ]
+    assert _generate(bundle, out, *flags, "--image", str(image), "--mask", str(mask)) == 0
+    ref = diffusers.StableDiffusionControlNetInpaintPipeline.from_pretrained(
+        model, controlnet=[diffusers.ControlNetModel.from_pretrained(n) for n in nets], safety_checker=None
+    )
+    ref.set_progress_bar_config(disable=True)
+    expected = ref(
+        PROMPT,
+        image=Image.open(image).convert("RGB"),
+        mask_image=Image.open(mask).convert("L"),
+        control_image=[Image.open(p).convert("RGB") for p in pictures],
+        controlnet_conditioning_scale=0.5,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(99),
+    ).images
+    assert_parity([Image.open(out)], expected)
+
+
 @pytest.mark.parametrize(
     ("flags", "said"),
     [
@@ -98,8 +130,8 @@ def test_control_image_with_an_init_image_is_controlnet_img2img(built, tmp_path)
             "3 --control-scale for 2 ControlNets",
         ),
         (
-            ["--control-image", "{0}", "--control-image", "{1}", "--image", "{0}", "--mask", "{0}"],
-            "no ControlNet inpainting",
+            ["--control-image", "{0}", "--control-image", "{1}", "--mask", "{0}"],
+            "--mask and --strength need --image",
         ),
         (["--control-image", "{0}", "--control-image", "{2}"], "no such file"),
     ],

@@ -153,3 +153,32 @@ def test_img2img_matches_diffusers(setup, count, kwargs):
         expected = ref(PROMPT, **args).images
     actual = pipe(PROMPT, generator=rng, **args).images
     assert_parity(actual, expected)
+
+
+def mask_image(size: int = 64) -> Image.Image:
+    mask = np.zeros((size, size), np.uint8)
+    mask[size // 4 : 3 * size // 4, size // 8 : size // 2] = 255
+    return Image.fromarray(mask)
+
+
+@pytest.mark.parametrize(
+    ("count", "kwargs"), [(1, {}), (2, {"strength": 0.75, "control_guidance_start": 0.3})]
+)
+def test_inpaint_matches_diffusers(setup, count, kwargs):
+    from sdrt.runtime import StableDiffusionControlNetInpaintPipeline
+
+    controls = [control_image(), control_image(flip=True)][:count]
+    args = dict(
+        image=init_image(),
+        mask_image=mask_image(),
+        control_image=controls[0] if count == 1 else controls,
+        num_inference_steps=STEPS,
+        output_type="np",
+        **kwargs,
+    )
+    ref = diffusers.StableDiffusionControlNetInpaintPipeline.from_pipe(reference(setup, count))
+    pipe = StableDiffusionControlNetInpaintPipeline.from_pipe(sdrt_pipe(setup, count))
+    with injected_noise(10) as rng:
+        expected = ref(PROMPT, **args).images
+    actual = pipe(PROMPT, generator=rng, **args).images
+    assert_parity(actual, expected)
