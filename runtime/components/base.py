@@ -111,6 +111,10 @@ class Component:
         elif dim.endswith(("height", "width")):
             pixels = shapes.default[0] if dim.endswith("height") else shapes.default[1]
             preferred = pixels // scale if dim.startswith("latent_") else pixels
+        elif "_div" in dim:  # a UNet level's latent size (ControlNet residuals): the base's, divided
+            base, divisor = dim.rsplit("_div", 1)
+            pixels = shapes.default[0] if base.endswith("height") else shapes.default[1]
+            preferred = -(-(pixels // scale) // int(divisor))
         else:
             return lo
         return min(max(preferred, lo), hi)

@@ -55,6 +55,18 @@ def test_manifest_names_the_controlnets_and_the_unet_takes_their_residuals(built
     assert len(outputs) == count + 1
 
 
+def test_tensorrt_profiles_keep_the_residual_sizes_consistent(built):
+    from sdrt.export.tensorrt.profiles import profile_for
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    manifest = open_bundle(built[1]).manifest
+    unet = profile_for(manifest.components["unet"], manifest).dims
+    net = profile_for(manifest.components["controlnet"], manifest).dims
+    for k in range(3):  # min, opt, max
+        assert unet["latent_height_div2"][k] == -(-unet["latent_height"][k] // 2)
+        assert net["height"][k] == 8 * net["latent_height"][k]
+
+
 @pytest.mark.parametrize(("scale", "guess_mode"), [(1.0, False), (0.5, False), (0.8, True)])
 def test_controlnet_engine_matches_diffusers(built, scale, guess_mode):
     from sdrt.runtime.bundle.bundle import open_bundle
