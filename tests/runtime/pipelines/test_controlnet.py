@@ -4,6 +4,8 @@ plain UNet's image."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -182,3 +184,41 @@ def test_inpaint_matches_diffusers(setup, count, kwargs):
         expected = ref(PROMPT, **args).images
     actual = pipe(PROMPT, generator=rng, **args).images
     assert_parity(actual, expected)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"image": None}, "`image` (the control image) is required"),
+        ({"image": "one"}, "pass `image` as a list of 2 control images"),
+        ({"image": ["one"]}, "1 control images for 2 ControlNets"),
+        ({"controlnet_conditioning_scale": [1.0, 1.0, 1.0]}, "has 3 values for 2 ControlNets"),
+        ({"controlnet_conditioning_scale": "high"}, "must be a number or a list of numbers"),
+        ({"control_guidance_start": 0.6, "control_guidance_end": 0.4}, "0 <= start < end <= 1"),
+        ({"control_guidance_end": [1.0, 1.5]}, "0 <= start < end <= 1"),
+        (
+            {"prompt": ["a cat", "a dog", "a red dog"], "image": [[control_image()] * 2] * 2},
+            "2 control images for 3 prompts",
+        ),
+        ({"height": 72}, "multiples of"),
+    ],
+)
+def test_bad_control_arguments_are_clear_errors(setup, kwargs, said):
+    from sdrt.runtime.errors import InputError
+
+    args = {
+        "prompt": PROMPT,
+        "image": [control_image(), control_image(flip=True)],
+        "num_inference_steps": 2,
+        **kwargs,
+    }
+    with pytest.raises(InputError, match=re.escape(said)):
+        sdrt_pipe(setup, 2)(**args)
+
+
+def test_the_controlnet_pipeline_needs_a_bundle_with_controlnets(tiny):
+    from sdrt.runtime import StableDiffusionControlNetPipeline
+    from sdrt.runtime.errors import BundleError
+
+    with pytest.raises(BundleError, match="has no ControlNet; build one with build-engine .* --controlnet"):
+        StableDiffusionControlNetPipeline.from_pretrained(tiny.bundle("sd1"), provider="cpu")
