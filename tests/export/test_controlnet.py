@@ -148,3 +148,26 @@ def test_controlnets_that_cannot_be_exported_are_refused_before_any_work(built, 
     _fails(capsys, model, tmp_path, "is a single file", single)
     _fails(capsys, model, tmp_path, "taken twice", f"{nets[0]}:a", f"{nets[1]}:a")
     _fails(capsys, model, tmp_path, "lower-case letters", f"{nets[0]}:Bad-Name")
+
+
+def test_a_rebuild_takes_every_component_over_and_inspect_names_the_controlnets(built):
+    from sdrt.cli.inspect import describe_bundle
+    from sdrt.export import export_pipeline
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    model, bundle, nets = built
+    report = export_pipeline(
+        model,
+        bundle,
+        min_size=32,
+        max_size=128,
+        max_batch=2,
+        validate=False,
+        controlnets=[str(nets[0]), f"{nets[1]}:edges"],
+        progress=False,
+    )
+    assert {c.name: c.status for c in report.components}["controlnet_edges"] == "unchanged"
+    assert {c.status for c in report.components} == {"unchanged"}
+    text = describe_bundle(open_bundle(bundle))
+    assert "-> StableDiffusionControlNetPipeline" in text
+    assert f"controlnet   controlnet_edges: {nets[1].resolve()}" in text
