@@ -91,6 +91,22 @@ def test_two_controlnets_with_scales_and_windows_seeded(setup):
     assert_parity(actual, expected)
 
 
+def test_two_controlnets_in_guess_mode_with_a_batch_of_control_images(setup):
+    pairs = [[control_image(), control_image(flip=True)], [control_image(flip=True), control_image()]]
+    args = dict(
+        prompt=[PROMPT, "a blue dog"],
+        image=pairs,  # one [first ControlNet's, second's] pair per prompt, as diffusers takes them
+        guess_mode=True,
+        controlnet_conditioning_scale=[1.2, 0.4],
+        num_inference_steps=STEPS,
+        output_type="np",
+    )
+    with injected_noise(11) as rng:
+        expected = reference(setup, 2)(**args).images
+    actual = sdrt_pipe(setup, 2)(generator=rng, **args).images
+    assert_parity(actual, expected)
+
+
 def test_control_image_of_another_size_is_resized_as_diffusers_does(setup):
     args = dict(image=control_image(80), height=64, width=48, num_inference_steps=STEPS, output_type="np")
     with injected_noise(8) as rng:
