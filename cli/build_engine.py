@@ -86,6 +86,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="fuse a LoRA (diffusers/PEFT or A1111/kohya .safetensors) into the UNet and text encoders at "
         "SCALE (default 1); repeatable, scales as diffusers' set_adapters",
     )
+    p.add_argument(
+        "--controlnet",
+        action="append",
+        metavar="DIR[:NAME]",
+        help="export a diffusers ControlNetModel folder as the component controlnet (then controlnet_1...) "
+        "or controlnet_NAME, and a UNet that takes its residuals; repeatable",
+    )
 
 
 def _size_options(size: argparse._ArgumentGroup) -> None:
@@ -171,6 +178,7 @@ def _build(args: argparse.Namespace) -> int:
         vae=args.vae,
         textual_inversions=args.textual_inversion,
         loras=args.lora,
+        controlnets=args.controlnet,
         opset=args.opset,
         progress=not args.quiet,
         trt_options=trt_options,

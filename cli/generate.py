@@ -3,7 +3,10 @@
 The bundle and the image flags choose the pipeline, as a diffusers user would: text only ->
 ``StableDiffusionPipeline`` (or SDXL's, or ``DDPMPipeline``); ``--image`` -> image-to-image;
 ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both); a depth-to-image
-model's bundle -> depth-to-image from ``--image``, with the bundle's depth estimator or ``--depth-map``.
+model's bundle -> depth-to-image from ``--image``, with the bundle's depth estimator or ``--depth-map``;
+``--control-image`` (one per ControlNet of a bundle built with ``build-engine --controlnet``) ->
+``StableDiffusionControlNetPipeline``, with ``--image`` -> ``StableDiffusionControlNetImg2ImgPipeline``, and
+``--mask`` -> ``...InpaintPipeline``.
 """
 
 from __future__ import annotations
@@ -19,16 +22,23 @@ from .options import scheduler_class_name
 
 @dataclass(frozen=True)
 class ImageInputs:
-    """``--image``, ``--mask``, ``--strength`` and ``--depth-map`` as given (None: not given)."""
+    """``--image``, ``--mask``, ``--strength``, ``--depth-map``, ``--control-image`` and ``--control-scale`` as
+    given (None or empty: not given)."""
 
     image: Path | None = None
     mask: Path | None = None
     strength: float | None = None
     depth_map: Path | None = None
+    control_images: tuple[Path, ...] = ()
+    control_scales: tuple[float, ...] = ()
 
     def given(self) -> list[str]:
         flags = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
-        flags["--depth-map"] = self.depth_map
+        flags |= {
+            "--depth-map": self.depth_map,
+            "--control-image": self.control_images or None,
+            "--control-scale": self.control_scales or None,
+        }
         return [flag for flag, value in flags.items() if value is not None]
 
 
@@ -39,10 +49,13 @@ def output_paths(output: Path, count: int) -> list[Path]:
     return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(count)]
 
 
-def pipeline_class(model_type: str, inputs: ImageInputs) -> type:
-    """The pipeline that serves the bundle's model type with these image flags, or a clear error."""
+def pipeline_class(model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None) -> type:
+    """The pipeline that serves the bundle's model type (and ``controlnets``, its ControlNet components) with
+    these image flags, or a clear error."""
     import sdrt.runtime as rt
 
+    if inputs.control_images or inputs.control_scales:
+        return _controlnet_class(inputs, controlnets or [])
     given = inputs.given()
     if model_type == "uncond":
         if given:
@@ -109,6 +122,55 @@ def read_depth_map(path: Path) -> Any:
         ) from error
 
 
+def _controlnet_class(inputs: ImageInputs, controlnets: list[str]) -> type:
+    import sdrt.runtime as rt
+
+    if not controlnets:
+        raise InputError(
+            "--control-image: this bundle has no ControlNet; build it with build-engine MODEL -o BUNDLE "
+            "--controlnet CONTROLNET_DIR"
+        )
+    if inputs.depth_map is not None:
+        raise InputError(
+            "--depth-map is for depth-to-image bundles; a ControlNet takes a depth map as --control-image"
+        )
+    count, images, scales = len(controlnets), len(inputs.control_images), len(inputs.control_scales)
+    if images != count:
+        raise InputError(
+            f"{images} --control-image for the bundle's {count} ControlNet{'s' if count > 1 else ''} "
+            f"({', '.join(controlnets)}): pass one --control-image per ControlNet, in that order"
+        )
+    if scales not in (0, 1, count):
+        raise InputError(f"{scales} --control-scale for {count} ControlNets: pass one, or one per ControlNet")
+    if inputs.image is None and (inputs.mask is not None or inputs.strength is not None):
+        raise InputError("--mask and --strength need --image (the picture to start from)")
+    if inputs.mask is not None:
+        return rt.StableDiffusionControlNetInpaintPipeline
+    if inputs.image is not None:
+        return rt.StableDiffusionControlNetImg2ImgPipeline
+    return rt.StableDiffusionControlNetPipeline
+
+
+def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | None) -> dict[str, Any]:
+    """The ControlNet pipelines' control images and scales (``image`` for text-to-image, ``control_image``
+    beside the init ``image``, ``strength`` and ``mask_image`` otherwise) and the size."""
+    images = [read_image(path, "--control-image", "RGB") for path in inputs.control_images]
+    scales = list(inputs.control_scales) or [1.0]
+    height, width = size or (None, None)
+    arguments = {
+        "controlnet_conditioning_scale": scales[0] if len(scales) == 1 else scales,
+        "height": height,
+        "width": width,
+    }
+    controls = images[0] if count == 1 else images
+    if inputs.image is None:
+        return {**arguments, "image": controls}
+    arguments |= {"image": read_image(inputs.image, "--image", "RGB"), "control_image": controls}
+    if inputs.mask is not None:
+        arguments["mask_image"] = read_image(inputs.mask, "--mask", "L")
+    return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
+
+
 def read_image(path: Path, flag: str, mode: str) -> Any:
     """The picture at ``path`` (PIL, ``mode``), or an error naming the flag."""
     from PIL import Image, UnidentifiedImageError
@@ -126,6 +188,8 @@ def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     import sdrt.runtime as rt
 
+    if cls.__name__.startswith("StableDiffusionControlNet"):
+        return control_arguments(inputs, len(inputs.control_images), size)
     if inputs.image is None:
         height, width = size or (None, None)
         return {"height": height, "width": width}
@@ -164,7 +228,8 @@ def generate(
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
 
-    cls = pipeline_class(open_bundle(bundle).model_type, inputs)
+    manifest = open_bundle(bundle).manifest
+    cls = pipeline_class(manifest.model_type, inputs, list(manifest.controlnets))
     pipe = cls.from_pretrained(bundle, provider=provider)
     pipe.set_progress_bar_config(disable=not progress)
     if scheduler:

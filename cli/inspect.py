@@ -5,7 +5,7 @@ from __future__ import annotations
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.bundle.integrity import file_problems
 from sdrt.runtime.errors import BundleError
-from sdrt.runtime.pipelines.auto import PIPELINE_FOR_MODEL_TYPE
+from sdrt.runtime.pipelines.auto import pipeline_entry
 
 from .format import human_bytes, range_text
 
@@ -32,7 +32,7 @@ def provider_support(bundle: Bundle) -> dict[str, str]:
 def describe_bundle(bundle: Bundle) -> str:
     """Multi-line text for ``sdrt inspect``."""
     m = bundle.manifest
-    pipeline = PIPELINE_FOR_MODEL_TYPE.get(bundle.model_type, ("", "(no sdrt pipeline)"))[1]
+    pipeline = (pipeline_entry(bundle) or ("", "(no sdrt pipeline)"))[1]
     shapes = m.shapes
     extra = [f"default {shapes.default[0]}x{shapes.default[1]}", f"multiple of {shapes.size_multiple}"]
     extra += ["static"] if shapes.static else []
@@ -45,6 +45,10 @@ def describe_bundle(bundle: Bundle) -> str:
         *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
         *([f"embeddings   {', '.join(m.source.embeddings)}"] if m.source.embeddings else []),
         *([f"LoRA fused   {', '.join(m.source.loras)}"] if m.source.loras else []),
+        *[
+            f"controlnet   {name}: {info.path} (build-engine --controlnet)"
+            for name, info in m.controlnets.items()
+        ],
         f"prediction   {m.prediction_type}",
         f"sizes        {ranges} (pixels; batch per prompt batch); {', '.join(extra)}",
     ]

@@ -83,6 +83,15 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
+    _image_options(gen)
+    gen.add_argument(
+        "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
+    )
+    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _image_options(gen: argparse.ArgumentParser) -> None:
+    """The flags that start from a picture or guide by control images (the bundle and these choose the pipeline)."""
     gen.add_argument(
         "--image",
         type=Path,
@@ -106,9 +115,23 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "(default: the bundle's depth estimator)",
     )
     gen.add_argument(
+        "--control-image",
+        type=Path,
+        action="append",
+        default=None,
+        help="control image for the bundle's ControlNet (built with build-engine --controlnet), resized to the "
+        "output size; repeatable, one per ControlNet in build order",
+    )
+    gen.add_argument(
+        "--control-scale",
+        type=float,
+        action="append",
+        default=None,
+        help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
+    )
+    gen.add_argument(
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
     )
-    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _bench_options(bench: argparse.ArgumentParser) -> None:
@@ -176,7 +199,14 @@ def _command(args: argparse.Namespace) -> int:
             provider=args.provider,
             output=args.output,
             progress=not args.no_progress,
-            inputs=ImageInputs(args.image, args.mask, args.strength, args.depth_map),
+            inputs=ImageInputs(
+                args.image,
+                args.mask,
+                args.strength,
+                args.depth_map,
+                tuple(args.control_image or ()),
+                tuple(args.control_scale or ()),
+            ),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "serve":

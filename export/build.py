@@ -27,6 +27,7 @@ from .engines import ENGINE_BACKENDS, build_engines, ort_stage, prepare_cpu_engi
 from .errors import OptionError, OutputError
 from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
+from .model.controlnet import add_controlnets, controlnet_infos
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.hashing import tool_versions
 from .model.lora import check_loras, loras_merged
@@ -81,6 +82,7 @@ def export_pipeline(
     vae: str | Path | None = None,
     textual_inversions: list[str] | None = None,
     loras: list[str] | None = None,
+    controlnets: list[str] | None = None,
     opset: int = 17,
     progress: bool = True,
     trt_options: dict[str, Any] | None = None,
@@ -97,11 +99,11 @@ def export_pipeline(
     one) exported instead of the model's own VAE, as diffusers' ``from_pretrained(..., vae=...)``.
     ``textual_inversions``: ``FILE[:TOKEN]`` embeddings added as diffusers' ``load_textual_inversion``.
     ``loras``: ``FILE[:SCALE]`` LoRAs fused as diffusers' ``load_lora_weights``, ``set_adapters``, ``fuse_lora``.
-    Raises :class:`~sdrt.export.errors.ExportError` subclasses on bad input or failed validation,
-    leaving any previous bundle as it was.
+    ``controlnets``: ``DIR[:NAME]`` ControlNetModel folders, each its own component (the UNet takes their residuals).
+    Raises :class:`~sdrt.export.errors.ExportError` on bad input or failed validation (old bundle kept).
     """
     _check_options(backend, precision, device, opset, trt_options)
-    folder = _model_folder(model_dir, vae, textual_inversions, loras, components, clip_skip)
+    folder = _model_folder(model_dir, vae, textual_inversions, loras, components, clip_skip, controlnets)
     shapes = resolve_shapes(
         *info.size_units(folder),
         height=height,
@@ -130,7 +132,7 @@ def export_pipeline(
                 precision=precision,
                 vae_fp32=vae_fp32,
                 tools=manifest.tools,
-                options={"clip_skip": clip_skip},
+                options={"clip_skip": clip_skip, "controlnet_residuals": bool(manifest.controlnets) or None},
                 asked=components,
                 previous=None if force else read_previous_manifest(output_dir),
                 previous_dir=output_dir,
@@ -159,7 +161,9 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
             vae=_vae_source(folder),
             embeddings=list(folder.embeddings) or None,
             loras=list(folder.loras) or None,
+            controlnets=[c.path for c in controlnet_infos(folder).values()] or None,
         ),
+        controlnets=controlnet_infos(folder),
         shapes=shapes,
         unet=info.unet_info(folder),
         vae=info.vae_info(folder),
@@ -193,11 +197,15 @@ def _model_folder(
     loras: list[str] | None,
     components: list[str] | None,
     clip_skip: int | None,
+    controlnets: list[str] | None = None,
 ) -> ModelFolder:
-    """The model folder, its VAE swapped for ``vae`` when given, checked against the build's options."""
+    """The model folder, its VAE swapped for ``vae`` when given, its ControlNets added, checked against the
+    build's options."""
     folder = inspect_model_folder(model_dir)
     if vae is not None:
         folder = swap_vae(folder, vae)
+    if controlnets:
+        folder = add_controlnets(folder, controlnets)
     if textual_inversions:
         check_textual_inversions(folder, textual_inversions)
     if loras:

@@ -246,6 +246,26 @@ def rgb_pil_images(image: ImageInput) -> list[Image.Image]:
     return [i.convert("RGB") for i in numpy_to_pil(pixels.transpose(0, 2, 3, 1))]
 
 
+def preprocess_control_image(
+    image: ImageInput, height: int | None = None, width: int | None = None, scale_factor: int = 8
+) -> np.ndarray:
+    """A ControlNet's control image(s) -> float32 NCHW in [0, 1] at (height, width) (default: the image's own
+    size floored to a multiple of ``scale_factor``), as diffusers' ``control_image_processor`` (RGB, not
+    normalized) prepares it: PIL images resized with Lanczos, arrays by nearest neighbour."""
+    images = _as_list(image, "image")
+    if isinstance(images[0], Image.Image):
+        height, width = default_size(images[0], height, width, scale_factor)
+        return _pil_to_nchw(images, height, width, "RGB")
+    pixels, _ = _to_nchw(images, "image", mask=False)
+    if pixels.shape[1] != 3:
+        raise InputError(
+            f"the control `image` must have 3 channels (RGB), got {pixels.shape[1]} (shape {tuple(pixels.shape)})"
+        )
+    _check_range(pixels, "image", -1.0, "control image arrays must be floats in [0, 1]")
+    height, width = default_size(pixels, height, width, scale_factor)
+    return nearest_resize(pixels, height, width)
+
+
 def preprocess_mask(
     mask: ImageInput, height: int | None = None, width: int | None = None, scale_factor: int = 8
 ) -> np.ndarray:

@@ -368,6 +368,28 @@ def make_uncond(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
+def make_controlnet(model_dir: Path, folder: Path, *, seed: int = 0, std: float = 0.1) -> Path:
+    """A tiny ControlNet from the model's UNet (``ControlNetModel.from_unet``), saved with ``save_pretrained``.
+
+    Its zero convolutions and its conditioning embedding (``conv_out`` too) get random normal weights: with
+    diffusers' init the residuals are zero, or dominated by ``conv_out``'s bias, and the control image would
+    barely change the output.
+    """
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(Path(model_dir) / "unet")
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 16, 16)).eval()
+    generator = torch.Generator().manual_seed(seed)
+    randomized = [controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
+    randomized.append(controlnet.controlnet_cond_embedding)
+    with torch.no_grad():
+        for module in randomized:
+            for param in module.parameters():
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+    controlnet.save_pretrained(folder)
+    return Path(folder)
+
+
 MAKERS = {
     "sd1": make_sd1,
     "sd2": make_sd2,

@@ -30,6 +30,15 @@ class Source:
     vae: str | None = None  # the VAE folder build-engine --vae took instead of the model's own
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
     loras: list[str] | None = None  # build-engine --lora FILE[:SCALE], fused into the weights
+    controlnets: list[str] | None = None  # build-engine --controlnet DIR[:NAME], as given
+
+
+@dataclass
+class ControlNetInfo:
+    """One ControlNet component of the bundle (in the order of build-engine's --controlnet options)."""
+
+    path: str  # the ControlNetModel folder it was exported from
+    global_pool_conditions: bool = False  # diffusers then runs it in guess mode
 
 
 @dataclass
@@ -101,6 +110,7 @@ class Manifest:
     prediction_type: str = "epsilon"
     backend: str = "ort"
     components: dict[str, ComponentRecord] = field(default_factory=dict)
+    controlnets: dict[str, ControlNetInfo] = field(default_factory=dict)  # component name -> its info
     tools: dict[str, str] = field(default_factory=dict)
     sdrt_version: str = "unknown"
     format_version: int = FORMAT_VERSION
@@ -141,6 +151,7 @@ class Manifest:
             components={
                 n: ComponentRecord.from_json(n, r) for n, r in (data.get("components") or {}).items()
             },
+            controlnets={n: _known(ControlNetInfo, c) for n, c in (data.get("controlnets") or {}).items()},
             tools=dict(data.get("tools") or {}),
             sdrt_version=data.get("sdrt_version", "unknown"),
             format_version=data["format_version"],
@@ -165,6 +176,11 @@ class Manifest:
             "shapes": self.shapes.to_json(),
             "backend": self.backend,
             "components": {n: r.to_json() for n, r in self.components.items()},
+            **(
+                {"controlnets": {n: dict(c.__dict__) for n, c in self.controlnets.items()}}
+                if self.controlnets
+                else {}
+            ),
         }
 
 

@@ -12,6 +12,7 @@ from sdrt.runtime.engines.open import open_engine
 from sdrt.runtime.errors import BundleError
 
 from .base import Component, ModelInfo
+from .controlnet import ControlNet, MultiControlNetModel
 from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
 from .unet import UncondUNet, UNet
@@ -22,6 +23,7 @@ COMPONENTS: list[type[Component]] = [
     TextEncoder2,
     UNet,
     UncondUNet,
+    ControlNet,
     VaeEncoder,
     VaeDecoder,
     DepthEstimator,
@@ -30,13 +32,13 @@ COMPONENTS: list[type[Component]] = [
 
 def components_of(model: ModelInfo) -> list[type[Component]]:
     """The components a model folder has, in build order."""
-    return [cls for cls in COMPONENTS if cls.present_in(model)]
+    return [variant for cls in COMPONENTS for variant in cls.variants(model)]
 
 
 def component_class(name: str, model_class: str) -> type[Component]:
     """The class of the bundle component ``name`` exported from a ``model_class`` module."""
     for cls in COMPONENTS:
-        if cls.name == name and model_class in cls.model_classes:
+        if cls.serves(name) and model_class in cls.model_classes:
             return cls
     raise BundleError(
         f"component {name!r} (exported from {model_class}) is not one this sdrt knows; upgrade sdrt or rebuild "
@@ -56,8 +58,10 @@ def open_component(bundle: Bundle, name: str, provider: str) -> Component:
 __all__ = [
     "COMPONENTS",
     "Component",
+    "ControlNet",
     "DepthEstimator",
     "ModelInfo",
+    "MultiControlNetModel",
     "TextEncoder",
     "TextEncoder2",
     "UNet",

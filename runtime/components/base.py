@@ -53,6 +53,16 @@ class Component:
         return entry is not None and entry[1] in cls.model_classes
 
     @classmethod
+    def variants(cls, model: ModelInfo) -> list[type[Component]]:
+        """The components of this class the model has: itself, or one subclass per part (ControlNets)."""
+        return [cls] if cls.present_in(model) else []
+
+    @classmethod
+    def serves(cls, name: str) -> bool:
+        """Whether a bundle component called ``name`` is one of this class's."""
+        return cls.name == name
+
+    @classmethod
     def graph(
         cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
     ) -> GraphSpec:
@@ -101,6 +111,10 @@ class Component:
         elif dim.endswith(("height", "width")):
             pixels = shapes.default[0] if dim.endswith("height") else shapes.default[1]
             preferred = pixels // scale if dim.startswith("latent_") else pixels
+        elif "_div" in dim:  # a UNet level's latent size (ControlNet residuals): the base's, divided
+            base, divisor = dim.rsplit("_div", 1)
+            pixels = shapes.default[0] if base.endswith("height") else shapes.default[1]
+            preferred = -(-(pixels // scale) // int(divisor))
         else:
             return lo
         return min(max(preferred, lo), hi)

@@ -22,6 +22,16 @@ class GraphSpec:
     trace: dict[str, int]  # the size of each named dim the graph is traced at
     static: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # what random inputs need (vocabulary size...)
+    # dims that follow from another one: dim -> (base dim, multiply, divide), rounded up (a UNet level's
+    # latent_height_div2 from latent_height; a ControlNet's pixel height from its latent height)
+    derived: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+
+    def with_derived(self, sizes: dict[str, int]) -> dict[str, int]:
+        """``sizes`` with every derived dim computed from its base."""
+        out = {k: v for k, v in sizes.items() if k not in self.derived}
+        for dim, (base, mul, div) in self.derived.items():
+            out[dim] = -(-out[base] * mul // div)
+        return out
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         """The TorchScript exporter's ``dynamic_axes`` (empty when the graph is static)."""
@@ -58,7 +68,7 @@ class GraphSpec:
         first: dict[str, int] = {}
         second: dict[str, int] = {}
         for dim, (lo, hi) in self.dims.items():
-            if dim not in self.input_dims:
+            if dim not in self.input_dims or dim in self.derived:
                 continue
             first[dim] = lo
             second[dim] = min(lo + 1, hi) if dim == "batch" else min(max(self.trace.get(dim, hi), lo), hi)
@@ -66,4 +76,6 @@ class GraphSpec:
         for h, w in (("latent_height", "latent_width"), ("height", "width")):
             if h in second and w in second and second[h] == second[w] and first[w] != second[w]:
                 second[w] = first[w]
-        return [first] if second == first else [first, second]
+        if second == first:
+            return [self.with_derived(first)]
+        return [self.with_derived(first), self.with_derived(second)]

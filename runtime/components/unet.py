@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,6 +16,7 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.tensors import TensorSpec
 
 from .base import Component, ModelInfo
+from .controlnet import derived_ranges, residual_specs
 from .graph import GraphSpec, Range
 
 F32 = np.dtype(np.float32)
@@ -25,6 +26,9 @@ class UNet(Component):
     """``unet(sample, timestep, encoder_hidden_states, text_embeds=, time_ids=)`` -> the model output.
 
     UNet2DConditionModel: SD 1.x / 2.x, SDXL (``addition_embed_type="text_time"``), 9-channel inpainting.
+    Built with ``controlnet_residuals`` (a bundle with ControlNets), it also takes diffusers'
+    ``down_block_additional_residuals`` (``down_block_additional_residual_0..N-1``) and
+    ``mid_block_additional_residual``; a call without them adds zeros (the plain UNet's output).
     """
 
     name = "unet"
@@ -33,6 +37,7 @@ class UNet(Component):
     spatial = "latent"
     guided = True
     ort_model_type = "unet"
+    build_options = ("controlnet_residuals",)
     latent_dims = ("latent_height", "latent_width")
 
     @classmethod
@@ -54,7 +59,16 @@ class UNet(Component):
             inputs["text_embeds"] = TensorSpec("text_embeds", F32, ("batch", pooled))
             inputs["time_ids"] = TensorSpec("time_ids", F32, ("batch", 6))
         output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
-        return GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
+        spec = GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
+        if options.get("controlnet_residuals"):
+            residuals, derived = residual_specs(
+                config, "down_block_additional_residual_", "mid_block_additional_residual"
+            )
+            spec.inputs.update(residuals)
+            spec.derived.update(derived)
+            spec.dims.update(derived_ranges(ranges, derived))
+            spec.trace.update(spec.with_derived(dict(trace)))
+        return spec
 
     @classmethod
     def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
@@ -79,11 +93,16 @@ class UNet(Component):
         added = None
         if "text_embeds" in inputs:
             added = {"text_embeds": inputs["text_embeds"], "time_ids": inputs["time_ids"]}
+        down = [
+            inputs[k] for k in sorted(inputs, key=_index) if k.startswith("down_block_additional_residual_")
+        ]
         noise_pred = model(
             inputs["sample"],
             inputs["timestep"],
             inputs["encoder_hidden_states"],
             added_cond_kwargs=added,
+            down_block_additional_residuals=tuple(down) if down else None,
+            mid_block_additional_residual=inputs.get("mid_block_additional_residual"),
             return_dict=False,
         )[0]
         return {"noise_pred": noise_pred}
@@ -106,9 +125,12 @@ class UNet(Component):
         text_embeds: Any = None,
         time_ids: Any = None,
         added_cond_kwargs: Mapping[str, Any] | None = None,
+        down_block_additional_residuals: Sequence[Any] | None = None,
+        mid_block_additional_residual: Any = None,
     ) -> Any:
         sample = self.xp.asarray(sample)
         feeds: dict[str, Any] = {"sample": sample, "timestep": self._timesteps(timestep, sample.shape[0])}
+        feeds |= self._residuals(sample.shape, down_block_additional_residuals, mid_block_additional_residual)
         if added_cond_kwargs:
             text_embeds = added_cond_kwargs.get("text_embeds", text_embeds)
             time_ids = added_cond_kwargs.get("time_ids", time_ids)
@@ -124,6 +146,31 @@ class UNet(Component):
                 feeds[key] = value
         return self.run(**feeds)["noise_pred"]
 
+    def _residuals(self, shape: tuple[int, ...], down: Sequence[Any] | None, mid: Any) -> dict[str, Any]:
+        """The ControlNet residual inputs: the given ones, or zeros where none are given."""
+        names = [n for n in self.record.inputs if n.startswith("down_block_additional_residual_")]
+        if not names:
+            if down is not None or mid is not None:
+                raise InputError(
+                    f"the {self.name} engine takes no ControlNet residuals; rebuild the bundle with "
+                    "build-engine --controlnet"
+                )
+            return {}
+        if down is None and mid is None:
+            sizes = {"batch": shape[0], "latent_height": shape[2], "latent_width": shape[3]}
+            zeros = {}
+            for name in [*names, "mid_block_additional_residual"]:
+                dims = self.record.inputs[name].shape
+                zeros[name] = self.xp.zeros(tuple(_level_size(d, sizes) for d in dims), dtype=self.xp.float32)
+            return zeros
+        if down is None or mid is None or len(down) != len(names):
+            count = "none" if down is None else len(down)
+            raise InputError(
+                f"the {self.name} engine takes {len(names)} down_block_additional_residuals and a "
+                f"mid_block_additional_residual, got {count} and {'none' if mid is None else 'one'}"
+            )
+        return {**dict(zip(names, down)), "mid_block_additional_residual": mid}
+
     def _timesteps(self, timestep: Any, batch: int) -> Any:
         """A scalar (or one-element) timestep broadcast to float32 [batch], as diffusers' UNet does."""
         if hasattr(timestep, "get"):
@@ -134,6 +181,20 @@ class UNet(Component):
         elif t.size != batch:
             raise InputError(f"timestep has {t.size} values for a batch of {batch}")
         return self.xp.asarray(t)
+
+
+def _index(name: str) -> int:
+    return int(name.rsplit("_", 1)[1]) if name[-1].isdigit() else -1
+
+
+def _level_size(dim: Any, sizes: Mapping[str, int]) -> int:
+    """A residual dim's size: fixed, a base size, or ``latent_height_div4``: the base size / 4, rounded up."""
+    if isinstance(dim, int):
+        return dim
+    if dim in sizes:
+        return sizes[dim]
+    base, divisor = dim.rsplit("_div", 1)
+    return -(-sizes[base] // int(divisor))
 
 
 class UncondUNet(UNet):

@@ -1,4 +1,4 @@
-"""Which pipeline class runs a bundle, from the manifest's ``model_type``."""
+"""Which pipeline class runs a bundle, from the manifest's ``model_type`` (and its ControlNets)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,22 @@ PIPELINE_FOR_MODEL_TYPE: dict[str, tuple[str, str]] = {
 }
 
 
+def pipeline_entry(bundle: Bundle) -> tuple[str, str] | None:
+    """(module, class) of the pipeline for the bundle: by model type, the ControlNet pipeline for a bundle
+    built with build-engine --controlnet; None for a model type sdrt cannot run."""
+    entry = PIPELINE_FOR_MODEL_TYPE.get(bundle.model_type)
+    if entry is not None and bundle.manifest.controlnets and bundle.model_type in ("sd1", "sd2"):
+        return "controlnet", "StableDiffusionControlNetPipeline"
+    return entry
+
+
 def pipeline_class_for(bundle: Bundle) -> type:
-    """The pipeline class for the bundle's model type (a clear error for one sdrt cannot run)."""
-    model_type = bundle.model_type
-    if model_type not in PIPELINE_FOR_MODEL_TYPE:
+    """The pipeline class for the bundle (a clear error for one sdrt cannot run)."""
+    entry = pipeline_entry(bundle)
+    if entry is None:
         raise BundleError(
-            f"{bundle.path}: model_type {model_type!r} has no sdrt pipeline (sdrt runs "
+            f"{bundle.path}: model_type {bundle.model_type!r} has no sdrt pipeline (sdrt runs "
             f"{', '.join(PIPELINE_FOR_MODEL_TYPE)}); upgrade sdrt or rebuild the bundle"
         )
-    module, name = PIPELINE_FOR_MODEL_TYPE[model_type]
+    module, name = entry
     return getattr(importlib.import_module(f".{module}", __package__), name)

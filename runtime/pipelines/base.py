@@ -39,13 +39,20 @@ from sdrt.runtime.images import denormalize, postprocess
 
 from .arrays import to_xp
 from .call_state import CallProperties, CallState, copy_scheduler
+from .loading import bundle_scheduler, shared_vae_encoder
 from .surface import DiffusersSurface, check_scheduler
 from .timesteps import step_kwargs
 from .torch_interop import to_torch
 
 logger = logging.getLogger(__name__)
 
-_ENGINE_PARTS = ("unet", "text_encoder", "text_encoder_2", "depth_estimator")  # parts that are one engine
+# a pipeline part that is one engine -> the engine's name
+_ENGINE_PARTS = {
+    "unet": "unet",
+    "text_encoder": "text_encoder",
+    "text_encoder_2": "text_encoder_2",
+    "depth_estimator": "depth_estimator",
+}
 # diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
 _LOAD_OPTIONS_WITHOUT_EFFECT = {
     "torch_dtype": "the precision is fixed when the bundle is built (build-engine --precision)",
@@ -133,14 +140,14 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
                 f"{list(cls.parts)}, and the precision is fixed when the bundle is built (build-engine --precision)"
             )
         cls._check_model_type(bundle)
-        names = cls.required_components + tuple(n for n in cls.optional_components if n in bundle.components)
+        names = cls.components_to_load(bundle)
         bundle.require(cls.required_components, cls.__name__)
         provider = resolve_provider(provider, bundle, names)
-        names += _shared_vae_encoder(cls, bundle, provider, names)
+        names += shared_vae_encoder(cls, bundle, provider, names)
         engines = {name: open_component(bundle, name, provider) for name in names}
         if scheduler is None:
-            scheduler = _bundle_scheduler(bundle)
-        loaded: dict[str, Any] = {name: engines.get(name) for name in _ENGINE_PARTS}
+            scheduler = bundle_scheduler(bundle)
+        loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in _ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
             loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
@@ -148,9 +155,20 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
                 from sdrt.runtime.text.tokenizer import CLIPTokenizer
 
                 loaded[name] = CLIPTokenizer.from_pretrained(bundle.path / name)
+        loaded |= cls.parts_from_engines(engines)
         loaded = {k: v for k, v in {**loaded, "scheduler": scheduler, **parts}.items() if k in cls.parts}
         logger.info("loaded %s (%s) from %s on %s", cls.__name__, bundle.model_type, bundle.path, provider)
         return cls(**loaded)
+
+    @classmethod
+    def components_to_load(cls, bundle: Bundle) -> tuple[str, ...]:
+        """The bundle components ``from_pretrained`` opens: the required ones, and the optional ones it has."""
+        return cls.required_components + tuple(n for n in cls.optional_components if n in bundle.components)
+
+    @classmethod
+    def parts_from_engines(cls, engines: dict[str, Component]) -> dict[str, Any]:
+        """Parts a subclass makes of its opened engines besides the shared ones (the ControlNets)."""
+        return {}
 
     @classmethod
     def from_pipe(cls, pipe: DiffusionPipeline, **parts: Any) -> DiffusionPipeline:
@@ -369,30 +387,3 @@ def _check_part(pipeline: str, name: str, value: Any) -> None:
             f"{pipeline}(..., {name}={type(value).__name__}(...)): a {library} module cannot run in sdrt, which runs "
             f"engines exported by build-engine; load the pipeline with {pipeline}.from_pretrained(bundle)"
         )
-
-
-def _shared_vae_encoder(cls: type, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The VAE encoder too, where the bundle has it for ``provider``: ``pipe.vae`` is the whole VAE, as in
-    diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
-    record = bundle.components.get("vae_encoder")
-    if "vae" not in cls.parts or "vae_encoder" in names or record is None:
-        return ()
-    if provider == "tensorrt":
-        return ("vae_encoder",) if record.plans else ()
-    if provider == "openvino":
-        return ("vae_encoder",) if record.openvino else ()
-    graphs = [f for f in (record.ort.file if record.ort else None, record.onnx) if f]
-    return ("vae_encoder",) if any((bundle.path / f).is_file() for f in graphs) else ()
-
-
-def _bundle_scheduler(bundle: Bundle) -> Any:
-    """The scheduler ``scheduler/scheduler_config.json`` names; a missing or damaged one is a BundleError."""
-    from sdrt.schedulers import scheduler_from_config
-
-    try:
-        return scheduler_from_config(bundle.path / "scheduler")
-    except (OSError, ValueError) as error:
-        raise BundleError(
-            f"{bundle.path}: {error}. Rebuild the bundle (build-engine MODEL_DIR -o {bundle.path} --force), or "
-            "pass scheduler=sdrt.schedulers.<Class>.from_config(...) to from_pretrained"
-        ) from error

@@ -47,6 +47,9 @@ class GuidedCall:
     unet_inputs: dict[str, str] = field(default_factory=dict)  # UNet keyword -> state entry (SDXL)
     extra_channels: tuple[str, ...] = ()  # state entries concatenated to the latents (inpainting UNet)
     after_step: StepCallback | None = None
+    # further UNet keywords computed each step from (state, t, the scaled model input before extra channels):
+    # the ControlNet residuals
+    step_inputs: Callable[[dict[str, Any], Any, Any], dict[str, Any]] | None = None
 
 
 class TextGuidedPipeline(DiffusionPipeline):
@@ -103,9 +106,11 @@ class TextGuidedPipeline(DiffusionPipeline):
         latents = state["latents"]
         model_input = self.xp.concatenate([latents] * 2) if call.guidance.enabled else latents
         model_input = self.scheduler.scale_model_input(model_input, t)
+        added = {name: state[key] for name, key in call.unet_inputs.items()}
+        if call.step_inputs is not None:
+            added |= call.step_inputs(state, t, model_input)
         if call.extra_channels:
             model_input = self.xp.concatenate([model_input, *(state[k] for k in call.extra_channels)], axis=1)
-        added = {name: state[key] for name, key in call.unet_inputs.items()}
         noise_pred = self.unet(model_input, t, state["prompt_embeds"], **added)
         if call.guidance.enabled:
             noise_pred = apply_guidance(self.xp, noise_pred, call.guidance.scale, call.guidance.rescale)
