@@ -129,9 +129,6 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
     )
-    gen.add_argument(
-        "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
-    )
 
 
 def _bench_options(bench: argparse.ArgumentParser) -> None:
