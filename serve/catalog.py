@@ -68,6 +68,11 @@ def served_model(path: str | Path) -> ServedModel:
             f"{path}: sdrt serve does not serve {bundle.model_type} bundles; it serves SD 1.x, 2.x, XL and "
             "inpainting models (serve this one from Python with its pipeline)"
         )
+    if getattr(manifest, "controlnets", None):
+        raise InputError(
+            f"{path}: a bundle with ControlNets needs control images, which neither API carries; serve a bundle "
+            "built without --controlnet"
+        )
     modes = _MODES[bundle.model_type]
     if "vae_encoder" not in bundle.components:
         modes = tuple(m for m in modes if m == "txt2img")
