@@ -42,6 +42,7 @@ def describe_bundle(bundle: Bundle) -> str:
         f"format       {m.format_version} (sdrt {m.sdrt_version})",
         f"model type   {bundle.model_type} -> {pipeline}",
         f"source       {m.source.path}",
+        *([_checkpoint_line(m.source.checkpoint)] if m.source.checkpoint else []),
         *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
         *([f"embeddings   {', '.join(m.source.embeddings)}"] if m.source.embeddings else []),
         f"prediction   {m.prediction_type}",
@@ -62,6 +63,13 @@ def describe_bundle(bundle: Bundle) -> str:
     for provider, status in provider_support(bundle).items():
         lines.append(f"  {provider:<9} {status}")
     return "\n".join(lines)
+
+
+def _checkpoint_line(checkpoint: dict) -> str:
+    """A single-file source: its size, hash and the config folder it was read with."""
+    size = human_bytes(int(checkpoint.get("bytes", 0)))
+    sha = str(checkpoint.get("sha256", "?"))
+    return f"checkpoint   single file, {size}, sha256 {sha}, read with --config {checkpoint.get('config')}"
 
 
 def verify_bundle(bundle: Bundle) -> str:

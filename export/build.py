@@ -7,6 +7,7 @@ output and swap it in at the end (``bundle_writer``); then the TensorRT plans, i
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import shutil
@@ -27,6 +28,7 @@ from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.hashing import tool_versions
+from .model.single_file import Checkpoint, checkpoint_as_folder
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
 from .model.vae_swap import swap_vae
 from .shapes import resolve_shapes
@@ -77,11 +79,14 @@ def export_pipeline(
     clip_skip: int | None = None,
     vae: str | Path | None = None,
     textual_inversions: list[str] | None = None,
+    config: str | Path | None = None,
+    allow_pickle: bool = False,
     opset: int = 17,
     progress: bool = True,
     trt_options: dict[str, Any] | None = None,
 ) -> BuildReport:
-    """Export a diffusers model folder into the engine bundle ``output_dir`` (atomically).
+    """Export a diffusers model folder, or an original-layout single file (read by diffusers' ``from_single_file``
+    with ``config``, a diffusers folder; a pickle only with ``allow_pickle``), into the bundle ``output_dir``.
 
     ``backend``: ``"onnx"`` (graphs only), ``"ort"`` (plus ORT-optimized graphs for ``device``'s
     provider: ``"cuda"`` builds fused fp16/fp32 graphs for the CUDA provider, also on a machine without
@@ -96,50 +101,68 @@ def export_pipeline(
     leaving any previous bundle as it was.
     """
     _check_options(backend, precision, device, opset, trt_options)
-    folder = _model_folder(model_dir, vae, textual_inversions, components, clip_skip)
-    shapes = resolve_shapes(
-        *info.size_units(folder),
-        height=height,
-        width=width,
-        min_size=min_size,
-        max_size=max_size,
-        batch=batch,
-        max_batch=max_batch,
-        static=static,
-    )
-    export_device = resolve_export_device(device, export_device)
-    settings = ExportSettings(backend, device, export_device, static, opset, validate)
-    if backend == "openvino":  # the IR runs in the asked precision; the ONNX graphs it comes from stay fp32
-        settings.openvino_precision, precision = precision, "fp32"
     output_dir = Path(output_dir)
     bundle_writer.check_output(output_dir)
-    try:
-        # one build at a time into one output (a second one waits); embeddings added in a scratch folder
-        with swap.output_lock(output_dir), textual_inversions_added(folder, textual_inversions) as folder:
-            swap.recover_swap(output_dir)
-            manifest = _new_manifest(folder, shapes, backend, clip_skip)
-            jobs = plan_jobs(
-                folder,
-                shapes,
-                settings,
-                precision=precision,
-                vae_fp32=vae_fp32,
-                tools=manifest.tools,
-                options={"clip_skip": clip_skip},
-                asked=components,
-                previous=None if force else read_previous_manifest(output_dir),
-                previous_dir=output_dir,
-            )
-            manifest, reports = _write_bundle(
-                folder, jobs, settings, manifest, output_dir, progress, precision, trt_options
-            )
-    except OSError as err:
-        if err.errno not in _OUTPUT_ERRNOS:
-            raise
-        raise OutputError(
-            f"cannot write the bundle {output_dir}: {err}; free space or choose another -o"
-        ) from err
+    settings, precision = _settings(backend, precision, device, export_device, static, opset, validate)
+    with checkpoint_as_folder(
+        model_dir, config=config, allow_pickle=allow_pickle, scratch_dir=output_dir.parent
+    ) as (model_dir, checkpoint):
+        folder = _model_folder(model_dir, vae, textual_inversions, components, clip_skip, checkpoint)
+        shapes = resolve_shapes(
+            *info.size_units(folder),
+            height=height,
+            width=width,
+            min_size=min_size,
+            max_size=max_size,
+            batch=batch,
+            max_batch=max_batch,
+            static=static,
+        )
+        try:
+            # one build at a time into one output (a second one waits); embeddings added in a scratch folder
+            with swap.output_lock(output_dir), textual_inversions_added(folder, textual_inversions) as folder:
+                swap.recover_swap(output_dir)
+                manifest = _new_manifest(folder, shapes, backend, clip_skip)
+                jobs = plan_jobs(
+                    folder,
+                    shapes,
+                    settings,
+                    precision=precision,
+                    vae_fp32=vae_fp32,
+                    tools=manifest.tools,
+                    options={"clip_skip": clip_skip},
+                    asked=components,
+                    previous=None if force else read_previous_manifest(output_dir),
+                    previous_dir=output_dir,
+                )
+                manifest, reports = _write_bundle(
+                    folder, jobs, settings, manifest, output_dir, progress, precision, trt_options
+                )
+        except OSError as err:
+            if err.errno not in _OUTPUT_ERRNOS:
+                raise
+            raise OutputError(
+                f"cannot write the bundle {output_dir}: {err}; free space or choose another -o"
+            ) from err
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
+
+
+def _settings(
+    backend: str,
+    precision: str,
+    device: str,
+    export_device: str | None,
+    static: bool,
+    opset: int,
+    validate: bool,
+) -> tuple[ExportSettings, str]:
+    """The jobs' settings and the ONNX graphs' precision (OpenVINO runs the asked precision from fp32 graphs)."""
+    settings = ExportSettings(
+        backend, device, resolve_export_device(device, export_device), static, opset, validate
+    )
+    if backend == "openvino":
+        settings.openvino_precision, precision = precision, "fp32"
+    return settings, precision
 
 
 def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: int | None) -> Manifest:
@@ -149,10 +172,11 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
         model_type=folder.model_type,
         pipeline_class=folder.pipeline_class,
         source=Source(
-            str(folder.path),
+            str(folder.checkpoint.path if folder.checkpoint else folder.path),
             folder.weights_sha256(),
             vae=_vae_source(folder),
             embeddings=list(folder.embeddings) or None,
+            checkpoint=folder.checkpoint.record() if folder.checkpoint else None,
         ),
         shapes=shapes,
         unet=info.unet_info(folder),
@@ -174,9 +198,12 @@ def _model_folder(
     textual_inversions: list[str] | None,
     components: list[str] | None,
     clip_skip: int | None,
+    checkpoint: Checkpoint | None = None,
 ) -> ModelFolder:
     """The model folder, its VAE swapped for ``vae`` when given, checked against the build's options."""
     folder = inspect_model_folder(model_dir)
+    if checkpoint is not None:
+        folder = dataclasses.replace(folder, checkpoint=checkpoint)
     if vae is not None:
         folder = swap_vae(folder, vae)
     if textual_inversions:

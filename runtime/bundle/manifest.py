@@ -29,6 +29,7 @@ class Source:
     weights_sha256: str | None = None  # of every exported component's weights and config
     vae: str | None = None  # the VAE folder build-engine --vae took instead of the model's own
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
+    checkpoint: dict[str, Any] | None = None  # a single-file source: path, bytes, sha256, config folder
 
 
 @dataclass

@@ -1,0 +1,107 @@
+"""``build-engine FILE.safetensors``: a single-file checkpoint in the original (CompVis / A1111) layout,
+loaded by diffusers' own single-file loader (its maintained key mapping) with ``config=`` a local
+diffusers folder, saved as a diffusers folder in scratch space, and built from there like any folder.
+
+Checked before anything is written: the file's kind (a pickle only with ``allow_pickle``), that it is
+whole, and the config folder (given, or the one diffusers infers found in the local Hugging Face cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from sdrt.export.errors import CheckpointError, OptionError
+
+log = logging.getLogger(__name__)
+
+SAFE_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """The single file a bundle was built from (the manifest's ``source.checkpoint``)."""
+
+    path: Path
+    bytes: int
+    sha256: str
+    config: Path  # the diffusers folder whose configs, tokenizers and scheduler were used
+
+    def record(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "config": str(self.config),
+        }
+
+
+def is_single_file(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_file() and path.suffix.lower() in SAFE_SUFFIXES + PICKLE_SUFFIXES
+
+
+@contextlib.contextmanager
+def checkpoint_as_folder(
+    model: str | Path,
+    *,
+    config: str | Path | None = None,
+    allow_pickle: bool = False,
+    scratch_dir: str | Path | None = None,
+) -> Iterator[tuple[Path, Checkpoint | None]]:
+    """(the diffusers folder to build from, the checkpoint it came from): ``model`` itself and ``None`` for a
+    folder; for a single file, a scratch folder (under ``scratch_dir``, removed afterwards) that diffusers
+    saved the checkpoint's pipeline into."""
+    path = Path(model)
+    if not is_single_file(path):
+        if config is not None:
+            raise OptionError(f"--config {config}: it is for single-file checkpoints, and {path} is not one")
+        yield path, None
+        return
+    check_file(path, allow_pickle=allow_pickle)
+    from .single_file_load import checkpoint_config, save_checkpoint_folder
+
+    config_dir = checkpoint_config(path, config)
+    from sdrt.runtime.bundle.integrity import file_sha256
+
+    checkpoint = Checkpoint(path.resolve(), path.stat().st_size, file_sha256(path), config_dir.resolve())
+    with tempfile.TemporaryDirectory(prefix=".sdrt-checkpoint-", dir=_scratch_parent(scratch_dir)) as scratch:
+        folder = Path(scratch) / "model"
+        save_checkpoint_folder(path, config_dir, folder)
+        yield folder, checkpoint
+
+
+def _scratch_parent(scratch_dir: str | Path | None) -> str | None:
+    """Beside the bundle where its folder exists (the disk that takes the bundle takes the weights), else
+    the system's temporary folder."""
+    if scratch_dir is not None and Path(scratch_dir).is_dir():
+        return str(scratch_dir)
+    return None
+
+
+def check_file(path: Path, *, allow_pickle: bool) -> None:
+    """A ``.safetensors`` file whose header and size agree; a pickle only when ``allow_pickle``."""
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise CheckpointError(
+                f"{path} is a pickle ({suffix}): loading one runs any code it holds. Convert it to .safetensors "
+                "or, if you trust where it comes from, pass --allow-pickle"
+            )
+        log.warning("%s: loading a pickle (--allow-pickle); it can run code", path)
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            count = len(list(file.keys()))
+    except Exception as err:  # safetensors raises its own error kinds for a damaged header or a short file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is damaged or truncated ({reason}); download it again") from err
+    if count == 0:
+        raise CheckpointError(f"{path} holds no tensors; it is not a model checkpoint")

@@ -1,0 +1,206 @@
+"""Test tooling: tiny models with Stable Diffusion's block topology, written as original-layout
+(CompVis / A1111) single-file checkpoints.
+
+The writer is the reverse of diffusers' single-file loader (``convert_ldm_unet_checkpoint``,
+``convert_ldm_vae_checkpoint``, ``convert_ldm_clip_checkpoint``), following the key tables of
+diffusers' ``scripts/convert_diffusers_to_original_stable_diffusion.py``: the original layout numbers
+the UNet's blocks ``input_blocks.N`` / ``middle_block`` / ``output_blocks.N`` and the VAE's
+``down.N.block.M`` / ``up.N.block.M``, so it only describes SD's topology (4 levels of 2 layers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tests.models import _finish_tokenizers, _scheduler, _text_encoder, _tokenizer
+
+UNET_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "first_stage_model."
+CLIP_PREFIX = "cond_stage_model.transformer."
+
+
+def _unet_renames() -> list[tuple[str, str]]:
+    """(diffusers prefix, original prefix) of SD's UNet, most specific first."""
+    pairs = [
+        ("time_embedding.linear_1.", "time_embed.0."),
+        ("time_embedding.linear_2.", "time_embed.2."),
+        ("conv_in.", "input_blocks.0.0."),
+        ("conv_norm_out.", "out.0."),
+        ("conv_out.", "out.2."),
+        ("mid_block.attentions.0.", "middle_block.1."),
+    ]
+    for j in range(2):
+        pairs.append((f"mid_block.resnets.{j}.", f"middle_block.{2 * j}."))
+    for i in range(4):
+        for j in range(2):
+            pairs.append((f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{3 * i + j + 1}.0."))
+            if i < 3:
+                pairs.append((f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{3 * i + j + 1}.1."))
+        for j in range(3):
+            pairs.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{3 * i + j}.0."))
+            if i > 0:
+                pairs.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{3 * i + j}.1."))
+        if i < 3:
+            pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{3 * (i + 1)}.0.op."))
+            pairs.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{3 * i + 2}.{1 if i == 0 else 2}."))
+    return pairs
+
+
+_UNET_RESNET = [
+    ("norm1.", "in_layers.0."),
+    ("conv1.", "in_layers.2."),
+    ("norm2.", "out_layers.0."),
+    ("conv2.", "out_layers.3."),
+    ("time_emb_proj.", "emb_layers.1."),
+    ("conv_shortcut.", "skip_connection."),
+]
+
+
+def _rename(key: str, pairs: list[tuple[str, str]]) -> str:
+    for ours, theirs in pairs:
+        if key.startswith(ours):
+            return theirs + key[len(ours) :]
+    raise KeyError(f"no original-layout name for {key}")
+
+
+def unet_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        if ".resnets." in key:
+            block, _, rest = key.partition(".resnets.")
+            index, _, name = rest.partition(".")
+            name = next(
+                (theirs + name[len(ours) :] for ours, theirs in _UNET_RESNET if name.startswith(ours)), name
+            )
+            key = f"{block}.resnets.{index}.{name}"
+        out[UNET_PREFIX + _rename(key, _unet_renames())] = value
+    return out
+
+
+def _vae_renames() -> list[tuple[str, str]]:
+    pairs = []
+    for side in ("encoder", "decoder"):
+        pairs.append((f"{side}.mid_block.attentions.0.", f"{side}.mid.attn_1."))
+        pairs.append((f"{side}.conv_norm_out.", f"{side}.norm_out."))
+        for j in range(2):
+            pairs.append((f"{side}.mid_block.resnets.{j}.", f"{side}.mid.block_{j + 1}."))
+    for i in range(4):
+        for j in range(2):
+            pairs.append((f"encoder.down_blocks.{i}.resnets.{j}.", f"encoder.down.{i}.block.{j}."))
+        for j in range(3):
+            pairs.append((f"decoder.up_blocks.{i}.resnets.{j}.", f"decoder.up.{3 - i}.block.{j}."))
+        if i < 3:
+            pairs.append((f"encoder.down_blocks.{i}.downsamplers.0.", f"encoder.down.{i}.downsample."))
+            pairs.append((f"decoder.up_blocks.{i}.upsamplers.0.", f"decoder.up.{3 - i}.upsample."))
+    return pairs
+
+
+_VAE_PARTS = [
+    ("conv_shortcut.", "nin_shortcut."),
+    ("group_norm.", "norm."),
+    ("to_q.", "q."),
+    ("to_k.", "k."),
+    ("to_v.", "v."),
+    ("to_out.0.", "proj_out."),
+]
+
+
+def vae_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    renames = _vae_renames()
+    for key, value in state.items():
+        try:
+            key = _rename(key, renames)
+        except KeyError:  # conv_in, conv_out, quant_conv, post_quant_conv keep their names
+            pass
+        for ours, theirs in _VAE_PARTS:
+            key = key.replace("." + ours, "." + theirs)
+        if ".attn_1." in key and value.dim() == 2:
+            value = value[:, :, None, None]  # the original mid-block attention is 1x1 convolutions
+        out[VAE_PREFIX + key] = value
+    return out
+
+
+def clip_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers 5 may save CLIPTextModel without the ``text_model.`` level original checkpoints have."""
+    return {
+        CLIP_PREFIX + (key if key.startswith("text_model.") else "text_model." + key): value
+        for key, value in state.items()
+    }
+
+
+def sd1_original_state(pipe) -> dict[str, torch.Tensor]:
+    """An SD 1.x diffusers pipeline's weights in the original single-file layout."""
+    state = {}
+    state |= unet_to_original(pipe.unet.state_dict())
+    state |= vae_to_original(pipe.vae.state_dict())
+    state |= clip_to_original(pipe.text_encoder.state_dict())
+    return {key: value.detach().clone().contiguous() for key, value in state.items()}
+
+
+def write_sd1_single_file(model: Path, path: Path) -> Path:
+    """The diffusers folder ``model`` written as an original-layout SD 1.x ``.safetensors`` file."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
+
+    pipe = StableDiffusionPipeline.from_pretrained(model)
+    save_file(sd1_original_state(pipe), str(path))
+    return path
+
+
+def sd_topology_unet(*, seed: int, **extra):
+    """SD's UNet topology (4 levels of 2 layers, cross attention in the first 3) at small widths."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    config = dict(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 16, 32, 32),
+        layers_per_block=2,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+    return UNet2DConditionModel(**{**config, **extra}).eval()
+
+
+def sd_topology_vae(*, seed: int):
+    """SD's VAE topology (4 levels of 2 layers, attention in the mid block) at small widths."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=2,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+    ).eval()
+
+
+def make_sd1_topology(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny SD 1.x pipeline folder whose weights have an original-layout name each."""
+    from diffusers import StableDiffusionPipeline
+
+    tokenizer = _tokenizer()
+    pipe = StableDiffusionPipeline(
+        vae=sd_topology_vae(seed=seed + 1),
+        text_encoder=_text_encoder(tokenizer, seed=seed + 2),
+        tokenizer=tokenizer,
+        unet=sd_topology_unet(seed=seed + 3),
+        scheduler=_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+    _finish_tokenizers(Path(folder), keep_tokenizer_json=False)
+    return Path(folder)

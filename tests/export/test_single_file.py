@@ -1,0 +1,176 @@
+"""``build-engine FILE.safetensors``: an original-layout SD 1.x checkpoint (written here from a tiny model with
+SD's block topology) builds a bundle whose images match the diffusers-folder build and diffusers'
+``from_single_file``; bad checkpoints are one clear error each, with any bundle left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from sdrt.cli.build_engine import main
+from tests.export.single_file import make_sd1_topology, write_sd1_single_file
+from tests.parity import PSNR_DB, assert_parity, build_bundle, initial_latents
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+PROMPT = "a photo of a red cat"
+OPTIONS = ["--min-size", "64", "--max-size", "64", "--max-batch", "1"]
+PARTS = ["--components", "text_encoder", "unet", "vae_decoder"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """(the tiny diffusers folder, the same model as an original-layout .safetensors file)."""
+    root = tmp_path_factory.mktemp("single-file")
+    folder = make_sd1_topology(root / "model", seed=4)
+    return folder, write_sd1_single_file(folder, root / "tiny-sd1.safetensors")
+
+
+@pytest.fixture(scope="module")
+def bundle(checkpoint, tmp_path_factory):
+    folder, file = checkpoint
+    out = tmp_path_factory.mktemp("single-file-bundle") / "bundle"
+    return build_bundle(file, out, [*OPTIONS, *PARTS, "--config", str(folder)])
+
+
+def _state(pipe, part):
+    return getattr(pipe, part).state_dict()
+
+
+def test_written_checkpoint_loads_back_in_diffusers_with_the_folders_weights(checkpoint):
+    folder, file = checkpoint
+    keys = set(__import__("safetensors.torch", fromlist=["load_file"]).load_file(str(file)))
+    assert any(k.startswith("model.diffusion_model.output_blocks.11.") for k in keys)
+    assert any(k.startswith("first_stage_model.decoder.up.3.block.2.") for k in keys)
+    assert "cond_stage_model.transformer.text_model.final_layer_norm.weight" in keys
+    ours = diffusers.StableDiffusionPipeline.from_pretrained(folder)
+    loaded = diffusers.StableDiffusionPipeline.from_single_file(
+        str(file), config=str(folder), local_files_only=True
+    )
+    for part in ("unet", "vae", "text_encoder"):
+        expected, actual = _state(ours, part), _state(loaded, part)
+        assert expected.keys() == actual.keys(), part
+        for key, value in expected.items():
+            assert torch.equal(value, actual[key].reshape(value.shape)), f"{part}.{key}"
+
+
+def _images(pipe, latents, *, torch_pipe=False):
+    pipe.set_progress_bar_config(disable=True)
+    given = torch.from_numpy(latents) if torch_pipe else latents
+    return pipe(PROMPT, latents=given, num_inference_steps=3, output_type="np").images
+
+
+def test_single_file_bundle_matches_the_folder_bundle_and_diffusers(checkpoint, bundle, tmp_path):
+    from sdrt.cli.inspect import describe_bundle
+    from sdrt.runtime import StableDiffusionPipeline
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    folder, file = checkpoint
+    source = open_bundle(bundle).manifest.source
+    assert source.path == str(file.resolve())
+    record = source.checkpoint
+    assert record["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert (record["bytes"], record["config"]) == (file.stat().st_size, str(folder.resolve()))
+    assert f"sha256 {record['sha256']}, read with --config {folder.resolve()}" in describe_bundle(
+        open_bundle(bundle)
+    )
+    folder_bundle = build_bundle(folder, tmp_path / "folder-bundle", [*OPTIONS, *PARTS])
+    latents = initial_latents((1, 4, 8, 8), seed=11)
+    actual = _images(StableDiffusionPipeline.from_pretrained(bundle, provider="cpu"), latents)
+    from_folder = _images(StableDiffusionPipeline.from_pretrained(folder_bundle, provider="cpu"), latents)
+    reference = diffusers.StableDiffusionPipeline.from_single_file(
+        str(file), config=str(folder), local_files_only=True
+    )
+    expected = _images(reference, latents, torch_pipe=True)
+    assert_parity(actual, from_folder, threshold=PSNR_DB)
+    assert_parity(actual, expected, threshold=PSNR_DB)
+
+
+def test_a_pickle_converts_only_when_allowed(checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    from sdrt.export.errors import CheckpointError
+    from sdrt.export.model.single_file import checkpoint_as_folder
+
+    folder, file = checkpoint
+    ckpt = tmp_path / "tiny-sd1.ckpt"
+    torch.save({"state_dict": load_file(str(file))}, ckpt)
+    with pytest.raises(CheckpointError, match="is a pickle .* pass --allow-pickle"):
+        with checkpoint_as_folder(ckpt, config=folder):
+            pass
+    with checkpoint_as_folder(ckpt, config=folder, allow_pickle=True) as (converted, record):
+        unet = diffusers.UNet2DConditionModel.from_pretrained(converted / "unet")
+        expected = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet").state_dict()
+        assert all(torch.equal(v, unet.state_dict()[k]) for k, v in expected.items())
+        assert record.path == ckpt.resolve()
+    assert not converted.exists()  # the scratch folder goes with the build
+
+
+def test_the_inferred_config_is_taken_from_the_local_hub_cache_only(checkpoint, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from sdrt.export.errors import CheckpointError
+    from sdrt.export.model.single_file_load import checkpoint_config
+
+    folder, file = checkpoint
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(
+        CheckpointError, match="infers a 'v1' checkpoint.*stable-diffusion-v1-5.*pass --config"
+    ):
+        checkpoint_config(file, None)
+    repo = tmp_path / "hub" / "models--stable-diffusion-v1-5--stable-diffusion-v1-5"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    assert checkpoint_config(file, None) == snapshot
+
+
+def _fails(capsys, model, out, said, *options):
+    code = main([str(model), "-o", str(out), *OPTIONS, "-q", *options])
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if "build-engine: error:" in line]) == 1, err
+
+
+def test_bad_checkpoints_are_clear_errors_and_leave_the_bundle_untouched(
+    checkpoint, bundle, tmp_path, capsys
+):
+    from safetensors.torch import load_file, save_file
+
+    folder, file = checkpoint
+    config = ["--config", str(folder)]
+    before = (bundle / "manifest.json").read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    _fails(capsys, truncated, bundle, "is damaged or truncated", *config)
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not read")
+    _fails(capsys, ckpt, bundle, "is a pickle (.ckpt): loading one runs any code it holds", *config)
+    other = folder.parent / "other-model"
+    if not other.exists():
+        from tests.models import make_sd1
+
+        make_sd1(other)  # SD 1.x with 2 levels of 1 layer: the checkpoint's UNet and VAE do not fit
+    _fails(capsys, file, bundle, f"does not match --config {other}", "--config", str(other))
+    state = load_file(str(file))
+    del state["model.diffusion_model.middle_block.1.proj_in.weight"]
+    state["model.diffusion_model.out.2.weight"] = state["model.diffusion_model.out.2.weight"][:2]
+    broken = tmp_path / "broken.safetensors"
+    save_file(state, str(broken))
+    _fails(
+        capsys,
+        broken,
+        bundle,
+        "unet: 1 weights missing from the file (e.g. mid_block.attentions.0.proj_in",
+        *config,
+    )
+    _fails(capsys, file, bundle, "--config", "--config", str(tmp_path))
+    _fails(capsys, folder, bundle, "it is for single-file checkpoints", *config)
+    assert (bundle / "manifest.json").read_bytes() == before
+    assert json.loads(before)["source"]["checkpoint"]["sha256"]
+    assert not list(bundle.parent.glob(".sdrt-checkpoint-*"))
