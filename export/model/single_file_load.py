@@ -4,9 +4,11 @@ weights checked against it with diffusers' own key mapping, then its pipeline lo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,16 +119,40 @@ def save_checkpoint_folder(path: Path, config: Path, folder: Path) -> None:
             f"{path} does not match --config {config} ({cls.__name__}): {'; '.join(problems)}. Pass --config the "
             "folder of the model this checkpoint was trained as (SD 1.x, 2.x, SDXL; base, inpainting...)"
         )
+    with _libraries_quiet():
+        try:
+            pipe = cls.from_single_file(
+                str(path), config=str(config), local_files_only=True, torch_dtype=torch.float32
+            )
+        except (
+            Exception
+        ) as err:  # diffusers and torch raise many kinds for a checkpoint of another architecture
+            raise CheckpointError(
+                f"diffusers cannot load {path} as the {cls.__name__} of --config {config}: {_reason(err)}"
+            ) from err
+        log.info("%s: loaded as a %s, saving it as a diffusers folder", path, cls.__name__)
+        pipe.save_pretrained(str(folder), safe_serialization=True)
+
+
+@contextlib.contextmanager
+def _libraries_quiet() -> Iterator[None]:
+    """diffusers' and transformers' progress bars and advice off while they load and save (the weights were
+    checked key by key before)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = (diffusers_logging, transformers_logging)
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
+    for lib in libraries:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
     try:
-        pipe = cls.from_single_file(
-            str(path), config=str(config), local_files_only=True, torch_dtype=torch.float32
-        )
-    except Exception as err:  # diffusers and torch raise many kinds for a checkpoint of another architecture
-        raise CheckpointError(
-            f"diffusers cannot load {path} as the {cls.__name__} of --config {config}: {_reason(err)}"
-        ) from err
-    log.info("%s: loaded as a %s, saving it as a diffusers folder", path, cls.__name__)
-    pipe.save_pretrained(str(folder), safe_serialization=True)
+        yield
+    finally:
+        for lib, verbosity, bars in saved:
+            lib.set_verbosity(verbosity)
+            if bars:
+                lib.enable_progress_bar()
 
 
 def key_problems(checkpoint: dict[str, Any], config: Path) -> list[str]:
@@ -143,14 +169,16 @@ def key_problems(checkpoint: dict[str, Any], config: Path) -> list[str]:
         params = build()
         missing = [k for k in params if k not in found]
         unexpected = [k for k in found if k not in params]
-        shapes = [k for k in params if k in found and found[k].numel() != params[k].numel()]
+        shapes = [k for k in params if k in found and tuple(found[k].shape) != tuple(params[k].shape)]
         for what, keys in (
             ("missing from the file", missing),
             ("unexpected", unexpected),
             ("of another shape", shapes),
         ):
             if keys:
-                detail = f"{found[keys[0]].shape} vs {params[keys[0]].shape}" if what.startswith("of") else ""
+                key, detail = keys[0], ""
+                if what.startswith("of"):
+                    detail = f"{tuple(found[key].shape)} in the file, {tuple(params[key].shape)} in the model"
                 problems.append(
                     f"{part}: {len(keys)} weights {what} (e.g. {keys[0]} {detail})".replace(" )", ")")
                 )
@@ -159,10 +187,9 @@ def key_problems(checkpoint: dict[str, Any], config: Path) -> list[str]:
 
 def _mapped_parts(checkpoint: dict[str, Any], config: Path):
     """(part, its weights mapped by diffusers from the checkpoint, its parameters) for each part diffusers
-    maps from the original layout: the UNet, the VAE and a CLIP text encoder."""
+    maps from the original layout: the UNet, the VAE and the CLIP text encoders it recognises."""
     import diffusers
     from diffusers.loaders.single_file_model import SINGLE_FILE_LOADABLE_CLASSES
-    from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint, is_clip_model
 
     index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
     for part, entry in sorted(index.items()):
@@ -173,45 +200,66 @@ def _mapped_parts(checkpoint: dict[str, Any], config: Path):
             cls = getattr(diffusers, entry[1])
             module_config = dict(cls.load_config(str(config / part)))
             found = functools.partial(mapping, checkpoint=checkpoint, config=module_config)
-            yield part, found, _meta_state(functools.partial(cls.from_config, module_config))
-        elif part == "text_encoder" and entry[1] == "CLIPTextModel" and is_clip_model(checkpoint):
             yield (
                 part,
-                lambda: _without_ids(convert_ldm_clip_checkpoint(checkpoint)),
-                _clip_state(config / part),
+                found,
+                functools.partial(_meta_state, functools.partial(cls.from_config, module_config)),
             )
+        elif part.startswith("text_encoder") and entry[1] in ("CLIPTextModel", "CLIPTextModelWithProjection"):
+            converter = _clip_converter(part, checkpoint)
+            if converter is not None:
+                model = functools.partial(_meta_clip, config / part, entry[1])
+                yield (
+                    part,
+                    functools.partial(_clip_found, converter, model),
+                    functools.partial(_clip_params, model),
+                )
 
 
-def _meta_state(make):
+def _meta_state(make) -> dict[str, Any]:
     """The parameters (names and shapes) of the module ``make()`` builds, without memory for them."""
+    import torch
 
-    def state():
-        import torch
-
-        with torch.device("meta"):
-            return make().state_dict()
-
-    return state
+    with torch.device("meta"):
+        return make().state_dict()
 
 
-def _clip_state(folder: Path):
-    """A CLIP text encoder's parameters, named as diffusers' mapping names them (with ``text_model.``)."""
+def _meta_clip(folder: Path, class_name: str):
+    import torch
+    import transformers
 
-    def state():
-        import transformers
-
-        config = transformers.CLIPTextConfig.from_pretrained(str(folder))
-        params = _meta_state(lambda: transformers.CLIPTextModel(config))()
-        return _without_ids(
-            {(k if k.startswith("text_model.") else "text_model." + k): v for k, v in params.items()}
-        )
-
-    return state
+    cls = getattr(transformers, class_name)
+    with torch.device("meta"):
+        return cls(cls.config_class.from_pretrained(str(folder)))
 
 
-def _without_ids(state: dict[str, Any]) -> dict[str, Any]:
-    """CLIP's ``position_ids`` is a buffer some checkpoints hold and transformers 5 does not save."""
-    return {k: v for k, v in state.items() if not k.endswith("position_ids")}
+def _clip_converter(part: str, checkpoint: dict[str, Any]):
+    """diffusers' mapping of the text encoder ``part`` from the checkpoint's original keys: OpenAI CLIP (SD 1.x,
+    SDXL's first encoder) or OpenCLIP (SD 2.x, SDXL's second), as diffusers tells them apart."""
+    from diffusers.loaders import single_file_utils as sfu
+
+    if part == "text_encoder" and (sfu.is_clip_model(checkpoint) or sfu.is_clip_sdxl_model(checkpoint)):
+        return lambda model: sfu.convert_ldm_clip_checkpoint(checkpoint)
+    if part == "text_encoder" and sfu.is_open_clip_model(checkpoint):
+        return lambda model: sfu.convert_open_clip_checkpoint(model, checkpoint)
+    if part == "text_encoder_2" and sfu.is_open_clip_sdxl_model(checkpoint):
+        prefix = "conditioner.embedders.1.model."
+        return lambda model: sfu.convert_open_clip_checkpoint(model, checkpoint, prefix=prefix)
+    return None
+
+
+def _clip_found(converter, model) -> dict[str, Any]:
+    return _clip_names(converter(model()))
+
+
+def _clip_params(model) -> dict[str, Any]:
+    return _clip_names(model().state_dict())
+
+
+def _clip_names(state: dict[str, Any]) -> dict[str, Any]:
+    """Keys without the ``text_model.`` level (transformers 5 flattened CLIPTextModel), and without the
+    ``position_ids`` buffer some checkpoints hold and transformers 5 does not save."""
+    return {k.removeprefix("text_model."): v for k, v in state.items() if not k.endswith("position_ids")}
 
 
 def _reason(err: BaseException) -> str:

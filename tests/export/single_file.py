@@ -131,22 +131,70 @@ def clip_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def sd1_original_state(pipe) -> dict[str, torch.Tensor]:
-    """An SD 1.x diffusers pipeline's weights in the original single-file layout."""
+_OPEN_CLIP_PARTS = [
+    ("layer_norm1.", "ln_1."),
+    ("layer_norm2.", "ln_2."),
+    ("mlp.fc1.", "mlp.c_fc."),
+    ("mlp.fc2.", "mlp.c_proj."),
+    ("self_attn.out_proj.", "attn.out_proj."),
+]
+_OPEN_CLIP_LAYERS = {
+    "embeddings.position_embedding.weight": "positional_embedding",
+    "embeddings.token_embedding.weight": "token_embedding.weight",
+    "final_layer_norm.weight": "ln_final.weight",
+    "final_layer_norm.bias": "ln_final.bias",
+}
+
+
+def open_clip_to_original(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A CLIP text encoder in OpenCLIP's layout (SD 2.x, SDXL's second encoder): ``transformer.resblocks.N``,
+    q/k/v stacked as ``attn.in_proj_*``, ``text_projection`` as a (hidden, projection) matrix."""
+    out = {}
+    stacked: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        key = key.removeprefix("text_model.")
+        if key.endswith("position_ids"):
+            continue
+        if key in _OPEN_CLIP_LAYERS:
+            out[prefix + _OPEN_CLIP_LAYERS[key]] = value
+        elif key == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T
+        elif ".self_attn." in key and "_proj." in key and "out_proj" not in key:
+            layer, _, rest = key.removeprefix("encoder.layers.").partition(".self_attn.")
+            which, _, kind = rest.partition("_proj.")  # q|k|v, weight|bias
+            stacked.setdefault(f"transformer.resblocks.{layer}.attn.in_proj_{kind}", {})[which] = value
+        else:
+            layer, _, rest = key.removeprefix("encoder.layers.").partition(".")
+            for ours, theirs in _OPEN_CLIP_PARTS:
+                rest = rest.replace(ours, theirs)
+            out[prefix + f"transformer.resblocks.{layer}.{rest}"] = value
+    for key, parts in stacked.items():
+        out[prefix + key] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out
+
+
+def original_state(pipe, kind: str) -> dict[str, torch.Tensor]:
+    """An SD 1.x (``sd1``) or 2.x (``sd2``) diffusers pipeline's weights in the original single-file layout."""
     state = {}
     state |= unet_to_original(pipe.unet.state_dict())
     state |= vae_to_original(pipe.vae.state_dict())
-    state |= clip_to_original(pipe.text_encoder.state_dict())
+    text = pipe.text_encoder.state_dict()
+    if kind == "sd2":
+        state |= open_clip_to_original(text, "cond_stage_model.model.")
+        hidden = pipe.text_encoder.config.hidden_size
+        state["cond_stage_model.model.text_projection"] = torch.eye(hidden)  # SD 2 files hold one, unused
+    else:
+        state |= clip_to_original(text)
     return {key: value.detach().clone().contiguous() for key, value in state.items()}
 
 
-def write_sd1_single_file(model: Path, path: Path) -> Path:
-    """The diffusers folder ``model`` written as an original-layout SD 1.x ``.safetensors`` file."""
+def write_single_file(model: Path, path: Path, kind: str = "sd1") -> Path:
+    """The diffusers folder ``model`` written as an original-layout ``.safetensors`` file."""
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import save_file
 
     pipe = StableDiffusionPipeline.from_pretrained(model)
-    save_file(sd1_original_state(pipe), str(path))
+    save_file(original_state(pipe, kind), str(path))
     return path
 
 
@@ -186,17 +234,26 @@ def sd_topology_vae(*, seed: int):
     ).eval()
 
 
-def make_sd1_topology(folder: Path, *, seed: int = 0) -> Path:
-    """A tiny SD 1.x pipeline folder whose weights have an original-layout name each."""
+def make_sd_topology(folder: Path, kind: str = "sd1", *, seed: int = 0) -> Path:
+    """A tiny SD 1.x (``sd1``) or 2.x v-prediction (``sd2``: linear projections, per-block heads, upcast
+    attention, a GELU text encoder) pipeline folder whose weights have an original-layout name each."""
     from diffusers import StableDiffusionPipeline
 
-    tokenizer = _tokenizer()
+    sd2 = kind == "sd2"
+    tokenizer = _tokenizer(pad_token="!" if sd2 else "<|endoftext|>")
+    unet = (
+        sd_topology_unet(
+            seed=seed + 3, use_linear_projection=True, attention_head_dim=[2, 2, 4, 4], upcast_attention=True
+        )
+        if sd2
+        else sd_topology_unet(seed=seed + 3)
+    )
     pipe = StableDiffusionPipeline(
         vae=sd_topology_vae(seed=seed + 1),
-        text_encoder=_text_encoder(tokenizer, seed=seed + 2),
+        text_encoder=_text_encoder(tokenizer, seed=seed + 2, **({"hidden_act": "gelu"} if sd2 else {})),
         tokenizer=tokenizer,
-        unet=sd_topology_unet(seed=seed + 3),
-        scheduler=_scheduler(),
+        unet=unet,
+        scheduler=_scheduler(prediction_type="v_prediction" if sd2 else "epsilon"),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,

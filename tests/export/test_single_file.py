@@ -9,9 +9,10 @@ import json
 import shutil
 
 import pytest
+from safetensors.torch import load_file
 
 from sdrt.cli.build_engine import main
-from tests.export.single_file import make_sd1_topology, write_sd1_single_file
+from tests.export.single_file import make_sd_topology, write_single_file
 from tests.parity import PSNR_DB, assert_parity, build_bundle, initial_latents
 
 torch = pytest.importorskip("torch")
@@ -26,8 +27,8 @@ PARTS = ["--components", "text_encoder", "unet", "vae_decoder"]
 def checkpoint(tmp_path_factory):
     """(the tiny diffusers folder, the same model as an original-layout .safetensors file)."""
     root = tmp_path_factory.mktemp("single-file")
-    folder = make_sd1_topology(root / "model", seed=4)
-    return folder, write_sd1_single_file(folder, root / "tiny-sd1.safetensors")
+    folder = make_sd_topology(root / "model", seed=4)
+    return folder, write_single_file(folder, root / "tiny-sd1.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def _state(pipe, part):
 
 def test_written_checkpoint_loads_back_in_diffusers_with_the_folders_weights(checkpoint):
     folder, file = checkpoint
-    keys = set(__import__("safetensors.torch", fromlist=["load_file"]).load_file(str(file)))
+    keys = set(load_file(str(file)))
     assert any(k.startswith("model.diffusion_model.output_blocks.11.") for k in keys)
     assert any(k.startswith("first_stage_model.decoder.up.3.block.2.") for k in keys)
     assert "cond_stage_model.transformer.text_model.final_layer_norm.weight" in keys
@@ -91,8 +92,6 @@ def test_single_file_bundle_matches_the_folder_bundle_and_diffusers(checkpoint, 
 
 
 def test_a_pickle_converts_only_when_allowed(checkpoint, tmp_path):
-    from safetensors.torch import load_file
-
     from sdrt.export.errors import CheckpointError
     from sdrt.export.model.single_file import checkpoint_as_folder
 
@@ -140,7 +139,7 @@ def _fails(capsys, model, out, said, *options):
 def test_bad_checkpoints_are_clear_errors_and_leave_the_bundle_untouched(
     checkpoint, bundle, tmp_path, capsys
 ):
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     folder, file = checkpoint
     config = ["--config", str(folder)]
@@ -174,3 +173,27 @@ def test_bad_checkpoints_are_clear_errors_and_leave_the_bundle_untouched(
     assert (bundle / "manifest.json").read_bytes() == before
     assert json.loads(before)["source"]["checkpoint"]["sha256"]
     assert not list(bundle.parent.glob(".sdrt-checkpoint-*"))
+
+
+def test_sd2_v_prediction_checkpoint_matches_diffusers(checkpoint, tmp_path, capsys):
+    """SD 2.x: OpenCLIP's text encoder layout (stacked q/k/v), linear projections, v-prediction."""
+    from sdrt.runtime import StableDiffusionPipeline
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    folder = make_sd_topology(tmp_path / "sd2", "sd2", seed=6)
+    file = write_single_file(folder, tmp_path / "tiny-sd2.safetensors", "sd2")
+    assert "cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight" in load_file(str(file))
+    bundle = build_bundle(file, tmp_path / "bundle", [*OPTIONS, *PARTS, "--config", str(folder)])
+    manifest = open_bundle(bundle).manifest
+    assert (manifest.model_type, manifest.prediction_type) == ("sd2", "v_prediction")
+    latents = initial_latents((1, 4, 8, 8), seed=12)
+    actual = _images(StableDiffusionPipeline.from_pretrained(bundle, provider="cpu"), latents)
+    loaded = diffusers.StableDiffusionPipeline.from_single_file(
+        str(file), config=str(folder), local_files_only=True
+    )
+    assert_parity(actual, _images(loaded, latents, torch_pipe=True), threshold=PSNR_DB)
+    from_folder = diffusers.StableDiffusionPipeline.from_pretrained(folder)
+    assert_parity(actual, _images(from_folder, latents, torch_pipe=True), threshold=PSNR_DB)
+    sd1_file = checkpoint[1]  # an SD 1.x file read as SD 2: its convolutions where SD 2 has linear layers
+    _fails(capsys, sd1_file, tmp_path / "out", "unet: 32 weights of another shape", "--config", str(folder))
+    assert not (tmp_path / "out").exists()
