@@ -21,30 +21,42 @@ VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
 
 
-def _unet_renames() -> list[tuple[str, str]]:
-    """(diffusers prefix, original prefix) of SD's UNet, most specific first."""
+def _unet_renames(config) -> list[tuple[str, str]]:
+    """(diffusers prefix, original prefix) of an SD-style UNet: each level's layers and its down/upsampler
+    numbered in one ``input_blocks`` / ``output_blocks`` sequence, a layer's attention as its ``.1``."""
     pairs = [
         ("time_embedding.linear_1.", "time_embed.0."),
         ("time_embedding.linear_2.", "time_embed.2."),
+        ("add_embedding.linear_1.", "label_emb.0.0."),  # SDXL's text_time embedding
+        ("add_embedding.linear_2.", "label_emb.0.2."),
         ("conv_in.", "input_blocks.0.0."),
         ("conv_norm_out.", "out.0."),
         ("conv_out.", "out.2."),
         ("mid_block.attentions.0.", "middle_block.1."),
     ]
-    for j in range(2):
-        pairs.append((f"mid_block.resnets.{j}.", f"middle_block.{2 * j}."))
-    for i in range(4):
-        for j in range(2):
-            pairs.append((f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{3 * i + j + 1}.0."))
-            if i < 3:
-                pairs.append((f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{3 * i + j + 1}.1."))
-        for j in range(3):
-            pairs.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{3 * i + j}.0."))
-            if i > 0:
-                pairs.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{3 * i + j}.1."))
-        if i < 3:
-            pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{3 * (i + 1)}.0.op."))
-            pairs.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{3 * i + 2}.{1 if i == 0 else 2}."))
+    pairs += [(f"mid_block.resnets.{j}.", f"middle_block.{2 * j}.") for j in range(2)]
+    layers, downs, ups = config["layers_per_block"], config["down_block_types"], config["up_block_types"]
+    step = layers + 1
+    for i, kind in enumerate(downs):
+        for j in range(layers):
+            pairs.append((f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{step * i + j + 1}.0."))
+            if "CrossAttn" in kind:
+                pairs.append((f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{step * i + j + 1}.1."))
+        if i < len(downs) - 1:
+            pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{step * (i + 1)}.0.op."))
+    for i, kind in enumerate(ups):
+        attention = "CrossAttn" in kind
+        for j in range(step):
+            pairs.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{step * i + j}.0."))
+            if attention:
+                pairs.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{step * i + j}.1."))
+        if i < len(ups) - 1:
+            pairs.append(
+                (
+                    f"up_blocks.{i}.upsamplers.0.",
+                    f"output_blocks.{step * i + layers}.{2 if attention else 1}.",
+                )
+            )
     return pairs
 
 
@@ -65,8 +77,8 @@ def _rename(key: str, pairs: list[tuple[str, str]]) -> str:
     raise KeyError(f"no original-layout name for {key}")
 
 
-def unet_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
+def unet_to_original(state: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
+    out, renames = {}, _unet_renames(config)
     for key, value in state.items():
         if ".resnets." in key:
             block, _, rest = key.partition(".resnets.")
@@ -75,7 +87,7 @@ def unet_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 (theirs + name[len(ours) :] for ours, theirs in _UNET_RESNET if name.startswith(ours)), name
             )
             key = f"{block}.resnets.{index}.{name}"
-        out[UNET_PREFIX + _rename(key, _unet_renames())] = value
+        out[UNET_PREFIX + _rename(key, renames)] = value
     return out
 
 
@@ -123,10 +135,10 @@ def vae_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def clip_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def clip_to_original(state: dict[str, torch.Tensor], prefix: str = CLIP_PREFIX) -> dict[str, torch.Tensor]:
     """transformers 5 may save CLIPTextModel without the ``text_model.`` level original checkpoints have."""
     return {
-        CLIP_PREFIX + (key if key.startswith("text_model.") else "text_model." + key): value
+        prefix + (key if key.startswith("text_model.") else "text_model." + key): value
         for key, value in state.items()
     }
 
@@ -174,12 +186,16 @@ def open_clip_to_original(state: dict[str, torch.Tensor], prefix: str) -> dict[s
 
 
 def original_state(pipe, kind: str) -> dict[str, torch.Tensor]:
-    """An SD 1.x (``sd1``) or 2.x (``sd2``) diffusers pipeline's weights in the original single-file layout."""
+    """An SD 1.x (``sd1``), 2.x (``sd2``) or SDXL (``sdxl``) diffusers pipeline's weights in the original
+    single-file layout."""
     state = {}
-    state |= unet_to_original(pipe.unet.state_dict())
+    state |= unet_to_original(pipe.unet.state_dict(), pipe.unet.config)
     state |= vae_to_original(pipe.vae.state_dict())
     text = pipe.text_encoder.state_dict()
-    if kind == "sd2":
+    if kind == "sdxl":
+        state |= clip_to_original(text, "conditioner.embedders.0.transformer.")
+        state |= open_clip_to_original(pipe.text_encoder_2.state_dict(), "conditioner.embedders.1.model.")
+    elif kind == "sd2":
         state |= open_clip_to_original(text, "cond_stage_model.model.")
         hidden = pipe.text_encoder.config.hidden_size
         state["cond_stage_model.model.text_projection"] = torch.eye(hidden)  # SD 2 files hold one, unused
@@ -190,10 +206,10 @@ def original_state(pipe, kind: str) -> dict[str, torch.Tensor]:
 
 def write_single_file(model: Path, path: Path, kind: str = "sd1") -> Path:
     """The diffusers folder ``model`` written as an original-layout ``.safetensors`` file."""
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
     from safetensors.torch import save_file
 
-    pipe = StableDiffusionPipeline.from_pretrained(model)
+    pipe = DiffusionPipeline.from_pretrained(model)
     save_file(original_state(pipe, kind), str(path))
     return path
 
@@ -260,4 +276,59 @@ def make_sd_topology(folder: Path, kind: str = "sd1", *, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(folder)
     _finish_tokenizers(Path(folder), keep_tokenizer_json=False)
+    return Path(folder)
+
+
+def _sdxl_unet(*, seed: int, cross_attention_dim: int, projection_dim: int):
+    """SDXL's UNet topology (3 levels of 2 layers, cross attention in the last 2, text_time) at small widths."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 1, 2),
+        attention_head_dim=(2, 2, 4),
+        use_linear_projection=True,
+        cross_attention_dim=cross_attention_dim,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=projection_dim + 6 * 8,
+        norm_num_groups=8,
+    ).eval()
+
+
+def make_sdxl_topology(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny SDXL pipeline folder in SDXL's topology. The two text encoders differ in width (32 and 48),
+    since diffusers tells SDXL's two encoders apart in a single file by their widths (768 and 1280)."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTextModelWithProjection
+
+    from tests.models import _text_config
+
+    tokenizer, tokenizer_2 = _tokenizer(), _tokenizer(pad_token="!")
+    torch.manual_seed(seed + 4)
+    config_2 = _text_config(tokenizer_2, hidden_act="gelu")
+    config_2.hidden_size, config_2.intermediate_size = 48, 96
+    pipe = StableDiffusionXLPipeline(
+        vae=sd_topology_vae(seed=seed + 1),
+        text_encoder=_text_encoder(tokenizer, seed=seed + 2),
+        text_encoder_2=CLIPTextModelWithProjection(config_2).eval(),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=_sdxl_unet(seed=seed + 3, cross_attention_dim=32 + 48, projection_dim=config_2.projection_dim),
+        scheduler=EulerDiscreteScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            steps_offset=1,
+            timestep_spacing="leading",
+        ),
+        force_zeros_for_empty_prompt=True,
+    )
+    pipe.save_pretrained(folder)
+    _finish_tokenizers(Path(folder), keep_tokenizer_json=True)
     return Path(folder)

@@ -12,7 +12,7 @@ import pytest
 from safetensors.torch import load_file
 
 from sdrt.cli.build_engine import main
-from tests.export.single_file import make_sd_topology, write_single_file
+from tests.export.single_file import make_sd_topology, make_sdxl_topology, write_single_file
 from tests.parity import PSNR_DB, assert_parity, build_bundle, initial_latents
 
 torch = pytest.importorskip("torch")
@@ -197,3 +197,25 @@ def test_sd2_v_prediction_checkpoint_matches_diffusers(checkpoint, tmp_path, cap
     sd1_file = checkpoint[1]  # an SD 1.x file read as SD 2: its convolutions where SD 2 has linear layers
     _fails(capsys, sd1_file, tmp_path / "out", "unet: 32 weights of another shape", "--config", str(folder))
     assert not (tmp_path / "out").exists()
+
+
+def test_sdxl_checkpoint_matches_diffusers(tmp_path):
+    """SDXL: two text encoders (``conditioner.embedders.0`` OpenAI CLIP, ``.1`` OpenCLIP with projection),
+    the text_time embedding (``label_emb``), 3 levels with attention in the last 2."""
+    from sdrt.runtime import StableDiffusionXLPipeline
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    folder = make_sdxl_topology(tmp_path / "sdxl", seed=8)
+    file = write_single_file(folder, tmp_path / "tiny-sdxl.safetensors", "sdxl")
+    assert "model.diffusion_model.label_emb.0.2.weight" in load_file(str(file))
+    parts = [*PARTS, "text_encoder_2"]
+    bundle = build_bundle(file, tmp_path / "bundle", [*OPTIONS, *parts, "--config", str(folder)])
+    assert open_bundle(bundle).manifest.model_type == "sdxl"
+    latents = initial_latents((1, 4, 8, 8), seed=13)
+    actual = _images(StableDiffusionXLPipeline.from_pretrained(bundle, provider="cpu"), latents)
+    loaded = diffusers.StableDiffusionXLPipeline.from_single_file(
+        str(file), config=str(folder), local_files_only=True
+    )
+    assert_parity(actual, _images(loaded, latents, torch_pipe=True), threshold=PSNR_DB)
+    from_folder = diffusers.StableDiffusionXLPipeline.from_pretrained(folder)
+    assert_parity(actual, _images(from_folder, latents, torch_pipe=True), threshold=PSNR_DB)
