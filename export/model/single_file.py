@@ -64,16 +64,48 @@ def checkpoint_as_folder(
         yield path, None
         return
     check_file(path, allow_pickle=allow_pickle)
-    from .single_file_load import checkpoint_config, save_checkpoint_folder
-
-    config_dir = checkpoint_config(path, config)
     from sdrt.runtime.bundle.integrity import file_sha256
 
-    checkpoint = Checkpoint(path.resolve(), path.stat().st_size, file_sha256(path), config_dir.resolve())
+    from .single_file_load import checkpoint_config, save_checkpoint_folder
+
     with tempfile.TemporaryDirectory(prefix=".sdrt-checkpoint-", dir=_scratch_parent(scratch_dir)) as scratch:
+        readable = path
+        if path.suffix.lower() in PICKLE_SUFFIXES:  # its tensors re-saved: diffusers never opens a pickle
+            readable = unpickle_to_safetensors(path, Path(scratch) / "checkpoint.safetensors")
+        config_dir = checkpoint_config(path, config, readable=readable)
+        checkpoint = Checkpoint(path.resolve(), path.stat().st_size, file_sha256(path), config_dir.resolve())
         folder = Path(scratch) / "model"
-        save_checkpoint_folder(path, config_dir, folder)
+        save_checkpoint_folder(path, config_dir, folder, readable=readable)
         yield folder, checkpoint
+
+
+def unpickle_to_safetensors(path: Path, target: Path) -> Path:
+    """The state dict of the pickle ``path`` (its ``state_dict`` entry, as diffusers takes it), tensors only,
+    saved as ``target``. Unpickling runs what the file holds: only after ``--allow-pickle``."""
+    import torch
+    from safetensors.torch import save_file
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as err:  # pickle, zipfile and torch raise many kinds for a damaged file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path} cannot be unpickled ({reason}); it is damaged, download it again"
+        ) from err
+    while isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    tensors = (
+        {k: v for k, v in state.items() if isinstance(v, torch.Tensor)} if isinstance(state, dict) else {}
+    )
+    if not tensors:
+        raise CheckpointError(
+            f"{path} holds no tensors (found {type(state).__name__}); it is not a model checkpoint"
+        )
+    skipped = len(state) - len(tensors)
+    if skipped:
+        log.info("%s: %d entries that are not tensors left out", path, skipped)
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(target))
+    return target
 
 
 def _scratch_parent(scratch_dir: str | Path | None) -> str | None:

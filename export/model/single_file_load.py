@@ -22,9 +22,10 @@ _CONFIG_HINT = (
 )
 
 
-def checkpoint_config(path: Path, config: str | Path | None) -> Path:
+def checkpoint_config(path: Path, config: str | Path | None, *, readable: Path | None = None) -> Path:
     """The diffusers folder ``path`` is read with: ``config``, or the one diffusers infers when the local
-    Hugging Face cache has it (sdrt fetches nothing)."""
+    Hugging Face cache has it (sdrt fetches nothing). ``readable``: the file the tensors are read from (a
+    pickle's re-saved as safetensors), ``path`` by default."""
     if config is not None:
         config = Path(config)
         if not (config / "model_index.json").is_file():
@@ -33,7 +34,7 @@ def checkpoint_config(path: Path, config: str | Path | None) -> Path:
             )
         pipeline_class(config)
         return config
-    model_type, repo = inferred_model_type(path)
+    model_type, repo = inferred_model_type(readable or path)
     cached = _cached_snapshot(repo)
     if cached is None:
         raise CheckpointError(
@@ -58,10 +59,7 @@ def inferred_model_type(path: Path) -> tuple[str, str]:
 
 
 def _shapes(path: Path) -> dict[str, Any]:
-    """The checkpoint's tensors as meta tensors (names and shapes, read from a safetensors header), or the
-    checkpoint itself for a pickle."""
-    if path.suffix.lower() != ".safetensors":
-        return load_checkpoint(path)
+    """The checkpoint's tensors as meta tensors: names and shapes, read from its safetensors header."""
     import torch
     from safetensors import safe_open
 
@@ -97,7 +95,7 @@ def pipeline_class(config: Path) -> type:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's state dict, read as diffusers reads it (a pickle with torch's ``weights_only``)."""
+    """The checkpoint's state dict (a safetensors file), read as diffusers reads it."""
     from diffusers.loaders.single_file_utils import load_single_file_checkpoint
 
     try:
@@ -108,12 +106,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from err
 
 
-def save_checkpoint_folder(path: Path, config: Path, folder: Path) -> None:
-    """Load ``path`` with diffusers' ``from_single_file(config=config)`` and save it into ``folder``."""
+def save_checkpoint_folder(path: Path, config: Path, folder: Path, *, readable: Path | None = None) -> None:
+    """Load ``path`` (from ``readable`` where given) with diffusers' ``from_single_file(config=config)`` and
+    save it into ``folder``."""
     import torch
 
     cls = pipeline_class(config)
-    problems = key_problems(load_checkpoint(path), config)
+    readable = readable or path
+    problems = key_problems(load_checkpoint(readable), config)
     if problems:
         raise CheckpointError(
             f"{path} does not match --config {config} ({cls.__name__}): {'; '.join(problems)}. Pass --config the "
@@ -122,7 +122,7 @@ def save_checkpoint_folder(path: Path, config: Path, folder: Path) -> None:
     with _libraries_quiet():
         try:
             pipe = cls.from_single_file(
-                str(path), config=str(config), local_files_only=True, torch_dtype=torch.float32
+                str(readable), config=str(config), local_files_only=True, torch_dtype=torch.float32
             )
         except (
             Exception

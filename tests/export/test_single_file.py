@@ -92,12 +92,15 @@ def test_single_file_bundle_matches_the_folder_bundle_and_diffusers(checkpoint, 
 
 
 def test_a_pickle_converts_only_when_allowed(checkpoint, tmp_path):
+    """A1111-era .ckpt files hold more than tensors (here a step count and a callbacks object, which torch's
+    weights_only loading diffusers uses refuses); with --allow-pickle they are unpickled and their tensors
+    taken."""
     from sdrt.export.errors import CheckpointError
     from sdrt.export.model.single_file import checkpoint_as_folder
 
     folder, file = checkpoint
     ckpt = tmp_path / "tiny-sd1.ckpt"
-    torch.save({"state_dict": load_file(str(file))}, ckpt)
+    torch.save({"global_step": 7, "callbacks": _Callbacks(), "state_dict": load_file(str(file))}, ckpt)
     with pytest.raises(CheckpointError, match="is a pickle .* pass --allow-pickle"):
         with checkpoint_as_folder(ckpt, config=folder):
             pass
@@ -105,8 +108,17 @@ def test_a_pickle_converts_only_when_allowed(checkpoint, tmp_path):
         unet = diffusers.UNet2DConditionModel.from_pretrained(converted / "unet")
         expected = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet").state_dict()
         assert all(torch.equal(v, unet.state_dict()[k]) for k, v in expected.items())
-        assert record.path == ckpt.resolve()
+        assert (record.path, record.bytes) == (ckpt.resolve(), ckpt.stat().st_size)
     assert not converted.exists()  # the scratch folder goes with the build
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cannot be unpickled"):
+        with checkpoint_as_folder(truncated, config=folder, allow_pickle=True):
+            pass
+
+
+class _Callbacks:
+    """An object of the kind PyTorch Lightning pickles into checkpoints."""
 
 
 def test_the_inferred_config_is_taken_from_the_local_hub_cache_only(checkpoint, tmp_path, monkeypatch):
