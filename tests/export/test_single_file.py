@@ -121,7 +121,9 @@ class _Callbacks:
     """An object of the kind PyTorch Lightning pickles into checkpoints."""
 
 
-def test_the_inferred_config_is_taken_from_the_local_hub_cache_only(checkpoint, tmp_path, monkeypatch):
+def test_the_inferred_config_is_taken_from_the_local_hub_cache_only(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
     import huggingface_hub.constants
 
     from sdrt.export.errors import CheckpointError
@@ -133,6 +135,8 @@ def test_the_inferred_config_is_taken_from_the_local_hub_cache_only(checkpoint, 
         CheckpointError, match="infers a 'v1' checkpoint.*stable-diffusion-v1-5.*pass --config"
     ):
         checkpoint_config(file, None)
+    _fails(capsys, file, tmp_path / "out", "diffusers infers a 'v1' checkpoint")  # before any work
+    assert not (tmp_path / "out").exists()
     repo = tmp_path / "hub" / "models--stable-diffusion-v1-5--stable-diffusion-v1-5"
     snapshot = repo / "snapshots" / ("0" * 40)
     shutil.copytree(folder, snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
