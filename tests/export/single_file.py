@@ -251,24 +251,22 @@ def sd_topology_vae(*, seed: int):
 
 
 def make_sd_topology(folder: Path, kind: str = "sd1", *, seed: int = 0) -> Path:
-    """A tiny SD 1.x (``sd1``) or 2.x v-prediction (``sd2``: linear projections, per-block heads, upcast
-    attention, a GELU text encoder) pipeline folder whose weights have an original-layout name each."""
-    from diffusers import StableDiffusionPipeline
+    """A tiny SD 1.x (``sd1``), SD 1.x inpainting (``inpaint``: a 9-channel UNet) or 2.x v-prediction (``sd2``:
+    linear projections, per-block heads, upcast attention, a GELU text encoder) pipeline folder whose weights
+    have an original-layout name each."""
+    import diffusers
 
     sd2 = kind == "sd2"
     tokenizer = _tokenizer(pad_token="!" if sd2 else "<|endoftext|>")
-    unet = (
-        sd_topology_unet(
-            seed=seed + 3, use_linear_projection=True, attention_head_dim=[2, 2, 4, 4], upcast_attention=True
-        )
-        if sd2
-        else sd_topology_unet(seed=seed + 3)
-    )
-    pipe = StableDiffusionPipeline(
+    extra = {"in_channels": 9} if kind == "inpaint" else {}
+    if sd2:
+        extra = {"use_linear_projection": True, "attention_head_dim": [2, 2, 4, 4], "upcast_attention": True}
+    cls = diffusers.StableDiffusionInpaintPipeline if kind == "inpaint" else diffusers.StableDiffusionPipeline
+    pipe = cls(
         vae=sd_topology_vae(seed=seed + 1),
         text_encoder=_text_encoder(tokenizer, seed=seed + 2, **({"hidden_act": "gelu"} if sd2 else {})),
         tokenizer=tokenizer,
-        unet=unet,
+        unet=sd_topology_unet(seed=seed + 3, **extra),
         scheduler=_scheduler(prediction_type="v_prediction" if sd2 else "epsilon"),
         safety_checker=None,
         feature_extractor=None,

@@ -117,6 +117,22 @@ def test_a_pickle_converts_only_when_allowed(checkpoint, tmp_path):
             pass
 
 
+def test_an_inpainting_checkpoint_converts_with_an_inpainting_config(tmp_path):
+    """The pipeline class comes from --config: a 9-channel UNet as StableDiffusionInpaintPipeline."""
+    from sdrt.export.model.folder import inspect_model_folder
+    from sdrt.export.model.single_file import checkpoint_as_folder
+    from sdrt.export.model.single_file_load import inferred_model_type
+
+    folder = make_sd_topology(tmp_path / "inpaint", "inpaint", seed=9)
+    file = write_single_file(folder, tmp_path / "tiny-inpaint.safetensors")
+    assert inferred_model_type(file)[0] == "inpainting"
+    with checkpoint_as_folder(file, config=folder) as (converted, _):
+        assert inspect_model_folder(converted).model_type == "inpaint"
+        unet = diffusers.UNet2DConditionModel.from_pretrained(converted / "unet").state_dict()
+        expected = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet").state_dict()
+        assert all(torch.equal(v, unet[k]) for k, v in expected.items())
+
+
 class _Callbacks:
     """An object of the kind PyTorch Lightning pickles into checkpoints."""
 
