@@ -72,6 +72,11 @@ def _checkpoint_line(checkpoint: dict) -> str:
     return f"checkpoint   single file, {size}, sha256 {sha}, read with --config {checkpoint.get('config')}"
 
 
+def _config_option(bundle: Bundle) -> str:
+    checkpoint = bundle.manifest.source.checkpoint
+    return f" --config {checkpoint['config']}" if checkpoint and checkpoint.get("config") else ""
+
+
 def verify_bundle(bundle: Bundle) -> str:
     """Every file each component records, checked against its size and sha256; a ``BundleError`` lists
     what does not match, with the command that rebuilds it."""
@@ -84,7 +89,7 @@ def verify_bundle(bundle: Bundle) -> str:
     if problems:
         raise BundleError(
             f"{bundle.path} is damaged: {'; '.join(problems)}. Rebuild it with: "
-            f"build-engine {bundle.manifest.source.path} -o {bundle.path}"
+            f"build-engine {bundle.manifest.source.path} -o {bundle.path}{_config_option(bundle)}"
         )
     checked = sum(len(record.checksums) for record in bundle.components.values())
     note = (

@@ -207,6 +207,21 @@ def test_bad_checkpoints_are_clear_errors_and_leave_the_bundle_untouched(
     assert not list(bundle.parent.glob(".sdrt-checkpoint-*"))
 
 
+def test_a_damaged_single_file_bundle_names_the_command_that_rebuilds_it(checkpoint, bundle, tmp_path):
+    from sdrt.cli.inspect import verify_bundle
+    from sdrt.runtime.bundle.bundle import open_bundle
+    from sdrt.runtime.errors import BundleError
+
+    folder, file = checkpoint
+    damaged = shutil.copytree(bundle, tmp_path / "damaged")
+    with (damaged / "onnx" / "unet.onnx").open("ab") as graph:
+        graph.write(b"x")
+    with pytest.raises(
+        BundleError, match=f"build-engine {file.resolve()} -o {damaged} --config {folder.resolve()}"
+    ):
+        verify_bundle(open_bundle(damaged))
+
+
 def test_sd2_v_prediction_checkpoint_matches_diffusers(checkpoint, tmp_path, capsys):
     """SD 2.x: OpenCLIP's text encoder layout (stacked q/k/v), linear projections, v-prediction."""
     from sdrt.runtime import StableDiffusionPipeline
