@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 SAFE_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+SCRATCH_PREFIX = ".sdrt-checkpoint-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +71,7 @@ def checkpoint_as_folder(
 
     from .single_file_load import checkpoint_config, save_checkpoint_folder
 
-    with tempfile.TemporaryDirectory(prefix=".sdrt-checkpoint-", dir=_scratch_parent(scratch_dir)) as scratch:
+    with _scratch(scratch_dir) as scratch:
         readable = path
         if path.suffix.lower() in PICKLE_SUFFIXES:  # its tensors re-saved: diffusers never opens a pickle
             readable = unpickle_to_safetensors(path, Path(scratch) / "checkpoint.safetensors")
@@ -108,12 +111,28 @@ def unpickle_to_safetensors(path: Path, target: Path) -> Path:
     return target
 
 
-def _scratch_parent(scratch_dir: str | Path | None) -> str | None:
-    """Beside the bundle where its folder exists (the disk that takes the bundle takes the weights), else
-    the system's temporary folder."""
-    if scratch_dir is not None and Path(scratch_dir).is_dir():
-        return str(scratch_dir)
-    return None
+def _scratch(scratch_dir: str | Path | None) -> tempfile.TemporaryDirectory:
+    """A scratch folder beside the bundle where its folder exists (the disk that takes the bundle takes the
+    weights), else in the system's temporary folder; named with this process's id, so that the next
+    conversion removes what a killed one left (gigabytes for a real model)."""
+    parent = Path(scratch_dir) if scratch_dir is not None and Path(scratch_dir).is_dir() else None
+    parent = parent or Path(tempfile.gettempdir())
+    for stale in parent.glob(SCRATCH_PREFIX + "*"):
+        pid = stale.name.removeprefix(SCRATCH_PREFIX).split("-")[0]
+        if stale.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            log.info("removing %s left by an interrupted build", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=parent)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def check_file(path: Path, *, allow_pickle: bool) -> None:

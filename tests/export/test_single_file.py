@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 
 import pytest
@@ -126,7 +127,16 @@ def test_an_inpainting_checkpoint_converts_with_an_inpainting_config(tmp_path):
     folder = make_sd_topology(tmp_path / "inpaint", "inpaint", seed=9)
     file = write_single_file(folder, tmp_path / "tiny-inpaint.safetensors")
     assert inferred_model_type(file)[0] == "inpainting"
-    with checkpoint_as_folder(file, config=folder) as (converted, _):
+    killed, running = (
+        tmp_path / ".sdrt-checkpoint-999999999-x",
+        tmp_path / f".sdrt-checkpoint-{os.getpid()}-y",
+    )
+    killed.mkdir(), running.mkdir()
+    with checkpoint_as_folder(file, config=folder, scratch_dir=tmp_path) as (converted, _):
+        assert converted.parent.parent == tmp_path  # beside the bundle
+        assert (
+            not killed.exists() and running.exists()
+        )  # what a killed build left goes, a running one's stays
         assert inspect_model_folder(converted).model_type == "inpaint"
         unet = diffusers.UNet2DConditionModel.from_pretrained(converted / "unet").state_dict()
         expected = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet").state_dict()
