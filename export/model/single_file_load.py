@@ -54,12 +54,13 @@ def inferred_model_type(path: Path) -> tuple[str, str]:
         infer_diffusers_model_type,
     )
 
-    model_type = infer_diffusers_model_type(_shapes(path))
+    model_type = infer_diffusers_model_type(checkpoint_shapes(path))
     return model_type, DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
 
 
-def _shapes(path: Path) -> dict[str, Any]:
-    """The checkpoint's tensors as meta tensors: names and shapes, read from its safetensors header."""
+def checkpoint_shapes(path: Path) -> dict[str, Any]:
+    """The checkpoint's tensors as meta tensors: names and shapes, read from its safetensors header (enough
+    for diffusers' model-type inference and key mapping; the weights are read once, by ``from_single_file``)."""
     import torch
     from safetensors import safe_open
 
@@ -94,18 +95,6 @@ def pipeline_class(config: Path) -> type:
     return cls
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's state dict (a safetensors file), read as diffusers reads it."""
-    from diffusers.loaders.single_file_utils import load_single_file_checkpoint
-
-    try:
-        return load_single_file_checkpoint(str(path), local_files_only=True)
-    except Exception as err:  # torch, safetensors and diffusers raise their own kinds for a bad file
-        raise CheckpointError(
-            f"{path} cannot be read ({_reason(err)}); it is damaged, download it again"
-        ) from err
-
-
 def save_checkpoint_folder(path: Path, config: Path, folder: Path, *, readable: Path | None = None) -> None:
     """Load ``path`` (from ``readable`` where given) with diffusers' ``from_single_file(config=config)`` and
     save it into ``folder``."""
@@ -113,7 +102,7 @@ def save_checkpoint_folder(path: Path, config: Path, folder: Path, *, readable: 
 
     cls = pipeline_class(config)
     readable = readable or path
-    problems = key_problems(load_checkpoint(readable), config)
+    problems = key_problems(checkpoint_shapes(readable), config)
     if problems:
         raise CheckpointError(
             f"{path} does not match --config {config} ({cls.__name__}): {'; '.join(problems)}. Pass --config the "
@@ -163,7 +152,10 @@ def key_problems(checkpoint: dict[str, Any], config: Path) -> list[str]:
     for part, expected, build in _mapped_parts(checkpoint, config):
         try:
             found = expected()
-        except Exception as err:  # diffusers' mapping indexes keys the file may not have
+        except KeyError as err:  # diffusers' mapping indexes keys the file may not have
+            problems.append(f"{part}: the file has no {err.args[0]!r}, which diffusers' key mapping needs")
+            continue
+        except Exception as err:
             problems.append(f"{part}: diffusers' key mapping fails ({_reason(err)})")
             continue
         params = build()

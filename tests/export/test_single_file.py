@@ -256,7 +256,7 @@ def test_sd2_v_prediction_checkpoint_matches_diffusers(checkpoint, tmp_path, cap
     assert not (tmp_path / "out").exists()
 
 
-def test_sdxl_checkpoint_matches_diffusers(tmp_path):
+def test_sdxl_checkpoint_matches_diffusers(checkpoint, tmp_path, capsys):
     """SDXL: two text encoders (``conditioner.embedders.0`` OpenAI CLIP, ``.1`` OpenCLIP with projection),
     the text_time embedding (``label_emb``), 3 levels with attention in the last 2."""
     from sdrt.runtime import StableDiffusionXLPipeline
@@ -276,3 +276,13 @@ def test_sdxl_checkpoint_matches_diffusers(tmp_path):
     assert_parity(actual, _images(loaded, latents, torch_pipe=True), threshold=PSNR_DB)
     from_folder = diffusers.StableDiffusionXLPipeline.from_pretrained(folder)
     assert_parity(actual, _images(from_folder, latents, torch_pipe=True), threshold=PSNR_DB)
+    sd1_file = checkpoint[1]  # an SD 1.x file read as SDXL: no text_time embedding, one text encoder
+    _fails(
+        capsys,
+        sd1_file,
+        tmp_path / "out",
+        "unet: the file has no 'label_emb.0.0.weight'",
+        "--config",
+        str(folder),
+    )
+    assert not (tmp_path / "out").exists()
