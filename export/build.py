@@ -105,7 +105,7 @@ def export_pipeline(
     bundle_writer.check_output(output_dir)
     settings, precision = _settings(backend, precision, device, export_device, static, opset, validate)
     with checkpoint_as_folder(
-        model_dir, config=config, allow_pickle=allow_pickle, scratch_dir=output_dir.parent
+        model_dir, config=config, allow_pickle=allow_pickle, scratch_dir=output_dir.parent, vae=vae
     ) as (model_dir, checkpoint):
         folder = _model_folder(model_dir, vae, textual_inversions, components, clip_skip, checkpoint)
         shapes = resolve_shapes(

@@ -56,10 +56,12 @@ def checkpoint_as_folder(
     config: str | Path | None = None,
     allow_pickle: bool = False,
     scratch_dir: str | Path | None = None,
+    vae: str | Path | None = None,
 ) -> Iterator[tuple[Path, Checkpoint | None]]:
     """(the diffusers folder to build from, the checkpoint it came from): ``model`` itself and ``None`` for a
     folder; for a single file, a scratch folder (under ``scratch_dir``, removed afterwards) that diffusers
-    saved the checkpoint's pipeline into."""
+    saved the checkpoint's pipeline into. With ``vae`` (``--vae``), that VAE is loaded instead of the file's,
+    which may have none."""
     path = Path(model)
     if not is_single_file(path):
         if config is not None:
@@ -70,6 +72,7 @@ def checkpoint_as_folder(
     from sdrt.runtime.bundle.integrity import file_sha256
 
     from .single_file_load import checkpoint_config, save_checkpoint_folder
+    from .vae_swap import vae_folder
 
     with _scratch(scratch_dir) as scratch:
         readable = path
@@ -78,7 +81,8 @@ def checkpoint_as_folder(
         config_dir = checkpoint_config(path, config, readable=readable)
         checkpoint = Checkpoint(path.resolve(), path.stat().st_size, file_sha256(path), config_dir.resolve())
         folder = Path(scratch) / "model"
-        save_checkpoint_folder(path, config_dir, folder, readable=readable)
+        vae_dir = vae_folder(vae)[0] if vae is not None else None
+        save_checkpoint_folder(path, config_dir, folder, readable=readable, vae=vae_dir)
         yield folder, checkpoint
 
 

@@ -95,23 +95,27 @@ def pipeline_class(config: Path) -> type:
     return cls
 
 
-def save_checkpoint_folder(path: Path, config: Path, folder: Path, *, readable: Path | None = None) -> None:
+def save_checkpoint_folder(
+    path: Path, config: Path, folder: Path, *, readable: Path | None = None, vae: Path | None = None
+) -> None:
     """Load ``path`` (from ``readable`` where given) with diffusers' ``from_single_file(config=config)`` and
-    save it into ``folder``."""
+    save it into ``folder``; with the ``AutoencoderKL`` folder ``vae`` in place of the file's VAE."""
     import torch
 
     cls = pipeline_class(config)
     readable = readable or path
-    problems = key_problems(checkpoint_shapes(readable), config)
+    problems = key_problems(checkpoint_shapes(readable), config, skip=("vae",) if vae else ())
     if problems:
+        vae_hint = "; a file without a VAE needs --vae" if any(p.startswith("vae:") for p in problems) else ""
         raise CheckpointError(
             f"{path} does not match --config {config} ({cls.__name__}): {'; '.join(problems)}. Pass --config the "
-            "folder of the model this checkpoint was trained as (SD 1.x, 2.x, SDXL; base, inpainting...)"
+            f"folder of the model this checkpoint was trained as (SD 1.x, 2.x, SDXL; base, inpainting...){vae_hint}"
         )
     with _libraries_quiet():
         try:
+            parts = {"vae": _load_vae(vae)} if vae else {}
             pipe = cls.from_single_file(
-                str(readable), config=str(config), local_files_only=True, torch_dtype=torch.float32
+                str(readable), config=str(config), local_files_only=True, torch_dtype=torch.float32, **parts
             )
         except (
             Exception
@@ -121,6 +125,13 @@ def save_checkpoint_folder(path: Path, config: Path, folder: Path, *, readable: 
             ) from err
         log.info("%s: loaded as a %s, saving it as a diffusers folder", path, cls.__name__)
         pipe.save_pretrained(str(folder), safe_serialization=True)
+
+
+def _load_vae(folder: Path):
+    import diffusers
+    import torch
+
+    return diffusers.AutoencoderKL.from_pretrained(str(folder), torch_dtype=torch.float32)
 
 
 @contextlib.contextmanager
@@ -144,12 +155,12 @@ def _libraries_quiet() -> Iterator[None]:
                 lib.enable_progress_bar()
 
 
-def key_problems(checkpoint: dict[str, Any], config: Path) -> list[str]:
+def key_problems(checkpoint: dict[str, Any], config: Path, *, skip: tuple[str, ...] = ()) -> list[str]:
     """What keeps the checkpoint's weights from filling the models ``config`` describes, per part: weights
     the models need that diffusers' mapping does not find in the file, weights it finds for no parameter,
     and shapes that differ."""
     problems = []
-    for part, expected, build in _mapped_parts(checkpoint, config):
+    for part, expected, build in _mapped_parts(checkpoint, config, skip):
         try:
             found = expected()
         except KeyError as err:  # diffusers' mapping indexes keys the file may not have
@@ -177,7 +188,7 @@ def key_problems(checkpoint: dict[str, Any], config: Path) -> list[str]:
     return problems
 
 
-def _mapped_parts(checkpoint: dict[str, Any], config: Path):
+def _mapped_parts(checkpoint: dict[str, Any], config: Path, skip: tuple[str, ...]):
     """(part, its weights mapped by diffusers from the checkpoint, its parameters) for each part diffusers
     maps from the original layout: the UNet, the VAE and the CLIP text encoders it recognises."""
     import diffusers
@@ -185,7 +196,7 @@ def _mapped_parts(checkpoint: dict[str, Any], config: Path):
 
     index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
     for part, entry in sorted(index.items()):
-        if not isinstance(entry, list) or len(entry) != 2 or entry[1] is None:
+        if not isinstance(entry, list) or len(entry) != 2 or entry[1] is None or part in skip:
             continue
         mapping = SINGLE_FILE_LOADABLE_CLASSES.get(entry[1], {}).get("checkpoint_mapping_fn")
         if mapping is not None and part in ("unet", "vae"):

@@ -143,6 +143,27 @@ def test_an_inpainting_checkpoint_converts_with_an_inpainting_config(tmp_path):
         assert all(torch.equal(v, unet[k]) for k, v in expected.items())
 
 
+def test_a_checkpoint_without_a_vae_takes_the_one_vae_names(checkpoint, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from sdrt.export.model.single_file import checkpoint_as_folder
+    from tests.export.single_file import sd_topology_vae
+
+    folder, file = checkpoint
+    no_vae = tmp_path / "no-vae.safetensors"
+    save_file(
+        {k: v for k, v in load_file(str(file)).items() if not k.startswith("first_stage_model.")}, str(no_vae)
+    )
+    _fails(capsys, no_vae, tmp_path / "out", "a file without a VAE needs --vae", "--config", str(folder))
+    assert not (tmp_path / "out").exists()
+    other = tmp_path / "other-vae"
+    sd_topology_vae(seed=21).save_pretrained(other)
+    with checkpoint_as_folder(no_vae, config=folder, vae=other) as (converted, _):
+        vae = diffusers.AutoencoderKL.from_pretrained(converted / "vae").state_dict()
+        expected = diffusers.AutoencoderKL.from_pretrained(other).state_dict()
+        assert all(torch.equal(v, vae[k]) for k, v in expected.items())
+
+
 class _Callbacks:
     """An object of the kind PyTorch Lightning pickles into checkpoints."""
 
