@@ -9,10 +9,13 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdrt.export.errors import ModelFolderError
 from sdrt.runtime.components import Component, components_of
+
+if TYPE_CHECKING:
+    from .single_file import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class ModelFolder:
     model_index: dict[str, Any] = field(default_factory=dict)
     parts: dict[str, Path] = field(default_factory=dict)  # a part taken from elsewhere (build-engine --vae)
     embeddings: tuple[str, ...] = ()  # textual inversions added to the tokenizer and text encoder
-    checkpoint: Any = None  # the single-file checkpoint (single_file.Checkpoint) this folder was saved from
+    checkpoint: Checkpoint | None = None  # the single-file checkpoint this folder was saved from
 
     def part_path(self, part: str) -> Path:
         """The folder a part (``unet``, ``vae``, ...) is read from."""

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from sdrt.cli.build_engine import main
 from tests.export.single_file import make_sd_topology, make_sdxl_topology, write_single_file
+from tests.models import make_depth, make_sd1
 from tests.parity import PSNR_DB, assert_parity, build_bundle, initial_latents
 
 torch = pytest.importorskip("torch")
@@ -215,8 +216,6 @@ def test_bad_checkpoints_are_clear_errors_and_leave_the_bundle_untouched(
     _fails(capsys, ckpt, bundle, "is a pickle (.ckpt): loading one runs any code it holds", *config)
     other = folder.parent / "other-model"
     if not other.exists():
-        from tests.models import make_sd1
-
         make_sd1(other)  # SD 1.x with 2 levels of 1 layer: the checkpoint's UNet and VAE do not fit
     _fails(capsys, file, bundle, f"does not match --config {other}", "--config", str(other))
     state = load_file(str(file))
@@ -232,6 +231,15 @@ def test_bad_checkpoints_are_clear_errors_and_leave_the_bundle_untouched(
         *config,
     )
     _fails(capsys, file, bundle, "--config", "--config", str(tmp_path))
+    depth = make_depth(tmp_path / "depth")  # a pipeline diffusers reads no single file as
+    _fails(
+        capsys,
+        file,
+        bundle,
+        "no single-file loader for its pipeline 'StableDiffusionDepth2ImgPipeline'",
+        "--config",
+        str(depth),
+    )
     _fails(capsys, folder, bundle, "it is for single-file checkpoints", *config)
     assert (bundle / "manifest.json").read_bytes() == before
     assert json.loads(before)["source"]["checkpoint"]["sha256"]
