@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 SAFE_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 SCRATCH_PREFIX = ".sdrt-checkpoint-"
+UNET_PREFIX = "model.diffusion_model."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +105,7 @@ def unpickle_to_safetensors(path: Path, target: Path) -> Path:
     tensors = (
         {k: v for k, v in state.items() if isinstance(v, torch.Tensor)} if isinstance(state, dict) else {}
     )
-    if not tensors:
-        raise CheckpointError(
-            f"{path} holds no tensors (found {type(state).__name__}); it is not a model checkpoint"
-        )
+    check_layout(path, list(tensors))
     skipped = len(state) - len(tensors)
     if skipped:
         log.info("%s: %d entries that are not tensors left out", path, skipped)
@@ -154,9 +152,21 @@ def check_file(path: Path, *, allow_pickle: bool) -> None:
 
     try:
         with safe_open(str(path), framework="pt") as file:
-            count = len(list(file.keys()))
+            keys = list(file.keys())
     except Exception as err:  # safetensors raises its own error kinds for a damaged header or a short file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path} is damaged or truncated ({reason}); download it again") from err
-    if count == 0:
+    check_layout(path, keys)
+
+
+def check_layout(path: Path, keys: list[str]) -> None:
+    """A whole checkpoint in the original layout has its UNet under ``model.diffusion_model.``; a LoRA, an
+    embedding or a lone VAE (the usual mix-ups) has not."""
+    if not keys:
         raise CheckpointError(f"{path} holds no tensors; it is not a model checkpoint")
+    if not any(key.startswith(UNET_PREFIX) for key in keys):
+        raise CheckpointError(
+            f"{path} is not a whole Stable Diffusion checkpoint in the original layout: it has no "
+            f"{UNET_PREFIX}* weights (its first is {sorted(keys)[0]!r}); a LoRA, an embedding or a VAE file? "
+            "(--vae takes VAE folders, --textual-inversion embeddings)"
+        )

@@ -54,8 +54,14 @@ def inferred_model_type(path: Path) -> tuple[str, str]:
         infer_diffusers_model_type,
     )
 
-    model_type = infer_diffusers_model_type(checkpoint_shapes(path))
-    return model_type, DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
+    try:
+        model_type = infer_diffusers_model_type(checkpoint_shapes(path))
+        return model_type, DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
+    except Exception as err:  # its checks index keys and shapes a file of another kind may not have
+        raise CheckpointError(
+            f"{path}: diffusers cannot tell which model this checkpoint is ({_reason(err)}); pass --config with "
+            f"{_CONFIG_HINT}"
+        ) from err
 
 
 def checkpoint_shapes(path: Path) -> dict[str, Any]:

@@ -218,6 +218,11 @@ def test_bad_checkpoints_are_clear_errors_and_leave_the_bundle_untouched(
     if not other.exists():
         make_sd1(other)  # SD 1.x with 2 levels of 1 layer: the checkpoint's UNet and VAE do not fit
     _fails(capsys, file, bundle, f"does not match --config {other}", "--config", str(other))
+    lora = tmp_path / "lora.safetensors"
+    save_file(
+        {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 16)}, str(lora)
+    )
+    _fails(capsys, lora, bundle, "is not a whole Stable Diffusion checkpoint in the original layout", *config)
     state = load_file(str(file))
     del state["model.diffusion_model.middle_block.1.proj_in.weight"]
     state["model.diffusion_model.out.2.weight"] = state["model.diffusion_model.out.2.weight"][:2]
