@@ -123,14 +123,30 @@ def save_checkpoint_folder(
             pipe = cls.from_single_file(
                 str(readable), config=str(config), local_files_only=True, torch_dtype=torch.float32, **parts
             )
-        except (
-            Exception
-        ) as err:  # diffusers and torch raise many kinds for a checkpoint of another architecture
+        except Exception as err:  # diffusers and torch raise many kinds for a checkpoint of another model
             raise CheckpointError(
                 f"diffusers cannot load {path} as the {cls.__name__} of --config {config}: {_reason(err)}"
             ) from err
-        log.info("%s: loaded as a %s, saving it as a diffusers folder", path, cls.__name__)
+        stored = _uniform_dtype(readable)
+        for name, module in pipe.components.items():  # saved at the file's precision: half the scratch space
+            if isinstance(module, torch.nn.Module) and not (vae and name == "vae"):
+                module.to(stored)
+        log.info("%s: loaded as a %s, saving it as a diffusers folder (%s)", path, cls.__name__, stored)
         pipe.save_pretrained(str(folder), safe_serialization=True)
+
+
+def _uniform_dtype(path: Path):
+    """The one floating-point dtype of every tensor in the file (fp16 for most published checkpoints), else
+    fp32. The build reads the saved folder in fp32, and fp16 -> fp32 -> fp16 is exact."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as file:
+        dtypes = {file.get_slice(key).get_dtype() for key in file.keys()}
+    floats = dtypes & {"F16", "BF16", "F32", "F64"}
+    return {"F16": torch.float16, "BF16": torch.bfloat16}.get(
+        floats.pop() if len(floats) == 1 else "", torch.float32
+    )
 
 
 def _load_vae(folder: Path):

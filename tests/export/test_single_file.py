@@ -165,6 +165,30 @@ def test_a_checkpoint_without_a_vae_takes_the_one_vae_names(checkpoint, tmp_path
         assert all(torch.equal(v, vae[k]) for k, v in expected.items())
 
 
+def test_an_fp16_checkpoint_is_saved_in_fp16_and_read_back_exactly(checkpoint, tmp_path):
+    """Most published checkpoints are fp16: the scratch folder keeps that (half the disk of fp32), and the
+    build's fp32 read of it gives the file's values."""
+    from safetensors.torch import save_file
+
+    from sdrt.export.model.folder import inspect_model_folder, load_part
+    from sdrt.export.model.single_file import checkpoint_as_folder
+
+    folder, file = checkpoint
+    half = tmp_path / "fp16.safetensors"
+    save_file({k: v.half() for k, v in load_file(str(file)).items()}, str(half))
+    with checkpoint_as_folder(half, config=folder) as (converted, _):
+        for weights in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+            assert {v.dtype for v in load_file(str(converted / weights)).values()} == {torch.float16}, weights
+        model = inspect_model_folder(converted)
+        for part in ("unet", "vae", "text_encoder"):
+            read = load_part(model, part).state_dict()
+            expected = load_part(inspect_model_folder(folder), part).state_dict()
+            for key, value in expected.items():
+                if value.is_floating_point():
+                    assert read[key].dtype == torch.float32, key
+                    assert torch.equal(read[key], value.half().float()), f"{part}.{key}"
+
+
 class _Callbacks:
     """An object of the kind PyTorch Lightning pickles into checkpoints."""
 
