@@ -2,7 +2,7 @@
 loaded by diffusers' own single-file loader (its maintained key mapping) with ``config=`` a local
 diffusers folder, saved as a diffusers folder in scratch space, and built from there like any folder.
 
-Checked before anything is written: the file's kind (a pickle only with ``allow_pickle``), that it is
+Checked before the build: the file's kind (a pickle only with ``allow_pickle``), that it is
 whole, and the config folder (given, or the one diffusers infers found in the local Hugging Face cache).
 """
 
@@ -72,45 +72,20 @@ def checkpoint_as_folder(
     check_file(path, allow_pickle=allow_pickle)
     from sdrt.runtime.bundle.integrity import file_sha256
 
+    from .checkpoint_pickle import unpickle_to_safetensors
     from .single_file_load import checkpoint_config, save_checkpoint_folder
     from .vae_swap import vae_folder
 
     with _scratch(scratch_dir) as scratch:
         readable = path
         if path.suffix.lower() in PICKLE_SUFFIXES:  # its tensors re-saved: diffusers never opens a pickle
-            readable = unpickle_to_safetensors(path, Path(scratch) / "checkpoint.safetensors")
+            readable = unpickle_to_safetensors(path, Path(scratch) / "checkpoint.safetensors", check_layout)
         config_dir = checkpoint_config(path, config, readable=readable)
         checkpoint = Checkpoint(path.resolve(), path.stat().st_size, file_sha256(path), config_dir.resolve())
         folder = Path(scratch) / "model"
         vae_dir = vae_folder(vae)[0] if vae is not None else None
         save_checkpoint_folder(path, config_dir, folder, readable=readable, vae=vae_dir)
         yield folder, checkpoint
-
-
-def unpickle_to_safetensors(path: Path, target: Path) -> Path:
-    """The state dict of the pickle ``path`` (its ``state_dict`` entry, as diffusers takes it), tensors only,
-    saved as ``target``. Unpickling runs what the file holds: only after ``--allow-pickle``."""
-    import torch
-    from safetensors.torch import save_file
-
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as err:  # pickle, zipfile and torch raise many kinds for a damaged file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path} cannot be unpickled ({reason}); it is damaged, download it again"
-        ) from err
-    while isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    tensors = (
-        {k: v for k, v in state.items() if isinstance(v, torch.Tensor)} if isinstance(state, dict) else {}
-    )
-    check_layout(path, list(tensors))
-    skipped = len(state) - len(tensors)
-    if skipped:
-        log.info("%s: %d entries that are not tensors left out", path, skipped)
-    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(target))
-    return target
 
 
 def _scratch(scratch_dir: str | Path | None) -> tempfile.TemporaryDirectory:

@@ -4,10 +4,13 @@ SD's block topology) builds a bundle whose images match the diffusers-folder bui
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
+import types
 
 import pytest
 from safetensors.torch import load_file
@@ -94,15 +97,17 @@ def test_single_file_bundle_matches_the_folder_bundle_and_diffusers(checkpoint, 
 
 
 def test_a_pickle_converts_only_when_allowed(checkpoint, tmp_path):
-    """A1111-era .ckpt files hold more than tensors (here a step count and a callbacks object, which torch's
-    weights_only loading diffusers uses refuses); with --allow-pickle they are unpickled and their tensors
-    taken."""
+    """A1111-era .ckpt files hold more than tensors (a step count, a callbacks object of a library not
+    installed here, which torch's weights_only loading diffusers uses refuses); with --allow-pickle they are
+    unpickled, the missing class read as a stand-in, and their tensors taken."""
     from sdrt.export.errors import CheckpointError
     from sdrt.export.model.single_file import checkpoint_as_folder
 
     folder, file = checkpoint
     ckpt = tmp_path / "tiny-sd1.ckpt"
-    torch.save({"global_step": 7, "callbacks": _Callbacks(), "state_dict": load_file(str(file))}, ckpt)
+    with _module_not_installed_later("pytorch_lightning.callbacks") as module:
+        callbacks = module.ModelCheckpoint()
+        torch.save({"global_step": 7, "callbacks": callbacks, "state_dict": load_file(str(file))}, ckpt)
     with pytest.raises(CheckpointError, match="is a pickle .* pass --allow-pickle"):
         with checkpoint_as_folder(ckpt, config=folder):
             pass
@@ -189,8 +194,24 @@ def test_an_fp16_checkpoint_is_saved_in_fp16_and_read_back_exactly(checkpoint, t
                     assert torch.equal(read[key], value.half().float()), f"{part}.{key}"
 
 
-class _Callbacks:
-    """An object of the kind PyTorch Lightning pickles into checkpoints."""
+@contextlib.contextmanager
+def _module_not_installed_later(name):
+    """A module that exists while a checkpoint pickles one of its objects, and is gone when it is read (as
+    PyTorch Lightning is where sdrt runs)."""
+    module = types.ModuleType(name)
+
+    class ModelCheckpoint:
+        def __init__(self):
+            self.monitor = "val/loss"
+
+    ModelCheckpoint.__module__, ModelCheckpoint.__qualname__ = name, "ModelCheckpoint"
+    module.ModelCheckpoint = ModelCheckpoint
+    parent = types.ModuleType(name.split(".")[0])
+    sys.modules[parent.__name__], sys.modules[name] = parent, module
+    try:
+        yield module
+    finally:
+        del sys.modules[name], sys.modules[parent.__name__]
 
 
 def test_the_inferred_config_is_taken_from_the_local_hub_cache_only(
