@@ -16,8 +16,8 @@ from .format import human_bytes
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="build-engine",
-        description="Export a diffusers model folder to a validated engine bundle (ONNX + ORT graphs, OpenVINO IR "
-        "or TensorRT plans).",
+        description="Export a diffusers model folder or a single-file checkpoint to a validated engine bundle "
+        "(ONNX + ORT graphs, OpenVINO IR or TensorRT plans).",
     )
     p.add_argument(
         "model_dir",
