@@ -16,10 +16,14 @@ from .format import human_bytes
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="build-engine",
-        description="Export a diffusers model folder to a validated engine bundle (ONNX + ORT graphs, OpenVINO IR "
-        "or TensorRT plans).",
+        description="Export a diffusers model folder or a single-file checkpoint to a validated engine bundle "
+        "(ONNX + ORT graphs, OpenVINO IR or TensorRT plans).",
     )
-    p.add_argument("model_dir", help="diffusers model folder (with model_index.json)")
+    p.add_argument(
+        "model_dir",
+        help="diffusers model folder (with model_index.json), or a single-file checkpoint (.safetensors) in the "
+        "original layout",
+    )
     p.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. engines/NAME")
     p.add_argument(
         "--backend",
@@ -62,6 +66,17 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        metavar="DIR",
+        help="with a single-file checkpoint: the diffusers folder of its model (configs, tokenizer, scheduler; "
+        "no weights needed), e.g. a local stable-diffusion-v1-5; default: the one diffusers infers, if cached",
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept a .ckpt/.pt checkpoint: a pickle, which can run code when loaded (trusted files only)",
+    )
     p.add_argument(
         "--clip-skip",
         type=int,
@@ -179,6 +194,8 @@ def _build(args: argparse.Namespace) -> int:
         textual_inversions=args.textual_inversion,
         loras=args.lora,
         controlnets=args.controlnet,
+        config=args.config,
+        allow_pickle=args.allow_pickle,
         opset=args.opset,
         progress=not args.quiet,
         trt_options=trt_options,

@@ -42,6 +42,7 @@ def describe_bundle(bundle: Bundle) -> str:
         f"format       {m.format_version} (sdrt {m.sdrt_version})",
         f"model type   {bundle.model_type} -> {pipeline}",
         f"source       {m.source.path}",
+        *([_checkpoint_line(m.source.checkpoint)] if m.source.checkpoint else []),
         *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
         *([f"embeddings   {', '.join(m.source.embeddings)}"] if m.source.embeddings else []),
         *([f"LoRA fused   {', '.join(m.source.loras)}"] if m.source.loras else []),
@@ -69,6 +70,18 @@ def describe_bundle(bundle: Bundle) -> str:
     return "\n".join(lines)
 
 
+def _checkpoint_line(checkpoint: dict) -> str:
+    """A single-file source: its size, hash and the config folder it was read with."""
+    size = human_bytes(int(checkpoint.get("bytes", 0)))
+    sha = str(checkpoint.get("sha256", "?"))
+    return f"checkpoint   single file, {size}, sha256 {sha}, read with --config {checkpoint.get('config')}"
+
+
+def _config_option(bundle: Bundle) -> str:
+    checkpoint = bundle.manifest.source.checkpoint
+    return f" --config {checkpoint['config']}" if checkpoint and checkpoint.get("config") else ""
+
+
 def verify_bundle(bundle: Bundle) -> str:
     """Every file each component records, checked against its size and sha256; a ``BundleError`` lists
     what does not match, with the command that rebuilds it."""
@@ -81,7 +94,7 @@ def verify_bundle(bundle: Bundle) -> str:
     if problems:
         raise BundleError(
             f"{bundle.path} is damaged: {'; '.join(problems)}. Rebuild it with: "
-            f"build-engine {bundle.manifest.source.path} -o {bundle.path}"
+            f"build-engine {bundle.manifest.source.path} -o {bundle.path}{_config_option(bundle)}"
         )
     checked = sum(len(record.checksums) for record in bundle.components.values())
     note = (

@@ -7,11 +7,9 @@ output and swap it in at the end (``bundle_writer``); then the TensorRT plans, i
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +25,11 @@ from .engines import ENGINE_BACKENDS, build_engines, ort_stage, prepare_cpu_engi
 from .errors import OptionError, OutputError
 from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
-from .model.controlnet import add_controlnets, controlnet_infos
-from .model.folder import ModelFolder, inspect_model_folder
+from .model.controlnet import controlnet_infos
+from .model.folder import ModelFolder
 from .model.hashing import tool_versions
-from .model.lora import check_loras, loras_merged
-from .model.textual_inversion import check_textual_inversions, textual_inversions_added
-from .model.vae_swap import swap_vae
+from .model.single_file import checkpoint_as_folder
+from .prepare import model_folder, parts_added
 from .shapes import resolve_shapes
 
 log = logging.getLogger(__name__)
@@ -83,11 +80,14 @@ def export_pipeline(
     textual_inversions: list[str] | None = None,
     loras: list[str] | None = None,
     controlnets: list[str] | None = None,
+    config: str | Path | None = None,
+    allow_pickle: bool = False,
     opset: int = 17,
     progress: bool = True,
     trt_options: dict[str, Any] | None = None,
 ) -> BuildReport:
-    """Export a diffusers model folder into the engine bundle ``output_dir`` (atomically).
+    """Export a diffusers model folder, or an original-layout single file (read by diffusers' ``from_single_file``
+    with ``config``, a diffusers folder; a pickle only with ``allow_pickle``), into the bundle ``output_dir``.
 
     ``backend``: ``"onnx"`` (graphs only), ``"ort"`` (plus ORT-optimized graphs for ``device``'s
     provider: ``"cuda"`` builds fused fp16/fp32 graphs for the CUDA provider, also on a machine without
@@ -103,26 +103,63 @@ def export_pipeline(
     Raises :class:`~sdrt.export.errors.ExportError` on bad input or failed validation (old bundle kept).
     """
     _check_options(backend, precision, device, opset, trt_options)
-    folder = _model_folder(model_dir, vae, textual_inversions, loras, components, clip_skip, controlnets)
-    shapes = resolve_shapes(
-        *info.size_units(folder),
-        height=height,
-        width=width,
-        min_size=min_size,
-        max_size=max_size,
-        batch=batch,
-        max_batch=max_batch,
-        static=static,
-    )
-    export_device = resolve_export_device(device, export_device)
-    settings = ExportSettings(backend, device, export_device, static, opset, validate)
-    if backend == "openvino":  # the IR runs in the asked precision; the ONNX graphs it comes from stay fp32
-        settings.openvino_precision, precision = precision, "fp32"
     output_dir = Path(output_dir)
     bundle_writer.check_output(output_dir)
+    settings, precision = _settings(backend, precision, device, export_device, static, opset, validate)
+    with checkpoint_as_folder(
+        model_dir, config=config, allow_pickle=allow_pickle, scratch_dir=output_dir.parent, vae=vae
+    ) as (model_dir, checkpoint):
+        folder = model_folder(
+            model_dir, vae, textual_inversions, loras, components, clip_skip, controlnets, checkpoint
+        )
+        shapes = resolve_shapes(
+            *info.size_units(folder),
+            height=height,
+            width=width,
+            min_size=min_size,
+            max_size=max_size,
+            batch=batch,
+            max_batch=max_batch,
+            static=static,
+        )
+        manifest, reports = _build(
+            output_dir,
+            folder,
+            shapes,
+            settings,
+            backend=backend,
+            precision=precision,
+            vae_fp32=vae_fp32,
+            clip_skip=clip_skip,
+            components=components,
+            force=force,
+            progress=progress,
+            trt_options=trt_options,
+            added=(textual_inversions, loras),
+        )
+    return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
+
+
+def _build(
+    output_dir: Path,
+    folder: ModelFolder,
+    shapes: Shapes,
+    settings: ExportSettings,
+    *,
+    backend: str,
+    precision: str,
+    vae_fp32: bool,
+    clip_skip: int | None,
+    components: list[str] | None,
+    force: bool,
+    progress: bool,
+    trt_options: dict[str, Any] | None,
+    added: tuple[list[str] | None, list[str] | None],
+) -> tuple[Manifest, list[ComponentReport]]:
+    """The bundle written under the output's lock (a second build waits), with the embeddings and LoRAs of
+    ``added`` put into the model in a scratch folder first."""
     try:
-        # one build at a time into one output (a second one waits); embeddings and LoRAs in a scratch folder
-        with swap.output_lock(output_dir), _parts_added(folder, textual_inversions, loras) as folder:
+        with swap.output_lock(output_dir), parts_added(folder, *added) as folder:
             swap.recover_swap(output_dir)
             manifest = _new_manifest(folder, shapes, backend, clip_skip)
             jobs = plan_jobs(
@@ -137,7 +174,7 @@ def export_pipeline(
                 previous=None if force else read_previous_manifest(output_dir),
                 previous_dir=output_dir,
             )
-            manifest, reports = _write_bundle(
+            return _write_bundle(
                 folder, jobs, settings, manifest, output_dir, progress, precision, trt_options
             )
     except OSError as err:
@@ -146,7 +183,24 @@ def export_pipeline(
         raise OutputError(
             f"cannot write the bundle {output_dir}: {err}; free space or choose another -o"
         ) from err
-    return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
+
+
+def _settings(
+    backend: str,
+    precision: str,
+    device: str,
+    export_device: str | None,
+    static: bool,
+    opset: int,
+    validate: bool,
+) -> tuple[ExportSettings, str]:
+    """The jobs' settings and the ONNX graphs' precision (OpenVINO runs the asked precision from fp32 graphs)."""
+    settings = ExportSettings(
+        backend, device, resolve_export_device(device, export_device), static, opset, validate
+    )
+    if backend == "openvino":
+        settings.openvino_precision, precision = precision, "fp32"
+    return settings, precision
 
 
 def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: int | None) -> Manifest:
@@ -156,12 +210,13 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
         model_type=folder.model_type,
         pipeline_class=folder.pipeline_class,
         source=Source(
-            str(folder.path),
+            str(folder.checkpoint.path if folder.checkpoint else folder.path),
             folder.weights_sha256(),
             vae=_vae_source(folder),
             embeddings=list(folder.embeddings) or None,
             loras=list(folder.loras) or None,
             controlnets=[c.path for c in controlnet_infos(folder).values()] or None,
+            checkpoint=folder.checkpoint.record() if folder.checkpoint else None,
         ),
         controlnets=controlnet_infos(folder),
         shapes=shapes,
@@ -176,43 +231,6 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
     if manifest.text is not None:
         manifest.text.clip_skip = clip_skip
     return manifest
-
-
-@contextlib.contextmanager
-def _parts_added(
-    folder: ModelFolder, textual_inversions: list[str] | None, loras: list[str] | None
-) -> Iterator[ModelFolder]:
-    """The folder with its embeddings added, then its LoRAs fused (each in a scratch folder)."""
-    with (
-        textual_inversions_added(folder, textual_inversions) as folder,
-        loras_merged(folder, loras) as folder,
-    ):
-        yield folder
-
-
-def _model_folder(
-    model_dir: str | Path,
-    vae: str | Path | None,
-    textual_inversions: list[str] | None,
-    loras: list[str] | None,
-    components: list[str] | None,
-    clip_skip: int | None,
-    controlnets: list[str] | None = None,
-) -> ModelFolder:
-    """The model folder, its VAE swapped for ``vae`` when given, its ControlNets added, checked against the
-    build's options."""
-    folder = inspect_model_folder(model_dir)
-    if vae is not None:
-        folder = swap_vae(folder, vae)
-    if controlnets:
-        folder = add_controlnets(folder, controlnets)
-    if textual_inversions:
-        check_textual_inversions(folder, textual_inversions)
-    if loras:
-        check_loras(folder, loras)
-    _check_components(folder, components)
-    _check_clip_skip(folder, clip_skip)
-    return folder
 
 
 def _vae_source(folder: ModelFolder) -> str | None:
@@ -331,28 +349,6 @@ def _check_options(backend: str, precision: str, device: str, opset: int, trt_op
         from sdrt.runtime.engines.openvino.engine import import_openvino
 
         import_openvino()
-
-
-def _check_components(folder: ModelFolder, components: list[str] | None) -> None:
-    names = [c.name for c in folder.components]
-    unknown = [c for c in components or () if c not in names]
-    if unknown:
-        raise OptionError(
-            f"unknown component(s) {unknown} for this {folder.model_type} model; choose from {names}"
-        )
-
-
-def _check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
-    if clip_skip is None:
-        return
-    layers = folder.configs.get("text_encoder", {}).get("num_hidden_layers")
-    if layers is None:
-        raise OptionError(f"--clip-skip {clip_skip}: this {folder.model_type} model has no text encoder")
-    if isinstance(clip_skip, bool) or not isinstance(clip_skip, int) or not 1 <= clip_skip < layers:
-        raise OptionError(
-            f"--clip-skip {clip_skip} must be a whole number from 1 to {layers - 1} (the text encoder has {layers} "
-            "layers); drop the option for no clip skip"
-        )
 
 
 def resolve_export_device(device: str, export_device: str | None = None) -> str:

@@ -14,6 +14,11 @@ class ModelFolderError(ExportError, ValueError):
     """The model input is not a usable diffusers folder (missing, single file, unsupported class...)."""
 
 
+class CheckpointError(ModelFolderError):
+    """A single-file checkpoint cannot be used: a pickle without --allow-pickle, a damaged file, weights that
+    do not match the config folder, no config to read it with."""
+
+
 class OptionError(ExportError, ValueError):
     """A build option is out of range (size not a multiple, min above max, unknown component...)."""
 

@@ -9,10 +9,13 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdrt.export.errors import ModelFolderError
 from sdrt.runtime.components import Component, components_of
+
+if TYPE_CHECKING:
+    from .single_file import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ class ModelFolder:
     parts: dict[str, Path] = field(default_factory=dict)  # a part taken from elsewhere (build-engine --vae)
     embeddings: tuple[str, ...] = ()  # textual inversions added to the tokenizer and text encoder
     loras: tuple[str, ...] = ()  # LoRAs fused into the UNet and text encoders (FILE[:SCALE])
+    checkpoint: Checkpoint | None = None  # the single-file checkpoint this folder was saved from
 
     def part_path(self, part: str) -> Path:
         """The folder a part (``unet``, ``vae``, ...) is read from."""
@@ -104,13 +108,9 @@ class ModelFolder:
 
 
 def _single_file_message(path: Path) -> str:
-    pipeline = "StableDiffusionXLPipeline" if "xl" in path.name.lower() else "StableDiffusionPipeline"
     return (
-        f"{path} is a single-file checkpoint; build-engine takes a diffusers model folder (with "
-        f"model_index.json). Single-file checkpoints are a separate input: convert it once with diffusers, "
-        f'e.g. python -c "from diffusers import {pipeline}; '
-        f"{pipeline}.from_single_file('{path}').save_pretrained('{path.with_suffix('')}')\" "
-        f"(use StableDiffusionXLPipeline for SDXL checkpoints), then pass that folder."
+        f"{path} is a single-file checkpoint; pass the file itself (build-engine {path} -o BUNDLE --config DIR, "
+        "DIR a diffusers folder of its model: configs, tokenizer and scheduler)"
     )
 
 
@@ -169,8 +169,6 @@ def _model_index_path(path: Path) -> Path:
     if not path.exists():
         raise ModelFolderError(f"model folder {path} does not exist; pass a diffusers model folder")
     if path.is_file():
-        if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-            raise ModelFolderError(_single_file_message(path))
         raise ModelFolderError(f"{path} is a file; pass a diffusers model folder (one with model_index.json)")
     index_path = path / "model_index.json"
     if index_path.is_file():

@@ -26,9 +26,7 @@ def swap_vae(folder: ModelFolder, vae: str | Path) -> ModelFolder:
             f"python -c \"from diffusers import AutoencoderKL; AutoencoderKL.from_single_file('{path}')"
             f".save_pretrained('{path.with_suffix('')}')\" and pass that folder"
         )
-    if (path / "model_index.json").is_file():
-        path = path / "vae"
-    config = _vae_config(path)
+    path, config = vae_folder(path)
     ours = folder.configs["vae"]
     for key, default in {"latent_channels": 4, "in_channels": 3, "out_channels": 3}.items():
         if config.get(key, default) != ours.get(key, default):
@@ -41,6 +39,15 @@ def swap_vae(folder: ModelFolder, vae: str | Path) -> ModelFolder:
         configs={**folder.configs, "vae": config},
         parts={**folder.parts, "vae": path.resolve()},
     )
+
+
+def vae_folder(vae: str | Path) -> tuple[Path, dict]:
+    """(the ``AutoencoderKL`` folder ``--vae`` names: itself, or a model folder's ``vae/``; its config), checked:
+    a config of that class, and weights beside it."""
+    path = Path(vae)
+    if (path / "model_index.json").is_file():
+        path = path / "vae"
+    return path, _vae_config(path)
 
 
 def _vae_config(path: Path) -> dict:

@@ -31,6 +31,7 @@ class Source:
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
     loras: list[str] | None = None  # build-engine --lora FILE[:SCALE], fused into the weights
     controlnets: list[str] | None = None  # build-engine --controlnet DIR[:NAME], as given
+    checkpoint: dict[str, Any] | None = None  # a single-file source: path, bytes, sha256, config folder
 
 
 @dataclass

@@ -51,7 +51,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 BUILD_ERRORS = [
     (lambda f, m: [str(f["root"] / "missing"), "-o", str(f["root"] / "out")], ["does not exist"]),
-    (lambda f, m: [str(f["checkpoint"]), "-o", str(f["root"] / "out")], ["single-file checkpoint", "from_single_file"]),
+    (lambda f, m: [str(f["checkpoint"]), "-o", str(f["root"] / "out")], ["damaged or truncated"]),
     (lambda f, m: [str(f["no_index"]), "-o", str(f["root"] / "out")], ["no model_index.json"]),
     (lambda f, m: [str(f["other"]), "-o", str(f["root"] / "out")], ["'FluxPipeline' is not supported"]),
     (lambda f, m: [str(m), "-o", str(f["root"] / "out"), "--height", "100"], ["--height 100", "multiple of 8"]),

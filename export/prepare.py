@@ -1,0 +1,79 @@
+"""The model folder as a build reads it: the checkpoint it came from, another VAE, ControlNets, then
+embeddings and LoRAs put in (in scratch folders), each checked against the build's options first."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OptionError
+from .model.controlnet import add_controlnets
+from .model.folder import ModelFolder, inspect_model_folder
+from .model.lora import check_loras, loras_merged
+from .model.single_file import Checkpoint
+from .model.textual_inversion import check_textual_inversions, textual_inversions_added
+from .model.vae_swap import swap_vae
+
+
+@contextlib.contextmanager
+def parts_added(
+    folder: ModelFolder, textual_inversions: list[str] | None, loras: list[str] | None
+) -> Iterator[ModelFolder]:
+    """The folder with its embeddings added, then its LoRAs fused (each in a scratch folder)."""
+    with (
+        textual_inversions_added(folder, textual_inversions) as folder,
+        loras_merged(folder, loras) as folder,
+    ):
+        yield folder
+
+
+def model_folder(
+    model_dir: str | Path,
+    vae: str | Path | None,
+    textual_inversions: list[str] | None,
+    loras: list[str] | None,
+    components: list[str] | None,
+    clip_skip: int | None,
+    controlnets: list[str] | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> ModelFolder:
+    """The model folder, its VAE swapped for ``vae`` when given, its ControlNets added, checked against the
+    build's options."""
+    folder = inspect_model_folder(model_dir)
+    if checkpoint is not None:
+        folder = dataclasses.replace(folder, checkpoint=checkpoint)
+    if vae is not None:
+        folder = swap_vae(folder, vae)
+    if controlnets:
+        folder = add_controlnets(folder, controlnets)
+    if textual_inversions:
+        check_textual_inversions(folder, textual_inversions)
+    if loras:
+        check_loras(folder, loras)
+    check_components(folder, components)
+    check_clip_skip(folder, clip_skip)
+    return folder
+
+
+def check_components(folder: ModelFolder, components: list[str] | None) -> None:
+    names = [c.name for c in folder.components]
+    unknown = [c for c in components or () if c not in names]
+    if unknown:
+        raise OptionError(
+            f"unknown component(s) {unknown} for this {folder.model_type} model; choose from {names}"
+        )
+
+
+def check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
+    if clip_skip is None:
+        return
+    layers = folder.configs.get("text_encoder", {}).get("num_hidden_layers")
+    if layers is None:
+        raise OptionError(f"--clip-skip {clip_skip}: this {folder.model_type} model has no text encoder")
+    if isinstance(clip_skip, bool) or not isinstance(clip_skip, int) or not 1 <= clip_skip < layers:
+        raise OptionError(
+            f"--clip-skip {clip_skip} must be a whole number from 1 to {layers - 1} (the text encoder has {layers} "
+            "layers); drop the option for no clip skip"
+        )
