@@ -115,3 +115,38 @@ def test_loras_that_cannot_be_fused_are_clear_errors(tiny, tmp_path, capsys):
         assert main([str(tiny.model("sd1")), "-o", str(out), "--lora", spec, "--no-validate"]) == 2
         assert said in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_sdxl_lora_on_unet_and_both_text_encoders_matches_diffusers(tiny, tmp_path):
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import get_peft_model_state_dict
+
+    from sdrt.runtime import StableDiffusionXLPipeline
+
+    model = tiny.model("sdxl")
+    pipe = diffusers.StableDiffusionXLPipeline.from_pretrained(model)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    text_config = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+    generator = torch.Generator().manual_seed(5)
+    layers = {}
+    for name in ("unet", "text_encoder", "text_encoder_2"):
+        module = getattr(pipe, name)
+        if name != "unet":
+            inject_adapter_in_model(text_config, module)
+        layers[f"{name}_lora_layers"] = {
+            k: torch.randn(v.shape, generator=generator) * 0.3
+            for k, v in get_peft_model_state_dict(module).items()
+        }
+    diffusers.StableDiffusionXLPipeline.save_lora_weights(tmp_path / "lora", **layers)
+    file = tmp_path / "lora" / "pytorch_lora_weights.safetensors"
+    bundle = build_bundle(model, tmp_path / "bundle", [*BUILD_OPTIONS["sdxl"], "--lora", f"{file}:0.6"])
+    latents = initial_latents((1, 4, 8, 8), seed=3)
+    ours = StableDiffusionXLPipeline.from_pretrained(bundle, provider="cpu")
+    ours.set_progress_bar_config(disable=True)
+    actual = ours(PROMPT, latents=latents, num_inference_steps=3, output_type="np").images
+    ref = diffusers.StableDiffusionXLPipeline.from_pretrained(model)
+    ref.set_progress_bar_config(disable=True)
+    ref.load_lora_weights(str(file), adapter_name="a")
+    ref.set_adapters(["a"], adapter_weights=[0.6])
+    expected = ref(PROMPT, latents=torch.from_numpy(latents), num_inference_steps=3, output_type="np").images
+    assert_parity(actual, expected, threshold=LORA_DB)
