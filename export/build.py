@@ -234,6 +234,8 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
 
 
 def _vae_source(folder: ModelFolder) -> str | None:
+    if folder.vae_file is not None:
+        return str(folder.vae_file)
     return str(folder.parts["vae"]) if "vae" in folder.parts else None
 
 

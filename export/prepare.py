@@ -14,15 +14,17 @@ from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
 from .model.single_file import Checkpoint
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
-from .model.vae_swap import swap_vae
+from .model.vae_swap import swap_vae, vae_file_loaded
 
 
 @contextlib.contextmanager
 def parts_added(
     folder: ModelFolder, textual_inversions: list[str] | None, loras: list[str] | None
 ) -> Iterator[ModelFolder]:
-    """The folder with its embeddings added, then its LoRAs fused (each in a scratch folder)."""
+    """The folder with a single-file VAE converted, its embeddings added, then its LoRAs fused (each in a
+    scratch folder)."""
     with (
+        vae_file_loaded(folder) as folder,
         textual_inversions_added(folder, textual_inversions) as folder,
         loras_merged(folder, loras) as folder,
     ):

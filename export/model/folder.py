@@ -78,6 +78,7 @@ class ModelFolder:
     parts: dict[str, Path] = field(default_factory=dict)  # a part taken from elsewhere (build-engine --vae)
     embeddings: tuple[str, ...] = ()  # textual inversions added to the tokenizer and text encoder
     loras: tuple[str, ...] = ()  # LoRAs fused into the UNet and text encoders (FILE[:SCALE])
+    vae_file: Path | None = None  # build-engine --vae FILE.safetensors, converted when the build starts
     checkpoint: Checkpoint | None = None  # the single-file checkpoint this folder was saved from
 
     def part_path(self, part: str) -> Path:

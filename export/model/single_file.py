@@ -83,7 +83,7 @@ def checkpoint_as_folder(
         config_dir = checkpoint_config(path, config, readable=readable)
         checkpoint = Checkpoint(path.resolve(), path.stat().st_size, file_sha256(path), config_dir.resolve())
         folder = Path(scratch) / "model"
-        vae_dir = vae_folder(vae)[0] if vae is not None else None
+        vae_dir = vae_folder(vae)[0] if vae is not None and not Path(vae).is_file() else None  # a file: later
         save_checkpoint_folder(path, config_dir, folder, readable=readable, vae=vae_dir)
         yield folder, checkpoint
 

@@ -1,10 +1,14 @@
 """``build-engine --vae``: export another VAE in place of the model's own (as diffusers'
-``from_pretrained(MODEL, vae=AutoencoderKL.from_pretrained(VAE))``), e.g. ``sd-vae-ft-mse``."""
+``from_pretrained(MODEL, vae=AutoencoderKL.from_pretrained(VAE))``), e.g. ``sd-vae-ft-mse``: a diffusers
+folder, or a single ``.safetensors`` file in the original layout (read by diffusers' ``from_single_file``)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from sdrt.export.errors import ModelFolderError
@@ -21,11 +25,12 @@ def swap_vae(folder: ModelFolder, vae: str | Path) -> ModelFolder:
             f"--vae {path}: {folder.path} is a {folder.model_type} model, which has no VAE"
         )
     if path.is_file() and path.name.endswith(SINGLE_FILE_SUFFIXES):
-        raise ModelFolderError(
-            f"--vae {path} is a single file; build-engine takes a VAE folder: convert it once with "
-            f"python -c \"from diffusers import AutoencoderKL; AutoencoderKL.from_single_file('{path}')"
-            f".save_pretrained('{path.with_suffix('')}')\" and pass that folder"
-        )
+        if path.suffix != ".safetensors":
+            raise ModelFolderError(
+                f"--vae {path} is a pickle, which runs code when loaded; pass the VAE as .safetensors (or as "
+                "a diffusers AutoencoderKL folder)"
+            )
+        return dataclasses.replace(folder, vae_file=path.resolve())  # read with the model's VAE config
     path, config = vae_folder(path)
     ours = folder.configs["vae"]
     for key, default in {"latent_channels": 4, "in_channels": 3, "out_channels": 3}.items():
@@ -39,6 +44,28 @@ def swap_vae(folder: ModelFolder, vae: str | Path) -> ModelFolder:
         configs={**folder.configs, "vae": config},
         parts={**folder.parts, "vae": path.resolve()},
     )
+
+
+@contextlib.contextmanager
+def vae_file_loaded(folder: ModelFolder) -> Iterator[ModelFolder]:
+    """``folder`` reading its ``vae`` part from a scratch folder where the ``--vae`` single file (original
+    layout, as sd-vae-ft-mse ships) is saved as diffusers' ``AutoencoderKL.from_single_file`` reads it with
+    the model's own VAE config; ``folder`` itself when ``--vae`` is no single file."""
+    if folder.vae_file is None:
+        yield folder
+        return
+    from diffusers import AutoencoderKL
+
+    try:
+        vae = AutoencoderKL.from_single_file(str(folder.vae_file), config=str(folder.part_path("vae")))
+    except Exception as error:  # noqa: BLE001 - safetensors', diffusers' and torch's own errors, said in one line
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFolderError(
+            f"--vae {folder.vae_file}: diffusers cannot read it as this model's VAE ({reason})"
+        ) from error
+    with tempfile.TemporaryDirectory(prefix="sdrt-vae-") as scratch:
+        vae.save_pretrained(scratch)
+        yield dataclasses.replace(folder, parts={**folder.parts, "vae": Path(scratch)})
 
 
 def vae_folder(vae: str | Path) -> tuple[Path, dict]:

@@ -73,7 +73,10 @@ def test_vae_that_cannot_be_swapped_in_is_refused_before_any_work(tiny, tmp_path
     _fails(capsys, tiny, tmp_path, tiny.model("sd1") / "unet", "not an AutoencoderKL")
     single = tmp_path / "vae.safetensors"
     single.write_bytes(b"x")
-    _fails(capsys, tiny, tmp_path, single, "is a single file")
+    _fails(capsys, tiny, tmp_path, single, "diffusers cannot read it as this model's VAE")
+    pickle = tmp_path / "vae.ckpt"
+    pickle.write_bytes(b"x")
+    _fails(capsys, tiny, tmp_path, pickle, "is a pickle")
     _fails(capsys, tiny, tmp_path, other_vae, "has no VAE", kind="uncond")
     empty = tmp_path / "no-weights"
     empty.mkdir()
@@ -89,3 +92,33 @@ def test_a_model_folder_lends_its_vae(tiny, tmp_path, capsys):
     folder = swap_vae(inspect_model_folder(tiny.model("sd1")), tiny.model("inpaint"))
     assert folder.part_path("vae") == (tiny.model("inpaint") / "vae").resolve()
     assert folder.weight_files("vae")[0].parent == folder.part_path("vae")
+
+
+def test_single_file_vae_matches_diffusers_with_that_vae(tmp_path):
+    """``--vae vae.safetensors`` in the original layout (as sd-vae-ft-mse ships, no prefix), read with the
+    model's VAE config: the images diffusers gives with the VAE object the file was written from."""
+    from safetensors.torch import save_file
+
+    from sdrt.runtime import StableDiffusionPipeline
+    from tests.export.single_file import VAE_PREFIX, make_sd_topology, sd_topology_vae, vae_to_original
+
+    model = make_sd_topology(tmp_path / "model")
+    vae = sd_topology_vae(seed=7)
+    file = tmp_path / "vae-ft.safetensors"
+    state = vae_to_original(vae.state_dict())
+    save_file({k[len(VAE_PREFIX) :]: v.contiguous() for k, v in state.items()}, str(file))
+    options = ["--min-size", "64", "--max-size", "64", "--max-batch", "1", "--vae", str(file)]
+    options += ["--components", "text_encoder", "unet", "vae_decoder"]
+    bundle = build_bundle(model, tmp_path / "bundle", options)
+    latents = initial_latents((1, 4, 8, 8), seed=2)
+    pipe = StableDiffusionPipeline.from_pretrained(bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    actual = pipe(PROMPT, latents=latents, num_inference_steps=3, output_type="np").images
+    ref = diffusers.StableDiffusionPipeline.from_pretrained(model, vae=vae)
+    ref.set_progress_bar_config(disable=True)
+    expected = ref(PROMPT, latents=torch.from_numpy(latents), num_inference_steps=3, output_type="np").images
+    assert_parity(actual, expected)
+    own = diffusers.StableDiffusionPipeline.from_pretrained(model)
+    own.set_progress_bar_config(disable=True)
+    base = own(PROMPT, latents=torch.from_numpy(latents), num_inference_steps=3, output_type="np").images
+    assert psnr(actual, base) < PARITY_DB  # the file's VAE, not the model's own
