@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.parity import assert_parity, controlnet_bundle, injected_noise, psnr
 from tests.runtime.pipelines.test_controlnet import control_image
@@ -146,3 +147,44 @@ def test_auto_pipeline_picks_the_sdxl_controlnet_pipeline(setup):
 
     pipe = DiffusionPipeline.from_pretrained(setup[1], provider="cpu")
     assert type(pipe).__name__ == "StableDiffusionXLControlNetPipeline" and len(pipe.controlnet) == 2
+
+
+def test_sdrt_generate_with_two_control_images_matches_diffusers(setup, tmp_path, capsys):
+    from sdrt.cli.sdrt import main
+
+    model, bundle, nets = setup
+    pictures = [tmp_path / "edges.png", tmp_path / "flipped.png"]
+    control_image().save(pictures[0])
+    control_image(flip=True).save(pictures[1])
+    argv = [
+        "generate",
+        str(bundle),
+        PROMPT,
+        "--steps",
+        "4",
+        "--seed",
+        "99",
+        "--provider",
+        "cpu",
+        "--no-progress",
+    ]
+    flags = [
+        "--control-image",
+        str(pictures[0]),
+        "--control-image",
+        str(pictures[1]),
+        "--control-scale",
+        "0.5",
+    ]
+    assert main([*argv, "-o", str(tmp_path / "cn.png"), *flags, "--control-scale", "1.5"]) == 0
+    expected = reference(setup, 2)(
+        PROMPT,
+        image=[control_image(), control_image(flip=True)],
+        controlnet_conditioning_scale=[0.5, 1.5],
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(99),
+    ).images
+    assert_parity([Image.open(tmp_path / "cn.png").convert("RGB")], expected)
+
+    assert main([*argv, "-o", str(tmp_path / "x.png"), *flags, "--image", str(pictures[0])]) == 2
+    assert "no SDXL ControlNet image-to-image" in capsys.readouterr().err
