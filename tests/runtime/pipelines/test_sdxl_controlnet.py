@@ -95,7 +95,8 @@ def test_sdxl_controlnet_engine_matches_diffusers(setup):
         (None, {}),  # the bundle's Euler
         ("DPMSolverMultistepScheduler", {"controlnet_conditioning_scale": 0.6}),
         (None, {"control_guidance_start": 0.25, "control_guidance_end": 0.75}),
-        (None, {"guess_mode": True, "guidance_scale": 6.0}),
+        (None, {"guess_mode": True, "guidance_scale": 6.0, "num_images_per_prompt": 2}),
+        (None, {"height": 64, "width": 48, "original_size": (96, 96), "denoising_end": 0.6}),  # resized
     ],
 )
 def test_one_controlnet_matches_diffusers(setup, scheduler, kwargs):
