@@ -47,7 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--components",
         nargs="+",
         choices=sorted({c.name for c in COMPONENTS}),
-        help="build only these (others kept if unchanged)",
+        help="build only these (others kept if unchanged; controlnet: every ControlNet)",
     )
     p.add_argument(
         "--device",

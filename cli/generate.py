@@ -5,8 +5,8 @@ The bundle and the image flags choose the pipeline, as a diffusers user would: t
 ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both); a depth-to-image
 model's bundle -> depth-to-image from ``--image``, with the bundle's depth estimator or ``--depth-map``;
 ``--control-image`` (one per ControlNet of a bundle built with ``build-engine --controlnet``) ->
-``StableDiffusionControlNetPipeline``, with ``--image`` -> ``StableDiffusionControlNetImg2ImgPipeline``, and
-``--mask`` -> ``...InpaintPipeline``.
+``StableDiffusionControlNetPipeline`` (``StableDiffusionXLControlNetPipeline`` for SDXL), with ``--image`` ->
+``StableDiffusionControlNetImg2ImgPipeline``, and ``--mask`` -> ``...InpaintPipeline`` (SD 1.x/2.x only).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def pipeline_class(model_type: str, inputs: ImageInputs, controlnets: list[str] 
     import sdrt.runtime as rt
 
     if inputs.control_images or inputs.control_scales:
-        return _controlnet_class(inputs, controlnets or [])
+        return _controlnet_class(model_type, inputs, controlnets or [])
     given = inputs.given()
     if model_type == "uncond":
         if given:
@@ -122,7 +122,7 @@ def read_depth_map(path: Path) -> Any:
         ) from error
 
 
-def _controlnet_class(inputs: ImageInputs, controlnets: list[str]) -> type:
+def _controlnet_class(model_type: str, inputs: ImageInputs, controlnets: list[str]) -> type:
     import sdrt.runtime as rt
 
     if not controlnets:
@@ -144,6 +144,13 @@ def _controlnet_class(inputs: ImageInputs, controlnets: list[str]) -> type:
         raise InputError(f"{scales} --control-scale for {count} ControlNets: pass one, or one per ControlNet")
     if inputs.image is None and (inputs.mask is not None or inputs.strength is not None):
         raise InputError("--mask and --strength need --image (the picture to start from)")
+    if model_type == "sdxl":
+        if inputs.image is not None:
+            raise InputError(
+                "--image: sdrt runs SDXL ControlNet bundles from text and control images only (no SDXL "
+                "ControlNet image-to-image or inpainting pipeline yet)"
+            )
+        return rt.StableDiffusionXLControlNetPipeline
     if inputs.mask is not None:
         return rt.StableDiffusionControlNetInpaintPipeline
     if inputs.image is not None:
@@ -188,7 +195,7 @@ def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     import sdrt.runtime as rt
 
-    if cls.__name__.startswith("StableDiffusionControlNet"):
+    if cls.__name__.startswith(("StableDiffusionControlNet", "StableDiffusionXLControlNet")):
         return control_arguments(inputs, len(inputs.control_images), size)
     if inputs.image is None:
         height, width = size or (None, None)

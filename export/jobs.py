@@ -99,7 +99,8 @@ def plan_jobs(
             **common,
         }
         own = {k: options[k] for k in component.build_options if options.get(k) is not None}
-        asked_for = asked is None or component.name in asked
+        # a variant is asked for by its own name or its family's (--components controlnet: every ControlNet)
+        asked_for = asked is None or any(vars(c).get("name") in asked for c in component.__mro__)
         job = ComponentJob(
             component, ranges, trace, component_precision, json_sha256({**inputs, **own}), asked_for
         )

@@ -25,6 +25,7 @@ _EXPORTS = {
     "StableDiffusionControlNetImg2ImgPipeline": "pipelines.controlnet_img2img",
     "StableDiffusionControlNetInpaintPipeline": "pipelines.controlnet_inpaint",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
+    "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
     "DDPMPipeline": "pipelines.ddpm",
     "TorchCompatibleGenerator": "random.torch_generator",
     "CLIPTokenizer": "text.tokenizer",

@@ -159,11 +159,14 @@ def initial_latents(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def controlnet_bundle(root: Path, model_dir: Path, *, std: float = 0.2) -> tuple[Path, list[Path]]:
-    """Two tiny ControlNets of the model's UNet and a bundle with both (``controlnet``, ``controlnet_edges``)."""
+def controlnet_bundle(
+    root: Path, model_dir: Path, *, std: float = 0.2, extra: list[str] | None = None
+) -> tuple[Path, list[Path]]:
+    """Two tiny ControlNets of the model's UNet and a bundle with both (``controlnet``, ``controlnet_edges``);
+    ``extra``: further build-engine options."""
     from tests.models import make_controlnet
 
     nets = [make_controlnet(model_dir, root / f"controlnet_{i}", seed=10 + i, std=std) for i in range(2)]
     options = ["--min-size", "32", "--max-size", "128", "--max-batch", "2"]
-    options += ["--controlnet", str(nets[0]), "--controlnet", f"{nets[1]}:edges"]
+    options += ["--controlnet", str(nets[0]), "--controlnet", f"{nets[1]}:edges", *(extra or [])]
     return build_bundle(model_dir, root / "bundle_controlnet", options), nets

@@ -17,7 +17,14 @@ from sdrt.runtime.components.controlnet import residual_levels
 from .folder import SINGLE_FILE_SUFFIXES, WEIGHT_SUFFIXES, ModelFolder
 
 _NAME = re.compile(r"^[a-z0-9_]+$")
-_MATCHING = ("cross_attention_dim", "block_out_channels", "layers_per_block", "in_channels")
+_MATCHING = (
+    "cross_attention_dim",
+    "block_out_channels",
+    "layers_per_block",
+    "in_channels",
+    "addition_embed_type",
+    "projection_class_embeddings_input_dim",
+)
 
 
 def split_controlnet(spec: str) -> tuple[Path, str | None]:
@@ -34,10 +41,10 @@ def split_controlnet(spec: str) -> tuple[Path, str | None]:
 
 def add_controlnets(folder: ModelFolder, specs: list[str]) -> ModelFolder:
     """``folder`` with one ``controlnet*`` part per ``DIR[:NAME]``, checked before anything is loaded."""
-    if folder.model_type not in ("sd1", "sd2"):
+    if folder.model_type not in ("sd1", "sd2", "sdxl"):
         raise ModelFolderError(
             f"--controlnet: {folder.path} is a {folder.model_type} model; sdrt exports ControlNets for "
-            "Stable Diffusion 1.x and 2.x models"
+            "Stable Diffusion 1.x, 2.x and XL text-to-image models"
         )
     parts, classes, configs = dict(folder.parts), dict(folder.classes), dict(folder.configs)
     for index, spec in enumerate(specs):
@@ -85,8 +92,11 @@ def _controlnet_config(path: Path, spec: str) -> dict[str, Any]:
         raise ModelFolderError(
             f"--controlnet {spec}: no weights (.safetensors or .bin) beside its config.json"
         )
-    if config.get("addition_embed_type") is not None:
-        raise ModelFolderError(f"--controlnet {spec}: SDXL ControlNets are not exported yet")
+    if config.get("addition_embed_type") not in (None, "text_time"):
+        raise ModelFolderError(
+            f"--controlnet {spec}: addition_embed_type {config['addition_embed_type']!r} is not one sdrt "
+            "exports (SD 1.x/2.x ControlNets have none, SDXL's text_time)"
+        )
     return config
 
 

@@ -60,6 +60,24 @@ def residual_specs(
     return specs, derived
 
 
+def added_condition_specs(config: Mapping[str, Any]) -> dict[str, TensorSpec]:
+    """SDXL's ``text_embeds`` (pooled) and ``time_ids`` inputs for a ``text_time`` config (UNet or ControlNet)."""
+    if config.get("addition_embed_type") != "text_time":
+        return {}
+    time_embeds = 6 * int(config["addition_time_embed_dim"])
+    pooled = int(config["projection_class_embeddings_input_dim"]) - time_embeds
+    return {
+        "text_embeds": TensorSpec("text_embeds", F32, ("batch", pooled)),
+        "time_ids": TensorSpec("time_ids", F32, ("batch", 6)),
+    }
+
+
+def time_ids_for(sizes: Mapping[str, int], shape: tuple[int, ...]) -> np.ndarray:
+    """Validation time ids: the original and target size of the latent size, no crop."""
+    height, width = sizes.get("latent_height", 64) * 8, sizes.get("latent_width", 64) * 8
+    return np.broadcast_to(np.array([height, width, 0, 0, height, width], np.float32), shape).copy()
+
+
 def derived_ranges(ranges: Mapping[str, Range], derived: Mapping[str, tuple[str, int, int]]) -> dict:
     return {
         dim: (-(-ranges[base][0] * mul // div), -(-ranges[base][1] * mul // div))
@@ -69,7 +87,8 @@ def derived_ranges(ranges: Mapping[str, Range], derived: Mapping[str, tuple[str,
 
 class ControlNet(Component):
     """``controlnet(sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale=1.0,
-    guess_mode=False)`` -> (down residuals, mid residual), as diffusers' ``ControlNetModel``."""
+    guess_mode=False, added_cond_kwargs=None)`` -> (down residuals, mid residual), as diffusers'
+    ``ControlNetModel`` (SDXL's, ``addition_embed_type="text_time"``, also takes ``text_embeds`` and ``time_ids``)."""
 
     name = "controlnet"
     source = "controlnet"
@@ -108,6 +127,7 @@ class ControlNet(Component):
                 ("batch", int(config.get("conditioning_channels", 3)), "height", "width"),
             ),
         }
+        inputs |= added_condition_specs(config)
         outputs, derived = residual_specs(config, "down_block_res_sample_", "mid_block_res_sample")
         derived |= {"height": ("latent_height", factor, 1), "width": ("latent_width", factor, 1)}
         spec = GraphSpec(
@@ -128,17 +148,23 @@ class ControlNet(Component):
                 feeds[name] = rng.uniform(0.0, 999.0, size=shape).astype(np.float32)
             elif name == "controlnet_cond":
                 feeds[name] = rng.uniform(0.0, 1.0, size=shape).astype(np.float32)
+            elif name == "time_ids":
+                feeds[name] = time_ids_for(sizes, shape)
             else:
                 feeds[name] = rng.standard_normal(size=shape).astype(np.float32)
         return feeds
 
     @classmethod
     def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        added = None
+        if "text_embeds" in inputs:
+            added = {"text_embeds": inputs["text_embeds"], "time_ids": inputs["time_ids"]}
         down, mid = model(
             inputs["sample"],
             inputs["timestep"],
             encoder_hidden_states=inputs["encoder_hidden_states"],
             controlnet_cond=inputs["controlnet_cond"],
+            added_cond_kwargs=added,
             return_dict=False,
         )
         outputs = {f"down_block_res_sample_{i}": d for i, d in enumerate(down)}
@@ -158,19 +184,29 @@ class ControlNet(Component):
         controlnet_cond: Any,
         conditioning_scale: float = 1.0,
         guess_mode: bool = False,
+        added_cond_kwargs: Mapping[str, Any] | None = None,
     ) -> tuple[list[Any], Any]:
         """(down residuals, mid residual), scaled by ``conditioning_scale`` (and, in guess mode, by
-        diffusers' per-level scales from 0.1 to 1)."""
+        diffusers' per-level scales from 0.1 to 1); SDXL ControlNets take ``added_cond_kwargs``
+        (``text_embeds``, ``time_ids``) as diffusers' do."""
         sample = self.xp.asarray(sample)
         t = np.asarray(timestep.get() if hasattr(timestep, "get") else timestep, dtype=np.float32).reshape(-1)
         if t.size == 1:
             t = np.full((sample.shape[0],), t[0], dtype=np.float32)
-        outputs = self.run(
-            sample=sample,
-            timestep=self.xp.asarray(t),
-            encoder_hidden_states=encoder_hidden_states,
-            controlnet_cond=controlnet_cond,
-        )
+        feeds = {
+            "sample": sample,
+            "timestep": self.xp.asarray(t),
+            "encoder_hidden_states": encoder_hidden_states,
+            "controlnet_cond": controlnet_cond,
+        }
+        for key in ("text_embeds", "time_ids"):
+            if key in self.record.inputs:
+                if not added_cond_kwargs or added_cond_kwargs.get(key) is None:
+                    raise InputError(
+                        f"the {self.name} engine (an SDXL ControlNet) needs added_cond_kwargs[{key!r}]"
+                    )
+                feeds[key] = added_cond_kwargs[key]
+        outputs = self.run(**feeds)
         count = len(outputs) - 1
         down = [outputs[f"down_block_res_sample_{i}"] for i in range(count)]
         mid = outputs["mid_block_res_sample"]
@@ -199,6 +235,7 @@ class MultiControlNetModel:
         controlnet_cond: Sequence[Any],
         conditioning_scale: Sequence[float],
         guess_mode: bool = False,
+        added_cond_kwargs: Mapping[str, Any] | None = None,
     ) -> tuple[list[Any], Any]:
         if len(controlnet_cond) != len(self.nets) or len(conditioning_scale) != len(self.nets):
             raise InputError(
@@ -208,7 +245,9 @@ class MultiControlNetModel:
         down_sum: list[Any] | None = None
         mid_sum = None
         for net, image, scale in zip(self.nets, controlnet_cond, conditioning_scale):
-            down, mid = net(sample, timestep, encoder_hidden_states, image, scale, guess_mode)
+            down, mid = net(
+                sample, timestep, encoder_hidden_states, image, scale, guess_mode, added_cond_kwargs
+            )
             if down_sum is None:
                 down_sum, mid_sum = down, mid
             else:

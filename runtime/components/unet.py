@@ -16,7 +16,7 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.tensors import TensorSpec
 
 from .base import Component, ModelInfo
-from .controlnet import derived_ranges, residual_specs
+from .controlnet import added_condition_specs, derived_ranges, residual_specs, time_ids_for
 from .graph import GraphSpec, Range
 
 F32 = np.dtype(np.float32)
@@ -53,11 +53,7 @@ class UNet(Component):
         if "cross_attention_dim" in config:
             width = int(config["cross_attention_dim"])
             inputs["encoder_hidden_states"] = TensorSpec("encoder_hidden_states", F32, ("batch", 77, width))
-        if config.get("addition_embed_type") == "text_time":
-            time_embeds = 6 * int(config["addition_time_embed_dim"])
-            pooled = int(config["projection_class_embeddings_input_dim"]) - time_embeds
-            inputs["text_embeds"] = TensorSpec("text_embeds", F32, ("batch", pooled))
-            inputs["time_ids"] = TensorSpec("time_ids", F32, ("batch", 6))
+        inputs |= added_condition_specs(config)
         output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
         spec = GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
         if options.get("controlnet_residuals"):
@@ -80,10 +76,7 @@ class UNet(Component):
             if name == "timestep":
                 feeds[name] = rng.uniform(0.0, 999.0, size=shape).astype(np.float32)
             elif name == "time_ids":
-                height, width = sizes.get("latent_height", 64) * 8, sizes.get("latent_width", 64) * 8
-                feeds[name] = np.broadcast_to(
-                    np.array([height, width, 0, 0, height, width], np.float32), shape
-                ).copy()
+                feeds[name] = time_ids_for(sizes, shape)
             else:
                 feeds[name] = rng.standard_normal(size=shape).astype(np.float32)
         return feeds

@@ -17,13 +17,19 @@ PIPELINE_FOR_MODEL_TYPE: dict[str, tuple[str, str]] = {
     "uncond": ("ddpm", "DDPMPipeline"),
 }
 
+CONTROLNET_PIPELINES: dict[str, tuple[str, str]] = {
+    "sd1": ("controlnet", "StableDiffusionControlNetPipeline"),
+    "sd2": ("controlnet", "StableDiffusionControlNetPipeline"),
+    "sdxl": ("sdxl_controlnet", "StableDiffusionXLControlNetPipeline"),
+}
+
 
 def pipeline_entry(bundle: Bundle) -> tuple[str, str] | None:
     """(module, class) of the pipeline for the bundle: by model type, the ControlNet pipeline for a bundle
     built with build-engine --controlnet; None for a model type sdrt cannot run."""
     entry = PIPELINE_FOR_MODEL_TYPE.get(bundle.model_type)
-    if entry is not None and bundle.manifest.controlnets and bundle.model_type in ("sd1", "sd2"):
-        return "controlnet", "StableDiffusionControlNetPipeline"
+    if entry is not None and bundle.manifest.controlnets and bundle.model_type in CONTROLNET_PIPELINES:
+        return CONTROLNET_PIPELINES[bundle.model_type]
     return entry
 
 

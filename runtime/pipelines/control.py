@@ -6,7 +6,7 @@ the per-step residuals (``ControlStep``: diffusers' ``controlnet_keep``, guess m
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,22 +117,30 @@ class ControlStep:
         guess_mode: bool,
         guided: bool,
         scheduler: Any,
+        added: Mapping[str, str] | None = None,
     ) -> None:
+        """``added``: the ControlNets' ``added_cond_kwargs`` (SDXL's ``text_embeds``, ``time_ids``) -> the
+        state entries that hold them, as ``GuidedCall.unet_inputs``."""
         self.nets, self.images, self.scales, self.keep = nets, images, scales, keep
         self.guess_mode, self.guided, self.scheduler = guess_mode, guided, scheduler
+        self.added = dict(added or {})
         self.step = 0
 
     def __call__(self, state: dict[str, Any], t: Any, model_input: Any) -> dict[str, Any]:
         keep, self.step = self.keep[self.step], self.step + 1
         embeds = state["prompt_embeds"]
-        if self.guess_mode and self.guided:  # the ControlNets see the conditional half only
+        added = {name: state[key] for name, key in self.added.items()}
+        if (
+            self.guess_mode and self.guided
+        ):  # the ControlNets see the second half only, as diffusers' chunk(2)[1]
             model_input = self.scheduler.scale_model_input(state["latents"], t)
             embeds = embeds[len(embeds) // 2 :]
+            added = {name: value[len(value) // 2 :] for name, value in added.items()}
         down_sum, mid_sum = None, None
         for net, image, scale, kept in zip(self.nets, self.images, self.scales, keep):
             if scale * kept == 0.0:  # diffusers multiplies the residuals by 0: the same as leaving them out
                 continue
-            down, mid = net(model_input, t, embeds, image, scale * kept, self.guess_mode)
+            down, mid = net(model_input, t, embeds, image, scale * kept, self.guess_mode, added or None)
             if down_sum is None:
                 down_sum, mid_sum = down, mid
             else:

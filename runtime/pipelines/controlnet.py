@@ -85,6 +85,7 @@ class ControlNetMixin:
             guess_mode,
             call.guidance.enabled,
             self.scheduler,  # type: ignore[attr-defined]
+            call.unet_inputs,  # SDXL's text_embeds and time_ids, which its ControlNets take too
         )
         return call
 

@@ -141,6 +141,10 @@ def test_controlnets_that_cannot_be_exported_are_refused_before_any_work(built, 
     for weights in nets[0].glob("*.safetensors"):
         (wide / weights.name).write_bytes(weights.read_bytes())
     _fails(capsys, model, tmp_path, "its cross_attention_dim is 64, the model's UNet has 32", wide)
+    (wide / "config.json").write_text(json.dumps({**config, "addition_embed_type": "text_time"}))
+    _fails(capsys, model, tmp_path, "its addition_embed_type is text_time, the model's UNet has None", wide)
+    (wide / "config.json").write_text(json.dumps({**config, "addition_embed_type": "image"}))
+    _fails(capsys, model, tmp_path, "addition_embed_type 'image' is not one sdrt exports", wide)
     _fails(capsys, model, tmp_path, "not a ControlNetModel", model / "unet")
     _fails(capsys, model, tmp_path, "no ", tmp_path / "nowhere")
     single = tmp_path / "canny.safetensors"
