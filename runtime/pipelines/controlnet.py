@@ -70,6 +70,39 @@ class ControlNetMixin:
         control = control_settings(len(nets), image, scale, start, end)
         return control, bool(guess_mode) or nets[0].global_pool_conditions
 
+    def start_call(
+        self,
+        control: ControlSettings,
+        guess_mode: bool,
+        embeds: Any,
+        guidance: Any,
+        *,
+        size: tuple[int | None, int | None],
+        num_images_per_prompt: int,
+        tensor_inputs: Sequence[str],
+        generator: Any,
+        schedule: tuple[int, Any, Any],
+        latents: Any,
+        eta: float,
+    ) -> tuple[GuidedCall, list[Any]]:
+        """The control images at the output size (default: the first one's own) and the call over them: checks,
+        noise, timesteps (``schedule``: steps, timesteps, sigmas) and latents, in diffusers' order."""
+        images = prepare_control_images(
+            control.images,
+            *size,
+            embeds.batch,
+            num_images_per_prompt,
+            guidance.enabled and not guess_mode,
+            self.vae_scale_factor,  # type: ignore[attr-defined]
+        )
+        height, width = images[0].shape[2:]
+        self.check_inputs(height, width, num_images_per_prompt, tensor_inputs)  # type: ignore[attr-defined]
+        noise = self.noise_source(generator, embeds.batch)  # type: ignore[attr-defined]
+        timesteps, steps = retrieve_timesteps(self.scheduler, *schedule)  # type: ignore[attr-defined]
+        in_channels = self.unet.config.in_channels  # type: ignore[attr-defined]
+        latents = self.prepare_latents(embeds.batch, in_channels, height, width, noise, latents)  # type: ignore[attr-defined]
+        return GuidedCall(latents, timesteps, steps, embeds, guidance, noise, eta), images
+
     def add_control(
         self, call: GuidedCall, control: ControlSettings, images: list[Any], guess_mode: bool
     ) -> GuidedCall:
@@ -174,25 +207,19 @@ class StableDiffusionControlNetPipeline(ControlNetMixin, StableDiffusionBase):
             prompt_embeds,
             negative_prompt_embeds,
         )
-        images = prepare_control_images(
-            control.images,
-            height,
-            width,
-            embeds.batch,
-            num_images_per_prompt,
-            guidance.enabled and not guess_mode,
-            self.vae_scale_factor,
+        call, images = self.start_call(
+            control,
+            guess_mode,
+            embeds,
+            guidance,
+            size=(height, width),
+            num_images_per_prompt=num_images_per_prompt,
+            tensor_inputs=callback_on_step_end_tensor_inputs,
+            generator=generator,
+            schedule=(num_inference_steps, timesteps, sigmas),
+            latents=latents,
+            eta=eta,
         )
-        height, width = images[0].shape[2:]
-        self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        noise = self.noise_source(generator, embeds.batch)
-        timesteps, num_inference_steps = retrieve_timesteps(
-            self.scheduler, num_inference_steps, timesteps, sigmas
-        )
-        latents = self.prepare_latents(
-            embeds.batch, self.unet.config.in_channels, height, width, noise, latents
-        )
-        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
         return self.generate(
             self.add_control(call, control, images, guess_mode),
             output_type=output_type,

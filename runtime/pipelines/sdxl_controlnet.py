@@ -15,12 +15,10 @@ from sdrt.runtime.images import ImageInput
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
-from .control import prepare_control_images
 from .controlnet import ControlNetMixin
-from .guided import GuidedCall
 from .outputs import StableDiffusionXLPipelineOutput
 from .sdxl import StableDiffusionXLPipeline
-from .timesteps import cut_at_denoising_end, retrieve_timesteps
+from .timesteps import cut_at_denoising_end
 
 
 class StableDiffusionXLControlNetPipeline(ControlNetMixin, StableDiffusionXLPipeline):
@@ -121,25 +119,21 @@ class StableDiffusionXLControlNetPipeline(ControlNetMixin, StableDiffusionXLPipe
             pooled_prompt_embeds,
             negative_pooled_prompt_embeds,
         )
-        images = prepare_control_images(
-            control.images,
-            height,
-            width,
-            embeds.batch,
-            num_images_per_prompt,
-            guidance.enabled and not guess_mode,
-            self.vae_scale_factor,
+        call, images = self.start_call(
+            control,
+            guess_mode,
+            embeds,
+            guidance,
+            size=(height, width),
+            num_images_per_prompt=num_images_per_prompt,
+            tensor_inputs=callback_on_step_end_tensor_inputs,
+            generator=generator,
+            schedule=(num_inference_steps, timesteps, sigmas),
+            latents=latents,
+            eta=eta,
         )
         height, width = images[0].shape[2:]
-        self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        noise = self.noise_source(generator, embeds.batch)
-        timesteps, num_inference_steps = retrieve_timesteps(
-            self.scheduler, num_inference_steps, timesteps, sigmas
-        )
-        latents = self.prepare_latents(
-            embeds.batch, self.unet.config.in_channels, height, width, noise, latents
-        )
-        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
+        timesteps, num_inference_steps = call.timesteps, call.num_inference_steps
         time_ids = self.time_ids(
             original_size or (height, width), crops_coords_top_left, target_size or (height, width)
         )
