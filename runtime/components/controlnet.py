@@ -139,19 +139,14 @@ class ControlNet(Component):
 
     @classmethod
     def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
-        """Timesteps in 0..999, a control image in [0, 1], noise elsewhere."""
-        rng = np.random.default_rng(seed)
-        feeds = {}
-        for name, tensor in spec.inputs.items():
-            shape = tensor.concrete(sizes)
-            if name == "timestep":
-                feeds[name] = rng.uniform(0.0, 999.0, size=shape).astype(np.float32)
-            elif name == "controlnet_cond":
-                feeds[name] = rng.uniform(0.0, 1.0, size=shape).astype(np.float32)
-            elif name == "time_ids":
-                feeds[name] = time_ids_for(sizes, shape)
-            else:
-                feeds[name] = rng.standard_normal(size=shape).astype(np.float32)
+        """The UNet's (timesteps in 0..999, SDXL's time ids, noise elsewhere) and a control image in [0, 1]."""
+        from .unet import UNet
+
+        feeds = UNet.random_inputs(spec, sizes, seed)
+        shape = feeds["controlnet_cond"].shape
+        feeds["controlnet_cond"] = (
+            np.random.default_rng(seed + 1).uniform(0.0, 1.0, size=shape).astype(np.float32)
+        )
         return feeds
 
     @classmethod
