@@ -69,6 +69,7 @@ def build_component(
         log.info("%s: validating against torch at %s", name, sizes)
         cases = reference_cases(component, model, spec, sizes, device=settings.export_device)
         record.validation = validate_onnx(final, cases, component=name, precision=job.precision)
+    digests = _weight_digests(name, model, job.precision)
     del model
     gc.collect()
     record.export_seconds = round(time.perf_counter() - started, 2)
@@ -78,7 +79,26 @@ def build_component(
         from .openvino.convert import openvino_stage
 
         record.openvino = openvino_stage(work, record, precision=settings.openvino_precision, cases=cases)
+    _weight_map(record, work, digests)
     return record
+
+
+def _weight_map(record: ComponentRecord, work: Path, digests: dict | None) -> None:
+    """``onnx/<name>.weights.json`` for the graphs written (run-time LoRA's map), where LoRA applies."""
+    if digests is not None:
+        from .onnx.weight_names import write_weight_map
+
+        graphs = [record.onnx] + ([record.ort.file] if record.ort else [])
+        record.weights = write_weight_map(work, record.name, graphs, digests)
+
+
+def _weight_digests(name: str, model: object, precision: str) -> dict | None:
+    """The digests of the weights LoRA files touch (``onnx.weight_names``), for the components they touch."""
+    from .onnx.weight_names import LORA_COMPONENTS, weight_digests
+
+    if name not in LORA_COMPONENTS:
+        return None
+    return weight_digests(model, ("float32",) if precision == "fp32" else ("float16", "float32"))
 
 
 def _ort_graph(

@@ -139,6 +139,7 @@ class ComponentRecord:
     openvino: OpenVinoRecord | None = None
     plans: dict[str, PlanRecord] = field(default_factory=dict)
     checksums: dict[str, FileRecord] = field(default_factory=dict)  # bundle-relative file -> size, sha256
+    weights: str | None = None  # onnx/<name>.weights.json: parameter -> initializer per graph (run-time LoRA)
 
     @classmethod
     def from_json(cls, name: str, data: Mapping[str, Any]) -> ComponentRecord:
@@ -164,6 +165,7 @@ class ComponentRecord:
             checksums={
                 k: FileRecord(int(v["bytes"]), v["sha256"]) for k, v in (data.get("checksums") or {}).items()
             },
+            weights=data.get("weights"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -189,6 +191,8 @@ class ComponentRecord:
             data["openvino"] = self.openvino.to_json()
         if self.plans:
             data["plans"] = {k: v.to_json() for k, v in self.plans.items()}
+        if self.weights:
+            data["weights"] = self.weights
         if self.checksums:
             data["checksums"] = {k: {"bytes": v.bytes, "sha256": v.sha256} for k, v in self.checksums.items()}
         return data
@@ -211,4 +215,4 @@ class ComponentRecord:
                 files += [graph, str(Path(graph).with_suffix(".onnx_data"))]
         if self.openvino is not None:
             files += [self.openvino.file, str(Path(self.openvino.file).with_suffix(".bin"))]
-        return files + [plan.file for plan in self.plans.values()]
+        return files + [plan.file for plan in self.plans.values()] + ([self.weights] if self.weights else [])

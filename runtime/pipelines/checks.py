@@ -129,21 +129,17 @@ def _clip_skip(name: str, value: Any, arguments: dict[str, Any], pipe: Any, stat
 
 
 def _cross_attention_kwargs(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict):
+    if value is not None and not isinstance(value, dict):
         raise InputTypeError(f"`cross_attention_kwargs` must be a dict or None, got {type(value).__name__}")
-    if "scale" in value:
+    extra = {k: v for k, v in (value or {}).items() if k != "scale"}
+    scale = (value or {}).get("scale", 1.0)
+    if extra:
         raise InputError(
-            f"cross_attention_kwargs={{'scale': {value['scale']!r}}} sets a LoRA scale, but sdrt does not run "
-            "LoRA yet (the UNet graph holds fixed weights); fuse the LoRA into the model at the scale you want "
-            "(diffusers' pipe.fuse_lora(lora_scale=...), then save_pretrained) and rebuild with build-engine"
+            f"cross_attention_kwargs {sorted(extra)}: the exported UNet graph has its attention fixed at export "
+            "and takes no cross_attention_kwargs but a LoRA 'scale'; pass None"
         )
-    if value:
-        raise InputError(
-            f"cross_attention_kwargs {sorted(value)}: the exported UNet graph has its attention fixed at export "
-            "and takes no cross_attention_kwargs; pass None"
-        )
+    if hasattr(pipe, "lora_call_scale"):  # the LoRA scale of this call: diffusers' scale_lora_layers
+        pipe.lora_call_scale(real("cross_attention_kwargs['scale']", scale))
     state.cross_attention_kwargs = value
 
 

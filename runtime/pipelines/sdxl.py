@@ -12,13 +12,14 @@ from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
 from .guided import GuidedCall, TextGuidedPipeline
+from .lora import LoraMixin
 from .outputs import StableDiffusionXLPipelineOutput
 from .sdxl_prompts import SDXLPromptEncoder
 from .textual_inversion import TextualInversionMixin
 from .timesteps import cut_at_denoising_end, retrieve_timesteps
 
 
-class StableDiffusionXLPipeline(TextualInversionMixin, TextGuidedPipeline):
+class StableDiffusionXLPipeline(TextualInversionMixin, LoraMixin, TextGuidedPipeline):
     embedding_slots = (("text_encoder", "tokenizer", "clip_l"), ("text_encoder_2", "tokenizer_2", "clip_g"))
 
     """SDXL: ``pipe(prompt, prompt_2=None, guidance_scale=5.0, original_size=..., crops_coords_top_left=...)``."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from .guided import TextGuidedPipeline
+from .lora import LoraMixin
 from .prompts import PromptEncoder
 from .textual_inversion import TextualInversionMixin
 
 
-class StableDiffusionBase(TextualInversionMixin, TextGuidedPipeline):
+class StableDiffusionBase(TextualInversionMixin, LoraMixin, TextGuidedPipeline):
     required_components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder")
     model_types: tuple[str, ...] = ("sd1", "sd2")
     parts = (

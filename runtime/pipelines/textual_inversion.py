@@ -28,7 +28,6 @@ class EmbeddingTable:
 
     initializer: str
     base: np.ndarray  # [vocab, width] in the graph's dtype
-    base_engine: Any
     tokens: list[str] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list)
 
@@ -103,37 +102,32 @@ class TextualInversionMixin:
             if table is None or not table.tokens:
                 continue
             getattr(self, tokenizer_name).remove_tokens(table.tokens)
-            encoder.engine, table.tokens, table.rows = table.base_engine, [], []
+            table.tokens, table.rows = [], []
+            self._swap_encoder(engine_name, table)
 
     def _embedding_table(self, engine_name: str, tokenizer: Any) -> EmbeddingTable:
-        from sdrt.runtime.engines.ort.engine import OrtEngine
-
         encoder = self.engines[engine_name]
         table = getattr(encoder, "embedding_table", None)
         if table is None:
-            if not isinstance(encoder.engine, OrtEngine):
-                raise InputError(
-                    f"load_textual_inversion needs the text encoder on ONNX Runtime (provider 'cpu' or 'cuda'); "
-                    f"this one runs on {type(encoder.engine).__name__}, whose vocabulary is fixed at build: "
-                    "build-engine --textual-inversion FILE[:TOKEN] adds the embedding there"
-                )
-            name, base = read_embedding_table(encoder.engine.path, len(tokenizer.vocab))
-            table = encoder.embedding_table = EmbeddingTable(name, base, encoder.engine)
+            overrides = _overrides(encoder)
+            name, base = read_embedding_table(overrides.base.path, len(tokenizer.vocab))
+            table = encoder.embedding_table = EmbeddingTable(name, base)
         return table
 
     def _swap_encoder(self, engine_name: str, table: EmbeddingTable) -> None:
-        """A new session over the same graph file, its table replaced by the taller one."""
-        from sdrt.runtime.engines.ort.engine import OrtEngine
-        from sdrt.runtime.engines.providers import import_onnxruntime
+        """A new session over the same graph, its table replaced by the taller one (the engine as loaded
+        when no rows remain and no LoRA is loaded either)."""
+        encoder = self.engines[engine_name]
+        overrides = _overrides(encoder)
+        values = {table.initializer: table.table()} if table.rows else None
+        encoder.engine, overrides.sources = overrides.engine_with("textual_inversion", values)
 
-        old = table.base_engine
-        ort = import_onnxruntime(old.provider)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(table.table()))
-        options.add_initializer(table.initializer, value)
-        engine = OrtEngine(
-            old.path, old.provider, device_id=old.device_id, session_options=options, name=old.name
-        )
-        engine.initializer_values = [value]  # the session reads it: it must outlive the session
-        self.engines[engine_name].engine = engine
+
+def _overrides(encoder: Any) -> Any:
+    from sdrt.runtime.engines.ort.initializers import overrides_of
+
+    return overrides_of(
+        encoder,
+        "load_textual_inversion",
+        "build-engine --textual-inversion FILE[:TOKEN] adds the embedding there",
+    )

@@ -4,42 +4,13 @@ are left to ``build-engine --textual-inversion``."""
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
 
 from sdrt.runtime.errors import InputError
-
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
-
-
-def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every tensor of a safetensors file as a float32 NumPy array (bf16 widened exactly)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8 : 8 + size])
-    except (OSError, struct.error, ValueError) as error:
-        raise InputError(f"{path} is not a readable safetensors file ({error})") from error
-    tensors = {}
-    body = memoryview(data)[8 + size :]
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        raw = body[start:end]
-        if info["dtype"] == "BF16":
-            values = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-        elif info["dtype"] in _DTYPES:
-            values = np.frombuffer(raw, _DTYPES[info["dtype"]]).astype(np.float32)
-        else:
-            raise InputError(f"{path}: tensor {name!r} is {info['dtype']}, not a float embedding")
-        tensors[name] = values.reshape(info["shape"])
-    return tensors
+from sdrt.runtime.tensor_files import read_safetensors
 
 
 def textual_inversion_vectors(

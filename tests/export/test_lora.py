@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from sdrt.cli.build_engine import main
+from tests.lora_files import diffusers_lora_file as _diffusers_file
+from tests.lora_files import kohya_lora_file as _kohya_file
 from tests.parity import BUILD_OPTIONS, assert_parity, build_bundle, initial_latents, psnr
 
 torch = pytest.importorskip("torch")
@@ -16,47 +18,6 @@ peft = pytest.importorskip("peft")
 LATENTS = initial_latents((1, 4, 8, 8), seed=11)
 PROMPT = "a red circle on a blue background"
 LORA_DB = 35.0
-
-
-def _lora_state(model_dir, seed: int) -> dict:
-    """A random LoRA on the UNet's attention and the text encoder's, keys as diffusers saves them."""
-    from peft import LoraConfig, inject_adapter_in_model
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = diffusers.StableDiffusionPipeline.from_pretrained(model_dir)
-    unet_config = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
-    pipe.unet.add_adapter(unet_config)
-    text_config = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
-    inject_adapter_in_model(text_config, pipe.text_encoder)
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for prefix, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder)):
-        for key, value in get_peft_model_state_dict(module).items():
-            state[f"{prefix}.{key}"] = torch.randn(value.shape, generator=generator) * 0.3
-    return state
-
-
-def _diffusers_file(tmp_path, model_dir, seed: int):
-    state = _lora_state(model_dir, seed)
-    folder = tmp_path / f"lora-{seed}"
-    diffusers.StableDiffusionPipeline.save_lora_weights(
-        folder,
-        unet_lora_layers={k[5:]: v for k, v in state.items() if k.startswith("unet.")},
-        text_encoder_lora_layers={k[13:]: v for k, v in state.items() if k.startswith("text_encoder.")},
-    )
-    return folder / "pytorch_lora_weights.safetensors"
-
-
-def _kohya_file(tmp_path, model_dir, seed: int):
-    from diffusers.utils import convert_state_dict_to_kohya
-    from safetensors.torch import save_file
-
-    path = tmp_path / f"kohya-{seed}.safetensors"
-    save_file(
-        {k: v.contiguous() for k, v in convert_state_dict_to_kohya(_lora_state(model_dir, seed)).items()},
-        str(path),
-    )
-    return path
 
 
 def _bundle(tiny, tmp_path, name, *loras):

@@ -48,11 +48,11 @@ def open_cpu_session(ort: ModuleType, path: Path, *, name: str) -> tuple[Any, Pa
     root = cache_dir("ort")
     providers = ["CPUExecutionProvider"]
     if root is None:
-        return open_session(ort, path, _options(ort, "ORT_ENABLE_ALL"), providers, name=name), path
+        return open_session(ort, path, session_options(ort, "ORT_ENABLE_ALL"), providers, name=name), path
     entry = root / _entry_name(ort, path, name)
     if (entry / GRAPH).is_file():
         try:
-            options = _options(ort, "ORT_DISABLE_ALL")
+            options = session_options(ort, "ORT_DISABLE_ALL")
             return ort.InferenceSession(
                 str(entry / GRAPH), sess_options=options, providers=providers
             ), entry / GRAPH
@@ -61,7 +61,7 @@ def open_cpu_session(ort: ModuleType, path: Path, *, name: str) -> tuple[Any, Pa
             shutil.rmtree(entry, ignore_errors=True)
     session = _save_optimized(ort, path, entry, name=name)
     if session is None:
-        return open_session(ort, path, _options(ort, "ORT_ENABLE_ALL"), providers, name=name), path
+        return open_session(ort, path, session_options(ort, "ORT_ENABLE_ALL"), providers, name=name), path
     return session, path
 
 
@@ -73,7 +73,7 @@ def _save_optimized(ort: ModuleType, path: Path, entry: Path, *, name: str) -> A
     except OSError as error:
         logger.info("%s: no ONNX Runtime graph cache at %s (%s)", name, entry.parent, error)
         return None
-    options = _options(ort, "ORT_ENABLE_ALL")
+    options = session_options(ort, "ORT_ENABLE_ALL")
     options.log_severity_level = 3  # its warning that NCHWc graphs fit this CPU only: the key holds the CPU
     options.optimized_model_filepath = str(scratch / GRAPH)
     options.add_session_config_entry(
@@ -100,7 +100,7 @@ def _save_optimized(ort: ModuleType, path: Path, entry: Path, *, name: str) -> A
     return session
 
 
-def _options(ort: ModuleType, level: str) -> Any:
+def session_options(ort: ModuleType, level: str) -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
     threads = cpu_threads()

@@ -155,7 +155,7 @@ def test_clip_skip_zero_is_the_last_hidden_state(sd1):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cross_attention_kwargs": {"scale": 0.5}}, "LoRA scale, but sdrt does not run LoRA yet"),
+        ({"cross_attention_kwargs": {"scale": "half"}}, "must be a number"),
         ({"cross_attention_kwargs": {"attn_mask": 1}}, r"cross_attention_kwargs \['attn_mask'\].*pass None"),
         ({"clip_skip": 1}, "exported without clip_skip.*--clip-skip 1, or pass clip_skip=None"),
         ({"clip_skip": 2}, "clip_skip=2.*--clip-skip 2"),

@@ -1,0 +1,149 @@
+"""New values for some initializers of an ONNX Runtime engine's graph, without re-exporting or re-reading
+the graph's other weights: ONNX Runtime takes replacements when a session is made
+(``SessionOptions.add_initializer``). Run-time LoRA and textual inversion use it, each as a *source* of
+values; the engine with every source's values in is one new session over the same file.
+
+Where the engine opened this machine's cached graph (``session.py``: optimized at the *all* level, loaded
+with optimizations off in about a second) and every replaced initializer is still there, as it was and
+used, the new session opens that graph the same way; else it opens the bundle's graph at the *extended*
+level (the *all* level's NCHWc convolutions would keep the weights as built), whose calls are about 15%
+slower on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+
+from .session import session_options
+
+logger = logging.getLogger(__name__)
+
+
+class InitializerOverrides:
+    """The values replacing initializers of ``base``'s graph, by source; the engine with them."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.sources: dict[str, dict[str, np.ndarray]] = {}
+        self._base_values: dict[str, np.ndarray] = {}
+        self._graphs: dict[str, set[str]] = {}
+        self._unchanged: dict[str, bool] = {}
+
+    def base_value(self, name: str) -> np.ndarray:
+        """The initializer ``name`` as built (read once from the bundle's graph, then kept)."""
+        if name not in self._base_values:
+            self._base_values.update(read_initializers(self.base.path, [name]))
+        return self._base_values[name]
+
+    def engine_with(self, source: str, values: dict[str, np.ndarray] | None) -> tuple[Any, dict]:
+        """The engine with ``source``'s values replaced by ``values`` (None: none) and every other source's,
+        and the sources to keep once the caller has swapped it in (nothing is changed here)."""
+        sources = {k: v for k, v in {**self.sources, source: values}.items() if v}
+        if not sources:
+            return self.base, sources
+        merged = {name: value for values in sources.values() for name, value in values.items()}
+        return self._open(merged), sources
+
+    def _open(self, values: dict[str, np.ndarray]) -> Any:
+        from .engine import OrtEngine
+
+        started = time.perf_counter()
+        base = self.base
+        cached = base.graph_path != base.path and self._still_there(base.graph_path, values)
+        ort = base._ort
+        # not the *all* level on the bundle's graph: its NCHWc layout reorders convolution weights from the
+        # graph's own values, ignoring the replacements (ONNX Runtime 1.32); *extended* runs as validated
+        options = session_options(ort, "ORT_DISABLE_ALL" if cached else "ORT_ENABLE_EXTENDED")
+        held = []
+        for name, value in values.items():
+            held.append(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value)))
+            options.add_initializer(name, held[-1])
+        engine = OrtEngine(
+            base.graph_path if cached else base.path,
+            base.provider,
+            device_id=base.device_id,
+            session_options=options,
+            name=base.name,
+        )
+        engine.path = base.path  # the bundle's graph, whatever file the session opened
+        engine.initializer_values = held  # the session reads them: they must outlive it
+        logger.info(
+            "%s: %d initializers replaced in a new session (%s) in %.2f s",
+            base.name,
+            len(values),
+            "cached graph" if cached else "graph optimized again",
+            time.perf_counter() - started,
+        )
+        return engine
+
+    def _still_there(self, graph: os.PathLike[str], values: dict[str, np.ndarray]) -> bool:
+        """Every name an initializer of ``graph`` read by a node and holding the value as built: the *all*
+        level reorders convolution weights for the CPU's vector width, sometimes under the same name."""
+        key = os.fspath(graph)
+        if key not in self._graphs:
+            self._graphs[key] = _used_initializers(graph)
+        used = self._graphs[key]
+        if not all(name in used for name in values):
+            return False
+        fresh = [name for name in values if name not in self._unchanged]
+        if fresh:
+            cached = read_initializers(graph, fresh)
+            for name in fresh:
+                self._unchanged[name] = np.array_equal(cached[name], self.base_value(name))
+        return all(self._unchanged[name] for name in values)
+
+
+def read_initializers(path: os.PathLike[str], names: list[str]) -> dict[str, np.ndarray]:
+    """The values of ``names`` in the graph at ``path`` (external data read for those alone)."""
+    onnx, numpy_helper = _onnx()
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    wanted = set(names)
+    found = {
+        t.name: numpy_helper.to_array(t, base_dir=os.path.dirname(os.fspath(path)))
+        for t in model.graph.initializer
+        if t.name in wanted
+    }
+    missing = wanted - set(found)
+    if missing:
+        raise KeyError(f"{path} has no initializer {sorted(missing)[0]}")
+    return found
+
+
+def _used_initializers(path: os.PathLike[str]) -> set[str]:
+    onnx, _ = _onnx()
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    used = {name for node in model.graph.node for name in node.input}
+    return {t.name for t in model.graph.initializer if t.name in used}
+
+
+def _onnx() -> tuple[Any, Any]:
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as error:
+        raise ProviderNotAvailableError(
+            "replacing weights at run time (LoRA, textual inversion) reads the graph: pip install onnx"
+        ) from error
+    return onnx, numpy_helper
+
+
+def overrides_of(component: Any, what: str, fix: str) -> InitializerOverrides:
+    """The component's overrides, made on first use over its engine as loaded (ONNX Runtime's only)."""
+    overrides = getattr(component, "overrides", None)
+    if overrides is None:
+        from .engine import OrtEngine
+
+        if not isinstance(component.engine, OrtEngine):
+            raise InputError(
+                f"{what} needs {component.name} on ONNX Runtime (provider 'cpu' or 'cuda'); this one runs on "
+                f"{type(component.engine).__name__}, whose weights are fixed at build: {fix}"
+            )
+        overrides = component.overrides = InitializerOverrides(component.engine)
+    return overrides

@@ -1,0 +1,1 @@
+"""LoRA without torch: files (diffusers/PEFT and kohya layouts) and where their layers land in a bundle."""
