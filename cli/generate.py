@@ -229,8 +229,10 @@ def generate(
     output: Path,
     progress: bool = True,
     inputs: ImageInputs = ImageInputs(),
+    loras: list[str] | None = None,
 ) -> list[Path]:
-    """Load the bundle, generate, save the images (and a grid for several); return the paths written."""
+    """Load the bundle, generate, save the images (and a grid for several); return the paths written.
+    ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``)."""
     from sdrt.runtime import DDPMPipeline, make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
@@ -239,6 +241,8 @@ def generate(
     cls = pipeline_class(manifest.model_type, inputs, list(manifest.controlnets))
     pipe = cls.from_pretrained(bundle, provider=provider)
     pipe.set_progress_bar_config(disable=not progress)
+    if loras:
+        load_loras(pipe, loras)
     if scheduler:
         pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
             pipe.scheduler.config
@@ -267,6 +271,19 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def load_loras(pipe: Any, specs: list[str]) -> None:
+    """Each ``FILE[:SCALE]`` as an adapter of its own, all active at their scales."""
+    from sdrt.runtime.lora.files import parse_lora_spec
+
+    if not hasattr(pipe, "load_lora_weights"):
+        raise InputError(f"--lora: {type(pipe).__name__} takes no LoRA (SD 1.x/2.x and SDXL bundles do)")
+    parsed = [parse_lora_spec(spec) for spec in specs]
+    names = [f"lora_{i}" for i in range(len(parsed))]
+    for (path, _), name in zip(parsed, names):
+        pipe.load_lora_weights(path, adapter_name=name)
+    pipe.set_adapters(names, adapter_weights=[scale for _, scale in parsed])
 
 
 def save_image(image: Any, path: Path) -> None:

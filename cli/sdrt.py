@@ -79,6 +79,14 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "--num-images", type=int, default=1, help="images to generate, numbered files and a grid (default: 1)"
     )
     gen.add_argument(
+        "--lora",
+        action="append",
+        default=None,
+        metavar="FILE[:SCALE]",
+        help="a LoRA .safetensors (diffusers or kohya) applied at run time at SCALE (default 1); repeatable. "
+        "ONNX Runtime bundles (provider cpu/cuda); build-engine --lora merges it into any backend",
+    )
+    gen.add_argument(
         "--provider",
         default="auto",
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
@@ -196,6 +204,7 @@ def _command(args: argparse.Namespace) -> int:
             provider=args.provider,
             output=args.output,
             progress=not args.no_progress,
+            loras=args.lora,
             inputs=ImageInputs(
                 args.image,
                 args.mask,

@@ -24,14 +24,13 @@ class Lora:
     @classmethod
     def parse(cls, spec: str) -> Lora:
         """``FILE`` or ``FILE:SCALE`` (a path that exists as given is a file, colons and all)."""
-        path = Path(spec)
-        if not path.exists() and ":" in spec:
-            file, scale = spec.rsplit(":", 1)
-            try:
-                return cls(Path(file), float(scale))
-            except ValueError as error:
-                raise ModelFolderError(f"--lora {spec}: the scale after ':' must be a number") from error
-        return cls(path)
+        from sdrt.runtime.errors import InputError
+        from sdrt.runtime.lora.files import parse_lora_spec
+
+        try:
+            return cls(*parse_lora_spec(spec))
+        except InputError as error:
+            raise ModelFolderError(str(error)) from error
 
     def __str__(self) -> str:
         return f"{self.file}:{self.scale:g}" if self.scale != 1.0 else str(self.file)

@@ -71,6 +71,18 @@ class LoraFile:
         return sum(len(layers) for layers in self.layers.values())
 
 
+def parse_lora_spec(spec: str, flag: str = "--lora") -> tuple[Path, float]:
+    """``FILE`` or ``FILE:SCALE`` (a path that exists as given is a file, colons and all)."""
+    path = Path(spec)
+    if not path.exists() and ":" in spec:
+        file, scale = spec.rsplit(":", 1)
+        try:
+            return Path(file), float(scale)
+        except ValueError as error:
+            raise InputError(f"{flag} {spec}: the scale after ':' must be a number") from error
+    return path, 1.0
+
+
 def read_lora(source: str | os.PathLike[str] | dict[str, Any], weight_name: str | None = None) -> LoraFile:
     """A LoRA from a ``.safetensors`` file, a folder holding one (``weight_name``, else diffusers' default
     name), or a dict of arrays (a state dict already in memory)."""
