@@ -37,6 +37,7 @@ def describe_bundle(bundle: Bundle) -> str:
     extra = [f"default {shapes.default[0]}x{shapes.default[1]}", f"multiple of {shapes.size_multiple}"]
     extra += ["static"] if shapes.static else []
     ranges = f"batch {range_text(shapes.batch)}, height {range_text(shapes.height)}, width {range_text(shapes.width)}"
+    mapped = [name for name, record in bundle.components.items() if record.weights]
     lines = [
         f"bundle       {bundle.path}",
         f"format       {m.format_version} (sdrt {m.sdrt_version})",
@@ -46,6 +47,11 @@ def describe_bundle(bundle: Bundle) -> str:
         *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
         *([f"embeddings   {', '.join(m.source.embeddings)}"] if m.source.embeddings else []),
         *([f"LoRA fused   {', '.join(m.source.loras)}"] if m.source.loras else []),
+        *(
+            [f"LoRA runtime {', '.join(mapped)} (load_lora_weights, generate --lora; ONNX Runtime)"]
+            if mapped
+            else []
+        ),
         *[
             f"controlnet   {name}: {info.path} (build-engine --controlnet)"
             for name, info in m.controlnets.items()

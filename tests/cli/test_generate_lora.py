@@ -36,3 +36,10 @@ def test_generate_with_two_loras_matches_diffusers(tiny, tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, "--lora", f"{first}:half"]) == 2
     assert "the scale after ':' must be a number" in capsys.readouterr().err
+
+
+def test_inspect_names_the_components_lora_can_change_at_run_time(tiny):
+    from sdrt.cli.inspect import describe_bundle
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    assert "LoRA runtime text_encoder, unet (" in describe_bundle(open_bundle(tiny.bundle("sd1")))
