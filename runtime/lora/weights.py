@@ -14,6 +14,7 @@ import numpy as np
 from sdrt.runtime.errors import BundleError, InputError
 
 from .files import LoraFile, LoraLayer
+from .sgm_names import SgmNames
 
 MAP_FORMAT = 1
 
@@ -38,6 +39,7 @@ class WeightMap:
         self.targets = {p: Target(p, init, layout) for p, (init, layout) in located.items()}
         self.parameters = set(parameters)
         self._modules: dict[str, str] = {}
+        self._sgm: SgmNames | None = None
         for parameter in parameters:
             module = parameter.removesuffix(".weight")
             for name in {module, module.removeprefix("text_model."), f"text_model.{module}"}:
@@ -68,8 +70,15 @@ class WeightMap:
         return cls(record.name, graph, located, parameters)
 
     def parameter(self, module: str) -> str | None:
-        """The parameter a LoRA's module key (dotted, or kohya's ``_`` form) names, if the model has it."""
-        return self._modules.get(module)
+        """The parameter a LoRA's module key (dotted, or kohya's ``_`` form; a UNet's also in the original
+        layout's block names, as kohya's SDXL files have them) names, if the model has it."""
+        found = self._modules.get(module)
+        if found is None and self.component == "unet":
+            if self._sgm is None:
+                self._sgm = SgmNames(sorted(self.parameters))
+            translated = self._sgm.to_diffusers(module.replace(".", "_"))
+            found = self._modules.get(translated) if translated else None
+        return found
 
 
 def resolve(lora: LoraFile, maps: dict[str, WeightMap]) -> dict[str, list[tuple[Target, LoraLayer]]]:

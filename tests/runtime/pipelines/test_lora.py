@@ -220,3 +220,39 @@ def test_sdxl_lora_on_unet_and_both_text_encoders_matches_diffusers(tiny, tmp_pa
     assert_parity(_run(ours), _run(ref), threshold=LORA_DB)
     ours.unload_lora_weights()
     np.testing.assert_array_equal(_run(ours), base)
+
+
+def test_sdxl_kohya_lora_with_original_block_names_matches_diffusers(tiny, tmp_path):
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    from sdrt.runtime import StableDiffusionXLPipeline
+    from tests.export.single_file import _UNET_RESNET, _rename, _unet_renames
+
+    model = tiny.model("sdxl")
+    ref = diffusers.StableDiffusionXLPipeline.from_pretrained(model)
+    ref.unet.add_adapter(LoraConfig(r=4, lora_alpha=2, target_modules=CONV_TARGETS))
+    generator, renames, state = torch.Generator().manual_seed(8), _unet_renames(ref.unet.config), {}
+    for key, value in get_peft_model_state_dict(ref.unet).items():  # kohya's SDXL layout: original names
+        module, _, kind = key.rpartition(".lora_")
+        if ".resnets." in module:
+            block, _, rest = module.partition(".resnets.")
+            index, _, name = rest.partition(".")
+            module = f"{block}.resnets.{index}.{dict((a[:-1], b[:-1]) for a, b in _UNET_RESNET)[name]}"
+        original = _rename(module + ".", renames).rstrip(".").replace(".", "_")
+        role = "lora_down" if kind.startswith("A") else "lora_up"
+        state[f"lora_unet_{original}.{role}.weight"] = torch.randn(value.shape, generator=generator) * 0.3
+        state[f"lora_unet_{original}.alpha"] = torch.tensor(2.0)
+    assert any(k.startswith("lora_unet_input_blocks_") for k in state) and any("in_layers_2" in k for k in state)
+    file = tmp_path / "sdxl-kohya.safetensors"
+    save_file(state, str(file))
+    ref = diffusers.StableDiffusionXLPipeline.from_pretrained(model)
+    ref.set_progress_bar_config(disable=True)
+    ref.load_lora_weights(str(file))
+    ours = StableDiffusionXLPipeline.from_pretrained(tiny.bundle("sdxl"), provider="cpu")
+    ours.set_progress_bar_config(disable=True)
+    base = _run(ours)
+    ours.load_lora_weights(file)
+    assert psnr(_run(ours), base) < LORA_DB
+    assert_parity(_run(ours), _run(ref), threshold=LORA_DB)
