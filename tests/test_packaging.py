@@ -46,3 +46,16 @@ def test_wheel_installs_in_fresh_venv(tmp_path: Path) -> None:
     assert len(files) == 3
     for file in files:
         assert Path(file).is_relative_to(env_dir), f"{file} was not imported from the installed wheel"
+
+
+def test_every_package_folder_is_listed_in_pyproject() -> None:
+    """setuptools packs only the packages pyproject.toml lists (the folders map onto ``sdrt.*``)."""
+    tomllib = __import__("pytest").importorskip("tomllib")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    parts = ("cli", "export", "runtime", "schedulers", "serve")
+    folders = {
+        "sdrt." + ".".join(p.parent.relative_to(ROOT).parts)
+        for part in parts
+        for p in (ROOT / part).glob("**/__init__.py")
+    }
+    assert folders - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
