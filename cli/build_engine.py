@@ -68,9 +68,10 @@ def make_parser() -> argparse.ArgumentParser:
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
-        metavar="DIR",
+        metavar="DIR|NAME",
         help="with a single-file checkpoint: the diffusers folder of its model (configs, tokenizer, scheduler; "
-        "no weights needed), e.g. a local stable-diffusion-v1-5; default: the one diffusers infers, if cached",
+        "no weights needed), or a configuration sdrt ships: sd15, sd2 (768 px v-prediction), sd2-base, sdxl; "
+        "default: the one diffusers infers (from the Hugging Face cache, else sdrt's for SD 1.x, 2.x, SDXL)",
     )
     p.add_argument(
         "--allow-pickle",

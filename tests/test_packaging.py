@@ -28,6 +28,14 @@ def test_wheel_installs_in_fresh_venv(tmp_path: Path) -> None:
         check=True,
     )
     (wheel,) = wheel_dir.glob("sdrt-*.whl")
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = [
+        "sdrt/export/model/configs/sdxl/text_encoder_2/config.json",
+        "sdrt/export/model/configs/clip/vocab.json",
+    ]
+    assert not set(shipped) - names, "the shipped model configurations are missing from the wheel"
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

@@ -14,11 +14,13 @@ from typing import Any
 
 from sdrt.export.errors import CheckpointError
 
+from .shipped_configs import BY_DIFFUSERS_TYPE, SHIPPED, shipped_config
+
 log = logging.getLogger(__name__)
 
 _CONFIG_HINT = (
     "a diffusers folder of that model (model_index.json, each part's config.json, tokenizer/ and scheduler/; "
-    "no weights needed)"
+    "no weights needed), or one sdrt ships: sd15, sd2 (768 px v-prediction), sd2-base, sdxl"
 )
 
 
@@ -26,6 +28,8 @@ def checkpoint_config(path: Path, config: str | Path | None, *, readable: Path |
     """The diffusers folder ``path`` is read with: ``config``, or the one diffusers infers when the local
     Hugging Face cache has it (sdrt fetches nothing). ``readable``: the file the tensors are read from (a
     pickle's re-saved as safetensors), ``path`` by default."""
+    if config is not None and str(config) in SHIPPED and not Path(config).exists():
+        return shipped_config(str(config))
     if config is not None:
         config = Path(config)
         if not (config / "model_index.json").is_file():
@@ -36,6 +40,16 @@ def checkpoint_config(path: Path, config: str | Path | None, *, readable: Path |
         return config
     model_type, repo = inferred_model_type(readable or path)
     cached = _cached_snapshot(repo)
+    if cached is None and model_type in BY_DIFFUSERS_TYPE:
+        name = BY_DIFFUSERS_TYPE[model_type]
+        log.info(
+            "%s: a %r checkpoint, read with sdrt's %s configuration (--config %s)",
+            path,
+            model_type,
+            name,
+            name,
+        )
+        return shipped_config(name)
     if cached is None:
         raise CheckpointError(
             f"{path}: diffusers infers a {model_type!r} checkpoint, whose configuration is the Hugging Face "

@@ -244,7 +244,9 @@ def test_sdxl_kohya_lora_with_original_block_names_matches_diffusers(tiny, tmp_p
         role = "lora_down" if kind.startswith("A") else "lora_up"
         state[f"lora_unet_{original}.{role}.weight"] = torch.randn(value.shape, generator=generator) * 0.3
         state[f"lora_unet_{original}.alpha"] = torch.tensor(2.0)
-    assert any(k.startswith("lora_unet_input_blocks_") for k in state) and any("in_layers_2" in k for k in state)
+    assert any(k.startswith("lora_unet_input_blocks_") for k in state) and any(
+        "in_layers_2" in k for k in state
+    )
     file = tmp_path / "sdxl-kohya.safetensors"
     save_file(state, str(file))
     ref = diffusers.StableDiffusionXLPipeline.from_pretrained(model)
