@@ -18,7 +18,11 @@ MERGES = 49152 - 256 - 2
 
 def byte_symbols() -> list[str]:
     """GPT-2's byte -> printable character table, in its order (printable bytes first)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     symbols, extra = dict.fromkeys(printable), 0
     for byte in range(256):
         if byte not in symbols:
