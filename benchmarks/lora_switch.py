@@ -143,15 +143,22 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--skip-build", action="store_true", help="reuse WORK_DIR's LoRAs and bundles")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    lora_a, lora_b = make_loras(args.model_dir, args.work, args.rank)
     base, merged = args.work / "bundle-base", args.work / "bundle-merged-a"
-    figures = {
-        "build-engine (base bundle), s": build(args.model_dir, base, args.size),
-        "build-engine --lora A (merged), s": build(args.model_dir, merged, args.size, "--lora", str(lora_a)),
-        "LoRA file, MB": round(lora_a.stat().st_size / 1e6, 1),
-    }
+    if args.skip_build:
+        lora_a, lora_b = (args.work / n / "pytorch_lora_weights.safetensors" for n in ("lora-a", "lora-b"))
+        figures = {}
+    else:
+        lora_a, lora_b = make_loras(args.model_dir, args.work, args.rank)
+        figures = {
+            "build-engine (base bundle), s": build(args.model_dir, base, args.size),
+            "build-engine --lora A (merged), s": build(
+                args.model_dir, merged, args.size, "--lora", str(lora_a)
+            ),
+        }
+    figures["LoRA file, MB"] = round(lora_a.stat().st_size / 1e6, 1)
     child = subprocess.run(
         [
             sys.executable,

@@ -112,22 +112,23 @@ def resolve(lora: LoraFile, maps: dict[str, WeightMap]) -> dict[str, list[tuple[
 
 
 def merged_values(
-    contributions: list[tuple[list[tuple[Target, LoraLayer]], float]], base: Any
+    contributions: list[tuple[list[tuple[Target, LoraLayer]], float]], base_values: Any
 ) -> dict[str, np.ndarray]:
     """``initializer -> base + sum(weight * delta)`` for every initializer the ``(layers, weight)`` touch;
-    ``base(name)`` gives an initializer's value as built (its dtype is kept)."""
+    ``base_values(names)`` gives initializers' values as built (their dtype is kept)."""
+    names = sorted({target.initializer for layers, _ in contributions for target, _ in layers})
+    base = base_values(names)
     deltas: dict[str, np.ndarray] = {}
-    layouts: dict[str, str] = {}
     for layers, weight in contributions:
         for target, layer in layers:
-            value = base(target.initializer)
+            value = base[target.initializer]
             shape = value.shape[::-1] if target.layout == "T" else value.shape
             delta = layer.delta(tuple(shape)) * np.float32(weight)
-            deltas[target.initializer] = deltas.get(target.initializer, 0) + delta
-            layouts[target.initializer] = target.layout
-    merged = {}
-    for name, delta in deltas.items():
-        value = base(name)
-        delta = delta.T if layouts[name] == "T" else delta
-        merged[name] = np.ascontiguousarray((value.astype(np.float32) + delta).astype(value.dtype))
-    return merged
+            delta = delta.T if target.layout == "T" else delta
+            deltas[target.initializer] = (
+                deltas[target.initializer] + delta if target.initializer in deltas else delta
+            )
+    return {
+        name: np.ascontiguousarray((base[name].astype(np.float32) + delta).astype(base[name].dtype))
+        for name, delta in deltas.items()
+    }

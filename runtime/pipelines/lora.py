@@ -180,7 +180,7 @@ class LoraMixin:
             component = self.engines.get(name)
             if component is not None:
                 overrides = _overrides(component)
-                graph = os.path.relpath(overrides.base.path, component.bundle.path).replace(os.sep, "/")
+                graph = os.path.relpath(overrides.path, component.bundle.path).replace(os.sep, "/")
                 maps[name] = WeightMap.read(component.bundle.path, component.record, graph)
         return maps
 
@@ -195,10 +195,11 @@ class LoraMixin:
                 if component is None or (not touched and not _has_lora(component)):
                     continue
                 overrides = _overrides(component)
-                values = merged_values(touched, overrides.base_value) if touched else None
+                values = merged_values(touched, overrides.base_values) if touched else None
                 swaps.append((component, overrides, *overrides.engine_with("lora", values)))
             for component, overrides, engine, sources in swaps:
-                component.engine, overrides.sources = engine, sources
+                component.engine = engine
+                overrides.commit(engine, sources)
             self._lora = state
 
 

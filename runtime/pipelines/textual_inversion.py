@@ -110,7 +110,7 @@ class TextualInversionMixin:
         table = getattr(encoder, "embedding_table", None)
         if table is None:
             overrides = _overrides(encoder)
-            name, base = read_embedding_table(overrides.base.path, len(tokenizer.vocab))
+            name, base = read_embedding_table(overrides.path, len(tokenizer.vocab))
             table = encoder.embedding_table = EmbeddingTable(name, base)
         return table
 
@@ -120,7 +120,9 @@ class TextualInversionMixin:
         encoder = self.engines[engine_name]
         overrides = _overrides(encoder)
         values = {table.initializer: table.table()} if table.rows else None
-        encoder.engine, overrides.sources = overrides.engine_with("textual_inversion", values)
+        engine, sources = overrides.engine_with("textual_inversion", values)
+        encoder.engine = engine
+        overrides.commit(engine, sources)
 
 
 def _overrides(encoder: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,37 +28,65 @@ logger = logging.getLogger(__name__)
 
 
 class InitializerOverrides:
-    """The values replacing initializers of ``base``'s graph, by source; the engine with them."""
+    """The values replacing initializers of an engine's graph, by source; the engine with them.
+
+    While values are in, the engine as loaded is let go (a UNet's session holds its weights: GBs) and
+    opened again, as at first, when the last source goes."""
 
     def __init__(self, base: Any) -> None:
-        self.base = base
+        self.path: Path = base.path  # the bundle's graph
+        self._base: Any = base
+        self._recipe = {
+            "provider": base.provider,
+            "device_id": base.device_id,
+            "name": base.name,
+            "reuse_outputs": getattr(base, "_output_cache", None) is not None,
+            "cuda_graph": bool(getattr(base, "cuda_graph", False)),
+        }
+        self._graph_path, self._ort = base.graph_path, base._ort
         self.sources: dict[str, dict[str, np.ndarray]] = {}
         self._base_values: dict[str, np.ndarray] = {}
         self._graphs: dict[str, set[str]] = {}
         self._unchanged: dict[str, bool] = {}
 
-    def base_value(self, name: str) -> np.ndarray:
-        """The initializer ``name`` as built (read once from the bundle's graph, then kept)."""
-        if name not in self._base_values:
-            self._base_values.update(read_initializers(self.base.path, [name]))
-        return self._base_values[name]
+    def base_values(self, names: list[str]) -> dict[str, np.ndarray]:
+        """The initializers ``names`` as built (read once from the bundle's graph, then kept)."""
+        missing = [name for name in names if name not in self._base_values]
+        if missing:
+            self._base_values.update(read_initializers(self.path, missing))
+        return {name: self._base_values[name] for name in names}
 
     def engine_with(self, source: str, values: dict[str, np.ndarray] | None) -> tuple[Any, dict]:
         """The engine with ``source``'s values replaced by ``values`` (None: none) and every other source's,
-        and the sources to keep once the caller has swapped it in (nothing is changed here)."""
+        and the sources to :meth:`commit` once the caller has swapped it in (nothing is changed here)."""
         sources = {k: v for k, v in {**self.sources, source: values}.items() if v}
         if not sources:
-            return self.base, sources
+            return self._base if self._base is not None else self._reopen(), sources
         merged = {name: value for values in sources.values() for name, value in values.items()}
         return self._open(merged), sources
+
+    def commit(self, engine: Any, sources: dict[str, dict[str, np.ndarray]]) -> None:
+        """``engine`` (from :meth:`engine_with`) is now the component's: keep the engine as loaded only
+        when it is that one."""
+        self.sources = sources
+        self._base = None if sources else engine
+
+    def _reopen(self) -> Any:
+        from .engine import OrtEngine
+
+        started = time.perf_counter()
+        engine = OrtEngine(self.path, **self._recipe)
+        logger.info(
+            "%s: the bundle's own weights again in %.2f s", engine.name, time.perf_counter() - started
+        )
+        return engine
 
     def _open(self, values: dict[str, np.ndarray]) -> Any:
         from .engine import OrtEngine
 
         started = time.perf_counter()
-        base = self.base
-        cached = base.graph_path != base.path and self._still_there(base.graph_path, values)
-        ort = base._ort
+        cached = self._graph_path != self.path and self._still_there(self._graph_path, values)
+        ort = self._ort
         # not the *all* level on the bundle's graph: its NCHWc layout reorders convolution weights from the
         # graph's own values, ignoring the replacements (ONNX Runtime 1.32); *extended* runs as validated
         options = session_options(ort, "ORT_DISABLE_ALL" if cached else "ORT_ENABLE_EXTENDED")
@@ -65,18 +94,12 @@ class InitializerOverrides:
         for name, value in values.items():
             held.append(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value)))
             options.add_initializer(name, held[-1])
-        engine = OrtEngine(
-            base.graph_path if cached else base.path,
-            base.provider,
-            device_id=base.device_id,
-            session_options=options,
-            name=base.name,
-        )
-        engine.path = base.path  # the bundle's graph, whatever file the session opened
+        engine = OrtEngine(self._graph_path if cached else self.path, session_options=options, **self._recipe)
+        engine.path = self.path  # the bundle's graph, whatever file the session opened
         engine.initializer_values = held  # the session reads them: they must outlive it
         logger.info(
             "%s: %d initializers replaced in a new session (%s) in %.2f s",
-            base.name,
+            engine.name,
             len(values),
             "cached graph" if cached else "graph optimized again",
             time.perf_counter() - started,
@@ -96,7 +119,7 @@ class InitializerOverrides:
         if fresh:
             cached = read_initializers(graph, fresh)
             for name in fresh:
-                self._unchanged[name] = np.array_equal(cached[name], self.base_value(name))
+                self._unchanged[name] = np.array_equal(cached[name], self.base_values([name])[name])
         return all(self._unchanged[name] for name in values)
 
 
