@@ -129,7 +129,8 @@ def save_checkpoint_folder(
         vae_hint = "; a file without a VAE needs --vae" if any(p.startswith("vae:") for p in problems) else ""
         raise CheckpointError(
             f"{path} does not match --config {config} ({cls.__name__}): {'; '.join(problems)}. Pass --config the "
-            f"folder of the model this checkpoint was trained as (SD 1.x, 2.x, SDXL; base, inpainting...){vae_hint}"
+            f"folder of the model this checkpoint was trained as (SD 1.x, 2.x, SDXL; base, inpainting...), or one "
+            f"sdrt ships: sd15, sd2, sd2-base, sdxl{vae_hint}"
         )
     with _libraries_quiet():
         try:
@@ -146,7 +147,15 @@ def save_checkpoint_folder(
             if isinstance(module, torch.nn.Module) and not (vae and name == "vae"):
                 module.to(stored)
         log.info("%s: loaded as a %s, saving it as a diffusers folder (%s)", path, cls.__name__, stored)
-        pipe.save_pretrained(str(folder), safe_serialization=True)
+        try:
+            pipe.save_pretrained(str(folder), safe_serialization=True)
+        except Exception as err:  # safetensors' SafetensorError wraps the OS error (a full disk, mostly)
+            need = sum(p.numel() * p.element_size() for p in pipe.unet.parameters()) / 1e9
+            raise CheckpointError(
+                f"{path}: cannot save its weights as a diffusers folder in {folder.parent} ({_reason(err)}); "
+                f"the conversion needs scratch space about the checkpoint's size (the UNet alone: {need:.1f} GB) "
+                "beside the bundle's output folder: free some, or write the bundle (-o) on a disk with room"
+            ) from err
 
 
 def _uniform_dtype(path: Path):

@@ -214,28 +214,47 @@ def _module_not_installed_later(name):
         del sys.modules[name], sys.modules[parent.__name__]
 
 
-def test_the_inferred_config_is_taken_from_the_local_hub_cache_only(
+def test_the_inferred_config_is_the_local_hub_caches_else_the_shipped_one(
     checkpoint, tmp_path, monkeypatch, capsys
 ):
     import huggingface_hub.constants
 
     from sdrt.export.errors import CheckpointError
+    from sdrt.export.model.shipped_configs import shipped_config
     from sdrt.export.model.single_file_load import checkpoint_config
 
     folder, file = checkpoint
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("SDRT_CACHE_DIR", str(tmp_path / "sdrt-cache"))
+    assert checkpoint_config(file, None) == shipped_config("sd15")  # not cached: the configuration sdrt ships
+    _fails(
+        capsys, file, tmp_path / "out", "does not match"
+    )  # a tiny model is no real SD 1.5: before any work
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr("sdrt.export.model.single_file_load.BY_DIFFUSERS_TYPE", {})
     with pytest.raises(
         CheckpointError, match="infers a 'v1' checkpoint.*stable-diffusion-v1-5.*pass --config"
     ):
         checkpoint_config(file, None)
-    _fails(capsys, file, tmp_path / "out", "diffusers infers a 'v1' checkpoint")  # before any work
-    assert not (tmp_path / "out").exists()
     repo = tmp_path / "hub" / "models--stable-diffusion-v1-5--stable-diffusion-v1-5"
     snapshot = repo / "snapshots" / ("0" * 40)
     shutil.copytree(folder, snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
     assert checkpoint_config(file, None) == snapshot
+
+
+def test_no_room_for_the_converted_folder_is_one_line(checkpoint, tmp_path, capsys, monkeypatch):
+    import diffusers
+    from safetensors import SafetensorError
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "save_pretrained", full)
+    folder, file = checkpoint
+    _fails(capsys, file, tmp_path / "out", "No space left on device", "--config", str(folder))
+    assert not (tmp_path / "out").exists()
 
 
 def _fails(capsys, model, out, said, *options):
