@@ -105,8 +105,9 @@ def resolve(lora: LoraFile, maps: dict[str, WeightMap]) -> dict[str, list[tuple[
         )
     if fused:
         raise InputError(
-            f"LoRA {lora.source}: {fused[0]} (and {len(fused) - 1} more) is packed with other weights by the graph's "
-            "optimizations, so it cannot be replaced at run time; merge the LoRA at build: build-engine --lora FILE"
+            f"LoRA {lora.source}: {fused[0]} (and {len(fused) - 1} more) is packed with other weights or reordered "
+            "by the graph's optimizations (fused attention, NHWC convolutions: the CUDA graphs), so it cannot be "
+            "replaced at run time; merge the LoRA at build: build-engine --lora FILE"
         )
     return placed
 
