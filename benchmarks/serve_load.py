@@ -31,6 +31,12 @@ import requests
 PROMPTS = ("a red circle", "a blue square", "a green triangle", "a yellow circle", "a small red square")
 
 
+def _interruptible() -> None:
+    """Ctrl-C reaches the server as it does a user's: a shell starts background jobs (``cmd &``, CI runners)
+    with SIGINT ignored, which their children inherit, and Python then installs no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -58,7 +64,11 @@ class ServerProcess:
         ]
         self.handle = open(self.log, "w")  # noqa: SIM115 - open while the server runs
         self.process = subprocess.Popen(
-            command, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_interruptible,
         )
         deadline = time.monotonic() + start_timeout
         while "sdrt serve: http" not in self.output():
