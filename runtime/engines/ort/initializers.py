@@ -101,7 +101,7 @@ class InitializerOverrides:
             "%s: %d initializers replaced in a new session (%s) in %.2f s",
             engine.name,
             len(values),
-            "cached graph" if cached else "graph optimized again",
+            "the cached graph" if cached else "the bundle's graph at the extended level",
             time.perf_counter() - started,
         )
         return engine
