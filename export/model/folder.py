@@ -5,8 +5,12 @@ Every problem found here is a :class:`ModelFolderError` naming the path at fault
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -291,3 +295,18 @@ def load_part(folder: ModelFolder, part: str):
             "download them again"
         ) from err
     return module
+
+
+@contextlib.contextmanager
+def with_parts_saved(
+    folder: ModelFolder, parts: dict[str, Any], prefix: str, **fields: Any
+) -> Iterator[ModelFolder]:
+    """``folder`` reading ``parts`` (modules changed in memory: LoRAs fused, embeddings added) from a scratch
+    folder they are saved into, removed afterwards; ``fields``: what the manifest records of the change."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        work = Path(scratch)
+        for name, part in parts.items():
+            part.save_pretrained(work / name)
+        yield dataclasses.replace(
+            folder, parts={**folder.parts, **{name: work / name for name in parts}}, **fields
+        )

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sdrt.export.errors import ModelFolderError
 
-from .folder import ModelFolder, load_part
+from .folder import ModelFolder, load_part, with_parts_saved
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,15 +69,8 @@ def loras_merged(folder: ModelFolder, specs: list[str] | None) -> Iterator[Model
     loader.set_adapters(adapters, adapter_weights=[lora.scale for lora in loras])
     loader.fuse_lora(components=list(parts), lora_scale=1.0, adapter_names=adapters)
     loader.unload_lora_weights()
-    with tempfile.TemporaryDirectory(prefix="sdrt-lora-") as scratch:
-        work = Path(scratch)
-        for name, part in parts.items():
-            part.save_pretrained(work / name)
-        yield dataclasses.replace(
-            folder,
-            parts={**folder.parts, **{name: work / name for name in parts}},
-            loras=tuple(map(str, loras)),
-        )
+    with with_parts_saved(folder, parts, "sdrt-lora-", loras=tuple(map(str, loras))) as changed:
+        yield changed
 
 
 def _lora_layers(parts: dict[str, Any], adapter: str) -> int:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from sdrt.export.errors import ModelFolderError
 
-from .folder import ModelFolder, load_part
+from .folder import ModelFolder, load_part, with_parts_saved
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,15 +65,10 @@ def textual_inversions_added(folder: ModelFolder, specs: list[str] | None) -> It
         loader = _loader(parts[tokenizer], parts[encoder])
         for embedding in embeddings:  # one at a time, as a diffusers user calls it (its lists mishandle None)
             _add(loader, embedding, _SDXL_KEYS[encoder] if folder.model_type == "sdxl" else None)
-    with tempfile.TemporaryDirectory(prefix="sdrt-embeddings-") as scratch:
-        work = Path(scratch)
-        for name, part in parts.items():
-            part.save_pretrained(work / name)
-        yield dataclasses.replace(
-            folder,
-            parts={**folder.parts, **{name: work / name for name in parts}},
-            embeddings=tuple(map(str, embeddings)),
-        )
+    with with_parts_saved(
+        folder, parts, "sdrt-embeddings-", embeddings=tuple(map(str, embeddings))
+    ) as changed:
+        yield changed
 
 
 _SDXL_KEYS = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
