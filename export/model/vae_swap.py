@@ -7,13 +7,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from sdrt.export.errors import ModelFolderError
 
-from .folder import SINGLE_FILE_SUFFIXES, WEIGHT_SUFFIXES, ModelFolder
+from .folder import SINGLE_FILE_SUFFIXES, WEIGHT_SUFFIXES, ModelFolder, with_parts_saved
 
 
 def swap_vae(folder: ModelFolder, vae: str | Path) -> ModelFolder:
@@ -63,9 +62,8 @@ def vae_file_loaded(folder: ModelFolder) -> Iterator[ModelFolder]:
         raise ModelFolderError(
             f"--vae {folder.vae_file}: diffusers cannot read it as this model's VAE ({reason})"
         ) from error
-    with tempfile.TemporaryDirectory(prefix="sdrt-vae-") as scratch:
-        vae.save_pretrained(scratch)
-        yield dataclasses.replace(folder, parts={**folder.parts, "vae": Path(scratch)})
+    with with_parts_saved(folder, {"vae": vae}, "sdrt-vae-") as changed:
+        yield changed
 
 
 def vae_folder(vae: str | Path) -> tuple[Path, dict]:
