@@ -12,16 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.backends import Backend, backend_names, get_backend
 from sdrt.runtime.bundle.integrity import describe_files
 from sdrt.runtime.bundle.manifest import Manifest, read_manifest, write_manifest
 from sdrt.runtime.bundle.records import ComponentRecord, OrtRecord
 from sdrt.runtime.components import component_class
+from sdrt.runtime.errors import InputError
 
 from .errors import OptionError
 
 log = logging.getLogger(__name__)
-
-ENGINE_BACKENDS = ("onnx", "ort", "tensorrt", "openvino")
 
 
 def ort_stage(
@@ -75,46 +75,37 @@ def build_engines(
     provider: str = "cpu",
     trt_options: dict[str, Any] | None = None,
 ) -> Manifest:
-    """Add engines for ``backend`` (``ort``, ``tensorrt`` or ``openvino``, whose ``precision`` is fp32, bf16
-    or auto) to the bundle; returns the new manifest."""
-    if backend not in ENGINE_BACKENDS:
-        raise OptionError(f"backend {backend!r} is not one of {', '.join(ENGINE_BACKENDS)}")
+    """Add engines for ``backend`` (a name of ``sdrt.runtime.backends``, or ``ort`` with ``provider``'s
+    device; OpenVINO's ``precision`` is fp32, bf16 or auto) to the bundle; returns the new manifest."""
+    from .jobs import ExportSettings
+    from .stages import stage_of
+
+    chosen = export_backend(backend, provider)
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
-    names = components or list(manifest.components)
-    if backend == "onnx":
+    if chosen.export_stage is None:
         return manifest
-    if backend == "ort":
-        for name in names:
-            record = manifest.components[name]
-            record.ort = ort_stage(bundle_dir, record, provider=provider)
-    elif backend == "openvino":
-        from .openvino.convert import openvino_stage
-
-        for name in names:
-            record = manifest.components[name]
-            record.openvino = openvino_stage(bundle_dir, record, precision=precision)
-    else:
-        from .tensorrt.build import build_trt_plans
-
-        options = dict(trt_options or {})
-        manifest = build_trt_plans(
-            bundle_dir,
-            manifest,
-            components=names,
-            precision=precision,
-            trt_module=options.get("trt_module"),
-            target_compute=options.get("target_compute"),
-            optimization_level=options.get("optimization_level", 3),
-            workspace_gb=options.get("workspace_gb"),
-            refittable=options.get("refittable", False),
-            static=manifest.shapes.static,
-        )
+    names = components or list(manifest.components)
+    stage = stage_of(chosen)
+    device = chosen.device if chosen.device_fixed else provider
+    settings = ExportSettings(chosen.name, device, "cpu", manifest.shapes.static, 17, False, precision)
+    for name in names:
+        stage.component(bundle_dir, manifest.components[name], settings)
+    if stage.after_manifest:
+        manifest = stage.bundle(bundle_dir, manifest, names, precision, trt_options)
     for name in names:
         record = manifest.components[name]
         record.checksums = describe_files(bundle_dir, record)
     write_manifest(bundle_dir, manifest)
     return manifest
+
+
+def export_backend(name: str, device: str) -> Backend:
+    """The backend ``--backend NAME --device DEVICE`` builds for, or an OptionError listing the names."""
+    try:
+        return get_backend(name, device)
+    except InputError:
+        raise OptionError(f"backend {name!r} is not one of {', '.join(backend_names(build=True))}") from None
 
 
 def prepare_cpu_engines(bundle_dir: Path, manifest: Manifest) -> None:
@@ -127,18 +118,11 @@ def prepare_cpu_engines(bundle_dir: Path, manifest: Manifest) -> None:
 
     if cache_root() is None:
         return
+    from sdrt.runtime.backends import BACKENDS
+
     for name, record in manifest.components.items():
         try:
-            if record.ort is not None and record.ort.provider == "cpu":
-                from sdrt.runtime.engines.ort.session import open_cpu_session
-                from sdrt.runtime.engines.providers import import_onnxruntime
-
-                log.info("%s: preparing ONNX Runtime's graph for this CPU", name)
-                open_cpu_session(import_onnxruntime("cpu"), bundle_dir / record.ort.file, name=name)
-            if record.openvino is not None:
-                from sdrt.runtime.engines.openvino.engine import OpenVinoEngine
-
-                log.info("%s: compiling the OpenVINO IR into the model cache", name)
-                OpenVinoEngine(bundle_dir / record.openvino.file, record.openvino.precision, name=name)
+            for backend in BACKENDS.values():
+                backend.prepare_cache(bundle_dir, record)
         except SdrtError as error:
             log.warning("%s: could not prepare its engine for this machine: %s", name, error)
