@@ -1,69 +1,22 @@
-"""Engine stage of a bundle: ORT-optimized graphs (``--backend ort``) or TensorRT plans.
-
-``export_pipeline`` runs it inside its temporary bundle folder; ``build_engines`` can also be run on
-an existing bundle to add engines (ORT graphs are written through a temporary name and the manifest
-last, so a reader sees either the old or the new state).
+"""Engines added to a bundle: ``build_engines`` runs a backend's export stage (``stages.py``) on a written
+bundle (``export_pipeline`` runs them inside its temporary bundle folder), ``export_backend`` is
+``--backend``'s lookup, ``prepare_cpu_engines`` fills this machine's engine caches after a build.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.backends import Backend, backend_names, get_backend
 from sdrt.runtime.bundle.integrity import describe_files
 from sdrt.runtime.bundle.manifest import Manifest, read_manifest, write_manifest
-from sdrt.runtime.bundle.records import ComponentRecord, OrtRecord
-from sdrt.runtime.components import component_class
 from sdrt.runtime.errors import InputError
 
 from .errors import OptionError
 
 log = logging.getLogger(__name__)
-
-
-def ort_stage(
-    bundle_dir: Path,
-    record: ComponentRecord,
-    *,
-    provider: str,
-    fp32_graph: Path | None = None,
-    cases: list | None = None,
-) -> OrtRecord:
-    """Write ``ort/<name>.onnx`` optimized for ``provider``; validate it when ``cases`` are given and
-    the provider is available here."""
-    import onnxruntime as ort
-
-    from .onnx.validate import validate_onnx
-    from .ort.optimize import optimize_for_ort
-
-    started = time.perf_counter()
-    file = f"ort/{record.name}.onnx"
-    log.info("%s: optimizing for ONNX Runtime (%s)", record.name, provider)
-    details = optimize_for_ort(
-        bundle_dir / record.onnx,
-        bundle_dir / file,
-        component=component_class(record.name, record.class_name),
-        provider=provider,
-        precision=record.precision,
-        src_fp32=fp32_graph,
-    )
-    result = OrtRecord(file=file, provider=details.pop("provider"), details=details)
-    wanted = "CUDAExecutionProvider" if provider == "cuda" else "CPUExecutionProvider"
-    if cases and wanted in ort.get_available_providers():
-        result.validation = validate_onnx(
-            bundle_dir / file,
-            cases,
-            component=f"{record.name} (ort/{provider})",
-            precision=record.precision,
-            providers=[wanted],
-        )
-    elif cases:
-        log.warning("%s: %s not available here; the ORT graph is not validated", record.name, wanted)
-    result.seconds = round(time.perf_counter() - started, 2)
-    return result
 
 
 def build_engines(

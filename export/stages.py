@@ -70,7 +70,7 @@ class OrtStage(EngineStage):
         cases: list | None = None,
         scratch: Path | None = None,
     ) -> None:
-        from .engines import ort_stage
+        from .ort.stage import ort_stage
 
         record.ort = ort_stage(work, record, provider=settings.device, fp32_graph=fp32_graph, cases=cases)
         if get_backend(settings.backend).on_gpu and cases and fp32_graph is not None and scratch is not None:

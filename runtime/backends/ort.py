@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import Backend
 
@@ -26,9 +26,9 @@ class OrtBackend(Backend):
     """A component's ORT graph built for this device, else its exported graph, run by ONNX Runtime."""
 
     title = "ONNX Runtime"
-    build_alias = "ort"
-    record_field = "ort"
-    export_stage = "sdrt.export.stages:ORT"
+    build_alias: ClassVar[str | None] = "ort"
+    record_field: ClassVar[str | None] = "ort"
+    export_stage: ClassVar[str | None] = "sdrt.export.stages:ORT"
     device_fixed = True  # the build writes graphs for this backend's device
 
     def has_files(self, record: ComponentRecord) -> bool:
@@ -70,7 +70,7 @@ class OrtBackend(Backend):
 class OrtCpu(OrtBackend):
     name = "cpu"
     title = "ONNX Runtime (CPU)"
-    aliases = ("ort-cpu",)
+    aliases: ClassVar[tuple[str, ...]] = ("ort-cpu",)
 
     def available(self) -> bool:
         return importlib.util.find_spec("onnxruntime") is not None
@@ -79,7 +79,7 @@ class OrtCpu(OrtBackend):
 class OrtCuda(OrtBackend):
     name = "cuda"
     title = "ONNX Runtime (CUDA)"
-    aliases = ("ort-cuda",)
+    aliases: ClassVar[tuple[str, ...]] = ("ort-cuda",)
     device = "cuda"
     extra = "sdrt[cuda]"
     default_precision = "fp16"

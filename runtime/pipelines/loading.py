@@ -10,7 +10,7 @@ from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
 
 
-def shared_vae_encoder(cls: type, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
+def shared_vae_encoder(cls: Any, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
     """The VAE encoder too, where the bundle has it for ``provider``: ``pipe.vae`` is the whole VAE, as in
     diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
     record = bundle.components.get("vae_encoder")
