@@ -38,7 +38,8 @@ EXPORTER_REVISION = 1  # bump when the export code changes what it writes: inval
 
 @dataclass
 class ExportSettings:
-    """What every component's export shares."""
+    """What every component's export shares: the part of ``BuildOptions`` it reads, resolved (the export
+    device chosen, OpenVINO's precision apart from the graphs'; ``build._settings``)."""
 
     backend: str  # the backend's name in sdrt.runtime.backends (cpu, cuda, onnx, openvino, tensorrt...)
     device: str  # the device the backend's engines are built for (ORT graphs: their provider)
