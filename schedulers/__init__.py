@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import FrozenConfig, load_config, register_to_config
-from .output import LCMSchedulerOutput, SchedulerOutput
+from .output import LCMSchedulerOutput, SchedulerOutput, TCDSchedulerOutput
 from .scheduler import KARRAS_COMPATIBLES, SchedulerMixin
 
 # class name -> module (in this package: family.module) that defines it
@@ -23,6 +23,7 @@ _CLASSES = {
     "DDIMScheduler": "alpha.ddim",
     "PNDMScheduler": "alpha.pndm",
     "LCMScheduler": "alpha.lcm",
+    "TCDScheduler": "alpha.tcd",
     "LMSDiscreteScheduler": "sigma.lms",
     "EulerDiscreteScheduler": "sigma.euler",
     "EulerAncestralDiscreteScheduler": "sigma.euler_ancestral",
@@ -81,6 +82,7 @@ __all__ = [
     "LCMSchedulerOutput",
     "SchedulerMixin",
     "SchedulerOutput",
+    "TCDSchedulerOutput",
     "get_scheduler_class",
     "load_config",
     "register_to_config",

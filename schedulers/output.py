@@ -24,3 +24,14 @@ class LCMSchedulerOutput:
 
     def __getitem__(self, index: int) -> Any:
         return (self.prev_sample, self.denoised)[index]
+
+
+@dataclass
+class TCDSchedulerOutput:
+    """``pred_noised_sample`` is x_s, the model's sample at the intermediate timestep s = floor((1 - gamma) t')."""
+
+    prev_sample: Any
+    pred_noised_sample: Any = None
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.prev_sample, self.pred_noised_sample)[index]
