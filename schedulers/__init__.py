@@ -24,6 +24,7 @@ _CLASSES = {
     "PNDMScheduler": "alpha.pndm",
     "LCMScheduler": "alpha.lcm",
     "TCDScheduler": "alpha.tcd",
+    "RePaintScheduler": "alpha.repaint",
     "LMSDiscreteScheduler": "sigma.lms",
     "EulerDiscreteScheduler": "sigma.euler",
     "EulerAncestralDiscreteScheduler": "sigma.euler_ancestral",
