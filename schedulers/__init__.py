@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import FrozenConfig, load_config, register_to_config
-from .output import LCMSchedulerOutput, SchedulerOutput, TCDSchedulerOutput
+from .output import (
+    CMStochasticIterativeSchedulerOutput,
+    KarrasVeOutput,
+    LCMSchedulerOutput,
+    RePaintSchedulerOutput,
+    SchedulerOutput,
+    SdeVeOutput,
+    TCDSchedulerOutput,
+)
 from .scheduler import KARRAS_COMPATIBLES, SchedulerMixin
 
 # class name -> module (in this package: family.module) that defines it
@@ -35,6 +43,9 @@ _CLASSES = {
     "DPMSolverSinglestepScheduler": "exponential.dpmsolver_singlestep",
     "DEISMultistepScheduler": "exponential.deis",
     "UniPCMultistepScheduler": "exponential.unipc",
+    "ScoreSdeVeScheduler": "exploding.score_sde_ve",
+    "KarrasVeScheduler": "exploding.karras_ve",
+    "CMStochasticIterativeScheduler": "exploding.consistency_models",
 }
 
 SCHEDULER_NAMES = tuple(_CLASSES)
@@ -78,6 +89,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     *SCHEDULER_NAMES,
+    "CMStochasticIterativeSchedulerOutput",
+    "KarrasVeOutput",
+    "RePaintSchedulerOutput",
+    "SdeVeOutput",
     "FrozenConfig",
     "KARRAS_COMPATIBLES",
     "LCMSchedulerOutput",
