@@ -67,7 +67,7 @@ class KarrasVeScheduler(ExplodingScheduler):
             gamma = min(config.s_churn / self.num_inference_steps, 2**0.5 - 1)
         else:
             gamma = 0
-        eps = np.float32(config.s_noise) * xs.float32_noise(generator, sample.shape, like=sample)
+        eps = xs.float32_noise(generator, sample.shape, like=sample) * np.float32(config.s_noise)
         sigma_hat = sigma + gamma * sigma
         sample_hat = sample + float(np.sqrt(sigma_hat**2 - sigma**2)) * eps
         return sample_hat, sigma_hat

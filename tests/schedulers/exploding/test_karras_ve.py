@@ -44,10 +44,10 @@ def pipeline_step(scheduler, t, sample, lib, kwargs):
     sigma = scheduler.schedule[t]
     sigma_prev = scheduler.schedule[t - 1] if t > 0 else 0
     sample_hat, sigma_hat = scheduler.add_noise_to_input(sample, sigma, **kwargs)
-    model_output = (sigma_hat / 2) * model((sample_hat + 1) / 2, sigma_hat / 2, lib)
+    model_output = model((sample_hat + 1) / 2, sigma_hat / 2, lib) * (sigma_hat / 2)
     out = scheduler.step(model_output, sigma_hat, sigma_prev, sample_hat)
     if sigma_prev != 0:
-        model_output = (sigma_prev / 2) * model((out.prev_sample + 1) / 2, sigma_prev / 2, lib)
+        model_output = model((out.prev_sample + 1) / 2, sigma_prev / 2, lib) * (sigma_prev / 2)
         out = scheduler.step_correct(
             model_output, sigma_hat, sigma_prev, sample_hat, out.prev_sample, out["derivative"]
         )
