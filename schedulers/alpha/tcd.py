@@ -1,9 +1,10 @@
 """TCD: Trajectory Consistency Distillation (Zheng et al., https://arxiv.org/abs/2402.19159), diffusers' TCDScheduler.
 
 LCM's schedule, with strategic stochastic sampling (the paper's Algorithm 4): from x_t the model's x_0 and
-epsilon estimates give x_s, the sample at an earlier point s = floor((1 - gamma) t') of the trajectory, t' being
-the next timestep of the schedule; then x_s is re-noised forward to t'. gamma (``eta``) sets the stochasticity:
-0 is deterministic (x_{t'} = x_s, s = t'), 1 re-noises from the clean estimate, as LCM does.
+epsilon estimates give x_s, the sample at s = floor((1 - gamma) t') on the trajectory, t' being the next
+timestep of the schedule; then x_s is re-noised forward to t'. gamma (``eta``) sets the stochasticity: 0 is
+deterministic (s = t', x_{t'} = x_s), 1 goes back to s = 0, nearly the clean estimate, and re-noises from there,
+close to LCM. The last step adds no noise.
 """
 
 from __future__ import annotations
