@@ -49,6 +49,16 @@ _CLASSES = {
 }
 
 SCHEDULER_NAMES = tuple(_CLASSES)
+# Those whose step(model_output, timestep, sample) fits a text-to-image pipeline's denoising loop; the others
+# have loops of their own (diffusers' RePaintPipeline, ScoreSdeVePipeline, KarrasVePipeline,
+# ConsistencyModelPipeline) with other step arguments or another kind of model.
+OWN_LOOP_SCHEDULERS = (
+    "RePaintScheduler",
+    "ScoreSdeVeScheduler",
+    "KarrasVeScheduler",
+    "CMStochasticIterativeScheduler",
+)
+PIPELINE_SCHEDULER_NAMES = tuple(name for name in SCHEDULER_NAMES if name not in OWN_LOOP_SCHEDULERS)
 
 
 def get_scheduler_class(name: str) -> type[SchedulerMixin]:
@@ -95,6 +105,8 @@ __all__ = [
     "SdeVeOutput",
     "FrozenConfig",
     "KARRAS_COMPATIBLES",
+    "OWN_LOOP_SCHEDULERS",
+    "PIPELINE_SCHEDULER_NAMES",
     "LCMSchedulerOutput",
     "SchedulerMixin",
     "SchedulerOutput",
