@@ -61,7 +61,7 @@ class ImageInputs:
     control_scales: tuple[float, ...] = ()
 
     def given(self) -> list[str]:
-        flags = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
+        flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
         flags |= {
             "--depth-map": self.depth_map,
             "--control-image": self.control_images or None,
