@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-MODEL_TYPES = ("sd1", "sd2", "sdxl", "inpaint", "sdxl-inpaint", "uncond")
 
 
 @dataclass
