@@ -9,6 +9,7 @@ sdrt serve engines/a --print-config > serve.yaml      # then: serve deploy serve
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import time
@@ -184,7 +185,7 @@ def _start_ray(args: argparse.Namespace, address: str | None) -> tuple[Any, Any]
         options["_node_ip_address"] = "127.0.0.1"
         if args.metrics_port:
             options["_metrics_export_port"] = args.metrics_port
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING", **options)
+    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **options)
     return ray, ray_serve
 
 

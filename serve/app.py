@@ -127,7 +127,7 @@ async def _http_error(request: Request, error: Exception) -> Any:
 
 def _first_problem(errors: Any) -> tuple[str, str | None]:
     """Pydantic's first complaint as (message, field): ``("body", "init_images", 0)`` -> ``init_images[0]``."""
-    problem = list(errors)[0] if errors else {"loc": (), "msg": "invalid body", "type": ""}
+    problem: dict[str, Any] = dict(list(errors)[0]) if errors else {"loc": (), "msg": "invalid", "type": ""}
     if problem.get("type") == "json_invalid":
         return f"the body is not valid JSON ({problem.get('ctx', {}).get('error', '')})", None
     loc = [part for part in problem.get("loc", ()) if part != "body"]

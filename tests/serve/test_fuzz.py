@@ -188,3 +188,38 @@ def test_tiny_denoising_strength_runs_one_step_and_fails_no_batch(server) -> Non
     assert [a.status_code for a in answers] == [200, 200, 200, 200, 400], [a.text[:200] for a in answers]
     info = json.loads(answers[0].json()["info"])
     assert info["denoising_strength"] == pytest.approx(0.25)  # one of the 4 steps
+
+
+class _Failing:
+    """A model handle whose replica answers a failed job (its message holds a path), or raises."""
+
+    def __init__(self, raises: bool) -> None:
+        self.raises = raises
+        self.generate = self
+
+    def remote(self, job):
+        from sdrt.serve.requests import JobResult
+
+        async def answer():
+            if self.raises:
+                raise KeyError("/srv/secret/path")
+            return JobResult([], 0, 0, 0.0, error="OSError: /srv/secret/path/unet.onnx", status=500)
+
+        return answer()
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_a_500_names_the_request_id_and_no_traceback_or_path(shapes_bundle, raises: bool) -> None:
+    from starlette.testclient import TestClient
+
+    from sdrt.serve.app import make_app
+    from sdrt.serve.http import Api
+
+    api = Api([str(shapes_bundle)], {"sd-shapes": _Failing(raises)}, {}, {})
+    client = TestClient(make_app(api), raise_server_exceptions=False)
+    for path, body in (("/sdapi/v1/txt2img", TXT2IMG), ("/v1/images/generations", OPENAI)):
+        response = client.post(path, json=body)
+        assert response.status_code == 500, response.text
+        request_id = response.headers["x-request-id"]
+        assert request_id in response.text
+        assert "secret" not in response.text and "Traceback" not in response.text
