@@ -61,7 +61,7 @@ class ImageInputs:
     control_scales: tuple[float, ...] = ()
 
     def given(self) -> list[str]:
-        flags = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
+        flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
         flags |= {
             "--depth-map": self.depth_map,
             "--control-image": self.control_images or None,
@@ -97,7 +97,7 @@ def chosen_task(model_type: str, inputs: ImageInputs, controlnets: list[str] | N
             "StableDiffusionDepth2ImgPipeline folder such as stabilityai/stable-diffusion-2-depth)"
         )
     starts = " and ".join(dict.fromkeys(STARTS_FROM.get(t, t) for t in offered))
-    inpaints = f"; a {found.title} bundle does not inpaint, drop --mask" if "--mask" in given else ""
+    inpaints = "; this bundle does not inpaint, drop --mask" if "--mask" in given else ""
     raise InputError(
         f"{', '.join(given)}: sdrt runs {found.title} bundles from {starts} only ({found.title} models have no "
         f"sdrt pipeline for these flags yet{inpaints})"
