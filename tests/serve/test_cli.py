@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from benchmarks.serve_load import free_port
 from sdrt.cli.sdrt import main as sdrt_main
 
 
@@ -99,3 +105,38 @@ def test_bundles_are_checked_before_ray_starts(
     other.symlink_to(shapes_bundle)
     assert sdrt_main(["serve", str(shapes_bundle), str(other)]) == 2
     assert "rename one folder" in capsys.readouterr().err
+
+
+def test_an_application_that_cannot_start_is_one_line_and_leaves_no_ray(
+    shapes_bundle: Path, tmp_path: Path
+) -> None:
+    """A bundle whose UNet cannot load passes the checks, so Ray starts and its replica fails: one line, exit
+    2, and Ray's processes (all in the command's session, or named by its Ray session folder) are gone."""
+    psutil = pytest.importorskip("psutil")
+    broken = tmp_path / shapes_bundle.name
+    shutil.copytree(shapes_bundle, broken)
+    for graph in broken.glob("*/unet.onnx"):
+        graph.write_bytes(b"not a graph")
+    command = [sys.executable, "-m", "sdrt.cli.sdrt", "serve", str(broken), "--port", str(free_port())]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 2, err
+    assert err.strip().splitlines()[-1].startswith("sdrt serve: error: the application did not start")
+
+    def left() -> list[str]:
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                mine = os.getsid(proc.pid) == process.pid or f"_{process.pid}/" in " ".join(
+                    proc.info["cmdline"] or []
+                )
+            except (OSError, psutil.Error):
+                continue
+            if mine:
+                found.append(" ".join(proc.info["cmdline"] or [])[:120])
+        return found
+
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left() == []
