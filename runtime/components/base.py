@@ -37,7 +37,8 @@ class ModelInfo(Protocol):
 
 
 class Component:
-    name: ClassVar[str]  # the component's name in the bundle (``unet``, ``vae_decoder``...)
+    # the component's name in the bundle (``unet``, ``vae_decoder``...); an instance takes its record's
+    name: str
     source: ClassVar[str]  # the model-folder part its weights come from (``unet``, ``vae``...)
     model_classes: ClassVar[tuple[str, ...]]  # the source classes it exports
     spatial: ClassVar[str | None] = None  # "latent" or "pixel": the units of its height/width dims
