@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -41,47 +41,10 @@ from . import decoding, loop
 from .arrays import to_xp
 from .call_state import CallState, FromCall, copy_scheduler
 from .loading import bundle_scheduler, shared_vae_encoder
+from .parts import ENGINE_PARTS, LOAD_OPTIONS_WITHOUT_EFFECT, PartLoader, check_part
 from .surface import DiffusersSurface, check_scheduler
 
 logger = logging.getLogger(__name__)
-
-
-class PartLoader(Protocol):
-    """A part made of several engines (``controlnet_part.ControlNetPart``)."""
-
-    name: str
-
-    @staticmethod
-    def components(bundle: Bundle) -> tuple[str, ...]: ...
-
-    @staticmethod
-    def from_engines(engines: dict[str, Component]) -> Any: ...
-
-    @staticmethod
-    def engines(value: Any) -> dict[str, Component]: ...
-
-
-# a pipeline part that is one engine -> the engine's name
-_ENGINE_PARTS = {
-    "unet": "unet",
-    "text_encoder": "text_encoder",
-    "text_encoder_2": "text_encoder_2",
-    "depth_estimator": "depth_estimator",
-}
-# diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
-_LOAD_OPTIONS_WITHOUT_EFFECT = {
-    "torch_dtype": "the precision is fixed when the bundle is built (build-engine --precision)",
-    "variant": "a bundle holds one set of engines",
-    "use_safetensors": "a bundle holds ONNX graphs or TensorRT plans",
-    "low_cpu_mem_usage": "engines load as built",
-    "device_map": "the provider chooses the device (provider=...)",
-    "local_files_only": "a bundle is a local folder",
-}
-_NOT_RUN = {
-    "safety_checker": "sdrt runs no safety checker (nsfw_content_detected is always None)",
-    "feature_extractor": "sdrt runs no safety checker or IP-Adapter, which the feature extractor feeds",
-    "image_encoder": "sdrt exports no IP-Adapter image encoder",
-}
 
 
 class DiffusionPipeline:
@@ -112,7 +75,7 @@ class DiffusionPipeline:
         self._local = threading.local()
         self._progress_bar_config: dict[str, Any] = {}
         for name, value in parts.items():
-            _check_part(type(self).__name__, name, value)
+            check_part(type(self).__name__, name, value)
         unet: Any = parts.get("unet")
         if getattr(unet, "manifest", None) is None:
             raise BundleError(
@@ -152,9 +115,9 @@ class DiffusionPipeline:
             from .auto import pipeline_class_for
 
             cls = pipeline_class_for(bundle)
-        for option in set(parts) & set(_LOAD_OPTIONS_WITHOUT_EFFECT):
+        for option in set(parts) & set(LOAD_OPTIONS_WITHOUT_EFFECT):
             logger.warning(
-                "from_pretrained(%s=...) is ignored: %s", option, _LOAD_OPTIONS_WITHOUT_EFFECT[option]
+                "from_pretrained(%s=...) is ignored: %s", option, LOAD_OPTIONS_WITHOUT_EFFECT[option]
             )
             parts.pop(option)
         unknown = sorted(set(parts) - set(cls.parts))
@@ -171,7 +134,7 @@ class DiffusionPipeline:
         engines: dict[str, Any] = {name: open_component(bundle, name, provider) for name in names}
         if scheduler is None:
             scheduler = bundle_scheduler(bundle)
-        loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in _ENGINE_PARTS.items()}
+        loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
             loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
@@ -244,7 +207,7 @@ class DiffusionPipeline:
     def engines(self) -> dict[str, Component]:
         """The component wrappers by their bundle names (``unet``, ``vae_decoder``, ``vae_encoder``...)."""
         vae = self.vae if "vae" in self.parts else None
-        found = {engine: getattr(self, part, None) for part, engine in _ENGINE_PARTS.items()}
+        found = {engine: getattr(self, part, None) for part, engine in ENGINE_PARTS.items()}
         found |= {"vae_decoder": getattr(vae, "decoder", None), "vae_encoder": getattr(vae, "encoder", None)}
         for loader in self.part_loaders:
             found |= loader.engines(getattr(self, loader.name, None))
@@ -387,20 +350,3 @@ class DiffusionPipeline:
     def to_xp(self, array: Any, dtype: Any = np.float32) -> Any:
         """An array of this pipeline's array module (host data is copied to the device once)."""
         return to_xp(self.xp, array, dtype)
-
-
-def _check_part(pipeline: str, name: str, value: Any) -> None:
-    """Refuse a torch-side module, or a part sdrt does not run, in a pipeline's constructor (a transformers
-    tokenizer is fine: it gives the ids sdrt's does; a diffusers scheduler gets the scheduler slot's error)."""
-    if name in _NOT_RUN and value is not None:
-        raise InputError(f"{pipeline}(..., {name}=...): {_NOT_RUN[name]}; pass {name}=None")
-    library = type(value).__module__.split(".")[0]
-    if library in ("diffusers", "transformers", "torch") and name not in (
-        "scheduler",
-        "tokenizer",
-        "tokenizer_2",
-    ):
-        raise InputTypeError(
-            f"{pipeline}(..., {name}={type(value).__name__}(...)): a {library} module cannot run in sdrt, which runs "
-            f"engines exported by build-engine; load the pipeline with {pipeline}.from_pretrained(bundle)"
-        )

@@ -20,13 +20,13 @@ from sdrt.runtime.errors import InputError, InputTypeError
 from sdrt.runtime.images import ImageInput, preprocess_image, rgb_pil_images
 from sdrt.runtime.random.noise import GeneratorLike
 
-from .base import _check_part
 from .call_state import pipeline_call
 from .conditioners.depth import DepthMap
 from .conditioners.image_latents import ImageLatents
 from .depth_map import as_depth_array
 from .guided import TextGuidedPipeline
 from .outputs import ImagePipelineOutput
+from .parts import check_part
 from .stable_diffusion import StableDiffusionBase
 from .timesteps import check_strength
 
@@ -68,7 +68,7 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
         """diffusers' constructor. ``depth_estimator``: the bundle's DPT engine (or None: depth maps are then
         given); ``feature_extractor``: sdrt's :class:`DPTImageProcessor` or transformers' (its settings are
         read), by default the one the bundle records."""
-        _check_part(type(self).__name__, "depth_estimator", depth_estimator)
+        check_part(type(self).__name__, "depth_estimator", depth_estimator)
         TextGuidedPipeline.__init__(
             self, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler
         )
