@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
 
+from sdrt.export.options import BuildOptions
 from sdrt.runtime.components import COMPONENTS
 
 from . import run
@@ -58,7 +60,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     _model_options(p)
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
-    p.add_argument("--no-validate", action="store_true", help="skip the ORT-vs-torch validation gate")
+    p.add_argument(
+        "--no-validate", dest="validate", action="store_false", help="skip the ORT-vs-torch validation gate"
+    )
     p.add_argument("--force", action="store_true", help="rebuild every component even if unchanged")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     _tensorrt_options(p.add_argument_group("TensorRT (--backend tensorrt)"))
@@ -91,6 +95,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--textual-inversion",
         action="append",
+        dest="textual_inversions",
         metavar="FILE[:TOKEN]",
         help="add a textual-inversion embedding (A1111 .pt/.safetensors or diffusers learned_embeds), "
         "its token taken from the file unless given; repeatable",
@@ -98,6 +103,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lora",
         action="append",
+        dest="loras",
         metavar="FILE[:SCALE]",
         help="fuse a LoRA (diffusers/PEFT or A1111/kohya .safetensors) into the UNet and text encoders at "
         "SCALE (default 1); repeatable, scales as diffusers' set_adapters",
@@ -105,6 +111,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--controlnet",
         action="append",
+        dest="controlnets",
         metavar="DIR[:NAME]",
         help="export a diffusers ControlNetModel folder as the component controlnet (then controlnet_1...) "
         "or controlnet_NAME, and a UNet that takes its residuals; repeatable",
@@ -161,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     return run("build-engine", lambda: _build(args))
 
 
-def _build(args: argparse.Namespace) -> int:
-    from sdrt.export.build import export_pipeline
-
-    precision = args.precision or default_precision(args.backend, args.device)
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The build's options from the command line: each ``BuildOptions`` field from the option of the same
+    ``dest``; the precision's default, the progress bar and the TensorRT group worked out here."""
+    named = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildOptions) if hasattr(args, f.name)}
     trt_options = {
         "trt_module": args.trt_module,
         "target_compute": args.target_compute,
@@ -172,39 +179,22 @@ def _build(args: argparse.Namespace) -> int:
         "workspace_gb": args.workspace_gb,
         "refittable": args.refittable,
     }
+    named["precision"] = args.precision or default_precision(args.backend, args.device)
+    named["progress"] = not args.quiet
+    named["trt_options"] = trt_options
+    return BuildOptions(**named)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from sdrt.export.build import export_pipeline
+
+    options = build_options(args)
     started = time.perf_counter()
-    report = export_pipeline(
-        args.model_dir,
-        args.output,
-        backend=args.backend,
-        precision=precision,
-        components=args.components,
-        height=args.height,
-        width=args.width,
-        min_size=args.min_size,
-        max_size=args.max_size,
-        batch=args.batch,
-        max_batch=args.max_batch,
-        static=args.static,
-        device=args.device,
-        validate=not args.no_validate,
-        force=args.force,
-        vae_fp32=args.vae_fp32,
-        clip_skip=args.clip_skip,
-        vae=args.vae,
-        textual_inversions=args.textual_inversion,
-        loras=args.lora,
-        controlnets=args.controlnet,
-        config=args.config,
-        allow_pickle=args.allow_pickle,
-        opset=args.opset,
-        progress=not args.quiet,
-        trt_options=trt_options,
-    )
+    report = export_pipeline(args.model_dir, args.output, options)
     print(format_summary(report))
     print(
-        f"bundle {report.bundle_dir} ({report.manifest.model_type}, {precision}, backend {args.backend}) "
-        f"written in {time.perf_counter() - started:.1f} s"
+        f"bundle {report.bundle_dir} ({report.manifest.model_type}, {options.precision}, backend "
+        f"{options.backend}) written in {time.perf_counter() - started:.1f} s"
     )
     return 0
 

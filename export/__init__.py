@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .build import BuildReport, export_pipeline
     from .engines import build_engines
+    from .options import BuildOptions
 
-__all__ = ["export_pipeline", "build_engines", "BuildReport"]
+__all__ = ["export_pipeline", "build_engines", "BuildOptions", "BuildReport"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +20,10 @@ def __getattr__(name: str) -> Any:
         from . import build
 
         return getattr(build, name)
+    if name == "BuildOptions":
+        from .options import BuildOptions
+
+        return BuildOptions
     if name == "build_engines":
         from .engines import build_engines
 

@@ -29,6 +29,7 @@ from .model.controlnet import controlnet_infos
 from .model.folder import ModelFolder
 from .model.hashing import tool_versions
 from .model.single_file import checkpoint_as_folder
+from .options import BuildOptions, build_options
 from .prepare import model_folder, parts_added
 from .shapes import resolve_shapes
 
@@ -57,86 +58,32 @@ class BuildReport:
 
 
 def export_pipeline(
-    model_dir: str | Path,
-    output_dir: str | Path,
-    *,
-    backend: str = "ort",
-    precision: str = "fp32",
-    components: list[str] | None = None,
-    height: int | None = None,
-    width: int | None = None,
-    min_size: int | None = None,
-    max_size: int | None = None,
-    batch: int = 1,
-    max_batch: int | None = None,
-    static: bool = False,
-    device: str = "cpu",
-    export_device: str | None = None,
-    validate: bool = True,
-    force: bool = False,
-    vae_fp32: bool = False,
-    clip_skip: int | None = None,
-    vae: str | Path | None = None,
-    textual_inversions: list[str] | None = None,
-    loras: list[str] | None = None,
-    controlnets: list[str] | None = None,
-    config: str | Path | None = None,
-    allow_pickle: bool = False,
-    opset: int = 17,
-    progress: bool = True,
-    trt_options: dict[str, Any] | None = None,
+    model_dir: str | Path, output_dir: str | Path, options: BuildOptions | None = None, **keywords: Any
 ) -> BuildReport:
     """Export a diffusers model folder, or an original-layout single file (read by diffusers' ``from_single_file``
-    with ``config``, a diffusers folder; a pickle only with ``allow_pickle``), into the bundle ``output_dir``.
+    with ``options.config``, a diffusers folder; a pickle only with ``options.allow_pickle``), into the bundle
+    ``output_dir``.
 
-    ``backend``: ``"onnx"`` (graphs only), ``"ort"`` (plus ORT-optimized graphs for ``device``'s
-    provider: ``"cuda"`` builds fused fp16/fp32 graphs for the CUDA provider, also on a machine without
-    a GPU) or ``"tensorrt"`` (plus plans, via ``sdrt.export.tensorrt.build``; ``trt_options`` are
-    its keyword options). ``export_device`` is where torch traces and computes the validation
-    references (default: ``device`` when torch can use it, else ``"cpu"``). ``clip_skip``: the text
-    encoders also return the hidden states diffusers' ``clip_skip`` takes (a pipeline call then
-    passes that ``clip_skip``). ``vae``: a diffusers ``AutoencoderKL`` folder (or a model folder with
-    one) exported instead of the model's own VAE, as diffusers' ``from_pretrained(..., vae=...)``.
-    ``textual_inversions``: ``FILE[:TOKEN]`` embeddings added as diffusers' ``load_textual_inversion``.
-    ``loras``: ``FILE[:SCALE]`` LoRAs fused as diffusers' ``load_lora_weights``, ``set_adapters``, ``fuse_lora``.
-    ``controlnets``: ``DIR[:NAME]`` ControlNetModel folders, each its own component (the UNet takes their residuals).
+    ``options``: a :class:`~sdrt.export.options.BuildOptions` (each field documented there); ``keywords``
+    replace its fields, or the defaults' when no ``options`` is given:
+    ``export_pipeline(model, out, backend="onnx", precision="fp16")``.
     Raises :class:`~sdrt.export.errors.ExportError` on bad input or failed validation (old bundle kept).
     """
-    _check_options(backend, precision, device, opset, trt_options)
+    options = build_options(options, **keywords)
+    _check_options(options.backend, options.precision, options.device, options.opset, options.trt_options)
     output_dir = Path(output_dir)
     bundle_writer.check_output(output_dir)
-    settings, precision = _settings(backend, precision, device, export_device, static, opset, validate)
+    settings, precision = _settings(options)
     with checkpoint_as_folder(
-        model_dir, config=config, allow_pickle=allow_pickle, scratch_dir=output_dir.parent, vae=vae
+        model_dir,
+        config=options.config,
+        allow_pickle=options.allow_pickle,
+        scratch_dir=output_dir.parent,
+        vae=options.vae,
     ) as (model_dir, checkpoint):
-        folder = model_folder(
-            model_dir, vae, textual_inversions, loras, components, clip_skip, controlnets, checkpoint
-        )
-        shapes = resolve_shapes(
-            *info.size_units(folder),
-            height=height,
-            width=width,
-            min_size=min_size,
-            max_size=max_size,
-            batch=batch,
-            max_batch=max_batch,
-            static=static,
-        )
-        manifest, reports = _build(
-            output_dir,
-            folder,
-            shapes,
-            settings,
-            backend=backend,
-            precision=precision,
-            vae_fp32=vae_fp32,
-            clip_skip=clip_skip,
-            components=components,
-            force=force,
-            progress=progress,
-            trt_options=trt_options,
-            added=(textual_inversions, loras),
-        )
+        folder = model_folder(model_dir, options, checkpoint)
+        shapes = resolve_shapes(*info.size_units(folder), options)
+        manifest, reports = _build(output_dir, folder, shapes, settings, options, precision)
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
 
 
@@ -145,38 +92,31 @@ def _build(
     folder: ModelFolder,
     shapes: Shapes,
     settings: ExportSettings,
-    *,
-    backend: str,
+    options: BuildOptions,
     precision: str,
-    vae_fp32: bool,
-    clip_skip: int | None,
-    components: list[str] | None,
-    force: bool,
-    progress: bool,
-    trt_options: dict[str, Any] | None,
-    added: tuple[list[str] | None, list[str] | None],
 ) -> tuple[Manifest, list[ComponentReport]]:
     """The bundle written under the output's lock (a second build waits), with the embeddings and LoRAs of
-    ``added`` put into the model in a scratch folder first."""
+    ``options`` put into the model in a scratch folder first; ``precision``: the ONNX graphs'."""
     try:
-        with swap.output_lock(output_dir), parts_added(folder, *added) as folder:
+        with swap.output_lock(output_dir), parts_added(folder, options) as folder:
             swap.recover_swap(output_dir)
-            manifest = _new_manifest(folder, shapes, backend, clip_skip)
+            manifest = _new_manifest(folder, shapes, options.backend, options.clip_skip)
             jobs = plan_jobs(
                 folder,
                 shapes,
                 settings,
                 precision=precision,
-                vae_fp32=vae_fp32,
+                vae_fp32=options.vae_fp32,
                 tools=manifest.tools,
-                options={"clip_skip": clip_skip, "controlnet_residuals": bool(manifest.controlnets) or None},
-                asked=components,
-                previous=None if force else read_previous_manifest(output_dir),
+                options={
+                    "clip_skip": options.clip_skip,
+                    "controlnet_residuals": bool(manifest.controlnets) or None,
+                },
+                asked=options.components,
+                previous=None if options.force else read_previous_manifest(output_dir),
                 previous_dir=output_dir,
             )
-            return _write_bundle(
-                folder, jobs, settings, manifest, output_dir, progress, precision, trt_options
-            )
+            return _write_bundle(folder, jobs, settings, manifest, output_dir, options, precision)
     except OSError as err:
         if err.errno not in _OUTPUT_ERRNOS:
             raise
@@ -185,18 +125,16 @@ def _build(
         ) from err
 
 
-def _settings(
-    backend: str,
-    precision: str,
-    device: str,
-    export_device: str | None,
-    static: bool,
-    opset: int,
-    validate: bool,
-) -> tuple[ExportSettings, str]:
+def _settings(options: BuildOptions) -> tuple[ExportSettings, str]:
     """The jobs' settings and the ONNX graphs' precision (OpenVINO runs the asked precision from fp32 graphs)."""
+    backend, precision, device = options.backend, options.precision, options.device
     settings = ExportSettings(
-        backend, device, resolve_export_device(device, export_device), static, opset, validate
+        backend,
+        device,
+        resolve_export_device(device, options.export_device),
+        options.static,
+        options.opset,
+        options.validate,
     )
     if backend == "openvino":
         settings.openvino_precision, precision = precision, "fp32"
@@ -245,13 +183,13 @@ def _write_bundle(
     settings: ExportSettings,
     manifest: Manifest,
     output_dir: Path,
-    progress: bool,
+    options: BuildOptions,
     precision: str,
-    trt_options: dict[str, Any] | None,
 ) -> tuple[Manifest, list[ComponentReport]]:
     """Build into a temporary sibling of ``output_dir`` and swap it in; returns the final manifest."""
+    trt_options = options.trt_options
     with bundle_writer.BundleWriter(output_dir) as work:
-        reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, progress)
+        reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, options.progress)
         info.copy_support_files(folder, work)
         write_manifest(work, manifest)
         if settings.backend == "tensorrt":

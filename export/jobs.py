@@ -38,7 +38,8 @@ EXPORTER_REVISION = 1  # bump when the export code changes what it writes: inval
 
 @dataclass
 class ExportSettings:
-    """What every component's export shares."""
+    """What every component's export shares: the part of ``BuildOptions`` it reads, resolved (the export
+    device chosen, OpenVINO's precision apart from the graphs'; ``build._settings``)."""
 
     backend: str  # onnx | ort | tensorrt | openvino
     device: str  # the ONNX Runtime provider the ort graphs are built for

@@ -8,55 +8,60 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OptionError
+from sdrt.runtime.families import CLIP_SKIP, all_families
+
+from .errors import ModelFolderError, OptionError
 from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
 from .model.single_file import Checkpoint
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
 from .model.vae_swap import swap_vae, vae_file_loaded
+from .options import BuildOptions
 
 
 @contextlib.contextmanager
-def parts_added(
-    folder: ModelFolder, textual_inversions: list[str] | None, loras: list[str] | None
-) -> Iterator[ModelFolder]:
-    """The folder with a single-file VAE converted, its embeddings added, then its LoRAs fused (each in a
-    scratch folder)."""
+def parts_added(folder: ModelFolder, options: BuildOptions) -> Iterator[ModelFolder]:
+    """The folder with a single-file VAE converted, the embeddings of ``options`` added, then its LoRAs
+    fused (each in a scratch folder)."""
     with (
         vae_file_loaded(folder) as folder,
-        textual_inversions_added(folder, textual_inversions) as folder,
-        loras_merged(folder, loras) as folder,
+        textual_inversions_added(folder, options.textual_inversions) as folder,
+        loras_merged(folder, options.loras) as folder,
     ):
         yield folder
 
 
 def model_folder(
-    model_dir: str | Path,
-    vae: str | Path | None,
-    textual_inversions: list[str] | None,
-    loras: list[str] | None,
-    components: list[str] | None,
-    clip_skip: int | None,
-    controlnets: list[str] | None = None,
-    checkpoint: Checkpoint | None = None,
+    model_dir: str | Path, options: BuildOptions, checkpoint: Checkpoint | None = None
 ) -> ModelFolder:
-    """The model folder, its VAE swapped for ``vae`` when given, its ControlNets added, checked against the
-    build's options."""
+    """The model folder (converted from ``checkpoint`` when given), its VAE swapped for ``options.vae`` when
+    given, its ControlNets added, checked against the build's options."""
     folder = inspect_model_folder(model_dir)
+    check_runnable(folder)
     if checkpoint is not None:
         folder = dataclasses.replace(folder, checkpoint=checkpoint)
-    if vae is not None:
-        folder = swap_vae(folder, vae)
-    if controlnets:
-        folder = add_controlnets(folder, controlnets)
-    if textual_inversions:
-        check_textual_inversions(folder, textual_inversions)
-    if loras:
-        check_loras(folder, loras)
-    check_components(folder, components)
-    check_clip_skip(folder, clip_skip)
+    if options.vae is not None:
+        folder = swap_vae(folder, options.vae)
+    if options.controlnets:
+        folder = add_controlnets(folder, options.controlnets)
+    if options.textual_inversions:
+        check_textual_inversions(folder, options.textual_inversions)
+    if options.loras:
+        check_loras(folder, options.loras)
+    check_components(folder, options.components)
+    check_clip_skip(folder, options.clip_skip)
     return folder
+
+
+def check_runnable(folder: ModelFolder) -> None:
+    """Refuse, before any export work, a model type whose bundle no sdrt pipeline would run."""
+    if not folder.family.runnable:
+        raise ModelFolderError(
+            f"{folder.path} is a {folder.model_type!r} model ({folder.pipeline_class}): sdrt cannot run "
+            f"{folder.family.title} models yet, so it does not build them; build one of "
+            f"{', '.join(f.name for f in all_families() if f.runnable)}"
+        )
 
 
 def check_components(folder: ModelFolder, components: list[str] | None) -> None:
@@ -72,7 +77,7 @@ def check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
     if clip_skip is None:
         return
     layers = folder.configs.get("text_encoder", {}).get("num_hidden_layers")
-    if layers is None:
+    if layers is None or not folder.family.takes(CLIP_SKIP):
         raise OptionError(f"--clip-skip {clip_skip}: this {folder.model_type} model has no text encoder")
     if isinstance(clip_skip, bool) or not isinstance(clip_skip, int) or not 1 <= clip_skip < layers:
         raise OptionError(

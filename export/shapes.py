@@ -6,6 +6,7 @@ from __future__ import annotations
 from sdrt.runtime.bundle.manifest import Shapes
 
 from .errors import OptionError
+from .options import BuildOptions
 
 Range = tuple[int, int]
 
@@ -39,19 +40,10 @@ def _check_size(option: str, value: int, multiple: int) -> None:
         )
 
 
-def resolve_shapes(
-    default_size: tuple[int, int],
-    multiple: int,
-    *,
-    height: int | None = None,
-    width: int | None = None,
-    min_size: int | None = None,
-    max_size: int | None = None,
-    batch: int = 1,
-    max_batch: int | None = None,
-    static: bool = False,
-) -> Shapes:
+def resolve_shapes(default_size: tuple[int, int], multiple: int, options: BuildOptions) -> Shapes:
     """Check the size and batch options and turn them into ranges (errors name the option and the fix)."""
+    height, width, min_size, max_size = options.height, options.width, options.min_size, options.max_size
+    batch, max_batch, static = options.batch, options.max_batch, options.static
     if (height is not None or width is not None) and (min_size is not None or max_size is not None):
         raise OptionError(
             "give either --height/--width (one size) or --min-size/--max-size (a range), not both"

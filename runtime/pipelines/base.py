@@ -35,6 +35,7 @@ from sdrt.runtime.bundle.bundle import Bundle, open_bundle
 from sdrt.runtime.components import Component, Vae, open_component
 from sdrt.runtime.engines.open import array_module, resolve_provider
 from sdrt.runtime.errors import BundleError, InputError, InputTypeError
+from sdrt.runtime.families import model_types_running
 from sdrt.schedulers import FrozenConfig
 
 from . import decoding, loop
@@ -53,8 +54,6 @@ class DiffusionPipeline:
     #: components (engines) a pipeline needs, and those it uses when the bundle has them
     required_components: tuple[str, ...] = ()
     optional_components: tuple[str, ...] = ()
-    #: manifest model types the pipeline runs
-    model_types: tuple[str, ...] = ()
     #: parts made of several engines, each loaded, accepted and listed by its loader (``controlnet_part.py``)
     part_loaders: tuple[type[PartLoader], ...] = ()
     #: diffusers' names of the pipeline's parts: its constructor's arguments, ``pipe.components``' keys
@@ -175,10 +174,12 @@ class DiffusionPipeline:
 
     @classmethod
     def _check_model_type(cls, bundle: Bundle) -> None:
-        if cls.model_types and bundle.model_type not in cls.model_types:
+        """A pipeline runs the bundles whose family lists it (or a class it derives from) for a task."""
+        runs = model_types_running(cls)
+        if runs and bundle.model_type not in runs:
             raise BundleError(
                 f"{bundle.path} holds a {bundle.model_type!r} model, which {cls.__name__} does not run (it runs "
-                f"{', '.join(cls.model_types)}); load it with DiffusionPipeline.from_pretrained"
+                f"{', '.join(runs)}); load it with DiffusionPipeline.from_pretrained"
             )
 
     def _check_engines(self) -> None:

@@ -38,7 +38,6 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
 
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
     optional_components = ("depth_estimator",)
-    model_types = ("depth",)
     parts: tuple[str, ...] = (
         "vae",
         "text_encoder",

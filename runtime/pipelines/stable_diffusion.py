@@ -14,7 +14,6 @@ class StableDiffusionBase(TextGuidedPipeline):
     """The SD 1.x / 2.x family: one CLIP text encoder; each task adds its ``__call__`` and conditioners."""
 
     required_components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder")
-    model_types: tuple[str, ...] = ("sd1", "sd2")
     parts: tuple[str, ...] = (
         "vae",
         "text_encoder",
