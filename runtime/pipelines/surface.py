@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.engines.providers import GPU_PROVIDERS
+from sdrt.runtime.backends import get_backend
 from sdrt.runtime.errors import InputTypeError
 from sdrt.schedulers import SCHEDULER_NAMES, FrozenConfig
 
@@ -65,7 +65,7 @@ class DiffusersSurface:
         return FrozenConfig({**values, **pipe._config_values()})
 
     def device(self) -> str:
-        return "cuda" if self.pipe.provider in GPU_PROVIDERS else "cpu"
+        return str(get_backend(self.pipe.provider).device)
 
     def dtype(self) -> np.dtype:
         spec = self.pipe.unet.engine.inputs.get("sample")
