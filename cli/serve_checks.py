@@ -7,7 +7,8 @@ import math
 import socket
 from pathlib import Path
 
-from sdrt.runtime.engines.providers import PROVIDERS, provider_available
+from sdrt.runtime.backends import AUTO, backend_names
+from sdrt.runtime.engines.providers import provider_available
 from sdrt.runtime.errors import InputError
 
 
@@ -32,8 +33,8 @@ def check_options(args: argparse.Namespace) -> None:
         if port is not None and not 1 <= port <= 65535:
             raise InputError(f"--port {port} is not a TCP port (1..65535)")
     _check_api_auth(args.api_auth)
-    if args.provider.lower() not in ("auto", *PROVIDERS):
-        raise InputError(f"--provider {args.provider!r}: use one of auto, {', '.join(PROVIDERS)}")
+    if args.provider.lower() not in (AUTO, *backend_names()):
+        raise InputError(f"--provider {args.provider!r}: use one of {AUTO}, {', '.join(backend_names())}")
 
 
 def _check_api_auth(value: str | None) -> None:
@@ -58,7 +59,7 @@ def check_local_machine(args: argparse.Namespace) -> None:
             "start; leave it at 0, or join a cluster with GPUs (--address)"
         )
     provider = args.provider.lower()
-    if provider != "auto" and not provider_available(provider):
+    if provider != AUTO and not provider_available(provider):
         raise InputError(
             f"--provider {provider} cannot run on this machine (its packages or its device are missing); "
             "use --provider auto or cpu"
