@@ -142,8 +142,8 @@ class LoraLoader:
         self._check_names(names)
         if self._lora.fused is not None:
             raise InputError("set_adapters: the LoRA is fused (fuse_lora); call unfuse_lora() first")
-        weights = [1.0 if w is None else real("adapter_weights", w) for w in weights]
-        self._apply_lora(replace(self._lora, active=tuple(names), weights=tuple(weights), enabled=True))
+        chosen = tuple(1.0 if w is None else real("adapter_weights", w) for w in weights)
+        self._apply_lora(replace(self._lora, active=tuple(names), weights=chosen, enabled=True))
 
     def get_active_adapters(self) -> list[str]:
         return list(self._lora.active) if self._lora.enabled else []
