@@ -1,6 +1,7 @@
 """``build-engine --vae``: export another VAE in place of the model's own (as diffusers'
 ``from_pretrained(MODEL, vae=AutoencoderKL.from_pretrained(VAE))``), e.g. ``sd-vae-ft-mse``: a diffusers
-folder, or a single ``.safetensors`` file in the original layout (read by diffusers' ``from_single_file``)."""
+folder, or a single ``.safetensors`` file in the original layout (read by diffusers' ``from_single_file``);
+or a tiny VAE (``AutoencoderTiny``: TAESD for SD 1.x/2.x, TAESDXL for SDXL), exported in the same places."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from sdrt.export.errors import ModelFolderError
 
 from .folder import SINGLE_FILE_SUFFIXES, WEIGHT_SUFFIXES, ModelFolder, with_parts_saved
 
+VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")  # the folders --vae takes
+TINY_VAE_HINT = "a tiny VAE made for this model family (TAESD for SD 1.x/2.x, TAESDXL for SDXL)"
+
 
 def swap_vae(folder: ModelFolder, vae: str | Path) -> ModelFolder:
-    """``folder`` reading its ``vae`` part from ``vae``: an ``AutoencoderKL`` folder (config.json and
-    weights), or a diffusers model folder whose ``vae/`` is taken. Checked before anything is loaded."""
+    """``folder`` reading its ``vae`` part from ``vae``: an ``AutoencoderKL`` or ``AutoencoderTiny`` folder
+    (config.json and weights), or a diffusers model folder whose ``vae/`` is taken. Checked before anything is
+    loaded."""
     path = Path(vae)
     if "vae" not in folder.classes:
         raise ModelFolderError(
@@ -31,18 +36,37 @@ def swap_vae(folder: ModelFolder, vae: str | Path) -> ModelFolder:
             )
         return dataclasses.replace(folder, vae_file=path.resolve())  # read with the model's VAE config
     path, config = vae_folder(path)
-    ours = folder.configs["vae"]
+    check_fits(path, config, folder.configs["vae"])
+    return dataclasses.replace(
+        folder,
+        classes={**folder.classes, "vae": ("diffusers", config["_class_name"])},
+        configs={**folder.configs, "vae": config},
+        parts={**folder.parts, "vae": path.resolve()},
+    )
+
+
+def check_fits(path: Path, config: dict, ours: dict) -> None:
+    """The VAE at ``path`` (``config``) reads and writes the latents of the model whose VAE config is ``ours``:
+    the same channels and the same pixels per latent pixel."""
+    fix = TINY_VAE_HINT if config["_class_name"] == "AutoencoderTiny" else "a VAE made for this model family"
     for key, default in {"latent_channels": 4, "in_channels": 3, "out_channels": 3}.items():
         if config.get(key, default) != ours.get(key, default):
             raise ModelFolderError(
                 f"--vae {path}: its {key} is {config.get(key, default)}, the model's VAE has "
-                f"{ours.get(key, default)}; pass a VAE made for this model family"
+                f"{ours.get(key, default)}; pass {fix}"
             )
-    return dataclasses.replace(
-        folder,
-        configs={**folder.configs, "vae": config},
-        parts={**folder.parts, "vae": path.resolve()},
-    )
+    theirs, own = _pixels_per_latent(config), _pixels_per_latent(ours)
+    if theirs != own:
+        raise ModelFolderError(
+            f"--vae {path}: it makes {theirs} image pixels per latent pixel, the model's VAE {own}; pass {fix}"
+        )
+
+
+def _pixels_per_latent(config: dict) -> int:
+    """As diffusers' pipelines count it (``2 ** (len(vae.config.block_out_channels) - 1)``); an
+    ``AutoencoderTiny`` registers its decoder's channels as ``block_out_channels``."""
+    blocks = config.get("block_out_channels") or config.get("decoder_block_out_channels") or (0,) * 4
+    return 2 ** (len(blocks) - 1)
 
 
 @contextlib.contextmanager
@@ -67,8 +91,8 @@ def vae_file_loaded(folder: ModelFolder) -> Iterator[ModelFolder]:
 
 
 def vae_folder(vae: str | Path) -> tuple[Path, dict]:
-    """(the ``AutoencoderKL`` folder ``--vae`` names: itself, or a model folder's ``vae/``; its config), checked:
-    a config of that class, and weights beside it."""
+    """(the VAE folder ``--vae`` names: itself, or a model folder's ``vae/``; its config), checked: a config of
+    one of ``VAE_CLASSES``, and weights beside it."""
     path = Path(vae)
     if (path / "model_index.json").is_file():
         path = path / "vae"
@@ -78,14 +102,18 @@ def vae_folder(vae: str | Path) -> tuple[Path, dict]:
 def _vae_config(path: Path) -> dict:
     config_path = path / "config.json"
     if not config_path.is_file():
-        raise ModelFolderError(f"--vae {path}: no config.json there; pass a diffusers AutoencoderKL folder")
+        raise ModelFolderError(
+            f"--vae {path}: no config.json there; pass a diffusers AutoencoderKL or AutoencoderTiny folder"
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelFolderError(f"--vae {path}: cannot read {config_path}: {err}") from err
-    if not isinstance(config, dict) or config.get("_class_name") != "AutoencoderKL":
+    if not isinstance(config, dict) or config.get("_class_name") not in VAE_CLASSES:
         found = config.get("_class_name") if isinstance(config, dict) else None
-        raise ModelFolderError(f"--vae {path}: config.json describes {found!r}, not an AutoencoderKL")
+        raise ModelFolderError(
+            f"--vae {path}: config.json describes {found!r}, not an AutoencoderKL (nor an AutoencoderTiny)"
+        )
     if not any(p.name.endswith(WEIGHT_SUFFIXES) for p in path.iterdir() if p.is_file()):
         raise ModelFolderError(f"--vae {path}: no weights (.safetensors or .bin) beside its config.json")
     return config

@@ -58,6 +58,7 @@ class UNetInfo:
 
 @dataclass
 class VaeInfo:
+    class_name: str = "AutoencoderKL"  # or AutoencoderTiny (TAESD); "class" in the JSON, as the UNet's
     scaling_factor: float = 0.18215
     shift_factor: float | None = None
     latent_channels: int = 4
@@ -144,7 +145,7 @@ class Manifest:
                 static=bool(shapes.get("static", False)),
             ),
             unet=_known(UNetInfo, unet),
-            vae=_known(VaeInfo, data["vae"]) if data.get("vae") else None,
+            vae=_vae_info(data["vae"]) if data.get("vae") else None,
             text=_known(TextInfo, data["text"]) if data.get("text") else None,
             prediction_type=data.get("prediction_type", "epsilon"),
             backend=data.get("backend", "ort"),
@@ -171,7 +172,9 @@ class Manifest:
             "tools": dict(self.tools),
             "prediction_type": self.prediction_type,
             "unet": unet,
-            "vae": dict(self.vae.__dict__) if self.vae else None,
+            "vae": {"class": self.vae.class_name, **_without(self.vae.__dict__, "class_name")}
+            if self.vae
+            else None,
             "text": dict(self.text.__dict__) if self.text else None,
             "shapes": self.shapes.to_json(),
             "backend": self.backend,
@@ -182,6 +185,15 @@ class Manifest:
                 else {}
             ),
         }
+
+
+def _vae_info(data: dict[str, Any]) -> VaeInfo:
+    """The ``vae`` entry; bundles from before it named the class hold an AutoencoderKL."""
+    return _known(VaeInfo, {**_without(data, "class"), "class_name": data.get("class", VaeInfo.class_name)})
+
+
+def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != key}
 
 
 def _known(cls: type, data: dict[str, Any]) -> Any:

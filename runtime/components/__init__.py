@@ -16,7 +16,7 @@ from .controlnet import ControlNet, MultiControlNetModel
 from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
 from .unet import UncondUNet, UNet
-from .vae import Vae, VaeDecoder, VaeEncoder
+from .vae import TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder
 
 COMPONENTS: list[type[Component]] = [
     TextEncoder,
@@ -25,6 +25,7 @@ COMPONENTS: list[type[Component]] = [
     UncondUNet,
     ControlNet,
     VaeEncoder,
+    TinyVaeEncoder,
     VaeDecoder,
     DepthEstimator,
 ]
@@ -64,6 +65,7 @@ __all__ = [
     "MultiControlNetModel",
     "TextEncoder",
     "TextEncoder2",
+    "TinyVaeEncoder",
     "UNet",
     "UncondUNet",
     "Vae",

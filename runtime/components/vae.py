@@ -1,6 +1,7 @@
 """The VAE, exported as two graphs: ``vae_encoder`` (``image`` [-1, 1] -> ``moments``: mean and log
-variance) and ``vae_decoder`` (``latent``, already divided by the scaling factor -> ``image``).
-At run time ``pipe.vae`` joins them with diffusers' ``encode``/``decode`` names (:class:`Vae`)."""
+variance; a tiny VAE's (``AutoencoderTiny``) -> ``latent``: the latents themselves) and ``vae_decoder``
+(``latent``, already divided by the scaling factor -> ``image``). At run time ``pipe.vae`` joins them with
+diffusers' ``encode``/``decode`` names (:class:`Vae`)."""
 
 from __future__ import annotations
 
@@ -32,13 +33,15 @@ class VaeEncoder(Component):
     model_classes = ("AutoencoderKL",)
     spatial = "pixel"
     ort_model_type = "vae"
+    output = "moments"
 
     @classmethod
     def graph(
         cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
     ) -> GraphSpec:
         config = model.configs[cls.source]
-        scale, moments = _scale(config), 2 * int(config["latent_channels"])
+        channels = int(config["latent_channels"]) * (2 if cls.output == "moments" else 1)
+        scale = _scale(config)
         dims = {
             **ranges,
             "latent_height": _divide(ranges["height"], scale),
@@ -50,7 +53,7 @@ class VaeEncoder(Component):
                 "image": TensorSpec("image", F32, ("batch", int(config["in_channels"]), "height", "width"))
             },
             outputs={
-                "moments": TensorSpec("moments", F32, ("batch", moments, "latent_height", "latent_width"))
+                cls.output: TensorSpec(cls.output, F32, ("batch", channels, "latent_height", "latent_width"))
             },
             dims=dims,
             trace=sizes,
@@ -68,13 +71,34 @@ class VaeEncoder(Component):
             moments = model.quant_conv(moments)
         return {"moments": moments}
 
+    def latent_distribution(self, image: Any) -> LatentDistribution | TinyLatents:
+        """What diffusers' ``vae.encode(image)`` hands ``retrieve_latents``."""
+        return LatentDistribution(self.run(image=image)["moments"], self.xp)
+
+
+class TinyVaeEncoder(VaeEncoder):
+    """AutoencoderTiny's encoder (TAESD): ``vae_encoder.run(image=...)["latent"]``, the latents themselves
+    (diffusers' ``encode(image).latents``; ``latent_magnitude``/``latent_shift`` only quantize in its
+    ``forward``, which pipelines never call)."""
+
+    model_classes = ("AutoencoderTiny",)
+    output = "latent"
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"latent": model.encode(inputs["image"], return_dict=False)[0]}
+
+    def latent_distribution(self, image: Any) -> LatentDistribution | TinyLatents:
+        return TinyLatents(self.run(image=image)["latent"])
+
 
 class VaeDecoder(Component):
-    """AutoencoderKL's decoder: ``vae_decoder.run(latent=...)["image"]``, about [-1, 1]."""
+    """AutoencoderKL's (or AutoencoderTiny's) decoder: ``vae_decoder.run(latent=...)["image"]``, about
+    [-1, 1]."""
 
     name = "vae_decoder"
     source = "vae"
-    model_classes = ("AutoencoderKL",)
+    model_classes = ("AutoencoderKL", "AutoencoderTiny")
     spatial = "latent"
     ort_model_type = "vae"
 
@@ -124,6 +148,20 @@ class LatentDistribution:
         return self.mean
 
 
+class TinyLatents:
+    """A tiny VAE's encoding: diffusers' ``retrieve_latents`` takes its ``.latents`` for every sample mode,
+    drawing no noise."""
+
+    def __init__(self, latents: Any) -> None:
+        self.latents = latents
+
+    def sample(self, generator: Any) -> Any:
+        return self.latents
+
+    def mode(self) -> Any:
+        return self.latents
+
+
 class Vae:
     """``vae.encode(image)`` -> :class:`LatentDistribution`; ``vae.decode(latent)`` -> image in [-1, 1].
 
@@ -145,10 +183,10 @@ class Vae:
             raise BundleError("this bundle has no vae_decoder engine; rebuild it with build-engine")
         return self.decoder.run(latent=latent)["image"]
 
-    def encode(self, image: Any) -> LatentDistribution:
+    def encode(self, image: Any) -> LatentDistribution | TinyLatents:
         if self.encoder is None:
             raise BundleError(
                 "this bundle has no vae_encoder engine (needed for img2img and inpainting); rebuild it with "
                 "build-engine including the vae_encoder component"
             )
-        return LatentDistribution(self.encoder.run(image=image)["moments"], self.encoder.xp)
+        return self.encoder.latent_distribution(image)
