@@ -47,6 +47,11 @@ def describe_bundle(bundle: Bundle) -> str:
         *([_checkpoint_line(m.source.checkpoint)] if m.source.checkpoint else []),
         *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
         *([_vae_class_line(m.vae)] if m.vae else []),
+        *(
+            [f"preview vae  {m.source.preview_vae} (build-engine --preview-vae; vae.decode_preview)"]
+            if m.source.preview_vae
+            else []
+        ),
         *([f"embeddings   {', '.join(m.source.embeddings)}"] if m.source.embeddings else []),
         *([f"LoRA fused   {', '.join(m.source.loras)}"] if m.source.loras else []),
         *(

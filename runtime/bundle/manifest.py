@@ -27,6 +27,7 @@ class Source:
     path: str
     weights_sha256: str | None = None  # of every exported component's weights and config
     vae: str | None = None  # the VAE folder build-engine --vae took instead of the model's own
+    preview_vae: str | None = None  # the tiny VAE folder build-engine --preview-vae exported beside it
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
     loras: list[str] | None = None  # build-engine --lora FILE[:SCALE], fused into the weights
     controlnets: list[str] | None = None  # build-engine --controlnet DIR[:NAME], as given

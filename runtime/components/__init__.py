@@ -16,7 +16,7 @@ from .controlnet import ControlNet, MultiControlNetModel
 from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
 from .unet import UncondUNet, UNet
-from .vae import TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder
+from .vae import PreviewVaeDecoder, TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder
 
 COMPONENTS: list[type[Component]] = [
     TextEncoder,
@@ -27,6 +27,7 @@ COMPONENTS: list[type[Component]] = [
     VaeEncoder,
     TinyVaeEncoder,
     VaeDecoder,
+    PreviewVaeDecoder,
     DepthEstimator,
 ]
 
@@ -63,6 +64,7 @@ __all__ = [
     "DepthEstimator",
     "ModelInfo",
     "MultiControlNetModel",
+    "PreviewVaeDecoder",
     "TextEncoder",
     "TextEncoder2",
     "TinyVaeEncoder",

@@ -127,6 +127,21 @@ class VaeDecoder(Component):
         return {"image": model.decode(inputs["latent"], return_dict=False)[0]}
 
 
+class PreviewVaeDecoder(VaeDecoder):
+    """A tiny VAE's decoder beside the full VAE (``build-engine --preview-vae``): ``vae_preview_decoder.run(
+    latent=...)["image"]`` from the pipeline's latents as they are (its own scaling factor, 1.0 for TAESD, is
+    divided out inside the graph), about [-1, 1]; cheap, approximate previews."""
+
+    name = "vae_preview_decoder"
+    source = "vae_preview"
+    model_classes = ("AutoencoderTiny",)
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        latent = inputs["latent"] / model.config.scaling_factor
+        return {"image": model.decode(latent, return_dict=False)[0]}
+
+
 def _divide(pixels: Range, scale: int) -> Range:
     return pixels[0] // scale, pixels[1] // scale
 
@@ -168,10 +183,17 @@ class Vae:
     ``decode`` takes latents already divided by ``vae.config.scaling_factor`` (as diffusers' ``decode``).
     """
 
-    def __init__(self, decoder: VaeDecoder | None, encoder: VaeEncoder | None, info: VaeInfo | None) -> None:
+    def __init__(
+        self,
+        decoder: VaeDecoder | None,
+        encoder: VaeEncoder | None,
+        info: VaeInfo | None,
+        preview_decoder: PreviewVaeDecoder | None = None,
+    ) -> None:
         info = info or VaeInfo()
         self.decoder = decoder
         self.encoder = encoder
+        self.preview_decoder = preview_decoder
         self.config = SimpleNamespace(
             scaling_factor=info.scaling_factor,
             shift_factor=info.shift_factor,
@@ -182,6 +204,16 @@ class Vae:
         if self.decoder is None:
             raise BundleError("this bundle has no vae_decoder engine; rebuild it with build-engine")
         return self.decoder.run(latent=latent)["image"]
+
+    def decode_preview(self, latents: Any) -> Any:
+        """A cheap, approximate image in [-1, 1] of the pipeline's ``latents`` as they are (in a callback, or
+        ``output_type="latent"``), by the tiny VAE built with ``build-engine --preview-vae``."""
+        if self.preview_decoder is None:
+            raise BundleError(
+                "this bundle has no vae_preview_decoder engine; rebuild it with build-engine --preview-vae TAESD_DIR "
+                "(an AutoencoderTiny folder: TAESD for SD 1.x/2.x, TAESDXL for SDXL)"
+            )
+        return self.preview_decoder.run(latent=latents)["image"]
 
     def encode(self, image: Any) -> LatentDistribution | TinyLatents:
         if self.encoder is None:

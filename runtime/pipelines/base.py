@@ -148,7 +148,10 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
             scheduler = bundle_scheduler(bundle)
         loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in _ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
-            loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
+            decoder, encoder, preview = (
+                engines.get(n) for n in ("vae_decoder", "vae_encoder", "vae_preview_decoder")
+            )
+            loaded["vae"] = Vae(decoder, encoder, bundle.manifest.vae, preview)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
             if encoder in engines:
                 from sdrt.runtime.text.tokenizer import CLIPTokenizer

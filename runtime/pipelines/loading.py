@@ -10,17 +10,24 @@ from sdrt.runtime.errors import BundleError
 
 
 def shared_vae_encoder(cls: type, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The VAE encoder too, where the bundle has it for ``provider``: ``pipe.vae`` is the whole VAE, as in
-    diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
-    record = bundle.components.get("vae_encoder")
-    if "vae" not in cls.parts or "vae_encoder" in names or record is None:
+    """The VAE encoder (and the preview decoder) too, where the bundle has them for ``provider``: ``pipe.vae``
+    is the whole VAE, as in diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
+    if "vae" not in cls.parts:
         return ()
+    shared = ("vae_encoder", "vae_preview_decoder")
+    return tuple(n for n in shared if n not in names and _has_engine(bundle, n, provider))
+
+
+def _has_engine(bundle: Bundle, name: str, provider: str) -> bool:
+    record = bundle.components.get(name)
+    if record is None:
+        return False
     if provider == "tensorrt":
-        return ("vae_encoder",) if record.plans else ()
+        return bool(record.plans)
     if provider == "openvino":
-        return ("vae_encoder",) if record.openvino else ()
+        return record.openvino is not None
     graphs = [f for f in (record.ort.file if record.ort else None, record.onnx) if f]
-    return ("vae_encoder",) if any((bundle.path / f).is_file() for f in graphs) else ()
+    return any((bundle.path / f).is_file() for f in graphs)
 
 
 def bundle_scheduler(bundle: Bundle) -> Any:
