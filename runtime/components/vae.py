@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from .base import Component, ModelInfo
 from .graph import GraphSpec, Range
 
 F32 = np.dtype(np.float32)
+C = TypeVar("C", bound=Component)
 
 
 def _scale(config: Mapping[str, Any]) -> int:
@@ -98,7 +99,7 @@ class VaeDecoder(Component):
 
     name = "vae_decoder"
     source = "vae"
-    model_classes = ("AutoencoderKL", "AutoencoderTiny")
+    model_classes: ClassVar[tuple[str, ...]] = ("AutoencoderKL", "AutoencoderTiny")
     spatial = "latent"
     ort_model_type = "vae"
 
@@ -200,6 +201,17 @@ class Vae:
             latent_channels=info.latent_channels,
         )
 
+    @classmethod
+    def from_engines(cls, engines: Mapping[str, Component], info: VaeInfo | None) -> Vae:
+        """The VAE over a pipeline's opened engines: ``vae_decoder``, ``vae_encoder``, ``vae_preview_decoder``
+        where there."""
+        return cls(
+            _engine(engines, "vae_decoder", VaeDecoder),
+            _engine(engines, "vae_encoder", VaeEncoder),
+            info,
+            _engine(engines, "vae_preview_decoder", PreviewVaeDecoder),
+        )
+
     def decode(self, latent: Any) -> Any:
         if self.decoder is None:
             raise BundleError("this bundle has no vae_decoder engine; rebuild it with build-engine")
@@ -222,3 +234,8 @@ class Vae:
                 "build-engine including the vae_encoder component"
             )
         return self.encoder.latent_distribution(image)
+
+
+def _engine(engines: Mapping[str, Component], name: str, kind: type[C]) -> C | None:
+    engine = engines.get(name)
+    return engine if isinstance(engine, kind) else None

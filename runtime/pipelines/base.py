@@ -148,10 +148,7 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
             scheduler = bundle_scheduler(bundle)
         loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in _ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
-            decoder, encoder, preview = (
-                engines.get(n) for n in ("vae_decoder", "vae_encoder", "vae_preview_decoder")
-            )
-            loaded["vae"] = Vae(decoder, encoder, bundle.manifest.vae, preview)
+            loaded["vae"] = Vae.from_engines(engines, bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
             if encoder in engines:
                 from sdrt.runtime.text.tokenizer import CLIPTokenizer

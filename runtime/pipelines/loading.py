@@ -9,7 +9,9 @@ from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
 
 
-def shared_vae_encoder(cls: type, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
+def shared_vae_encoder(
+    cls: type[Any], bundle: Bundle, provider: str, names: tuple[str, ...]
+) -> tuple[str, ...]:
     """The VAE encoder (and the preview decoder) too, where the bundle has them for ``provider``: ``pipe.vae``
     is the whole VAE, as in diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
     if "vae" not in cls.parts:
