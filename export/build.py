@@ -152,6 +152,7 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
             str(folder.checkpoint.path if folder.checkpoint else folder.path),
             folder.weights_sha256(),
             vae=_vae_source(folder),
+            preview_vae=str(folder.parts["vae_preview"]) if "vae_preview" in folder.parts else None,
             embeddings=list(folder.embeddings) or None,
             loras=list(folder.loras) or None,
             controlnets=[c.path for c in controlnet_infos(folder).values()] or None,

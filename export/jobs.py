@@ -89,7 +89,7 @@ def plan_jobs(
     for component in folder.components:
         ranges = component.dim_ranges(shapes, scale)
         trace = component.trace_sizes(shapes, scale, ranges)
-        component_precision = "fp32" if vae_fp32 and component.source == "vae" else precision
+        component_precision = "fp32" if vae_fp32 and component.source in ("vae", "vae_preview") else precision
         inputs = {
             "weights": files_sha256(folder.hashed_files(component.source), root=folder.path),
             "component": component.name,
