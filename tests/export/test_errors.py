@@ -223,3 +223,11 @@ def test_a_self_referencing_pickle_is_refused_not_walked_forever(tmp_path, depth
     assert done.returncode == 2, done.stderr
     assert "refers back to itself" in done.stderr and "loop.ckpt" in done.stderr
     _no_bundle(tmp_path / "out")
+
+
+def test_openvino_on_cuda_is_refused(capsys, model_folders, tmp_path):
+    """OpenVINO engines run on the CPU: --device cuda would be ignored."""
+    out = tmp_path / "out"
+    err = _run(capsys, [model_folders("sd1"), "-o", out, "--backend", "openvino", "--device", "cuda"])
+    assert "--backend openvino --device cuda" in err and "run on the CPU" in err
+    _no_bundle(out)
