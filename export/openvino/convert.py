@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 
 from sdrt.runtime.bundle.records import ComponentRecord, OpenVinoRecord
-from sdrt.runtime.engines.openvino.engine import OpenVinoEngine, import_openvino
+from sdrt.runtime.engines.openvino.engine import (
+    OpenVinoEngine,
+    cpu_has_bf16,
+    effective_precision,
+    import_openvino,
+    shared_core,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +40,9 @@ def openvino_stage(
     _keep_io_names(model, record)
     ov.save_model(model, str(bundle_dir / file), compress_to_fp16=False)
     del model
-    result = OpenVinoRecord(file=file, precision=precision, openvino_version=ov.get_version())
+    result = OpenVinoRecord(
+        file=file, precision=_recorded(record.name, precision), openvino_version=ov.get_version()
+    )
     if cases:
         engine = OpenVinoEngine(bundle_dir / file, precision, name=record.name)
         result.validation = compare_outputs(
@@ -46,6 +54,24 @@ def openvino_stage(
         )
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+def _recorded(name: str, precision: str) -> str:
+    """The precision the bundle records: what this CPU computes (``--precision bf16`` where the CPU has no
+    bf16 ran and was validated in fp32), except ``auto``, which each machine resolves when it loads."""
+    if precision == "auto":
+        return precision
+    ran = effective_precision(precision, cpu_has_bf16(shared_core()))
+    if ran != precision:
+        log.warning(
+            "%s: --precision %s: this CPU has no bf16 (AVX-512 BF16 or AMX), so OpenVINO computes %s; recorded "
+            "as %s",
+            name,
+            precision,
+            ran,
+            ran,
+        )
+    return ran
 
 
 def _keep_io_names(model: object, record: ComponentRecord) -> None:

@@ -57,6 +57,12 @@ def cpu_has_bf16(core: Any) -> bool:
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def effective_precision(asked: str, cpu_bf16: bool) -> str:
+    """The precision OpenVINO computes in for ``asked``: bf16 only where the CPU has it (``cpu_has_bf16``);
+    elsewhere OpenVINO takes the bf16 hint and computes fp32."""
+    return "bf16" if asked in ("bf16", "auto") and cpu_bf16 else "fp32"
+
+
 class OpenVinoEngine(Engine):
     """An IR file (``.xml`` beside its ``.bin``) compiled for OpenVINO's CPU plugin."""
 
@@ -85,7 +91,7 @@ class OpenVinoEngine(Engine):
                 config["CACHE_DIR"] = str(cache)
         except OSError:  # a cache is an optimization: compile without it
             logger.debug("%s: no OpenVINO model cache at %s", self.name, cache)
-        self.precision = ("bf16" if cpu_has_bf16(core) else "fp32") if precision == "auto" else precision
+        self.precision = effective_precision(precision, cpu_has_bf16(core))
         config["INFERENCE_PRECISION_HINT"] = _HINTS[self.precision]
         try:
             model = core.read_model(str(self.path))
