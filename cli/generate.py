@@ -1,45 +1,22 @@
 """``sdrt generate BUNDLE PROMPT``: load a bundle, generate, save the images (numbered, and a grid).
 
-The bundle and the image flags choose the pipeline, as a diffusers user would: text only ->
-``StableDiffusionPipeline`` (or SDXL's, or ``DDPMPipeline``); ``--image`` -> image-to-image;
-``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs both); a depth-to-image
-model's bundle -> depth-to-image from ``--image``, with the bundle's depth estimator or ``--depth-map``;
-``--control-image`` (one per ControlNet of a bundle built with ``build-engine --controlnet``) ->
-``StableDiffusionControlNetPipeline`` (``StableDiffusionXLControlNetPipeline`` for SDXL), with ``--image`` ->
-``StableDiffusionControlNetImg2ImgPipeline``, and ``--mask`` -> ``...InpaintPipeline`` (SD 1.x/2.x only).
+The bundle and the image flags choose the task, as a diffusers user chooses a pipeline (``task_choice.py``:
+text only, ``--image``, ``--image`` and ``--mask``, ``--depth-map``, ``--control-image``), and the bundle's
+family names the pipeline class that runs it (``sdrt.runtime.families``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
+from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, UNCONDITIONAL, family
 
 from .options import scheduler_class_name
+from .task_choice import CONTROL_TASKS, NO_IMAGE_INPUTS, ImageInputs, chosen_task, pipeline_class
 
-
-@dataclass(frozen=True)
-class ImageInputs:
-    """``--image``, ``--mask``, ``--strength``, ``--depth-map``, ``--control-image`` and ``--control-scale`` as
-    given (None or empty: not given)."""
-
-    image: Path | None = None
-    mask: Path | None = None
-    strength: float | None = None
-    depth_map: Path | None = None
-    control_images: tuple[Path, ...] = ()
-    control_scales: tuple[float, ...] = ()
-
-    def given(self) -> list[str]:
-        flags = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
-        flags |= {
-            "--depth-map": self.depth_map,
-            "--control-image": self.control_images or None,
-            "--control-scale": self.control_scales or None,
-        }
-        return [flag for flag, value in flags.items() if value is not None]
+__all__ = ["ImageInputs", "generate", "pipeline_class"]
 
 
 def output_paths(output: Path, count: int) -> list[Path]:
@@ -47,58 +24,6 @@ def output_paths(output: Path, count: int) -> list[Path]:
     if count == 1:
         return [output]
     return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(count)]
-
-
-def pipeline_class(model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None) -> type:
-    """The pipeline that serves the bundle's model type (and ``controlnets``, its ControlNet components) with
-    these image flags, or a clear error."""
-    import sdrt.runtime as rt
-
-    if inputs.control_images or inputs.control_scales:
-        return _controlnet_class(model_type, inputs, controlnets or [])
-    given = inputs.given()
-    if model_type == "uncond":
-        if given:
-            raise InputError(f"{', '.join(given)}: unconditional models generate from noise only")
-        return rt.DDPMPipeline
-    if model_type == "sdxl":
-        if given:
-            raise InputError(
-                f"{', '.join(given)}: sdrt runs SDXL bundles from text only (no SDXL image-to-image or "
-                "inpainting pipeline yet)"
-            )
-        return rt.StableDiffusionXLPipeline
-    if model_type == "depth":
-        return _depth_pipeline(inputs)
-    if inputs.depth_map is not None:
-        raise InputError(
-            f"--depth-map: this bundle is a {model_type!r} model, not a depth-to-image one (build one from a "
-            "StableDiffusionDepth2ImgPipeline folder such as stabilityai/stable-diffusion-2-depth)"
-        )
-    if inputs.image is None and given:
-        raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
-    if model_type == "inpaint" and inputs.mask is None:
-        raise InputError(
-            "this bundle is an inpainting model: pass --image (the picture) and --mask (white = repaint)"
-        )
-    if inputs.mask is not None:
-        return rt.StableDiffusionInpaintPipeline
-    if inputs.image is not None:
-        return rt.StableDiffusionImg2ImgPipeline
-    return rt.StableDiffusionPipeline
-
-
-def _depth_pipeline(inputs: ImageInputs) -> type:
-    import sdrt.runtime as rt
-
-    if inputs.image is None:
-        raise InputError(
-            "this bundle is a depth-to-image model: pass --image (the picture to start from), and --depth-map "
-            "where the bundle has no depth estimator"
-        )
-    if inputs.mask is not None:
-        raise InputError("--mask: a depth-to-image bundle does not inpaint; drop --mask")
-    return rt.StableDiffusionDepth2ImgPipeline
 
 
 def read_depth_map(path: Path) -> Any:
@@ -120,42 +45,6 @@ def read_depth_map(path: Path) -> Any:
         raise InputError(
             f"--depth-map {path} is neither a .npy array nor an image Pillow can read ({error})"
         ) from error
-
-
-def _controlnet_class(model_type: str, inputs: ImageInputs, controlnets: list[str]) -> type:
-    import sdrt.runtime as rt
-
-    if not controlnets:
-        raise InputError(
-            "--control-image: this bundle has no ControlNet; build it with build-engine MODEL -o BUNDLE "
-            "--controlnet CONTROLNET_DIR"
-        )
-    if inputs.depth_map is not None:
-        raise InputError(
-            "--depth-map is for depth-to-image bundles; a ControlNet takes a depth map as --control-image"
-        )
-    count, images, scales = len(controlnets), len(inputs.control_images), len(inputs.control_scales)
-    if images != count:
-        raise InputError(
-            f"{images} --control-image for the bundle's {count} ControlNet{'s' if count > 1 else ''} "
-            f"({', '.join(controlnets)}): pass one --control-image per ControlNet, in that order"
-        )
-    if scales not in (0, 1, count):
-        raise InputError(f"{scales} --control-scale for {count} ControlNets: pass one, or one per ControlNet")
-    if inputs.image is None and (inputs.mask is not None or inputs.strength is not None):
-        raise InputError("--mask and --strength need --image (the picture to start from)")
-    if model_type == "sdxl":
-        if inputs.image is not None:
-            raise InputError(
-                "--image: sdrt runs SDXL ControlNet bundles from text and control images only (no SDXL "
-                "ControlNet image-to-image or inpainting pipeline yet)"
-            )
-        return rt.StableDiffusionXLControlNetPipeline
-    if inputs.mask is not None:
-        return rt.StableDiffusionControlNetInpaintPipeline
-    if inputs.image is not None:
-        return rt.StableDiffusionControlNetImg2ImgPipeline
-    return rt.StableDiffusionControlNetPipeline
 
 
 def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | None) -> dict[str, Any]:
@@ -191,11 +80,9 @@ def read_image(path: Path, flag: str, mode: str) -> Any:
         raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
 
 
-def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
+def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
-    import sdrt.runtime as rt
-
-    if cls.__name__.startswith(("StableDiffusionControlNet", "StableDiffusionXLControlNet")):
+    if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
     if inputs.image is None:
         height, width = size or (None, None)
@@ -205,7 +92,7 @@ def image_arguments(cls: type, inputs: ImageInputs, size: tuple[int, int] | None
         arguments["strength"] = inputs.strength
     if inputs.depth_map is not None:
         arguments["depth_map"] = read_depth_map(inputs.depth_map)
-    if cls in (rt.StableDiffusionImg2ImgPipeline, rt.StableDiffusionDepth2ImgPipeline):
+    if task in (IMAGE_TO_IMAGE, DEPTH):
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
         return arguments
@@ -228,17 +115,18 @@ def generate(
     provider: str,
     output: Path,
     progress: bool = True,
-    inputs: ImageInputs = ImageInputs(),
+    inputs: ImageInputs = NO_IMAGE_INPUTS,
     loras: list[str] | None = None,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``)."""
-    from sdrt.runtime import DDPMPipeline, make_image_grid
+    from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
 
     manifest = open_bundle(bundle).manifest
-    cls = pipeline_class(manifest.model_type, inputs, list(manifest.controlnets))
+    task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets))
+    cls = family(manifest.model_type).pipeline(task)
     pipe = cls.from_pretrained(bundle, provider=provider)
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
@@ -247,7 +135,7 @@ def generate(
         pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
             pipe.scheduler.config
         )
-    if cls is DDPMPipeline:
+    if task == UNCONDITIONAL:
         if size is not None:
             raise InputError("--size does not apply to unconditional models (their size is fixed)")
         images = pipe(batch_size=num_images, generator=seed, num_inference_steps=steps).images
@@ -261,7 +149,7 @@ def generate(
             num_inference_steps=steps,
             num_images_per_prompt=num_images,
             generator=seed,
-            **image_arguments(cls, inputs, size),
+            **image_arguments(task, inputs, size),
             **kwargs,
         ).images
     paths = output_paths(output, len(images))

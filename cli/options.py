@@ -22,20 +22,26 @@ SCHEDULER_ALIASES = {
     "deis": "DEISMultistepScheduler",
     "unipc": "UniPCMultistepScheduler",
     "lcm": "LCMScheduler",
+    "tcd": "TCDScheduler",
 }
 
 
 def scheduler_class_name(name: str) -> str:
     """A diffusers scheduler class name from a class name or a short alias (case-insensitive)."""
-    from sdrt.schedulers import SCHEDULER_NAMES
+    from sdrt.schedulers import OWN_LOOP_SCHEDULERS, PIPELINE_SCHEDULER_NAMES
 
     key = name.strip().lower().replace("-", "_").replace("+", "p")
     if key in SCHEDULER_ALIASES:
         return SCHEDULER_ALIASES[key]
-    for class_name in SCHEDULER_NAMES:
+    for class_name in PIPELINE_SCHEDULER_NAMES:
         if class_name.lower() == name.strip().lower():
             return class_name
-    choices = ", ".join([*SCHEDULER_ALIASES, *SCHEDULER_NAMES])
+    choices = ", ".join([*SCHEDULER_ALIASES, *PIPELINE_SCHEDULER_NAMES])
+    if name.strip().lower() in (n.lower() for n in OWN_LOOP_SCHEDULERS):
+        raise InputError(
+            f"scheduler {name!r} samples with a loop of its own (sdrt.schedulers, from Python), not in "
+            f"sdrt's pipelines; choose one of {choices}"
+        )
     raise InputError(f"unknown scheduler {name!r}; choose one of {choices}")
 
 

@@ -8,7 +8,9 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OptionError
+from sdrt.runtime.families import CLIP_SKIP, all_families
+
+from .errors import ModelFolderError, OptionError
 from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
@@ -36,6 +38,7 @@ def model_folder(
     """The model folder (converted from ``checkpoint`` when given), its VAE swapped for ``options.vae`` when
     given, its ControlNets added, checked against the build's options."""
     folder = inspect_model_folder(model_dir)
+    check_runnable(folder)
     if checkpoint is not None:
         folder = dataclasses.replace(folder, checkpoint=checkpoint)
     if options.vae is not None:
@@ -51,6 +54,16 @@ def model_folder(
     return folder
 
 
+def check_runnable(folder: ModelFolder) -> None:
+    """Refuse, before any export work, a model type whose bundle no sdrt pipeline would run."""
+    if not folder.family.runnable:
+        raise ModelFolderError(
+            f"{folder.path} is a {folder.model_type!r} model ({folder.pipeline_class}): sdrt cannot run "
+            f"{folder.family.title} models yet, so it does not build them; build one of "
+            f"{', '.join(f.name for f in all_families() if f.runnable)}"
+        )
+
+
 def check_components(folder: ModelFolder, components: list[str] | None) -> None:
     names = [c.name for c in folder.components]
     unknown = [c for c in components or () if c not in names]
@@ -64,7 +77,7 @@ def check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
     if clip_skip is None:
         return
     layers = folder.configs.get("text_encoder", {}).get("num_hidden_layers")
-    if layers is None:
+    if layers is None or not folder.family.takes(CLIP_SKIP):
         raise OptionError(f"--clip-skip {clip_skip}: this {folder.model_type} model has no text encoder")
     if isinstance(clip_skip, bool) or not isinstance(clip_skip, int) or not 1 <= clip_skip < layers:
         raise OptionError(

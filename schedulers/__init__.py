@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import FrozenConfig, load_config, register_to_config
-from .output import LCMSchedulerOutput, SchedulerOutput
+from .output import (
+    CMStochasticIterativeSchedulerOutput,
+    KarrasVeOutput,
+    LCMSchedulerOutput,
+    RePaintSchedulerOutput,
+    SchedulerOutput,
+    SdeVeOutput,
+    TCDSchedulerOutput,
+)
 from .scheduler import KARRAS_COMPATIBLES, SchedulerMixin
 
 # class name -> module (in this package: family.module) that defines it
@@ -23,6 +31,8 @@ _CLASSES = {
     "DDIMScheduler": "alpha.ddim",
     "PNDMScheduler": "alpha.pndm",
     "LCMScheduler": "alpha.lcm",
+    "TCDScheduler": "alpha.tcd",
+    "RePaintScheduler": "alpha.repaint",
     "LMSDiscreteScheduler": "sigma.lms",
     "EulerDiscreteScheduler": "sigma.euler",
     "EulerAncestralDiscreteScheduler": "sigma.euler_ancestral",
@@ -33,9 +43,22 @@ _CLASSES = {
     "DPMSolverSinglestepScheduler": "exponential.dpmsolver_singlestep",
     "DEISMultistepScheduler": "exponential.deis",
     "UniPCMultistepScheduler": "exponential.unipc",
+    "ScoreSdeVeScheduler": "exploding.score_sde_ve",
+    "KarrasVeScheduler": "exploding.karras_ve",
+    "CMStochasticIterativeScheduler": "exploding.consistency_models",
 }
 
 SCHEDULER_NAMES = tuple(_CLASSES)
+# Those whose step(model_output, timestep, sample) fits a text-to-image pipeline's denoising loop; the others
+# have loops of their own (diffusers' RePaintPipeline, ScoreSdeVePipeline, KarrasVePipeline,
+# ConsistencyModelPipeline) with other step arguments or another kind of model.
+OWN_LOOP_SCHEDULERS = (
+    "RePaintScheduler",
+    "ScoreSdeVeScheduler",
+    "KarrasVeScheduler",
+    "CMStochasticIterativeScheduler",
+)
+PIPELINE_SCHEDULER_NAMES = tuple(name for name in SCHEDULER_NAMES if name not in OWN_LOOP_SCHEDULERS)
 
 
 def get_scheduler_class(name: str) -> type[SchedulerMixin]:
@@ -76,11 +99,18 @@ def __dir__() -> list[str]:
 
 __all__ = [
     *SCHEDULER_NAMES,
+    "CMStochasticIterativeSchedulerOutput",
+    "KarrasVeOutput",
+    "RePaintSchedulerOutput",
+    "SdeVeOutput",
     "FrozenConfig",
     "KARRAS_COMPATIBLES",
+    "OWN_LOOP_SCHEDULERS",
+    "PIPELINE_SCHEDULER_NAMES",
     "LCMSchedulerOutput",
     "SchedulerMixin",
     "SchedulerOutput",
+    "TCDSchedulerOutput",
     "get_scheduler_class",
     "load_config",
     "register_to_config",

@@ -33,7 +33,7 @@ class SchedulerMixin(ConfigMixin):
     arrays; ``step`` and friends compute in the array module of the sample they are given.
     """
 
-    _compatibles = KARRAS_COMPATIBLES
+    _compatibles: tuple[str, ...] = KARRAS_COMPATIBLES
     order = 1
     timesteps: np.ndarray | None = None
     num_inference_steps: int | None = None

@@ -14,15 +14,19 @@ from typing import Any
 
 from sdrt.runtime.bundle.bundle import open_bundle
 from sdrt.runtime.errors import InputError
+from sdrt.runtime.families import IMAGE_TO_IMAGE, INPAINT, TEXT_TO_IMAGE, all_families, find_family
 
 from .fields import RequestError
 
-_MODES = {
-    "sd1": ("txt2img", "img2img", "inpaint"),
-    "sd2": ("txt2img", "img2img", "inpaint"),
-    "sdxl": ("txt2img",),
-    "inpaint": ("inpaint",),
-}
+#: the family tasks a server offers, as the modes its APIs name them
+MODE_TASKS = {"txt2img": TEXT_TO_IMAGE, "img2img": IMAGE_TO_IMAGE, "inpaint": INPAINT}
+
+
+def family_modes(model_type: str) -> tuple[str, ...]:
+    """The modes a bundle of ``model_type`` offers: its family's tasks that a mode names."""
+    found = find_family(model_type)
+    tasks = found.tasks if found is not None else {}
+    return tuple(mode for mode, task in MODE_TASKS.items() if task in tasks)
 
 
 @dataclass(frozen=True)
@@ -63,17 +67,18 @@ def served_model(path: str | Path) -> ServedModel:
     """A bundle's serving facts, or an error naming the bundle (not a text-guided model, no folder)."""
     bundle = open_bundle(path)
     manifest = bundle.manifest
-    if bundle.model_type not in _MODES:
+    modes = family_modes(bundle.model_type)
+    if not modes:
+        served = ", ".join(f.title for f in all_families() if family_modes(f.name))
         raise InputError(
-            f"{path}: sdrt serve does not serve {bundle.model_type} bundles; it serves SD 1.x, 2.x, XL and "
-            "inpainting models (serve this one from Python with its pipeline)"
+            f"{path}: sdrt serve does not serve {bundle.model_type} bundles; it serves {served} models (serve "
+            "this one from Python with its pipeline)"
         )
     if getattr(manifest, "controlnets", None):
         raise InputError(
             f"{path}: a bundle with ControlNets needs control images, which neither API carries; serve a bundle "
             "built without --controlnet"
         )
-    modes = _MODES[bundle.model_type]
     if "vae_encoder" not in bundle.components:
         modes = tuple(m for m in modes if m == "txt2img")
     shapes = manifest.shapes

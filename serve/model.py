@@ -10,8 +10,10 @@ from typing import Any
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
+from sdrt.runtime.families import TEXT_TO_IMAGE, family
+
 from .batching import Call, call_arguments, run_jobs
-from .catalog import served_model
+from .catalog import MODE_TASKS, served_model
 from .requests import Job, JobResult
 from .samplers import make_scheduler
 
@@ -80,13 +82,12 @@ class ModelServer:
         """The pipeline for a mode and sampler, over the one set of loaded engines (made once)."""
         key = (mode, sampler, karras)
         if key not in self.pipelines:
-            import sdrt.runtime as rt
-
-            cls = {
-                "txt2img": type(self.base),
-                "img2img": rt.StableDiffusionImg2ImgPipeline,
-                "inpaint": rt.StableDiffusionInpaintPipeline,
-            }[mode]
+            task = MODE_TASKS[mode]
+            cls = (
+                family(self.base.bundle.model_type).pipeline(task)
+                if task != TEXT_TO_IMAGE
+                else type(self.base)
+            )
             parts = {}
             if sampler is not None:
                 parts["scheduler"] = make_scheduler(sampler, karras, dict(self.base.scheduler.config))

@@ -90,3 +90,78 @@ def test_no_function_over_the_limit() -> None:
                 if length > MAX_FUNCTION_LINES:
                     long.add(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
     assert not long, sorted(long)
+
+
+def model_type_decisions(source: str, types: set[str], ambiguous: set[str]) -> list[str]:
+    """Where ``source`` decides by a model-type name: compares with one (``==``, ``in`` a tuple of them),
+    ``.startswith("sdxl")``, tables keyed by them or lists of them. ``ambiguous``: names that are also a task or a mode
+    ("inpaint"), counted only where the other side reads a model type."""
+    plain = types - ambiguous
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            names = {c for o in operands for c in _string_constants(o)} & types
+            reads_type = "model_type" in ast.unparse(node)
+            if names & plain or (names and reads_type):
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("startswith", "endswith") and any(
+                name.startswith(c) for a in node.args for c in _string_constants(a) for name in plain
+            ):
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+            if keys and set(keys) <= types and (set(keys) & plain or len(keys) > 1):
+                found.append(f"{node.lineno}: a table keyed by model types ({', '.join(keys)})")
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            names = _string_constants(node)
+            if len(names) > 1 and set(names) <= types and set(names) & plain:
+                found.append(f"{node.lineno}: a list of model types ({', '.join(names)})")
+    return sorted(set(found), key=lambda line: int(line.split(":")[0]))
+
+
+def _string_constants(node: ast.AST) -> list[str]:
+    """The string constants ``node`` is, or holds as a tuple, list or set."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return [s for e in node.elts for s in _string_constants(e)]
+    return []
+
+
+def _model_type_names() -> tuple[set[str], set[str]]:
+    from sdrt.runtime import families
+
+    types = set(families.model_types())
+    tasks = {t for f in families.FAMILIES for t in f.tasks} | {"txt2img", "img2img", "inpaint", "depth"}
+    return types, types & tasks
+
+
+def test_only_the_families_decide_by_model_type() -> None:
+    """A model type's parts, features and pipelines are looked up in ``runtime/families``, not compared."""
+    types, ambiguous = _model_type_names()
+    owner = ROOT / "runtime" / "families"
+    wrong = [
+        f"{path.relative_to(ROOT)}:{where}"
+        for path in python_files(*PACKAGES)
+        if owner not in path.parents
+        for where in model_type_decisions(path.read_text(encoding="utf-8"), types, ambiguous)
+    ]
+    assert not wrong, wrong
+
+
+def test_the_model_type_checker_sees_decisions() -> None:
+    types, ambiguous = _model_type_names()
+    source = """
+if folder.model_type == "sdxl": pass
+if kind in ("sd1", "sd2"): pass
+if model.model_type.startswith("sdxl"): pass
+TABLE = {"sd1": 1, "inpaint": 2}
+if bundle.model_type != "inpaint": pass
+if mode == "inpaint": pass
+MODES = {"txt2img": 1, "inpaint": 2}
+BENCHED = ("sd1", "sd2", "uncond")
+"""
+    found = model_type_decisions(source, types, ambiguous)
+    assert sorted({int(line.split(":")[0]) for line in found}) == [2, 3, 4, 5, 6, 9], found

@@ -13,6 +13,7 @@ from typing import Any
 from sdrt.export.errors import ModelFolderError
 from sdrt.runtime.bundle.manifest import ControlNetInfo
 from sdrt.runtime.components.controlnet import residual_levels
+from sdrt.runtime.families import CONTROLNET, families_with
 
 from .folder import SINGLE_FILE_SUFFIXES, WEIGHT_SUFFIXES, ModelFolder
 
@@ -41,10 +42,11 @@ def split_controlnet(spec: str) -> tuple[Path, str | None]:
 
 def add_controlnets(folder: ModelFolder, specs: list[str]) -> ModelFolder:
     """``folder`` with one ``controlnet*`` part per ``DIR[:NAME]``, checked before anything is loaded."""
-    if folder.model_type not in ("sd1", "sd2", "sdxl"):
+    if not folder.family.takes(CONTROLNET):
+        takers = ", ".join(f.title for f in families_with(CONTROLNET))
         raise ModelFolderError(
             f"--controlnet: {folder.path} is a {folder.model_type} model; sdrt exports ControlNets for "
-            "Stable Diffusion 1.x, 2.x and XL text-to-image models"
+            f"{takers} text-to-image models"
         )
     parts, classes, configs = dict(folder.parts), dict(folder.classes), dict(folder.configs)
     for index, spec in enumerate(specs):

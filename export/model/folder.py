@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from sdrt.export.errors import ModelFolderError
 from sdrt.runtime.components import Component, components_of
+from sdrt.runtime.families import (
+    Family,
+    families_for_pipeline_class,
+    family,
+    family_for_folder,
+    folder_pipeline_classes,
+)
 
 if TYPE_CHECKING:
     from .single_file import Checkpoint
@@ -26,46 +33,12 @@ log = logging.getLogger(__name__)
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
-# diffusers pipeline class -> model type ("sd" resolves to sd1 or sd2 from the UNet config)
-PIPELINE_TYPES = {
-    "StableDiffusionPipeline": "sd",
-    "StableDiffusionImg2ImgPipeline": "sd",
-    "StableDiffusionInpaintPipeline": "inpaint",
-    "StableDiffusionDepth2ImgPipeline": "depth",
-    "StableDiffusionXLPipeline": "sdxl",
-    "StableDiffusionXLImg2ImgPipeline": "sdxl",
-    "StableDiffusionXLInpaintPipeline": "sdxl-inpaint",
-    "DDPMPipeline": "uncond",
-    "DDIMPipeline": "uncond",
-}
-
-# model type -> folder component -> accepted classes
-REQUIRED = {
-    "sd": {"text_encoder": ("CLIPTextModel",), "unet": ("UNet2DConditionModel",), "vae": ("AutoencoderKL",)},
-    "inpaint": {
-        "text_encoder": ("CLIPTextModel",),
-        "unet": ("UNet2DConditionModel",),
-        "vae": ("AutoencoderKL",),
-    },
-    "sdxl": {
-        "text_encoder": ("CLIPTextModel",),
-        "text_encoder_2": ("CLIPTextModelWithProjection",),
-        "unet": ("UNet2DConditionModel",),
-        "vae": ("AutoencoderKL",),
-    },
-    "uncond": {"unet": ("UNet2DModel",)},
-}
-REQUIRED["sdxl-inpaint"] = REQUIRED["sdxl"]
-REQUIRED["depth"] = REQUIRED["sd"]
-# model type -> folder component exported where the folder has it -> accepted classes
-OPTIONAL = {"depth": {"depth_estimator": ("DPTForDepthEstimation",)}}
 PROCESSOR_CLASSES = (
     "DPTImageProcessor",
     "DPTImageProcessorPil",
     "DPTImageProcessorFast",
     "DPTFeatureExtractor",
 )
-HASHED_WITH = {"depth_estimator": ("feature_extractor/preprocessor_config.json",)}
 TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
 
 
@@ -90,6 +63,11 @@ class ModelFolder:
         return self.parts.get(part, self.path / part)
 
     @property
+    def family(self) -> Family:
+        """What sdrt knows of this model type: its parts, build features and pipelines."""
+        return family(self.model_type)
+
+    @property
     def components(self) -> list[type[Component]]:
         """The components this model exports, in build order."""
         return components_of(self)
@@ -101,7 +79,7 @@ class ModelFolder:
     def hashed_files(self, part: str) -> list[Path]:
         """What decides the export of a folder part: its weight files, its config.json (and the settings
         that fix its input size: the depth estimator's image processor)."""
-        extra = [self.path / f for f in HASHED_WITH.get(part, ())]
+        extra = [self.path / f for f in self.family.hashed_with.get(part, ())]
         return [*self.weight_files(part), self.part_path(part) / "config.json", *extra]
 
     def weights_sha256(self) -> str:
@@ -139,18 +117,19 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
     index_path = _model_index_path(path)
     index = _read_json(index_path)
     pipeline_class = str(index.get("_class_name", ""))
-    kind = PIPELINE_TYPES.get(pipeline_class)
-    if kind is None:
+    candidates = families_for_pipeline_class(pipeline_class)
+    if not candidates:
         raise ModelFolderError(
             f"{index_path}: pipeline class {pipeline_class or '(none)'!r} is not supported; sdrt exports "
-            f"{', '.join(sorted(PIPELINE_TYPES))}"
+            f"{', '.join(sorted(folder_pipeline_classes()))}"
         )
+    kind = candidates[0]  # the families sharing a folder class share its parts
     classes = {
         name: _check_part(path, index, name, accepted, pipeline_class)
-        for name, accepted in REQUIRED[kind].items()
+        for name, accepted in kind.required.items()
     }
     classes |= optional_parts(path, index, kind, pipeline_class)
-    _check_tokenizers(path, index, classes)
+    _check_tokenizers(path, index, kind, classes)
     if not (path / "scheduler" / "scheduler_config.json").is_file():
         raise ModelFolderError(
             f"{path / 'scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
@@ -162,7 +141,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
     return ModelFolder(
         path=path.resolve(),
         pipeline_class=pipeline_class,
-        model_type=_model_type(kind, configs),
+        model_type=family_for_folder(pipeline_class, configs).name,
         classes=classes,
         configs=configs,
         model_index=index,
@@ -218,12 +197,12 @@ def _check_part(
 
 
 def optional_parts(
-    path: Path, index: dict[str, Any], kind: str, pipeline_class: str
+    path: Path, index: dict[str, Any], kind: Family, pipeline_class: str
 ) -> dict[str, tuple[str, str]]:
     """The optional parts the folder has (a depth-to-image folder without its depth estimator runs on given
     depth maps): each one listed in model_index.json with its folder is checked as a required one."""
     found = {}
-    for name, accepted in OPTIONAL.get(kind, {}).items():
+    for name, accepted in kind.optional.items():
         entry = index.get(name)
         if not entry or entry[0] is None or not (path / name).is_dir():
             log.info("%s: no %s in the model folder; the bundle will take given depth maps only", path, name)
@@ -244,9 +223,11 @@ def _processor_config(path: Path, index: dict[str, Any]) -> dict[str, Any]:
     return _read_json(config)
 
 
-def _check_tokenizers(path: Path, index: dict[str, Any], classes: dict[str, tuple[str, str]]) -> None:
+def _check_tokenizers(
+    path: Path, index: dict[str, Any], kind: Family, classes: dict[str, tuple[str, str]]
+) -> None:
     """A CLIP tokenizer folder for each text encoder (``tokenizer_2`` feeds ``text_encoder_2``)."""
-    for name in ("tokenizer", "tokenizer_2"):
+    for name in kind.tokenizers:
         if name.replace("tokenizer", "text_encoder") not in classes:
             continue
         entry = index.get(name)
@@ -254,14 +235,6 @@ def _check_tokenizers(path: Path, index: dict[str, Any], classes: dict[str, tupl
             raise ModelFolderError(
                 f"{path}: tokenizer {name!r} is missing or not a CLIP tokenizer ({entry}); use a complete model folder"
             )
-
-
-def _model_type(kind: str, configs: dict[str, dict[str, Any]]) -> str:
-    """``sd`` is sd1 or sd2 by its UNet (SD 2 projects attention linearly, with 1024-wide text)."""
-    if kind != "sd":
-        return kind
-    unet = configs["unet"]
-    return "sd2" if unet.get("use_linear_projection") or unet.get("cross_attention_dim") == 1024 else "sd1"
 
 
 def load_module(folder: ModelFolder, component: type[Component], *, device: str = "cpu"):

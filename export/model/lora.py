@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.export.errors import ModelFolderError
+from sdrt.runtime.families import LORA, families_with
 
 from .folder import ModelFolder, load_part, with_parts_saved
 
@@ -38,10 +39,9 @@ class Lora:
 
 def check_loras(folder: ModelFolder, specs: list[str]) -> None:
     """What can be checked before any work: the model takes LoRA, the files are there, peft is installed."""
-    if folder.model_type not in ("sd1", "sd2", "inpaint", "sdxl"):
-        raise ModelFolderError(
-            f"--lora: sdrt merges LoRA into SD 1.x/2.x and SDXL models, not {folder.model_type}"
-        )
+    if not folder.family.takes(LORA):
+        takers = ", ".join(f.title for f in families_with(LORA))
+        raise ModelFolderError(f"--lora: sdrt merges LoRA into {takers} models, not {folder.model_type}")
     for lora in map(Lora.parse, specs):
         if not lora.file.exists():
             raise ModelFolderError(f"--lora {lora}: no such file {lora.file}")
@@ -62,9 +62,10 @@ def loras_merged(folder: ModelFolder, specs: list[str] | None) -> Iterator[Model
         yield folder
         return
     loras = [Lora.parse(spec) for spec in specs]
-    names = ["unet", "text_encoder"] + (["text_encoder_2"] if folder.model_type == "sdxl" else [])
+    dual = folder.family.dual_text_encoders
+    names = ["unet", "text_encoder"] + (["text_encoder_2"] if dual else [])
     parts = {name: load_part(folder, name) for name in names if name in folder.classes}
-    loader = _loader(folder.model_type, parts)
+    loader = _loader(dual, parts)
     adapters = [f"sdrt_lora_{i}" for i in range(len(loras))]
     for lora, adapter in zip(loras, adapters):
         _load(loader, lora, adapter, parts)
@@ -154,7 +155,7 @@ def _file_keys(path: Path) -> list[str]:
         return []
 
 
-def _loader(model_type: str, parts: dict[str, Any]) -> Any:
+def _loader(dual_text_encoders: bool, parts: dict[str, Any]) -> Any:
     """diffusers' LoRA loader mixin on a pipeline of only the UNet and text encoder(s) (diffusers reads the
     modules a pipeline holds from its constructor's parameters, so each kind has its own)."""
     import diffusers
@@ -170,4 +171,4 @@ def _loader(model_type: str, parts: dict[str, Any]) -> Any:
             super().__init__()
             self.register_modules(unet=unet, text_encoder=text_encoder, text_encoder_2=text_encoder_2)
 
-    return (_XLLoras if model_type == "sdxl" else _Loras)(**parts)
+    return (_XLLoras if dual_text_encoders else _Loras)(**parts)

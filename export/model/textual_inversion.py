@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sdrt.export.errors import ModelFolderError
+from sdrt.runtime.families import TEXTUAL_INVERSION, families_with
 
 from .folder import ModelFolder, load_part, with_parts_saved
 
@@ -39,15 +40,15 @@ class Embedding:
 
 def check_textual_inversions(folder: ModelFolder, specs: list[str]) -> None:
     """What can be checked before any work: the model takes embeddings, the files are there."""
-    if folder.model_type not in ("sd1", "sd2", "inpaint", "sdxl"):
+    if not folder.family.takes(TEXTUAL_INVERSION):
+        takers = ", ".join(f.title for f in families_with(TEXTUAL_INVERSION))
         raise ModelFolderError(
-            f"--textual-inversion: sdrt adds embeddings to SD 1.x/2.x and SDXL models, not to "
-            f"{folder.model_type} models"
+            f"--textual-inversion: sdrt adds embeddings to {takers} models, not to {folder.model_type} models"
         )
     for embedding in map(Embedding.parse, specs):
         if not embedding.file.is_file():
             raise ModelFolderError(f"--textual-inversion {embedding}: no such file {embedding.file}")
-        if folder.model_type == "sdxl" and not embedding.token:
+        if folder.family.dual_text_encoders and not embedding.token:
             raise ModelFolderError(
                 f"--textual-inversion {embedding}: an SDXL embedding file names no token; pass FILE:TOKEN"
             )
@@ -63,13 +64,14 @@ def textual_inversions_added(folder: ModelFolder, specs: list[str] | None) -> It
     embeddings = [Embedding.parse(spec) for spec in specs]
     # SDXL: the file's clip_l vectors go to the first encoder, its clip_g ones to the second (as diffusers)
     pairs = {"tokenizer": "text_encoder"}
-    if folder.model_type == "sdxl":
+    dual = folder.family.dual_text_encoders
+    if dual:
         pairs["tokenizer_2"] = "text_encoder_2"
     parts = {name: load_part(folder, name) for pair in pairs.items() for name in pair}
     for tokenizer, encoder in pairs.items():
         loader = _loader(parts[tokenizer], parts[encoder])
         for embedding in embeddings:  # one at a time, as a diffusers user calls it (its lists mishandle None)
-            _add(loader, embedding, _SDXL_KEYS[encoder] if folder.model_type == "sdxl" else None)
+            _add(loader, embedding, _SDXL_KEYS[encoder] if dual else None)
     with with_parts_saved(
         folder, parts, "sdrt-embeddings-", embeddings=tuple(map(str, embeddings))
     ) as changed:

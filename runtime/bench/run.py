@@ -19,14 +19,15 @@ import numpy as np
 
 from sdrt.runtime.bundle.bundle import Bundle, open_bundle
 from sdrt.runtime.errors import InputError
+from sdrt.runtime.families import TEXT_TO_IMAGE, UNCONDITIONAL, all_families, family, find_family
 
 from .runner import BenchSettings, Reference, SdrtRunner, peak_rss_mib
 from .stages import aggregate
 
 logger = logging.getLogger(__name__)
 
-#: model types the bench runs (text-to-image and unconditional pipelines)
-BENCH_MODEL_TYPES = ("sd1", "sd2", "sdxl", "uncond")
+#: the tasks the bench times: a bundle whose family loads one of these by default is benched
+BENCH_TASKS = (TEXT_TO_IMAGE, UNCONDITIONAL)
 #: stages compared with diffusers (median over median: diffusers time / sdrt time)
 RATIO_STAGES = (
     "text_encoder",
@@ -57,16 +58,18 @@ def bench_prompt(bundle: Bundle) -> str:
 
 
 def check_bench_bundle(bundle: Bundle) -> None:
-    if bundle.model_type not in BENCH_MODEL_TYPES:
+    found = find_family(bundle.model_type)
+    if found is None or found.default_task not in BENCH_TASKS:
+        benched = [f.name for f in all_families() if f.default_task in BENCH_TASKS]
         raise InputError(
             f"{bundle.path} holds a {bundle.model_type!r} model; sdrt bench times text-to-image and "
-            f"unconditional bundles ({', '.join(BENCH_MODEL_TYPES)})"
+            f"unconditional bundles ({', '.join(benched)})"
         )
 
 
 def bench_size(bundle: Bundle, size: tuple[int, int] | None) -> tuple[int | None, int | None]:
     """(height, width) of the generations: ``size``, else the model's default; None for unconditional models."""
-    if bundle.model_type == "uncond":
+    if family(bundle.model_type).fixed_size:
         if size is not None:
             raise InputError("--size does not apply to unconditional models (their size is fixed)")
         return None, None

@@ -20,7 +20,6 @@ from .records import ComponentRecord, Range
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-MODEL_TYPES = ("sd1", "sd2", "sdxl", "inpaint", "sdxl-inpaint", "uncond")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sdrt.runtime.bundle.manifest import Shapes
+from sdrt.runtime.families import family
 from sdrt.runtime.tensors import TensorSpec
 
 from .base import Component, ModelInfo
@@ -29,7 +30,7 @@ class TextEncoder(Component):
     @classmethod
     def penultimate(cls, model: ModelInfo) -> bool:
         """SDXL conditions on the penultimate layer's hidden states."""
-        return model.model_type.startswith("sdxl")
+        return family(model.model_type).dual_text_encoders
 
     @classmethod
     def graph(

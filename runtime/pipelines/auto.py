@@ -1,45 +1,35 @@
-"""Which pipeline class runs a bundle, from the manifest's ``model_type`` (and its ControlNets)."""
+"""Which pipeline class runs a bundle: its family's default task, or its ControlNet task for a bundle built
+with ControlNets (``sdrt.runtime.families``)."""
 
 from __future__ import annotations
 
-import importlib
-
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
+from sdrt.runtime.families import CONTROL, all_families, class_name, find_family, resolve
 
-# model_type -> (module, class) in sdrt.runtime
-PIPELINE_FOR_MODEL_TYPE: dict[str, tuple[str, str]] = {
-    "sd1": ("text_to_image", "StableDiffusionPipeline"),
-    "sd2": ("text_to_image", "StableDiffusionPipeline"),
-    "sdxl": ("sdxl", "StableDiffusionXLPipeline"),
-    "inpaint": ("inpaint", "StableDiffusionInpaintPipeline"),
-    "depth": ("depth_to_image", "StableDiffusionDepth2ImgPipeline"),
-    "uncond": ("ddpm", "DDPMPipeline"),
-}
 
-CONTROLNET_PIPELINES: dict[str, tuple[str, str]] = {
-    "sd1": ("controlnet", "StableDiffusionControlNetPipeline"),
-    "sd2": ("controlnet", "StableDiffusionControlNetPipeline"),
-    "sdxl": ("sdxl_controlnet", "StableDiffusionXLControlNetPipeline"),
-}
+def pipeline_ref(bundle: Bundle) -> str | None:
+    """``"module:ClassName"`` of the pipeline ``DiffusionPipeline.from_pretrained`` loads for the bundle; None
+    for a model type sdrt cannot run."""
+    found = find_family(bundle.model_type)
+    if found is None:
+        return None
+    task = CONTROL if bundle.manifest.controlnets and CONTROL in found.tasks else found.default_task
+    return None if task is None else found.tasks[task]
 
 
 def pipeline_entry(bundle: Bundle) -> tuple[str, str] | None:
-    """(module, class) of the pipeline for the bundle: by model type, the ControlNet pipeline for a bundle
-    built with build-engine --controlnet; None for a model type sdrt cannot run."""
-    entry = PIPELINE_FOR_MODEL_TYPE.get(bundle.model_type)
-    if entry is not None and bundle.manifest.controlnets and bundle.model_type in CONTROLNET_PIPELINES:
-        return CONTROLNET_PIPELINES[bundle.model_type]
-    return entry
+    """(module, class) of the pipeline for the bundle; None for a model type sdrt cannot run."""
+    ref = pipeline_ref(bundle)
+    return None if ref is None else (ref.partition(":")[0], class_name(ref))
 
 
 def pipeline_class_for(bundle: Bundle) -> type:
     """The pipeline class for the bundle (a clear error for one sdrt cannot run)."""
-    entry = pipeline_entry(bundle)
-    if entry is None:
+    ref = pipeline_ref(bundle)
+    if ref is None:
         raise BundleError(
             f"{bundle.path}: model_type {bundle.model_type!r} has no sdrt pipeline (sdrt runs "
-            f"{', '.join(PIPELINE_FOR_MODEL_TYPE)}); upgrade sdrt or rebuild the bundle"
+            f"{', '.join(f.name for f in all_families() if f.runnable)}); upgrade sdrt or rebuild the bundle"
         )
-    module, name = entry
-    return getattr(importlib.import_module(f".{module}", __package__), name)
+    return resolve(ref)

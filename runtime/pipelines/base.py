@@ -35,6 +35,7 @@ from sdrt.runtime.bundle.bundle import Bundle, open_bundle
 from sdrt.runtime.components import Component, Vae, open_component
 from sdrt.runtime.engines.open import array_module, resolve_provider
 from sdrt.runtime.errors import BundleError, EngineError, InputError, InputTypeError
+from sdrt.runtime.families import model_types_running
 from sdrt.runtime.images import denormalize, postprocess
 
 from .arrays import to_xp
@@ -75,8 +76,6 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
     #: components (engines) a pipeline needs, and those it uses when the bundle has them
     required_components: tuple[str, ...] = ()
     optional_components: tuple[str, ...] = ()
-    #: manifest model types the pipeline runs
-    model_types: tuple[str, ...] = ()
     #: diffusers' names of the pipeline's parts: its constructor's arguments, ``pipe.components``' keys
     parts: tuple[str, ...] = ("unet", "scheduler")
     output_types: tuple[str, ...] = ("pil", "np", "pt", "latent")
@@ -186,10 +185,12 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
 
     @classmethod
     def _check_model_type(cls, bundle: Bundle) -> None:
-        if cls.model_types and bundle.model_type not in cls.model_types:
+        """A pipeline runs the bundles whose family lists it (or a class it derives from) for a task."""
+        runs = model_types_running(cls)
+        if runs and bundle.model_type not in runs:
             raise BundleError(
                 f"{bundle.path} holds a {bundle.model_type!r} model, which {cls.__name__} does not run (it runs "
-                f"{', '.join(cls.model_types)}); load it with DiffusionPipeline.from_pretrained"
+                f"{', '.join(runs)}); load it with DiffusionPipeline.from_pretrained"
             )
 
     def _check_engines(self) -> None:

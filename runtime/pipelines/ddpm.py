@@ -19,7 +19,6 @@ class DDPMPipeline(DiffusionPipeline):
     from the UNet (no VAE, no text)."""
 
     required_components = ("unet",)
-    model_types = ("uncond",)
     output_types = ("pil", "np")
 
     def __init__(self, unet: Any = None, scheduler: Any = None) -> None:

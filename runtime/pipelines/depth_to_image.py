@@ -37,7 +37,6 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
 
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
     optional_components = ("depth_estimator",)
-    model_types = ("depth",)
     parts = ("vae", "text_encoder", "tokenizer", "unet", "scheduler", "depth_estimator", "feature_extractor")
     _callback_tensor_inputs = ("latents", "prompt_embeds", "negative_prompt_embeds", "depth_mask")
 

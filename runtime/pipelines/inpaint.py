@@ -31,7 +31,6 @@ class StableDiffusionInpaintPipeline(StableDiffusionBase):
     """Inpainting: ``pipe(prompt, image=init_image, mask_image=mask)`` (white = repaint)."""
 
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
-    model_types = ("inpaint", "sd1", "sd2")
 
     @pipeline_call
     def __call__(

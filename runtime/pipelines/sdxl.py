@@ -25,7 +25,6 @@ class StableDiffusionXLPipeline(TextualInversionMixin, LoraMixin, TextGuidedPipe
     """SDXL: ``pipe(prompt, prompt_2=None, guidance_scale=5.0, original_size=..., crops_coords_top_left=...)``."""
 
     required_components = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
-    model_types = ("sdxl",)
     _callback_tensor_inputs = (
         "latents",
         "prompt_embeds",

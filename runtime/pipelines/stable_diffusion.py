@@ -13,7 +13,6 @@ from .textual_inversion import TextualInversionMixin
 
 class StableDiffusionBase(TextualInversionMixin, LoraMixin, TextGuidedPipeline):
     required_components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder")
-    model_types: tuple[str, ...] = ("sd1", "sd2")
     parts = (
         "vae",
         "text_encoder",

@@ -19,7 +19,6 @@ import numpy as np
 
 from ..math.arrays import per_sample
 from ..math.sigmas import (
-    ZERO_SNR_ALPHA_BAR,
     beta_sigmas,
     check_one_sigma_spacing,
     exponential_sigmas,
@@ -46,12 +45,10 @@ def check_sigma_config(scheduler: str, config: Any, prediction_types: tuple[str,
 
 def training_sigmas(alphas_cumprod: np.ndarray) -> np.ndarray:
     """float32 sigma over the training timesteps, ascending in t."""
-    sigmas = sigmas_from_alphas_cumprod(alphas_cumprod)
-    if alphas_cumprod[-1] == ZERO_SNR_ALPHA_BAR:
-        # Zero terminal SNR: torch's float32 sqrt gives sqrt(2^24 - 1) = 4096 (one ulp above NumPy's
-        # 4095.9998), and at this sigma the first step cancels enough digits for that ulp to show.
-        sigmas[-1] = 4096.0
-    return sigmas
+    # At zero terminal SNR sigma_max = sqrt(2^24 - 1) is a float32 near-tie: NumPy rounds it correctly
+    # (4095.9998); torch's float32 sqrt gives that on some CPUs and 4096 on others, so sdrt keeps the
+    # correctly rounded value and the tests compare with torch's square roots made exact.
+    return sigmas_from_alphas_cumprod(alphas_cumprod)
 
 
 def spaced_timesteps(

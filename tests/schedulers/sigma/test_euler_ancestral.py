@@ -31,6 +31,6 @@ def test_zero_snr_linspace_ill_conditioned(dtype, monkeypatch):
 
 def test_zero_snr_linspace_same_math():
     """With torch's square roots correctly rounded, the float64 loops agree to the normal tolerance
-    (measured 7.8e-8; not closer, as sdrt keeps sigma_max = 4096, torch's usual rounding of 4095.9998)."""
+    (run_parity makes them exact at zero terminal SNR anyway; this keeps the case explicit)."""
     with parity.correctly_rounded_sqrt():
         assert parity.run_parity(NAME, ZERO_SNR_LINSPACE, 3, dtype=np.float64) == 3

@@ -1,0 +1,139 @@
+"""Which task ``sdrt generate``'s image flags ask of a bundle, checked against what its family offers.
+
+``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
+both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
+``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
+``--mask``: inpainting). The family (``sdrt.runtime.families``) names the pipeline of the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdrt.runtime.errors import InputError
+from sdrt.runtime.families import (
+    CONTROL,
+    CONTROL_IMAGE_TO_IMAGE,
+    CONTROL_INPAINT,
+    DEPTH,
+    IMAGE_TO_IMAGE,
+    INPAINT,
+    TEXT_TO_IMAGE,
+    UNCONDITIONAL,
+    Family,
+    family,
+)
+
+# task -> (the flags it needs, every flag it takes); tasks not here take no image flags
+TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    IMAGE_TO_IMAGE: (("--image",), ("--image", "--strength")),
+    INPAINT: (("--image", "--mask"), ("--image", "--mask", "--strength")),
+    DEPTH: (("--image",), ("--image", "--strength", "--depth-map")),
+}
+# what a task's flags are, for the error when they are missing
+NEEDS = {
+    IMAGE_TO_IMAGE: "--image (the picture to start from)",
+    INPAINT: "--image (the picture) and --mask (white = repaint)",
+    DEPTH: "--image (the picture to start from), and --depth-map where the bundle has no depth estimator",
+}
+# what a task starts from, for the error naming what a family runs
+STARTS_FROM = {
+    TEXT_TO_IMAGE: "text",
+    UNCONDITIONAL: "noise",
+    IMAGE_TO_IMAGE: "images",
+    INPAINT: "masked images",
+    DEPTH: "images and depth maps",
+}
+CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """``--image``, ``--mask``, ``--strength``, ``--depth-map``, ``--control-image`` and ``--control-scale`` as
+    given (None or empty: not given)."""
+
+    image: Path | None = None
+    mask: Path | None = None
+    strength: float | None = None
+    depth_map: Path | None = None
+    control_images: tuple[Path, ...] = ()
+    control_scales: tuple[float, ...] = ()
+
+    def given(self) -> list[str]:
+        flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
+        flags |= {
+            "--depth-map": self.depth_map,
+            "--control-image": self.control_images or None,
+            "--control-scale": self.control_scales or None,
+        }
+        return [flag for flag, value in flags.items() if value is not None]
+
+
+NO_IMAGE_INPUTS = ImageInputs()
+
+
+def chosen_task(model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None) -> str:
+    """The task of the bundle's family these flags ask for, or a clear error."""
+    found = family(model_type)
+    if not found.runnable:
+        raise InputError(f"sdrt cannot run {found.title} ({model_type}) bundles yet; no pipeline takes them")
+    if inputs.control_images or inputs.control_scales:
+        return _control_task(found, inputs, controlnets or [])
+    given = inputs.given()
+    offered = [t for t in found.tasks if t not in CONTROL_TASKS]
+    fitting = [t for t in offered if set(given) <= set(TASK_FLAGS.get(t, ((), ()))[1])]
+    ready = [t for t in fitting if set(TASK_FLAGS.get(t, ((), ()))[0]) <= set(given)]
+    if ready:  # the task using the most of the flags given
+        return max(ready, key=lambda t: len(TASK_FLAGS.get(t, ((), ()))[0]))
+    if found.default_task in fitting:
+        article = "an" if found.title[0] in "aeiou" else "a"
+        raise InputError(f"this bundle is {article} {found.title} model: pass {NEEDS[found.default_task]}")
+    if fitting:
+        raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
+    if "--depth-map" in given:
+        raise InputError(
+            f"--depth-map: this bundle is a {model_type!r} model, not a depth-to-image one (build one from a "
+            "StableDiffusionDepth2ImgPipeline folder such as stabilityai/stable-diffusion-2-depth)"
+        )
+    starts = " and ".join(dict.fromkeys(STARTS_FROM.get(t, t) for t in offered))
+    inpaints = "; this bundle does not inpaint, drop --mask" if "--mask" in given else ""
+    raise InputError(
+        f"{', '.join(given)}: sdrt runs {found.title} bundles from {starts} only ({found.title} models have no "
+        f"sdrt pipeline for these flags yet{inpaints})"
+    )
+
+
+def _control_task(found: Family, inputs: ImageInputs, controlnets: list[str]) -> str:
+    if not controlnets:
+        raise InputError(
+            "--control-image: this bundle has no ControlNet; build it with build-engine MODEL -o BUNDLE "
+            "--controlnet CONTROLNET_DIR"
+        )
+    if inputs.depth_map is not None:
+        raise InputError(
+            "--depth-map is for depth-to-image bundles; a ControlNet takes a depth map as --control-image"
+        )
+    count, images, scales = len(controlnets), len(inputs.control_images), len(inputs.control_scales)
+    if images != count:
+        raise InputError(
+            f"{images} --control-image for the bundle's {count} ControlNet{'s' if count > 1 else ''} "
+            f"({', '.join(controlnets)}): pass one --control-image per ControlNet, in that order"
+        )
+    if scales not in (0, 1, count):
+        raise InputError(f"{scales} --control-scale for {count} ControlNets: pass one, or one per ControlNet")
+    if inputs.image is None and (inputs.mask is not None or inputs.strength is not None):
+        raise InputError("--mask and --strength need --image (the picture to start from)")
+    task = CONTROL_INPAINT if inputs.mask is not None else CONTROL_IMAGE_TO_IMAGE if inputs.image else CONTROL
+    if task not in found.tasks:
+        raise InputError(
+            f"--image: sdrt runs {found.title} ControlNet bundles from text and control images only (no "
+            f"{found.title} ControlNet image-to-image or inpainting pipeline yet)"
+        )
+    return task
+
+
+def pipeline_class(model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None) -> type:
+    """The pipeline that serves the bundle's model type (and ``controlnets``, its ControlNet components) with
+    these image flags, or a clear error."""
+    return family(model_type).pipeline(chosen_task(model_type, inputs, controlnets))

@@ -1,0 +1,92 @@
+"""``Family``: what sdrt knows of one model type (the manifest's ``model_type``), in one frozen record.
+
+A family says which diffusers folders are of its type, which folder parts it exports (and the classes it
+accepts for them), which build features it takes, and which pipeline runs each of its tasks. Pipelines are
+named as ``"module:ClassName"`` (a module of ``sdrt.runtime.pipelines``, or an absolute dotted module), so a
+family imports no pipeline until one is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# tasks: what a pipeline does with its inputs (the keys of ``Family.tasks``)
+TEXT_TO_IMAGE = "text-to-image"
+IMAGE_TO_IMAGE = "image-to-image"
+INPAINT = "inpaint"
+DEPTH = "depth"
+CONTROL = "control"
+CONTROL_IMAGE_TO_IMAGE = "control-image-to-image"
+CONTROL_INPAINT = "control-inpaint"
+UNCONDITIONAL = "unconditional"
+
+# build features (build-engine options a family may refuse)
+LORA = "lora"
+TEXTUAL_INVERSION = "textual_inversion"
+CONTROLNET = "controlnet"
+CLIP_SKIP = "clip_skip"
+
+PIPELINES_PACKAGE = "sdrt.runtime.pipelines"
+
+Parts = Mapping[str, tuple[str, ...]]  # folder part -> the classes accepted for it
+Configs = Mapping[str, Mapping[str, Any]]  # folder part -> its config.json
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model type: its folders, parts, build features and task -> pipeline table."""
+
+    name: str  # the manifest's model_type
+    title: str  # how messages name it: "SD 1.x", "SDXL", "inpainting"
+    folder_pipelines: tuple[str, ...]  # diffusers pipeline classes (model_index.json) whose folders it is
+    required: Parts  # folder parts every folder of this type has
+    optional: Parts = field(default_factory=dict)  # folder parts exported where the folder has them
+    hashed_with: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # part -> files deciding it too
+    support: tuple[str, ...] = ()  # folders copied beside the engines: tokenizers, feature_extractor
+    features: frozenset[str] = frozenset()  # build features it takes (LORA, CONTROLNET...)
+    dual_text_encoders: bool = False  # SDXL's two CLIP encoders (penultimate states, pooled embeddings)
+    tasks: Mapping[str, str] = field(default_factory=dict)  # task -> "module:ClassName"; first: the default
+    default_steps: int = 50  # sdrt generate's --steps when not given
+    fixed_size: bool = False  # the UNet's sample size is the image size (no --size)
+    #: which of the families sharing a folder pipeline class a folder is, from its configs (None: the only one)
+    recognises: Callable[[Configs], bool] | None = None
+
+    @property
+    def default_task(self) -> str | None:
+        """The task ``DiffusionPipeline.from_pretrained`` loads (None: sdrt cannot run this type yet)."""
+        return next(iter(self.tasks), None)
+
+    @property
+    def runnable(self) -> bool:
+        return bool(self.tasks)
+
+    @property
+    def tokenizers(self) -> tuple[str, ...]:
+        return tuple(name for name in self.support if name.startswith("tokenizer"))
+
+    def takes(self, feature: str) -> bool:
+        return feature in self.features
+
+    def pipeline(self, task: str) -> type:
+        """The pipeline class of ``task`` (imported now); KeyError for a task the family lacks."""
+        return resolve(self.tasks[task])
+
+    def pipelines(self) -> list[type]:
+        return [resolve(ref) for ref in self.tasks.values()]
+
+
+def resolve(ref: str) -> type:
+    """``"module:ClassName"`` -> the class; a module without a dot is one of ``sdrt.runtime.pipelines``."""
+    module, _, name = ref.partition(":")
+    if "." not in module:
+        module = f"{PIPELINES_PACKAGE}.{module}"
+    cls = getattr(importlib.import_module(module), name)
+    assert isinstance(cls, type), ref
+    return cls
+
+
+def class_name(ref: str) -> str:
+    return ref.partition(":")[2]

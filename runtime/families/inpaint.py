@@ -1,0 +1,16 @@
+"""Stable Diffusion inpainting models: a 9-channel UNet that sees the mask and the masked image's latents."""
+
+from __future__ import annotations
+
+from .base import CLIP_SKIP, INPAINT, LORA, TEXTUAL_INVERSION, Family
+from .sd import SD_PARTS
+
+SD_INPAINT = Family(
+    name="inpaint",
+    title="inpainting",
+    folder_pipelines=("StableDiffusionInpaintPipeline",),
+    required=SD_PARTS,
+    support=("tokenizer",),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CLIP_SKIP}),
+    tasks={INPAINT: "inpaint:StableDiffusionInpaintPipeline"},
+)

@@ -1,0 +1,58 @@
+"""Stable Diffusion 1.x and 2.x: one folder layout, told apart by the UNet (SD 2 projects attention linearly,
+with 1024-wide text)."""
+
+from __future__ import annotations
+
+from .base import (
+    CLIP_SKIP,
+    CONTROL,
+    CONTROL_IMAGE_TO_IMAGE,
+    CONTROL_INPAINT,
+    CONTROLNET,
+    IMAGE_TO_IMAGE,
+    INPAINT,
+    LORA,
+    TEXT_TO_IMAGE,
+    TEXTUAL_INVERSION,
+    Configs,
+    Family,
+)
+
+SD_PARTS = {"text_encoder": ("CLIPTextModel",), "unet": ("UNet2DConditionModel",), "vae": ("AutoencoderKL",)}
+SD_FOLDERS = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
+SD_TASKS = {
+    TEXT_TO_IMAGE: "text_to_image:StableDiffusionPipeline",
+    IMAGE_TO_IMAGE: "image_to_image:StableDiffusionImg2ImgPipeline",
+    INPAINT: "inpaint:StableDiffusionInpaintPipeline",  # a plain UNet, blended after each step
+    CONTROL: "controlnet:StableDiffusionControlNetPipeline",
+    CONTROL_IMAGE_TO_IMAGE: "controlnet_img2img:StableDiffusionControlNetImg2ImgPipeline",
+    CONTROL_INPAINT: "controlnet_inpaint:StableDiffusionControlNetInpaintPipeline",
+}
+
+
+def is_sd2(configs: Configs) -> bool:
+    unet = configs["unet"]
+    return bool(unet.get("use_linear_projection")) or unet.get("cross_attention_dim") == 1024
+
+
+SD1 = Family(
+    name="sd1",
+    title="SD 1.x",
+    folder_pipelines=SD_FOLDERS,
+    required=SD_PARTS,
+    support=("tokenizer",),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP}),
+    tasks=SD_TASKS,
+    recognises=lambda configs: not is_sd2(configs),
+)
+
+SD2 = Family(
+    name="sd2",
+    title="SD 2.x",
+    folder_pipelines=SD_FOLDERS,
+    required=SD_PARTS,
+    support=("tokenizer",),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP}),
+    tasks=SD_TASKS,
+    recognises=is_sd2,
+)
