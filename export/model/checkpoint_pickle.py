@@ -11,6 +11,7 @@ import logging
 import pickle
 import types
 from pathlib import Path
+from typing import Any
 
 from sdrt.export.errors import CheckpointError
 
@@ -62,7 +63,7 @@ def unpickle_to_safetensors(path: Path, target: Path, check_layout) -> Path:
     return target
 
 
-def _innermost_state_dict(path: Path, state: object) -> object:
+def _innermost_state_dict(path: Path, state: Any) -> Any:
     """``state["state_dict"]["state_dict"]...`` as far as it goes; a pickle can make that chain a cycle."""
     seen: set[int] = set()
     while isinstance(state, dict) and "state_dict" in state:
