@@ -9,6 +9,7 @@ import sys
 import time
 
 from sdrt.export.options import BuildOptions
+from sdrt.runtime.backends import backend_names
 from sdrt.runtime.components import COMPONENTS
 
 from . import run
@@ -29,10 +30,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. engines/NAME")
     p.add_argument(
         "--backend",
-        choices=("ort", "tensorrt", "openvino", "onnx"),
+        choices=backend_names(build=True),
         default="ort",
-        help="engines to build: ONNX Runtime graphs, TensorRT plans, OpenVINO IR, or the ONNX graphs only "
-        "(default: ort)",
+        help="engines to build: ort (ONNX Runtime graphs for --device), tensorrt (plans), openvino (IR), "
+        "onnx (the ONNX graphs only), or any provider name of sdrt.runtime.backends (default: ort)",
     )
     p.add_argument(
         "--precision",
@@ -143,9 +144,10 @@ def _tensorrt_options(trt: argparse._ArgumentGroup) -> None:
 
 
 def default_precision(backend: str, device: str) -> str:
-    if backend == "openvino":
-        return "auto"
-    return "fp16" if backend == "tensorrt" or device == "cuda" else "fp32"
+    """The backend's default precision (fp16 on a GPU, OpenVINO's auto, else fp32)."""
+    from sdrt.export.engines import export_backend
+
+    return export_backend(backend, device).precision_default(device)
 
 
 def format_summary(report) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.bundle.integrity import file_problems
+from sdrt.runtime.bundle.records import ComponentRecord
 from sdrt.runtime.errors import BundleError
 from sdrt.runtime.pipelines.auto import pipeline_entry
 
@@ -12,21 +13,9 @@ from .format import human_bytes, range_text
 
 def provider_support(bundle: Bundle) -> dict[str, str]:
     """Per provider: ``"yes"`` or why not (not installed, no engines of that kind in the bundle)."""
-    from sdrt.runtime.engines.providers import EXTRAS, GPU_PROVIDERS, PROVIDERS, provider_available
+    from sdrt.runtime.backends import BACKENDS
 
-    names = tuple(bundle.components)
-    support = {}
-    for provider in PROVIDERS:
-        if provider == "tensorrt" and not bundle.has_plans(names):
-            support[provider] = "no TensorRT plans in the bundle (build-engine --backend tensorrt)"
-        elif provider == "openvino" and not bundle.has_openvino(names):
-            support[provider] = "no OpenVINO IR in the bundle (build-engine --backend openvino)"
-        elif not provider_available(provider):
-            gpu = " and a CUDA GPU" if provider in GPU_PROVIDERS else ""
-            support[provider] = f"not available here (pip install '{EXTRAS[provider]}'{gpu})"
-        else:
-            support[provider] = "yes"
-    return support
+    return {name: backend.inspect_status(bundle) for name, backend in BACKENDS.items() if backend.auto}
 
 
 def describe_bundle(bundle: Bundle) -> str:
@@ -64,9 +53,7 @@ def describe_bundle(bundle: Bundle) -> str:
     lines.append("components")
     for name, record in bundle.components.items():
         dims = ", ".join(f"{k} {range_text(v)}" for k, v in record.dims.items())
-        backends = ["onnx", *([f"ort-{record.ort.provider}"] if record.ort else [])]
-        backends += [f"openvino-{record.openvino.precision}"] if record.openvino else []
-        backends += [f"plan:{p}" for p in record.plans]
+        backends = _record_labels(record)
         lines.append(
             f"  {name:<15} {record.precision:<5} {human_bytes(record.bytes):>9}  [{', '.join(backends)}]  {dims}"
         )
@@ -74,6 +61,15 @@ def describe_bundle(bundle: Bundle) -> str:
     for provider, status in provider_support(bundle).items():
         lines.append(f"  {provider:<9} {status}")
     return "\n".join(lines)
+
+
+def _record_labels(record: ComponentRecord) -> list[str]:
+    """The engines a component has, as each backend lists them (the exported graph first)."""
+    from sdrt.runtime.backends import BACKENDS
+
+    fields = list(ComponentRecord.__dataclass_fields__)  # in the record's order: graphs, ORT, IR, plans
+    ordered = sorted(BACKENDS.values(), key=lambda b: fields.index(b.record_field or "onnx"))
+    return list(dict.fromkeys(label for backend in ordered for label in backend.record_labels(record)))
 
 
 def _checkpoint_line(checkpoint: dict) -> str:

@@ -9,6 +9,7 @@ sdrt serve engines/a --print-config > serve.yaml      # then: serve deploy serve
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import time
@@ -156,7 +157,7 @@ def serve(args: argparse.Namespace) -> int:
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     metrics = {} if address or not args.metrics_port else {"_metrics_export_port": args.metrics_port}
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING", **metrics)
+    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **metrics)
     try:
         ray_serve.start(http_options={"host": args.host, "port": args.port})
         ray_serve.run(build(vars(app_args)), name=APP_NAME, route_prefix="/")

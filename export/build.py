@@ -21,7 +21,7 @@ from sdrt.runtime.bundle.records import ComponentRecord
 
 from . import bundle_writer
 from .component_build import build_component
-from .engines import ENGINE_BACKENDS, build_engines, ort_stage, prepare_cpu_engines
+from .engines import export_backend, prepare_cpu_engines
 from .errors import OptionError, OutputError
 from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
@@ -32,11 +32,10 @@ from .model.single_file import checkpoint_as_folder
 from .options import BuildOptions, build_options
 from .prepare import model_folder, parts_added
 from .shapes import resolve_shapes
+from .stages import stage_of
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16")
-OPENVINO_PRECISIONS = ("fp32", "bf16", "auto")  # OpenVINO's inference precision; its ONNX graphs stay fp32
 _OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 DEVICES = ("cpu", "cuda")
 
@@ -127,17 +126,19 @@ def _build(
 
 def _settings(options: BuildOptions) -> tuple[ExportSettings, str]:
     """The jobs' settings and the ONNX graphs' precision (OpenVINO runs the asked precision from fp32 graphs)."""
-    backend, precision, device = options.backend, options.precision, options.device
+    precision = options.precision
+    chosen = export_backend(options.backend, options.device)
+    device = chosen.device if chosen.device_fixed else options.device
     settings = ExportSettings(
-        backend,
+        chosen.name,
         device,
         resolve_export_device(device, options.export_device),
         options.static,
         options.opset,
         options.validate,
     )
-    if backend == "openvino":
-        settings.openvino_precision, precision = precision, "fp32"
+    if chosen.graph_precision is not None:  # OpenVINO runs the asked precision from fp32 graphs
+        settings.engine_precision, precision = precision, chosen.graph_precision
     return settings, precision
 
 
@@ -192,11 +193,13 @@ def _write_bundle(
         reports = _run_jobs(folder, jobs, settings, manifest, output_dir, work, options.progress)
         info.copy_support_files(folder, work)
         write_manifest(work, manifest)
-        if settings.backend == "tensorrt":
+        stage = stage_of(export_backend(settings.backend, settings.device))
+        if stage.after_manifest:  # TensorRT plans
             asked = [j.name for j in jobs if j.asked]
-            manifest = build_engines(
-                work, backend="tensorrt", components=asked, precision=precision, trt_options=trt_options
-            )
+            manifest = stage.bundle(work, manifest, asked, precision, trt_options)
+            for name in asked:
+                manifest.components[name].checksums = describe_files(work, manifest.components[name])
+            write_manifest(work, manifest)
         shutil.rmtree(work / ".scratch", ignore_errors=True)
     prepare_cpu_engines(output_dir, manifest)  # at the swapped-in bundle's paths
     return manifest, reports
@@ -241,13 +244,9 @@ def _take_over(
     """The previous bundle's files of ``record``, linked into ``work``; its ORT graph or OpenVINO IR redone
     for another provider or precision (not validated: no torch references are made for a kept component)."""
     bundle_writer.link_files(previous_dir, work, record.files())
-    if settings.backend == "ort" and (record.ort is None or record.ort.provider != settings.device):
-        record.ort = ort_stage(work, record, provider=settings.device)
-    wanted = settings.openvino_precision
-    if settings.backend == "openvino" and (record.openvino is None or record.openvino.precision != wanted):
-        from .openvino.convert import openvino_stage
-
-        record.openvino = openvino_stage(work, record, precision=wanted)
+    stage = stage_of(export_backend(settings.backend, settings.device))
+    if not stage.current(record, settings):
+        stage.component(work, record, settings)
     return record
 
 
@@ -269,12 +268,8 @@ def _validation_text(validation: dict[str, Any] | None) -> str:
 
 
 def _check_options(backend: str, precision: str, device: str, opset: int, trt_options: dict | None) -> None:
-    precisions = OPENVINO_PRECISIONS if backend == "openvino" else PRECISIONS
-    for option, value, choices in (
-        ("backend", backend, ENGINE_BACKENDS),
-        ("precision", precision, precisions),
-        ("device", device, DEVICES),
-    ):
+    chosen = export_backend(backend, device)
+    for option, value, choices in (("precision", precision, chosen.precisions), ("device", device, DEVICES)):
         if value not in choices:
             raise OptionError(
                 f"{option} {value!r} is not one of {', '.join(choices)} (for --backend {backend})"
@@ -286,14 +281,8 @@ def _check_options(backend: str, precision: str, device: str, opset: int, trt_op
             f"--backend openvino --device {device}: sdrt's OpenVINO engines run on the CPU; leave --device out, "
             f"or use --backend ort --device {device}"
         )
-    if backend == "tensorrt":  # the engine libraries are checked before minutes of export, not after
-        from sdrt.runtime.engines.tensorrt.module import import_trt
-
-        import_trt((trt_options or {}).get("trt_module"))
-    elif backend == "openvino":
-        from sdrt.runtime.engines.openvino.engine import import_openvino
-
-        import_openvino()
+    # the engine libraries are checked before minutes of export, not after
+    stage_of(chosen).check(trt_options)
 
 
 def resolve_export_device(device: str, export_device: str | None = None) -> str:

@@ -9,11 +9,12 @@ import shutil
 import time
 from pathlib import Path
 
+from sdrt.runtime.backends import get_backend
 from sdrt.runtime.bundle.records import ComponentRecord
-from sdrt.runtime.components import component_class
 
 from .jobs import ComponentJob, ExportSettings
 from .model.folder import ModelFolder
+from .stages import stage_of
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,8 @@ def build_component(
     del model
     gc.collect()
     record.export_seconds = round(time.perf_counter() - started, 2)
-    if settings.backend == "ort":
-        _ort_graph(record, settings, work, scratch / name, fp32_graph, cases)
-    elif settings.backend == "openvino":
-        from .openvino.convert import openvino_stage
-
-        record.openvino = openvino_stage(work, record, precision=settings.openvino_precision, cases=cases)
+    stage = stage_of(get_backend(settings.backend))
+    stage.component(work, record, settings, fp32_graph=fp32_graph, cases=cases, scratch=scratch / name)
     _weight_map(record, work, digests)
     return record
 
@@ -99,28 +96,3 @@ def _weight_digests(name: str, model: object, precision: str) -> dict | None:
     if name not in LORA_COMPONENTS:
         return None
     return weight_digests(model, ("float32",) if precision == "fp32" else ("float16", "float32"))
-
-
-def _ort_graph(
-    record: ComponentRecord,
-    settings: ExportSettings,
-    work: Path,
-    scratch: Path,
-    fp32_graph: Path,
-    cases: list | None,
-) -> None:
-    """The ORT graph for ``settings.device``; CUDA graphs go through their own gate (``ort.gate``)."""
-    from .engines import ort_stage
-
-    record.ort = ort_stage(work, record, provider=settings.device, fp32_graph=fp32_graph, cases=cases)
-    if settings.device == "cuda" and cases:
-        from .ort.gate import gate_cuda_graph
-
-        record.ort.validation = gate_cuda_graph(
-            record.ort.validation,
-            component=component_class(record.name, record.class_name),
-            precision=record.precision,
-            fp32_graph=fp32_graph,
-            cases=cases,
-            scratch=scratch,
-        )

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sdrt.runtime.backends import get_backend
 from sdrt.runtime.bench.runner import BenchSettings
 from sdrt.runtime.bench.stages import (
     DENOISE_LOOP,
@@ -26,7 +27,6 @@ from sdrt.runtime.bench.stages import (
     wrap_method,
 )
 from sdrt.runtime.bundle.bundle import Bundle
-from sdrt.runtime.engines.providers import GPU_PROVIDERS
 from sdrt.runtime.errors import InputError, ProviderNotAvailableError
 
 from .model.folder import inspect_model_folder
@@ -78,7 +78,7 @@ class DiffusersReference:
             self.model_dir,
             settings,
             scheduler=sdrt["scheduler"],
-            on_gpu=sdrt["provider"] in GPU_PROVIDERS,
+            on_gpu=get_backend(sdrt["provider"]).on_gpu,
             dtype=dtype,
         )
 

@@ -41,13 +41,13 @@ class ExportSettings:
     """What every component's export shares: the part of ``BuildOptions`` it reads, resolved (the export
     device chosen, OpenVINO's precision apart from the graphs'; ``build._settings``)."""
 
-    backend: str  # onnx | ort | tensorrt | openvino
-    device: str  # the ONNX Runtime provider the ort graphs are built for
+    backend: str  # the backend's name in sdrt.runtime.backends (cpu, cuda, onnx, openvino, tensorrt...)
+    device: str  # the device the backend's engines are built for (ORT graphs: their provider)
     export_device: str  # where torch traces and computes the references
     static: bool
     opset: int
     validate: bool
-    openvino_precision: str = "fp32"  # fp32 | bf16 | auto, with backend openvino
+    engine_precision: str = "fp32"  # the precision the engines run at where not the graphs' (OpenVINO's hint)
 
 
 @dataclass

@@ -21,8 +21,9 @@ class BuildOptions:
     (except ``precision``, whose command-line default depends on the backend and device)."""
 
     backend: str = "ort"
-    """``"onnx"`` (graphs only), ``"ort"`` (plus ORT-optimized graphs for ``device``'s provider),
-    ``"openvino"`` (plus OpenVINO IR) or ``"tensorrt"`` (plus plans)."""
+    """A backend of ``sdrt.runtime.backends`` by name or alias: ``"onnx"`` (graphs only), ``"ort"`` (plus
+    ORT-optimized graphs for ``device``'s provider; ``"cpu"`` / ``"cuda"`` name one directly), ``"openvino"``
+    (plus OpenVINO IR) or ``"tensorrt"`` (plus plans)."""
     precision: str = "fp32"
     """``"fp32"`` or ``"fp16"``; with ``backend="openvino"`` its inference precision ``"fp32"``, ``"bf16"``
     or ``"auto"`` (its ONNX graphs stay fp32)."""

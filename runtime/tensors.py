@@ -38,7 +38,7 @@ class TensorSpec:
 
     def concrete(self, sizes: Mapping[str, int]) -> Shape:
         """The shape with every named dim replaced by its size in ``sizes``."""
-        return tuple(d if isinstance(d, int) else sizes[d] for d in self.shape)  # type: ignore[index]
+        return tuple(_size(d, sizes) for d in self.shape)
 
     def describe(self) -> str:
         """``sample float32[batch, 4, latent_height, latent_width]`` (with the profile range when known)."""
@@ -66,3 +66,11 @@ class TensorSpec:
         return all(
             not isinstance(want, int) or want < 0 or want == got for want, got in zip(self.shape, shape)
         )
+
+
+def _size(dim: Dim, sizes: Mapping[str, int]) -> int:
+    if isinstance(dim, int):
+        return dim
+    if dim is None:
+        raise KeyError("a dim without a name has no size to look up")
+    return sizes[dim]

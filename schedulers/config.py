@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +30,13 @@ class FrozenConfig(dict):
         except KeyError:
             raise AttributeError(f"config has no key {name!r}") from None
 
-    def _readonly(self, *args, **kwargs):
+    def _readonly(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError(
             "a scheduler's config is frozen; make a new scheduler with from_config(config, key=value)"
         )
 
-    __setitem__ = __delitem__ = setdefault = pop = popitem = update = clear = _readonly  # type: ignore[assignment]
-    __setattr__ = _readonly  # type: ignore[assignment]
+    __setitem__ = __delitem__ = setdefault = pop = popitem = update = clear = _readonly
+    __setattr__ = _readonly
 
 
 def register_to_config(init):
@@ -88,6 +88,7 @@ class ConfigMixin:
 
     config_name = CONFIG_NAME
     _compatibles: tuple[str, ...] = ()
+    _internal_dict: FrozenConfig  # set by register_to_config, through __dict__
 
     def register_to_config(self, **kwargs: Any) -> None:
         current = self.__dict__.get("_internal_dict", {})
@@ -179,7 +180,7 @@ class ConfigMixin:
         return f"{type(self).__name__} {self.to_json_string()}"
 
 
-def _compatible_classes(cls: type) -> list[type]:
+def _compatible_classes(cls: type[ConfigMixin]) -> list[type[ConfigMixin]]:
     from . import get_scheduler_class
 
     return [get_scheduler_class(name) for name in cls._compatibles]

@@ -53,15 +53,33 @@ class SchedulerMixin(ConfigMixin):
         """First index of the schedule, set by a pipeline (img2img) with ``set_begin_index``."""
         return self._begin_index
 
+    @property
+    def _chosen_timesteps(self) -> np.ndarray:
+        """``timesteps`` where set_timesteps (or the constructor) has set them."""
+        if self.timesteps is None:
+            raise RuntimeError(f"{type(self).__name__}: call set_timesteps(num_inference_steps) first")
+        return self.timesteps
+
+    @property
+    def _index(self) -> int:
+        """The step index inside ``step`` and its helpers, where ``_start_step`` has set it."""
+        if self._step_index is None:
+            raise RuntimeError(f"{type(self).__name__}: no step index yet; step() sets it at the first step")
+        return self._step_index
+
     def set_begin_index(self, begin_index: int = 0) -> None:
         self._begin_index = begin_index
 
-    def _require_timesteps(self) -> None:
-        """Refuse to step on the training schedule the constructor leaves in place (no set_timesteps)."""
+    def _require_timesteps(self) -> int:
+        """Refuse to step on the training schedule the constructor leaves in place (no set_timesteps).
+
+        Returns the number of inference steps set_timesteps chose.
+        """
         if self.num_inference_steps is None:
             raise RuntimeError(
                 f"{type(self).__name__}: call set_timesteps(num_inference_steps) before step()"
             )
+        return self.num_inference_steps
 
     def _start_step(self, timestep: Any) -> None:
         """Refuse a step before set_timesteps; at the first step, find where ``timestep`` stands."""
@@ -72,7 +90,7 @@ class SchedulerMixin(ConfigMixin):
     def index_for_timestep(self, timestep: Any, schedule_timesteps: np.ndarray | None = None) -> int:
         """Position of ``timestep`` in the schedule (the second match when it occurs twice, as diffusers)."""
         if schedule_timesteps is None:
-            schedule_timesteps = self.timesteps
+            schedule_timesteps = self._chosen_timesteps
         value = as_scalar(timestep)
         indices = np.flatnonzero(schedule_timesteps == value)
         if len(indices) == 0:

@@ -76,12 +76,12 @@ def build(args: dict[str, Any]) -> Any:
     handles = {}
     for path in parsed.bundles:
         name = served_model(path).name
-        deployment = serve.deployment(ModelServer, name=deployment_name(name), **model_options(parsed))
+        deployment = serve.deployment(name=deployment_name(name), **model_options(parsed))(ModelServer)
         threads = max(1, round(parsed.cpus_per_replica)) if parsed.cpus_per_replica > 0 else None
         handles[name] = deployment.bind(
             path, parsed.provider, parsed.max_batch_size, parsed.batch_wait_ms, threads
         )
-    ingress = serve.deployment(Api, name="api", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
+    ingress = serve.deployment(name="api", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(Api)
     auth = {"api_key": parsed.api_key, "api_auth": parsed.api_auth}
     return ingress.bind(parsed.bundles, handles, parsed.limits, auth)
 

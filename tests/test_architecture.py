@@ -92,6 +92,71 @@ def test_no_function_over_the_limit() -> None:
     assert not long, sorted(long)
 
 
+BACKEND_NAMES = frozenset({"onnx", "ort", "openvino", "tensorrt", "cpu", "cuda"})
+BACKEND_OWNERS = (
+    "runtime/backends/",  # the owner: one module per backend and the registry
+    # each backend's own implementation, which runs only for that backend (its engine, its export stage)
+    "runtime/engines/ort/",
+    "runtime/engines/openvino/",
+    "runtime/engines/tensorrt/",
+    "export/ort/",
+    "export/openvino/",
+    "export/tensorrt/",
+    "export/diffusers_reference.py",  # diffusers' side of sdrt bench: a torch device, not a backend
+)
+TORCH_DEVICE_FUNCTIONS = ("torch", "export_device")  # functions passing a device to torch
+
+
+def backend_comparisons(source: str) -> list[str]:
+    """``x == "cuda"``, ``backend in ("ort", "onnx")``...: each comparison in ``source`` against a backend,
+    provider or device name (a string constant of BACKEND_NAMES, alone or in a tuple, list or set), as
+    "line: code". Comparisons inside a function named for torch or the export device (``resolve_export_device``,
+    ``_torch_has_cuda``) pick a torch device, not a backend, and are left out."""
+    tree = ast.parse(source)
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+            word in node.name for word in TORCH_DEVICE_FUNCTIONS
+        ):
+            skipped.update(id(inner) for inner in ast.walk(node))
+
+    def names(node: ast.expr) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in BACKEND_NAMES
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(names(element) for element in node.elts)
+        return False
+
+    return [
+        f"{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare) and id(node) not in skipped
+        if any(names(operand) for operand in (node.left, *node.comparators))
+    ]
+
+
+def test_no_backend_comparison_outside_the_backends() -> None:
+    """A backend is a row of ``sdrt.runtime.backends``: code elsewhere looks its facts up (``get_backend(p).device``,
+    ``.on_gpu``, ``.record_field``...) instead of comparing names, so that adding a backend edits no if-chain."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in python_files(*PACKAGES)
+        if not str(path.relative_to(ROOT)).startswith(BACKEND_OWNERS)
+        for line in backend_comparisons(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, found
+
+
+def test_the_backend_checker_sees_comparisons() -> None:
+    snippet = (
+        'if provider == "cuda": pass\n'
+        'ok = backend in ("ort", "onnx")\n'
+        'fine = dtype == "float16"\n'
+        'def resolve_export_device(d):\n    return d == "cuda"\n'
+    )
+    assert backend_comparisons(snippet) == ["1: provider == 'cuda'", "2: backend in ('ort', 'onnx')"]
+
+
 def model_type_decisions(source: str, types: set[str], ambiguous: set[str]) -> list[str]:
     """Where ``source`` decides by a model-type name: compares with one (``==``, ``in`` a tuple of them),
     ``.startswith("sdxl")``, tables keyed by them or lists of them. ``ambiguous``: names that are also a task or a mode

@@ -10,11 +10,14 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdrt.export.errors import CheckpointError
 
 from .shipped_configs import BY_DIFFUSERS_TYPE, SHIPPED, shipped_config
+
+if TYPE_CHECKING:
+    from diffusers.loaders import FromSingleFileMixin
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ def _cached_snapshot(repo: str) -> Path | None:
     return folder if (folder / "model_index.json").is_file() else None
 
 
-def pipeline_class(config: Path) -> type:
+def pipeline_class(config: Path) -> type[FromSingleFileMixin]:
     """diffusers' pipeline class named by ``config``'s model_index.json, one with a single-file loader."""
     import diffusers
 

@@ -98,7 +98,11 @@ def merge_duplicate_casts(graph) -> int:
         del graph.node[:]
         graph.node.extend(kept)
         seen: set[str] = set()
-        infos = [v for v in graph.value_info if not (v.name in seen or seen.add(v.name))]
+        infos = []
+        for info in graph.value_info:  # the first of each name, in order
+            if info.name not in seen:
+                seen.add(info.name)
+                infos.append(info)
         del graph.value_info[:]
         graph.value_info.extend(infos)
     return dropped

@@ -114,8 +114,7 @@ def install_matmul_attention(model: torch.nn.Module) -> int:
         if isinstance(module, Attention):
             module.set_processor(MatmulAttnProcessor())
             count += 1
-    if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
+    _set_attention_implementation(model, "eager")
     return count
 
 
@@ -126,6 +125,12 @@ def restore_default_attention(model: torch.nn.Module) -> torch.nn.Module:
     for module in model.modules():
         if isinstance(module, Attention):
             module.set_processor(AttnProcessor2_0())
-    if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("sdpa")
+    _set_attention_implementation(model, "sdpa")
     return model
+
+
+def _set_attention_implementation(model: torch.nn.Module, name: str) -> None:
+    """Switch a transformers model's attention (``set_attn_implementation``); other models have none."""
+    set_implementation = getattr(model, "set_attn_implementation", None)
+    if set_implementation is not None:
+        set_implementation(name)

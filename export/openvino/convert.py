@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdrt.runtime.bundle.records import ComponentRecord, OpenVinoRecord
 from sdrt.runtime.engines.openvino.engine import (
@@ -16,6 +17,9 @@ from sdrt.runtime.engines.openvino.engine import (
     import_openvino,
     shared_core,
 )
+
+if TYPE_CHECKING:
+    from openvino import Model
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ def _recorded(name: str, precision: str) -> str:
     return ran
 
 
-def _keep_io_names(model: object, record: ComponentRecord) -> None:
+def _keep_io_names(model: Model, record: ComponentRecord) -> None:
     """Each input and output named exactly as in the ONNX graph: OpenVINO merges a tensor's names with those
     of the node it feeds (``input_ids`` with its Cast's output), and the runtime feeds by the ONNX name."""
     for ports, names in ((model.inputs, record.inputs), (model.outputs, record.outputs)):

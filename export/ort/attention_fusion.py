@@ -279,8 +279,9 @@ def _packed_inputs(g: _Graph, m: _Match, index: int, new_inits: list[Any]) -> tu
     if k[1].shape[1] != h * d:
         return [m.q, m.k, m.v], []
     prefix = f"{m.softmax.name or 'attention'}_{index}"
-    self_attention = q is not None and q[0] == k[0] and q[1].shape == k[1].shape
-    parts = [q[1], k[1], v[1]] if self_attention else [k[1], v[1]]
+    query = q if q is not None and q[0] == k[0] and q[1].shape == k[1].shape else None
+    self_attention = query is not None
+    parts = [query[1], k[1], v[1]] if query is not None else [k[1], v[1]]
     packed = np.stack([w.reshape(c, h, d) for w in parts], axis=2).reshape(c, h * len(parts) * d)
     weight = f"{prefix}_packed_weight"
     shape = f"{prefix}_packed_shape"

@@ -141,12 +141,13 @@ def _add_transposes(model: Any) -> int:
         if node.op_type != "Add" or len(node.input) != 2:
             continue
         parents = [producer.get(name) for name in node.input]
-        if not all(p is not None and p.op_type == "Transpose" and _perm(p) == _TO_NCHW for p in parents):
+        sources = [
+            p.input[0] for p in parents if p is not None and p.op_type == "Transpose" and _perm(p) == _TO_NCHW
+        ]
+        if len(sources) != len(parents):
             continue
         nhwc = f"{node.output[0]}_nhwc"
-        additions.append(
-            (node, helper.make_node("Add", [p.input[0] for p in parents], [nhwc], name=f"{node.name}_nhwc"))
-        )
+        additions.append((node, helper.make_node("Add", sources, [nhwc], name=f"{node.name}_nhwc")))
         # the Add becomes the Transpose back to NCHW (same output name: its consumers need no change)
         node.op_type = "Transpose"
         del node.input[:]

@@ -70,14 +70,14 @@ def _resolve(entry: Any, dims: Mapping[str, Range], tensor: str) -> Range:
             raise ProfileError(f"input {tensor!r}: cannot read shape entry {entry!r}")
         token = match.group(1)
         if token.isdigit():
-            factor: Range = (int(token),) * 3  # type: ignore[assignment]
+            factor: Range = (int(token),) * 3
         elif token in dims:
             factor = dims[token]
         else:
             raise ProfileError(
                 f"input {tensor!r}: dim {token!r} has no range in the profile (have {sorted(dims)})"
             )
-        value = tuple(a * b for a, b in zip(value, factor))  # type: ignore[assignment]
+        value = (value[0] * factor[0], value[1] * factor[1], value[2] * factor[2])
     return value
 
 
@@ -101,14 +101,14 @@ def _as_range(
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ProfileError(f"{where}: dim {dim!r} must hold integers, got {value!r}")
     if len(value) == 1:
-        return (value[0],) * 3  # type: ignore[return-value]
+        return (value[0],) * 3
     if len(value) == 2:
         lo, hi = value
         opt = (
             component.profile_opt(dim, lo, hi, manifest.shapes, manifest.vae_scale_factor) if lo <= hi else lo
         )
         return (lo, opt, hi)
-    return tuple(value)  # type: ignore[return-value]
+    return (value[0], value[1], value[2])
 
 
 def profile_for(

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from types import ModuleType
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def make_progress_monitor(trt: ModuleType, label: str) -> Any | None:
+def make_progress_monitor(trt: Any, label: str) -> Any | None:
     """An ``IProgressMonitor`` logging each phase with its duration, or None if the module has none."""
-    base = getattr(trt, "IProgressMonitor", None)
-    if base is None:
+    if getattr(trt, "IProgressMonitor", None) is None:
         return None
 
-    class LoggingMonitor(base):  # type: ignore[misc, valid-type]
+    class LoggingMonitor(trt.IProgressMonitor):
         def __init__(self) -> None:
-            base.__init__(self)
+            trt.IProgressMonitor.__init__(self)
             self.started: dict[str, float] = {}
             self.depth: dict[str, int] = {}
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sdrt.runtime.backends import AUTO, BACKENDS, get_backend
 from sdrt.runtime.bundle.bundle import Bundle
-from sdrt.runtime.engines.providers import GPU_PROVIDERS
 
 from .stages import CupyEventClock, HostClock, StageRecorder, instrument_pipeline, run_figures
 
@@ -93,18 +93,20 @@ class DeviceMemory:
 
 def _import_engine_libraries(provider: str) -> None:
     """Import the installed engine libraries the provider may use, before the clock starts."""
-    names = {
-        "cpu": ("onnxruntime",),
-        "openvino": ("openvino",),
-        "cuda": ("onnxruntime", "cupy"),
-        "tensorrt": ("tensorrt", "cupy"),
-    }
-    for name in names.get(provider, ("onnxruntime", "openvino", "cupy", "tensorrt")):
+    if provider.lower() == AUTO:
+        names = list(dict.fromkeys(name for backend in BACKENDS.values() for name in backend.imports))
+    else:
+        names = list(get_backend(provider).imports)
+    for name in names:
         if importlib.util.find_spec(name) is not None:
             try:
                 importlib.import_module(name)
             except Exception:  # a broken install fails later, where the provider is chosen, with its message
                 logger.debug("could not import %s", name, exc_info=True)
+
+
+def _may_use_gpu(provider: str) -> bool:
+    return provider.lower() == AUTO or get_backend(provider).on_gpu
 
 
 def _device_memory() -> DeviceMemory | None:
@@ -126,7 +128,7 @@ class SdrtRunner:
         self.settings = settings
         _import_engine_libraries(settings.provider)  # the cold figure counts loading, not imports
         start = time.perf_counter()
-        self.memory = _device_memory() if settings.provider in GPU_PROVIDERS + ("auto",) else None
+        self.memory = _device_memory() if _may_use_gpu(settings.provider) else None
         pipe = DiffusionPipeline.from_pretrained(bundle, provider=settings.provider)
         if settings.scheduler:
             from sdrt.schedulers import get_scheduler_class
@@ -145,15 +147,13 @@ class SdrtRunner:
         self.undo = instrument_pipeline(pipe, self.recorder)
 
     def describe(self) -> dict[str, Any]:
-        precisions = sorted({c.precision for c in self.pipe.bundle.components.values()})
-        if self.pipe.provider == "openvino":  # the IR keeps fp32 weights; the compile hint sets the precision
-            unet_engine = self.pipe.unet.engine
-            precisions = [f"openvino {unet_engine.precision}"]
+        unet_engine = getattr(getattr(self.pipe, "unet", None), "engine", None)
+        precision = get_backend(self.pipe.provider).precision_label(unet_engine, self.pipe.bundle)
         return {
             "provider": self.pipe.provider,
             "pipeline": type(self.pipe).__name__,
             "scheduler": type(self.pipe.scheduler).__name__,
-            "precision": "/".join(precisions),
+            "precision": precision,
         }
 
     def run(self) -> dict[str, Any]:

@@ -7,7 +7,6 @@ It answers what the bundle holds (model type, component records, their files) an
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +37,6 @@ class Bundle:
                 f"rebuild it with build-engine including --components {name}"
             )
         return self.components[name]
-
-    def has_plans(self, names: Iterable[str]) -> bool:
-        return all(name in self.components and self.components[name].plans for name in names)
-
-    def has_openvino(self, names: Iterable[str]) -> bool:
-        return all(name in self.components and self.components[name].openvino for name in names)
 
     def require(self, names: tuple[str, ...], pipeline: str) -> None:
         """Raise naming the components ``pipeline`` needs that the bundle lacks (record or file)."""

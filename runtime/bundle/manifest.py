@@ -12,11 +12,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sdrt.runtime.errors import BundleError, BundleNotFoundError
 
 from .records import ComponentRecord, Range
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Record = TypeVar("Record", bound=DataclassInstance)
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -184,7 +189,7 @@ class Manifest:
         }
 
 
-def _known(cls: type, data: dict[str, Any]) -> Any:
+def _known(cls: type[Record], data: dict[str, Any]) -> Record:
     """``cls`` from the fields it has: keys a newer sdrt added (same format version) are left aside."""
     return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from sdrt.runtime.bundle.manifest import Manifest, Shapes
 from sdrt.runtime.bundle.records import ComponentRecord
-from sdrt.runtime.engines.base import Engine
-from sdrt.runtime.errors import InputError
+from sdrt.runtime.engines.base import Engine, InitializerSource
+from sdrt.runtime.errors import EngineError, InputError
 
 from .graph import GraphSpec, Range
 
@@ -37,7 +37,8 @@ class ModelInfo(Protocol):
 
 
 class Component:
-    name: ClassVar[str]  # the component's name in the bundle (``unet``, ``vae_decoder``...)
+    # the component's name in the bundle (``unet``, ``vae_decoder``...); an instance takes its record's
+    name: str
     source: ClassVar[str]  # the model-folder part its weights come from (``unet``, ``vae``...)
     model_classes: ClassVar[tuple[str, ...]]  # the source classes it exports
     spatial: ClassVar[str | None] = None  # "latent" or "pixel": the units of its height/width dims
@@ -149,6 +150,18 @@ class Component:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {type(self.engine).__name__})"
+
+    def initializer_overrides(self, what: str, fix: str) -> InitializerSource:
+        """The engine's replaced initializers (``what``: run-time LoRA, textual inversion), made on first use
+        over the engine as loaded; an engine that cannot replace them is an EngineError naming ``fix``."""
+        overrides: InitializerSource | None = getattr(self, "overrides", None)
+        if overrides is None:
+            try:
+                overrides = self.engine.initializer_overrides()
+            except EngineError as error:
+                raise EngineError(f"{what}: {error}; {fix}") from None
+            self.overrides = overrides
+        return overrides
 
     def run(self, **feeds: Any) -> dict[str, Any]:
         """Run the engine on named inputs (a batch split into chunks the engine takes); float32 outputs."""

@@ -50,7 +50,8 @@ def residual_specs(
     """The residual tensors (``{prefix}{i}`` and ``mid_name``) and the derived dims they use."""
     levels = residual_levels(config)
     mid = (int(config["block_out_channels"][-1]), len(config["block_out_channels"]) - 1)
-    specs, derived = {}, {}
+    specs: dict[str, TensorSpec] = {}
+    derived: dict[str, tuple[str, int, int]] = {}
     for i, (channels, level) in enumerate([*levels, mid]):
         name = mid_name if i == len(levels) else f"{prefix}{i}"
         h, w = level_dim("latent_height", level), level_dim("latent_width", level)

@@ -88,7 +88,11 @@ class DepthEstimator(Component):
     @classmethod
     def dim_ranges(cls, shapes: Shapes, scale: int) -> dict[str, Range]:
         """The prompt batch and the bundle's image sizes, which ``graph`` turns into the processor's sizes."""
-        return {"batch": tuple(shapes.batch), "image_height": shapes.height, "image_width": shapes.width}
+        return {
+            "batch": (shapes.batch[0], shapes.batch[1]),
+            "image_height": shapes.height,
+            "image_width": shapes.width,
+        }
 
     @classmethod
     def trace_sizes(cls, shapes: Shapes, scale: int, ranges: Mapping[str, Range]) -> dict[str, int]:

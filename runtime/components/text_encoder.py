@@ -20,7 +20,7 @@ from .graph import GraphSpec, Range
 class TextEncoder(Component):
     """``text_encoder(input_ids)`` -> dict with ``last_hidden_state`` (and the other outputs it has)."""
 
-    name: ClassVar[str] = "text_encoder"
+    name = "text_encoder"
     source: ClassVar[str] = "text_encoder"
     model_classes: ClassVar[tuple[str, ...]] = ("CLIPTextModel",)
     guided = True

@@ -20,12 +20,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from sdrt.runtime.errors import InputError, InputTypeError
+from sdrt.runtime.errors import EngineError, InputError, InputTypeError
 from sdrt.runtime.tensors import TensorSpec
+
+
+class InitializerSource(Protocol):
+    """What ``Engine.initializer_overrides`` gives (``engines/ort/initializers.py``): the values of each
+    source (``"lora"``, ``"textual_inversion"``) and the engine with all of them in."""
+
+    path: Any  # the bundle's graph file
+    sources: dict[str, dict[str, np.ndarray]]
+
+    def base_values(self, names: list[str]) -> dict[str, np.ndarray]: ...
+
+    def engine_with(self, source: str, values: dict[str, np.ndarray] | None) -> tuple[Engine, dict]: ...
+
+    def commit(self, engine: Engine, sources: dict[str, dict[str, np.ndarray]]) -> None: ...
 
 
 class Engine(ABC):
@@ -54,6 +68,14 @@ class Engine(ABC):
 
     def __call__(self, **feeds: Any) -> dict[str, Any]:
         return self.run(feeds)
+
+    def initializer_overrides(self) -> InitializerSource:
+        """The values replacing some of this engine's graph initializers (run-time LoRA, textual inversion),
+        and the engine with them. An engine whose weights are fixed when it is built refuses, naming itself."""
+        raise EngineError(
+            f"{self.name} runs on {type(self).__name__}, whose weights are fixed when the bundle is built; "
+            "replacing them at run time needs ONNX Runtime (provider 'cpu' or 'cuda')"
+        )
 
     def check_inputs(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """Validate names, ranks and fixed dims; cast dtypes where safe (see the module docstring)."""

@@ -1,9 +1,8 @@
 """Providers: which backends are installed, "auto" choice, and clear errors naming the extra to install.
 
-``provider`` is one of ``"cpu"`` (ONNX Runtime, NumPy), ``"openvino"`` (OpenVINO on the CPU, NumPy),
-``"cuda"`` (onnxruntime-gpu with CuPy) or ``"tensorrt"`` (TensorRT plans with CuPy); ``"auto"`` takes
-the first available of tensorrt > cuda > openvino > cpu among those a bundle has engines for. Nothing
-heavy is imported at module import.
+``provider`` names a backend (``sdrt.runtime.backends``: what each one is, its probe, its extra);
+these are the import helpers the engines share, and the old entry points over the backends' registry.
+Nothing heavy is imported at module import.
 """
 
 from __future__ import annotations
@@ -17,18 +16,9 @@ import logging
 from collections.abc import Sequence
 from types import ModuleType
 
-from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+from sdrt.runtime.errors import ProviderNotAvailableError
 
 logger = logging.getLogger(__name__)
-
-PROVIDERS = ("tensorrt", "cuda", "openvino", "cpu")
-EXTRAS = {
-    "cpu": "sdrt[cpu]",
-    "cuda": "sdrt[cuda]",
-    "tensorrt": "sdrt[tensorrt]",
-    "openvino": "sdrt[openvino]",
-}
-GPU_PROVIDERS = ("cuda", "tensorrt")
 
 
 def import_onnxruntime(provider: str = "cpu") -> ModuleType:
@@ -36,7 +26,7 @@ def import_onnxruntime(provider: str = "cpu") -> ModuleType:
     try:
         return importlib.import_module("onnxruntime")
     except ImportError as error:
-        extra = EXTRAS["cuda" if provider == "cuda" else "cpu"]
+        extra = _extra(provider)
         raise ProviderNotAvailableError(
             f"provider {provider!r} needs ONNX Runtime, which is not installed: pip install '{extra}'"
         ) from error
@@ -67,7 +57,7 @@ def import_cupy(provider: str) -> ModuleType:
     except ImportError as error:
         raise ProviderNotAvailableError(
             f"provider {provider!r} keeps arrays on the GPU with CuPy, which is not installed: "
-            f"pip install '{EXTRAS[provider]}'"
+            f"pip install '{_extra(provider)}'"
         ) from error
 
 
@@ -82,42 +72,25 @@ def has_cuda_device() -> bool:
         return False
 
 
+def _extra(provider: str) -> str:
+    from sdrt.runtime.backends import get_backend
+
+    return get_backend(provider).extra
+
+
 def provider_available(provider: str) -> bool:
     """Whether ``provider`` can run here (its packages are installed and, for GPUs, a device is seen)."""
-    if provider == "cpu":
-        return importlib.util.find_spec("onnxruntime") is not None
-    if provider == "openvino":
-        return importlib.util.find_spec("openvino") is not None
-    if provider == "cuda":
-        if importlib.util.find_spec("onnxruntime") is None or not has_cuda_device():
-            return False
-        return "CUDAExecutionProvider" in import_onnxruntime("cuda").get_available_providers()
-    if provider == "tensorrt":
-        trt = importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx")
-        return trt is not None and has_cuda_device()
-    raise InputError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)} or 'auto'")
+    from sdrt.runtime.backends import get_backend
+
+    return get_backend(provider).available()
 
 
-def select_provider(requested: str = "auto", candidates: Sequence[str] = PROVIDERS) -> str:
-    """Resolve ``"auto"`` to the best available of ``candidates`` (in tensorrt > cuda > cpu order).
+def select_provider(requested: str = "auto", candidates: Sequence[str] | None = None) -> str:
+    """Resolve ``"auto"`` to the best available of ``candidates`` (the backends' registry order).
 
     A named provider is returned as is when available, else a ``ProviderNotAvailableError`` names the
     extra to install. ``candidates`` lets a caller limit "auto" (e.g. to what a bundle was built for).
     """
-    if requested != "auto":
-        if requested not in PROVIDERS:
-            raise InputError(f"unknown provider {requested!r}: use one of {', '.join(PROVIDERS)} or 'auto'")
-        if not provider_available(requested):
-            gpu = " and a CUDA GPU" if requested in GPU_PROVIDERS else ""
-            raise ProviderNotAvailableError(
-                f"provider {requested!r} is not available here: it needs pip install '{EXTRAS[requested]}'{gpu}"
-            )
-        return requested
-    for provider in (p for p in PROVIDERS if p in candidates):
-        if provider_available(provider):
-            logger.info("provider 'auto' -> %r", provider)
-            return provider
-    raise ProviderNotAvailableError(
-        f"no provider among {list(candidates)} is available: pip install 'sdrt[cpu]' "
-        "(or 'sdrt[cuda]' / 'sdrt[tensorrt]' on a CUDA machine)"
-    )
+    from sdrt.runtime.backends import select_backend
+
+    return select_backend(requested, candidates, available=lambda name: provider_available(name)).name

@@ -126,15 +126,15 @@ def parse_lora(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
         parts.setdefault((part, module), {"key": key})[role] = value
     file = LoraFile(source, kohya)
     alphas = _metadata_alphas(metadata, source)
-    for (part, module), found in parts.items():
-        if "down" not in found or "up" not in found:
+    for (part, module), pair in parts.items():
+        if "down" not in pair or "up" not in pair:
             raise InputError(
-                f"LoRA {source}: {found['key']} has no matching {'up' if 'down' in found else 'down'}"
+                f"LoRA {source}: {pair['key']} has no matching {'up' if 'down' in pair else 'down'}"
             )
-        rank = int(found["down"].shape[0])
-        alpha = found.get("alpha")
-        alpha = float(np.asarray(alpha).reshape(-1)[0]) if alpha is not None else alphas(part, module, rank)
-        file.layers.setdefault(part, {})[module] = LoraLayer(found["key"], found["down"], found["up"], alpha)
+        rank = int(pair["down"].shape[0])
+        given = pair.get("alpha")
+        alpha = float(np.asarray(given).reshape(-1)[0]) if given is not None else alphas(part, module, rank)
+        file.layers.setdefault(part, {})[module] = LoraLayer(pair["key"], pair["down"], pair["up"], alpha)
     if not len(file):
         raise InputError(f"LoRA {source}: holds no LoRA weights")
     return file

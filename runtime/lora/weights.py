@@ -90,7 +90,7 @@ def resolve(lora: LoraFile, maps: dict[str, WeightMap]) -> dict[str, list[tuple[
         weight_map = maps.get(component)
         for module, layer in layers.items():
             parameter = weight_map.parameter(module) if weight_map else None
-            if parameter is None:
+            if weight_map is None or parameter is None:
                 misses.append(layer.key)
             elif parameter not in weight_map.targets:
                 fused.append(f"{parameter} in {weight_map.graph}")

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from sdrt.runtime.backends import get_backend
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
 
 
-def shared_vae_encoder(cls: type, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
+def shared_vae_encoder(cls: Any, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
     """The VAE encoder too, where the bundle has it for ``provider``: ``pipe.vae`` is the whole VAE, as in
     diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
     record = bundle.components.get("vae_encoder")
     if "vae" not in cls.parts or "vae_encoder" in names or record is None:
         return ()
-    if provider == "tensorrt":
-        return ("vae_encoder",) if record.plans else ()
-    if provider == "openvino":
-        return ("vae_encoder",) if record.openvino else ()
-    graphs = [f for f in (record.ort.file if record.ort else None, record.onnx) if f]
-    return ("vae_encoder",) if any((bundle.path / f).is_file() for f in graphs) else ()
+    return ("vae_encoder",) if get_backend(provider).can_open(bundle, record) else ()
 
 
 def bundle_scheduler(bundle: Bundle) -> Any:

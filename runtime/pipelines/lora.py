@@ -5,7 +5,7 @@ The UNet's and text encoders' weights are initializers of their ONNX graphs; bui
 initializer holds each weight (``lora.weights``). Applying LoRA is: the merged weights
 ``W + sum(weight_i * scale * up_i @ down_i * alpha_i / rank_i)`` computed with NumPy from the weights as
 built (read once per touched layer, kept once whatever the number of adapters), handed to a new ONNX
-Runtime session over the same graph (``engines.ort.initializers``). Every change starts from the base
+Runtime session over the same graph (the engine's ``initializer_overrides``). Every change starts from the base
 weights, so switching A -> B leaves nothing of A, and unloading gives back the very engine loaded at
 first. TensorRT plans and OpenVINO IR hold their weights fixed: there, ``build-engine --lora`` merges.
 
@@ -204,9 +204,9 @@ class LoraMixin:
 
 
 def _overrides(component: Any) -> Any:
-    from sdrt.runtime.engines.ort.initializers import overrides_of
-
-    return overrides_of(component, "LoRA at run time", "build-engine --lora FILE[:SCALE] merges it at build")
+    return component.initializer_overrides(
+        "LoRA at run time", "build-engine --lora FILE[:SCALE] merges it at build"
+    )
 
 
 def _has_lora(component: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.engines.providers import GPU_PROVIDERS
+from sdrt.runtime.backends import get_backend
 from sdrt.runtime.errors import InputTypeError
 from sdrt.schedulers import SCHEDULER_NAMES, FrozenConfig
 
@@ -74,7 +74,7 @@ class DiffusersSurface:
     @property
     def device(self) -> str:
         """``"cpu"`` (ONNX Runtime on the CPU) or ``"cuda"`` (ONNX Runtime on CUDA, TensorRT)."""
-        return "cuda" if self.provider in GPU_PROVIDERS else "cpu"
+        return get_backend(self.provider).device
 
     @property
     def dtype(self) -> np.dtype:

@@ -126,10 +126,7 @@ class TextualInversionMixin:
 
 
 def _overrides(encoder: Any) -> Any:
-    from sdrt.runtime.engines.ort.initializers import overrides_of
-
-    return overrides_of(
-        encoder,
+    return encoder.initializer_overrides(
         "load_textual_inversion",
         "build-engine --textual-inversion FILE[:TOKEN] adds the embedding there",
     )

@@ -98,7 +98,7 @@ class NoiseSource:
             if not generator:
                 raise InputError("generator is an empty list: pass one generator (or seed) per image")
             self.generators: list[Any] | None = [as_generator(g) for g in generator]
-            self.generator = None
+            self.generator: Any = None
         else:
             self.generators = None
             self.generator = as_generator(generator)

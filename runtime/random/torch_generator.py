@@ -23,6 +23,7 @@ drawn the way torch's CPU generator draws them (ATen's ``CPUGeneratorImpl`` and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,9 +83,10 @@ class TorchCompatibleGenerator:
 
     def randn(self, *shape: int | Sequence[int], dtype: type | np.dtype = np.float32) -> np.ndarray:
         """``torch.randn(shape, generator=self, dtype=dtype)`` for float32 or float64."""
+        sizes: Sequence[Any] = shape
         if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
-            shape = tuple(shape[0])  # randn((2, 3)) as well as randn(2, 3)
-        dims = tuple(int(d) for d in shape)
+            sizes = tuple(shape[0])  # randn((2, 3)) as well as randn(2, 3)
+        dims = tuple(int(d) for d in sizes)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise InputTypeError(f"TorchCompatibleGenerator draws float32 or float64, not {dtype}")

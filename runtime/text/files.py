@@ -60,7 +60,7 @@ def read_tokenizer_folder(path: Path) -> TokenizerFiles:
                 f"{path / 'tokenizer.json'} does not hold a BPE model: is this a CLIP tokenizer?"
             )
         vocab = model["vocab"]
-        merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+        merges = [_json_merge(m) for m in model.get("merges", [])]
         for entry in data.get("added_tokens", []):
             source_tokens[entry["content"]] = _added_token(entry)
             added_ids[entry["content"]] = entry.get("id")
@@ -123,6 +123,12 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise BundleError(f"Tokenizer file {path} is not valid JSON: {error}") from error
+
+
+def _json_merge(merge: str | list[str]) -> tuple[str, str]:
+    """A tokenizer.json merge: "a b" (older files) or ["a", "b"] (tokenizers >= 0.20)."""
+    first, second = merge.split(" ", 1) if isinstance(merge, str) else merge
+    return first, second
 
 
 def _read_merges(path: Path) -> list[tuple[str, str]]:

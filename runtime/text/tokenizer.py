@@ -128,7 +128,7 @@ class CLIPTokenizer:
                 "('np'); make a torch tensor with torch.from_numpy(tokenizer(..., return_tensors='np').input_ids)"
             )
         single = isinstance(text, str)
-        texts = [text] if single else list(text) if isinstance(text, list | tuple) else None
+        texts = [text] if isinstance(text, str) else list(text) if isinstance(text, list | tuple) else None
         if texts is None or not all(isinstance(t, str) for t in texts):
             raise InputTypeError(f"text must be a string or a list of strings, got {type(text).__name__}")
         limit = self._truncation_limit(padding, truncation, max_length)

@@ -88,13 +88,14 @@ class LCMScheduler(AlphaScheduler):
         origin = np.arange(1, int(original_steps * strength) + 1) * stride - 1
 
         if timesteps is not None:
-            timesteps = sched.check_descending(timesteps, T)
-            self._warn_about_custom(timesteps, origin, original_steps, strength)
-            self.num_inference_steps = len(timesteps)
+            custom = sched.check_descending(timesteps, T)
+            self._warn_about_custom(custom, origin, original_steps, strength)
+            self.num_inference_steps = len(custom)
             self.custom_timesteps = True
             kept = min(int(self.num_inference_steps * strength), self.num_inference_steps)
-            timesteps = timesteps[max(self.num_inference_steps - kept, 0) * self.order :]
+            chosen = custom[max(self.num_inference_steps - kept, 0) * self.order :]
         else:
+            assert num_inference_steps is not None  # the check above lets exactly one of the two through
             sched.check_timestep_count(num_inference_steps, T)
             if len(origin) < num_inference_steps:
                 raise ValueError(
@@ -110,8 +111,8 @@ class LCMScheduler(AlphaScheduler):
             self.num_inference_steps = num_inference_steps
             origin = origin[::-1]
             picks = np.floor(np.linspace(0, len(origin), num=num_inference_steps, endpoint=False))
-            timesteps = origin[picks.astype(np.int64)]
-        self.timesteps = np.asarray(timesteps, dtype=np.int64)
+            chosen = origin[picks.astype(np.int64)]
+        self.timesteps = np.asarray(chosen, dtype=np.int64)
         self._step_index = None
         self._begin_index = None
 
@@ -157,8 +158,8 @@ class LCMScheduler(AlphaScheduler):
     ) -> LCMSchedulerOutput | tuple:
         self._start_step(timestep)
         t = sched.train_timestep("LCMScheduler", timestep, self.config.num_train_timesteps)
-        next_index = self.step_index + 1
-        prev_t = int(self.timesteps[next_index]) if next_index < len(self.timesteps) else t
+        next_index, timesteps = self._index + 1, self._chosen_timesteps
+        prev_t = int(timesteps[next_index]) if next_index < len(timesteps) else t
         alpha_bar = self.alphas_cumprod[t]
         alpha_bar_prev = sched.alpha_bar_at(self.alphas_cumprod, prev_t, self.final_alpha_cumprod)
 
@@ -167,14 +168,14 @@ class LCMScheduler(AlphaScheduler):
         x0 = sched.clip_x0(x0, self.config)
         denoised = float(c_out) * x0 + float(c_skip) * sample
 
-        if self.step_index != self.num_inference_steps - 1:
+        if self._index != self._require_timesteps() - 1:
             noise = draw_noise(generator, model_output.shape, like=denoised)
             prev_sample = (
                 float(np.sqrt(alpha_bar_prev)) * denoised + float(np.sqrt(1 - alpha_bar_prev)) * noise
             )
         else:
             prev_sample = denoised
-        self._step_index += 1
+        self._step_index = self._index + 1
 
         if not return_dict:
             return (prev_sample, denoised)

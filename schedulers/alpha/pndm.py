@@ -57,8 +57,8 @@ class PNDMScheduler(AlphaScheduler):
         self._init_training_alphas()
         self.final_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
         self.pndm_order = 4
-        self.prk_timesteps = None
-        self.plms_timesteps = None
+        self.prk_timesteps: np.ndarray | None = None
+        self.plms_timesteps: np.ndarray | None = None
         self.timesteps = None
         self._reset_history()
 
@@ -66,7 +66,7 @@ class PNDMScheduler(AlphaScheduler):
         self.counter = 0  # steps taken since set_timesteps
         self.ets: list[Any] = []  # past model outputs (epsilon), newest last
         self.cur_model_output: Any = 0  # running Runge-Kutta sum
-        self.cur_sample = None  # sample at the start of the current multi-evaluation step
+        self.cur_sample: Any = None  # sample at the start of the current multi-evaluation step
 
     def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None:
         T = self.config.num_train_timesteps
@@ -88,9 +88,15 @@ class PNDMScheduler(AlphaScheduler):
     ) -> SchedulerOutput | tuple:
         """One PRK step while the warm-up lasts, then PLMS steps (``generator`` is unused)."""
         self._check_step(timestep)
-        if self.counter < len(self.prk_timesteps) and not self.config.skip_prk_steps:
+        if self.counter < len(self._prk_timesteps) and not self.config.skip_prk_steps:
             return self.step_prk(model_output, timestep, sample, return_dict=return_dict)
         return self.step_plms(model_output, timestep, sample, return_dict=return_dict)
+
+    @property
+    def _prk_timesteps(self) -> np.ndarray:
+        if self.prk_timesteps is None:
+            raise RuntimeError("PNDMScheduler: call set_timesteps(num_inference_steps) before step()")
+        return self.prk_timesteps
 
     def _check_step(self, timestep: Any) -> int:
         self._require_timesteps()
@@ -102,7 +108,7 @@ class PNDMScheduler(AlphaScheduler):
         stage = self.counter % 4
         half_step = self.config.num_train_timesteps // self.num_inference_steps // 2
         prev_timestep = timestep - (half_step if stage in (0, 2) else 0)
-        start_timestep = int(self.prk_timesteps[self.counter // 4 * 4])
+        start_timestep = int(self._prk_timesteps[self.counter // 4 * 4])
 
         if stage == 0:
             self.cur_model_output += 1 / 6 * model_output

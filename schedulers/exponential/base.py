@@ -66,9 +66,9 @@ class ExponentialIntegratorScheduler(SchedulerMixin):
 
         A flow-prediction output is read with the schedule's own sigma, as diffusers does.
         """
-        alpha, sigma = self._alpha_sigma(self.step_index)
+        alpha, sigma = self._alpha_sigma(self._index)
         if self.config.prediction_type == "flow_prediction":
-            sigma = self.sigmas[self.step_index]
+            sigma = self.sigmas[self._index]
         return alpha, sigma
 
     def _threshold(self, x0: Any) -> Any:

@@ -112,7 +112,7 @@ class DEISMultistepScheduler(ExponentialIntegratorScheduler):
 
     def deis_first_order_update(self, model_output: Any, sample: Any) -> Any:
         """DEIS-1, the same as DDIM."""
-        i = self.step_index
+        i = self._index
         (alpha_t, sigma_t, lambda_t), (alpha_s, _, lambda_s) = self._lambdas(i + 1, i)
         h = lambda_t - lambda_s
         return float(alpha_t / alpha_s) * sample - float(sigma_t * (ms.exp32(h) - 1.0)) * model_output
@@ -124,7 +124,7 @@ class DEISMultistepScheduler(ExponentialIntegratorScheduler):
 
     def multistep_deis_second_order_update(self, model_output_list: list[Any], sample: Any) -> Any:
         """x_t = alpha_t (x_s / alpha_s + sum_j C_j eps_j), C_j the integral of the linear Lagrange basis."""
-        i = self.step_index
+        i = self._index
         ((alpha_t, _), (alpha_s0, _), _), (rho_t, rho_s0, rho_s1) = self._rhos(i + 1, i, i - 1)
         m0, m1 = model_output_list[-1], model_output_list[-2]
         coef1 = _lagrange_integral_2(rho_t, rho_s0, rho_s1) - _lagrange_integral_2(rho_s0, rho_s0, rho_s1)
@@ -133,7 +133,7 @@ class DEISMultistepScheduler(ExponentialIntegratorScheduler):
 
     def multistep_deis_third_order_update(self, model_output_list: list[Any], sample: Any) -> Any:
         """As the second order, with the quadratic Lagrange basis through the last three steps."""
-        i = self.step_index
+        i = self._index
         ((alpha_t, _), (alpha_s0, _), _, _), (rho_t, rho_s0, rho_s1, rho_s2) = self._rhos(
             i + 1, i, i - 1, i - 2
         )
@@ -151,9 +151,9 @@ class DEISMultistepScheduler(ExponentialIntegratorScheduler):
     ) -> SchedulerOutput | tuple:
         self._start_step(timestep)
         config = self.config
-        n = len(self.timesteps)
-        lower_order_final = self.step_index == n - 1 and config.lower_order_final and n < 15
-        lower_order_second = self.step_index == n - 2 and config.lower_order_final and n < 15
+        n = len(self._chosen_timesteps)
+        lower_order_final = self._index == n - 1 and config.lower_order_final and n < 15
+        lower_order_second = self._index == n - 2 and config.lower_order_final and n < 15
 
         model_output = self.convert_model_output(model_output, sample=sample)
         self.model_outputs = [*self.model_outputs[1:], model_output]
@@ -164,7 +164,7 @@ class DEISMultistepScheduler(ExponentialIntegratorScheduler):
         else:
             prev_sample = self.multistep_deis_third_order_update(self.model_outputs, sample)
         self.lower_order_nums = min(self.lower_order_nums + 1, config.solver_order)
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)

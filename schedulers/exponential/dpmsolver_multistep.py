@@ -113,31 +113,34 @@ class DPMSolverMultistepScheduler(ExponentialIntegratorScheduler):
             )
 
         if timesteps is not None:
-            timesteps = np.asarray(timesteps).astype(np.int64)
+            steps = np.asarray(timesteps).astype(np.int64)
+            n = len(steps)
         else:
-            timesteps = ms.multistep_timesteps(
+            assert num_inference_steps is not None  # the check above lets exactly one of the two through
+            n = num_inference_steps
+            steps = ms.multistep_timesteps(
                 config.timestep_spacing,
-                num_inference_steps,
+                n,
                 config.num_train_timesteps,
                 steps_offset=config.steps_offset,
                 last_timestep=ms.clipped_timestep_count(self.alphas_cumprod, config.lambda_min_clipped),
             )
         if spacing == "flow":
-            sigmas = ms.flow_sigmas(num_inference_steps, config.num_train_timesteps, config.flow_shift)
-            timesteps = sigmas * config.num_train_timesteps
+            sigmas = ms.flow_sigmas(n, config.num_train_timesteps, config.flow_shift)
+            steps = sigmas * config.num_train_timesteps
         else:
-            sigmas, timesteps = ms.spaced_sigmas(
+            sigmas, steps = ms.spaced_sigmas(
                 spacing,
                 self.sigmas_train,
-                timesteps,
-                num_inference_steps or len(timesteps),
+                steps,
+                n,
                 round_timesteps=config.beta_schedule != "squaredcos_cap_v2",
                 sigma_min=config.get("sigma_min"),
                 sigma_max=config.get("sigma_max"),
             )
         last = ms.final_sigma(config.final_sigmas_type, self.alphas_cumprod)
         self.sigmas = np.concatenate([sigmas, [last]]).astype(np.float32)
-        self.timesteps = np.asarray(timesteps).astype(np.int64)
+        self.timesteps = np.asarray(steps).astype(np.int64)
         self.num_inference_steps = len(self.timesteps)
         self.model_outputs = [None] * config.solver_order
         self.lower_order_nums = 0
@@ -154,7 +157,7 @@ class DPMSolverMultistepScheduler(ExponentialIntegratorScheduler):
 
     def dpm_solver_first_order_update(self, model_output: Any, sample: Any, noise: Any = None) -> Any:
         """One step of DPM-Solver-1 (DDIM in lambda); the SDE variants add exactly scaled noise."""
-        i = self.step_index
+        i = self._index
         (alpha_t, sigma_t, lambda_t), (alpha_s, sigma_s, lambda_s) = self._lambdas(i + 1, i)
         h = lambda_t - lambda_s
         algorithm = self.config.algorithm_type
@@ -178,7 +181,7 @@ class DPMSolverMultistepScheduler(ExponentialIntegratorScheduler):
         self, model_output_list: list[Any], sample: Any, noise: Any = None
     ) -> Any:
         """Second order from the last two model outputs: D1 is their divided difference in lambda."""
-        i = self.step_index
+        i = self._index
         (alpha_t, sigma_t, lambda_t), (alpha_s0, sigma_s0, lambda_s0), (_, _, lambda_s1) = self._lambdas(
             i + 1, i, i - 1
         )
@@ -217,7 +220,7 @@ class DPMSolverMultistepScheduler(ExponentialIntegratorScheduler):
         self, model_output_list: list[Any], sample: Any, noise: Any = None
     ) -> Any:
         """Third order from the last three model outputs (first and second divided differences)."""
-        i = self.step_index
+        i = self._index
         (
             (alpha_t, sigma_t, lambda_t),
             (alpha_s0, sigma_s0, lambda_s0),
@@ -269,14 +272,14 @@ class DPMSolverMultistepScheduler(ExponentialIntegratorScheduler):
         self._start_step(timestep)
         config = self.config
         xp = array_module(sample)
-        n = len(self.timesteps)
-        last_step = self.step_index == n - 1
+        n = len(self._chosen_timesteps)
+        last_step = self._index == n - 1
         lower_order_final = last_step and (
             config.euler_at_final
             or (config.lower_order_final and n < 15)
             or config.final_sigmas_type == "zero"
         )
-        lower_order_second = self.step_index == n - 2 and config.lower_order_final and n < 15
+        lower_order_second = self._index == n - 2 and config.lower_order_final and n < 15
 
         model_output = self.convert_model_output(model_output, sample=sample)
         self.model_outputs = [*self.model_outputs[1:], model_output]
@@ -296,7 +299,7 @@ class DPMSolverMultistepScheduler(ExponentialIntegratorScheduler):
             prev_sample = self.multistep_dpm_solver_third_order_update(self.model_outputs, sample, noise)
         self.lower_order_nums = min(self.lower_order_nums + 1, config.solver_order)
         prev_sample = prev_sample.astype(model_output.dtype, copy=False)
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)

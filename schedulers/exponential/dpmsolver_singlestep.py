@@ -127,7 +127,9 @@ class DPMSolverSinglestepScheduler(ExponentialIntegratorScheduler):
             raise ValueError(
                 f"{name}.set_timesteps: timesteps= cannot be used with use_{spacing}_sigmas=True"
             )
-        num_inference_steps = num_inference_steps or len(timesteps)
+        if num_inference_steps is None:
+            assert timesteps is not None  # the check above lets exactly one of the two through
+            num_inference_steps = len(timesteps)
         self.num_inference_steps = num_inference_steps
         if timesteps is not None:
             timesteps = np.asarray(timesteps).astype(np.int64)
@@ -174,7 +176,7 @@ class DPMSolverSinglestepScheduler(ExponentialIntegratorScheduler):
         self, model_output_list: list[Any], sample: Any, noise: Any = None
     ) -> Any:
         """Second order from the run's start s1 over [s1, t], using the output at the midpoint s0."""
-        i = self.step_index
+        i = self._index
         (alpha_t, sigma_t, lambda_t), (_, _, lambda_s0), (alpha_s1, sigma_s1, lambda_s1) = self._lambdas(
             i + 1, i, i - 1
         )
@@ -204,7 +206,7 @@ class DPMSolverSinglestepScheduler(ExponentialIntegratorScheduler):
         self, model_output_list: list[Any], sample: Any, noise: Any = None
     ) -> Any:
         """Third order from the run's start s2 over [s2, t], using the outputs at s1 and s0."""
-        i = self.step_index
+        i = self._index
         (
             (alpha_t, sigma_t, lambda_t),
             (_, _, lambda_s0),
@@ -278,13 +280,13 @@ class DPMSolverSinglestepScheduler(ExponentialIntegratorScheduler):
         noise = None
         if self.config.algorithm_type == "sde-dpmsolver++":
             noise = draw_noise(generator, model_output.shape, like=model_output)
-        order = self.order_list[self.step_index]
+        order = self.order_list[self._index]
         while self.model_outputs[-order] is None:
             order -= 1
         if order == 1:  # a new run starts here
             self.sample = sample
         prev_sample = self.singlestep_dpm_solver_update(self.model_outputs, self.sample, order, noise)
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)

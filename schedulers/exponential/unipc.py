@@ -9,15 +9,23 @@ Mirrors diffusers' ``scheduling_unipc_multistep.py``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..config import register_to_config
 from ..output import SchedulerOutput
-from ..scheduler import SchedulerMixin, check_choice
+from ..scheduler import check_choice
 from . import schedule as ms
 from .base import ExponentialIntegratorScheduler
+
+
+class PredictorSolver(Protocol):
+    """What UniPC needs of ``solver_p``, the scheduler that replaces its predictor (any sdrt scheduler)."""
+
+    def set_timesteps(self, num_inference_steps: int, device: Any = None) -> None: ...
+
+    def step(self, model_output: Any, timestep: Any, sample: Any) -> Any: ...
 
 
 def _combine(weights: np.ndarray, differences: list[Any]) -> Any:
@@ -46,7 +54,7 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
         solver_type: str = "bh2",
         lower_order_final: bool = True,
         disable_corrector: list[int] = [],  # noqa: B006 (diffusers' default, never mutated)
-        solver_p: SchedulerMixin | None = None,
+        solver_p: PredictorSolver | None = None,
         use_karras_sigmas: bool = False,
         use_exponential_sigmas: bool = False,
         use_beta_sigmas: bool = False,
@@ -102,6 +110,8 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
             )
         if mu is not None:
             raise NotImplementedError(f"{name}: mu (dynamic shifting) is not supported")
+        if num_inference_steps is None:
+            raise ValueError(f"{name}.set_timesteps: pass num_inference_steps")
         timesteps = ms.multistep_timesteps(
             config.timestep_spacing,
             num_inference_steps,
@@ -109,7 +119,7 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
             steps_offset=config.steps_offset,
         )
         spacing = ms.sigma_spacing(config)
-        sigmas, timesteps = ms.spaced_sigmas(
+        spaced, timesteps = ms.spaced_sigmas(
             spacing,
             self.sigmas_train,
             timesteps,
@@ -118,10 +128,10 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
             sigma_max=config.sigma_max,
         )
         if config.final_sigmas_type == "sigma_min" and spacing != "interp":
-            last = sigmas[-1]
+            last = spaced[-1]
         else:
             last = ms.final_sigma(config.final_sigmas_type, self.alphas_cumprod)
-        self.sigmas = np.concatenate([sigmas, [last]]).astype(np.float32)
+        self.sigmas = np.concatenate([spaced, [last]]).astype(np.float32)
         self.timesteps = np.asarray(timesteps).astype(np.int64)
         self.num_inference_steps = len(self.timesteps)
         self.model_outputs = [None] * config.solver_order
@@ -136,7 +146,7 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
         """x_0 when ``predict_x0`` (UniPC for the data prediction), else eps."""
         if self.predict_x0:
             return self._data_prediction(model_output, sample)
-        alpha, sigma = self._alpha_sigma(self.step_index)
+        alpha, sigma = self._alpha_sigma(self._index)
         return ms.to_epsilon(model_output, sample, self.config.prediction_type, alpha, sigma)
 
     def _uni_coefficients(
@@ -183,7 +193,7 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
         """UniP: predict x at the next noise level from the last ``order`` model outputs."""
         if self.solver_p:
             return self.solver_p.step(model_output, self.timestep_list[-1], sample).prev_sample
-        i = self.step_index
+        i = self._index
         m0 = self.model_outputs[-1]
         earlier = [i - k for k in range(1, order)]
         c, R, b, rks = self._uni_coefficients(i + 1, i, earlier, order)
@@ -202,7 +212,7 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
         self, this_model_output: Any, last_sample: Any, this_sample: Any, order: int
     ) -> Any:
         """UniC: correct the last step's prediction with the model output at the predicted point."""
-        i = self.step_index
+        i = self._index
         m0 = self.model_outputs[-1]
         earlier = [i - (k + 1) for k in range(1, order)]
         c, R, b, rks = self._uni_coefficients(i, i - 1, earlier, order)
@@ -219,9 +229,7 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
         self._start_step(timestep)
         config = self.config
         use_corrector = (
-            self.step_index > 0
-            and self.step_index - 1 not in self.disable_corrector
-            and self.last_sample is not None
+            self._index > 0 and self._index - 1 not in self.disable_corrector and self.last_sample is not None
         )
         model_output_convert = self.convert_model_output(model_output, sample=sample)
         if use_corrector:
@@ -233,12 +241,12 @@ class UniPCMultistepScheduler(ExponentialIntegratorScheduler):
 
         this_order = config.solver_order
         if config.lower_order_final:
-            this_order = min(this_order, len(self.timesteps) - self.step_index)
+            this_order = min(this_order, len(self._chosen_timesteps) - self._index)
         self.this_order = min(this_order, self.lower_order_nums + 1)  # warm up from first order
         self.last_sample = sample
         prev_sample = self.multistep_uni_p_bh_update(model_output, sample, self.this_order)
         self.lower_order_nums = min(self.lower_order_nums + 1, config.solver_order)
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return (prev_sample,)
         return SchedulerOutput(prev_sample=prev_sample)

@@ -19,6 +19,7 @@ from . import schedule as ss
 
 class SigmaScheduler(SchedulerMixin):
     is_scale_input_called = False
+    sigmas: np.ndarray
 
     def _init_training_sigmas(self, prediction_types: tuple[str, ...]) -> None:
         """betas, alpha-bar and sigmas of the training schedule, from the config."""
@@ -35,7 +36,7 @@ class SigmaScheduler(SchedulerMixin):
 
     def _input_sigma(self) -> Any:
         """The sigma the model sees at this step."""
-        return self.sigmas[self.step_index]
+        return self.sigmas[self._index]
 
     def scale_model_input(self, sample: Any, timestep: Any) -> Any:
         if self.step_index is None:

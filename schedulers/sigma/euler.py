@@ -89,21 +89,22 @@ class EulerDiscreteScheduler(SigmaScheduler):
                     f"{name}.set_timesteps: custom `timesteps` cannot be used with timestep_type='continuous' "
                     "and prediction_type='v_prediction'"
                 )
-        if num_inference_steps is None:
-            num_inference_steps = len(timesteps) if timesteps is not None else len(sigmas) - 1
-        self.num_inference_steps = num_inference_steps
-
         if sigmas is not None:
-            sigmas = np.asarray(sigmas, dtype=np.float32)
-            timesteps = ss.timesteps_for_sigmas(sigmas[:-1], self.train_sigmas)
+            self.num_inference_steps = len(sigmas) - 1
+            schedule_sigmas = np.asarray(sigmas, dtype=np.float32)
+            schedule_timesteps = ss.timesteps_for_sigmas(schedule_sigmas[:-1], self.train_sigmas)
         else:
-            timesteps, sigmas = self._schedule(num_inference_steps, timesteps)
-        sigmas = sigmas.astype(np.float32)
+            if num_inference_steps is None:
+                assert timesteps is not None  # the checks above let exactly one of the three through
+                num_inference_steps = len(timesteps)
+            self.num_inference_steps = num_inference_steps
+            schedule_timesteps, schedule_sigmas = self._schedule(num_inference_steps, timesteps)
+        schedule_sigmas = schedule_sigmas.astype(np.float32)
         if self._continuous_v:
-            self.timesteps = np.float32(0.25) * np.log(sigmas[:-1])
+            self.timesteps = np.float32(0.25) * np.log(schedule_sigmas[:-1])
         else:
-            self.timesteps = np.asarray(timesteps).astype(np.float32)
-        self.sigmas = sigmas
+            self.timesteps = np.asarray(schedule_timesteps).astype(np.float32)
+        self.sigmas = schedule_sigmas
         self._step_index = None
         self._begin_index = None
 
@@ -111,24 +112,24 @@ class EulerDiscreteScheduler(SigmaScheduler):
         """Timesteps and sigmas (with the final sigma appended) for ``n`` steps."""
         config, train_sigmas = self.config, self.train_sigmas
         if timesteps is not None:
-            timesteps = np.asarray(timesteps, dtype=np.float32)
+            steps = np.asarray(timesteps, dtype=np.float32)
         else:
-            timesteps = ss.spaced_timesteps(
+            steps = ss.spaced_timesteps(
                 config.timestep_spacing, config.num_train_timesteps, n, config.steps_offset
             )
         if config.interpolation_type == "linear":
-            sigmas = ss.sigmas_at(timesteps, train_sigmas)
+            sigmas = ss.sigmas_at(steps, train_sigmas)
         else:
             sigmas = np.exp(linspace_f32(np.log(train_sigmas[-1]), np.log(train_sigmas[0]), n + 1))
         respaced = ss.respace_sigmas(config, sigmas, n)
         if respaced is not None:
             sigmas = respaced
-            timesteps = ss.timesteps_for_sigmas(sigmas, train_sigmas)
+            steps = ss.timesteps_for_sigmas(sigmas, train_sigmas)
         if config.final_sigmas_type == "sigma_min":
             sigma_last = train_sigmas[0]
         else:
             sigma_last = 0.0
-        return timesteps, np.concatenate([sigmas, [sigma_last]])
+        return steps, np.concatenate([sigmas, [sigma_last]])
 
     def step(
         self,
@@ -144,7 +145,7 @@ class EulerDiscreteScheduler(SigmaScheduler):
     ) -> SchedulerOutput | tuple:
         self._start_step(timestep, refuse_index=True)
         sample = upcast(sample)
-        sigma = self.sigmas[self.step_index]
+        sigma = self.sigmas[self._index]
         gamma = min(s_churn / (len(self.sigmas) - 1), 2**0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
         sigma_hat = sigma * np.float32(gamma + 1)
         if gamma > 0:
@@ -156,9 +157,9 @@ class EulerDiscreteScheduler(SigmaScheduler):
         else:
             pred_original_sample = ss.denoised(model_output, sample, sigma, self.config.prediction_type)
         derivative = ss.to_d(sample, sigma_hat, pred_original_sample)
-        dt = float(self.sigmas[self.step_index + 1] - sigma_hat)
+        dt = float(self.sigmas[self._index + 1] - sigma_hat)
         prev_sample = (sample + derivative * dt).astype(model_output.dtype, copy=False)
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)

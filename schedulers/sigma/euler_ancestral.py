@@ -60,7 +60,7 @@ class EulerAncestralDiscreteScheduler(SigmaScheduler):
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
         self._start_step(timestep, refuse_index=True)
-        sigma, sigma_to = self.sigmas[self.step_index], self.sigmas[self.step_index + 1]
+        sigma, sigma_to = self.sigmas[self._index], self.sigmas[self._index + 1]
         sample = upcast(sample)
         pred_original_sample = ss.denoised(model_output, sample, sigma, self.config.prediction_type)
         sigma_down, sigma_up = ss.ancestral_sigmas(sigma, sigma_to)
@@ -68,7 +68,7 @@ class EulerAncestralDiscreteScheduler(SigmaScheduler):
         prev_sample = sample + derivative * float(sigma_down - sigma)
         noise = draw_noise(generator, model_output.shape, like=model_output)
         prev_sample = (prev_sample + noise * float(sigma_up)).astype(model_output.dtype, copy=False)
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)

@@ -20,6 +20,10 @@ from .base import SigmaScheduler
 
 class HeunDiscreteScheduler(SigmaScheduler):
     order = 2
+    # between the two stages of a step: the first stage's derivative, step size and sample
+    prev_derivative: Any
+    dt: float | None
+    sample: Any
 
     @register_to_config
     def __init__(
@@ -65,16 +69,19 @@ class HeunDiscreteScheduler(SigmaScheduler):
                     raise ValueError(
                         f"{name}.set_timesteps: custom `timesteps` cannot be used with {option}=True"
                     )
-        n = num_inference_steps or len(timesteps)
-        self.num_inference_steps = n
         if timesteps is not None:
-            timesteps = np.array(timesteps, dtype=np.float32)
-            sigmas = ss.sigmas_at(timesteps, self.train_sigmas)
+            steps = np.array(timesteps, dtype=np.float32)
+            self.num_inference_steps = len(steps)
+            sigmas = ss.sigmas_at(steps, self.train_sigmas)
         else:
-            timesteps, sigmas = ss.inference_schedule(config, self.train_sigmas, n, num_train_timesteps)
+            assert num_inference_steps is not None  # the check above lets exactly one of the two through
+            self.num_inference_steps = num_inference_steps
+            steps, sigmas = ss.inference_schedule(
+                config, self.train_sigmas, num_inference_steps, num_train_timesteps
+            )
         sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
         self.sigmas = np.concatenate([sigmas[:1], np.repeat(sigmas[1:-1], 2), sigmas[-1:]])
-        self.timesteps = np.concatenate([timesteps[:1], np.repeat(timesteps[1:], 2)]).astype(np.float32)
+        self.timesteps = np.concatenate([steps[:1], np.repeat(steps[1:], 2)]).astype(np.float32)
         self.prev_derivative = None
         self.dt = None
         self.sample = None
@@ -91,7 +98,7 @@ class HeunDiscreteScheduler(SigmaScheduler):
     ) -> SchedulerOutput | tuple:
         self._start_step(timestep)
         first = self.state_in_first_order
-        i = self.step_index if first else self.step_index - 1
+        i = self._index if first else self._index - 1
         sigma, sigma_next = self.sigmas[i], self.sigmas[i + 1]
         # The model was evaluated at sigma in the first stage and at sigma_next in the second.
         sigma_input = sigma if first else sigma_next
@@ -107,7 +114,7 @@ class HeunDiscreteScheduler(SigmaScheduler):
             derivative = (self.prev_derivative + derivative) / 2
             prev_sample = self.sample + derivative * self.dt
             self.prev_derivative = self.dt = self.sample = None
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)

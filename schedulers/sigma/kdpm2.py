@@ -46,7 +46,7 @@ class KDPM2DiscreteScheduler(SigmaScheduler):
 
     def _input_sigma(self) -> Any:
         """sigma in the first stage, the midpoint sigma in the second."""
-        i = self.step_index
+        i = self._index
         return self.sigmas[i] if self.state_in_first_order else self.sigmas_interpol[i]
 
     def set_timesteps(
@@ -81,7 +81,7 @@ class KDPM2DiscreteScheduler(SigmaScheduler):
         generator: Any = None,
     ) -> SchedulerOutput | tuple:
         self._start_step(timestep)
-        i = self.step_index
+        i = self._index
         if self.state_in_first_order:
             sigma, sigma_interpol, sigma_next = (
                 self.sigmas[i],
@@ -102,7 +102,7 @@ class KDPM2DiscreteScheduler(SigmaScheduler):
             # Full step from the stage's starting sample with the midpoint slope.
             prev_sample = self.sample + derivative * float(sigma_next - sigma)
             self.sample = None
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)

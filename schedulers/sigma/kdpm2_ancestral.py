@@ -47,7 +47,7 @@ class KDPM2AncestralDiscreteScheduler(SigmaScheduler):
 
     def _input_sigma(self) -> Any:
         """sigma in the first stage, the midpoint sigma in the second."""
-        i = self.step_index
+        i = self._index
         return self.sigmas[i] if self.state_in_first_order else self.sigmas_interpol[i - 1]
 
     def set_timesteps(
@@ -89,7 +89,7 @@ class KDPM2AncestralDiscreteScheduler(SigmaScheduler):
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
         self._start_step(timestep)
-        i = self.step_index
+        i = self._index
         prediction_type = self.config.prediction_type
         if self.state_in_first_order:
             sigma, sigma_interpol = self.sigmas[i], self.sigmas_interpol[i]
@@ -106,7 +106,7 @@ class KDPM2AncestralDiscreteScheduler(SigmaScheduler):
             self.sample = None
             noise = draw_noise(generator, model_output.shape, like=model_output)
             prev_sample = prev_sample + noise * float(sigma_up)
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)

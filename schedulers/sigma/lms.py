@@ -61,7 +61,7 @@ class LMSDiscreteScheduler(SigmaScheduler):
             timesteps = ss.timesteps_for_sigmas(sigmas, self.train_sigmas)
         self.sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
         self.timesteps = np.asarray(timesteps, dtype=np.float32)
-        self.derivatives = []
+        self.derivatives: list[Any] = []
         self._step_index = None
         self._begin_index = None
 
@@ -75,7 +75,7 @@ class LMSDiscreteScheduler(SigmaScheduler):
         generator: Any = None,
     ) -> SchedulerOutput | tuple:
         self._start_step(timestep)
-        i = self.step_index
+        i = self._index
         sigma = self.sigmas[i]
         pred_original_sample = ss.denoised(model_output, sample, sigma, self.config.prediction_type)
         self.derivatives.append(ss.to_d(sample, sigma, pred_original_sample))
@@ -84,7 +84,7 @@ class LMSDiscreteScheduler(SigmaScheduler):
         order = min(i + 1, order)
         coefficients = [self.get_lms_coefficient(order, i, k) for k in range(order)]
         prev_sample = sample + sum(c * d for c, d in zip(coefficients, reversed(self.derivatives)))
-        self._step_index += 1
+        self._step_index = self._index + 1
         if not return_dict:
             return prev_sample, pred_original_sample
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)

@@ -82,8 +82,9 @@ def respace_sigmas(
     first and last of ``sigmas``.
     """
     get = config.get if use_config_range else (lambda key: None)
-    lo = get("sigma_min") if get("sigma_min") is not None else float(sigmas[-1])
-    hi = get("sigma_max") if get("sigma_max") is not None else float(sigmas[0])
+    lo, hi = get("sigma_min"), get("sigma_max")
+    lo = float(sigmas[-1]) if lo is None else lo
+    hi = float(sigmas[0]) if hi is None else hi
     if config.get("use_karras_sigmas"):
         return karras_sigmas(lo, hi, num_inference_steps)
     if config.get("use_exponential_sigmas"):

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +49,9 @@ from sdrt.runtime.tensors import TensorSpec
 
 from .cuda import BufferCache, CudaGraphRunner, named_dims, resolve_shape, shape_key
 from .session import open_cpu_session, open_session
+
+if TYPE_CHECKING:
+    from .initializers import InitializerOverrides
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +161,12 @@ class OrtEngine(Engine):
     @property
     def xp(self) -> ModuleType:
         return self._cupy if self._cupy is not None else np
+
+    def initializer_overrides(self) -> InitializerOverrides:
+        """Initializers replaced in a new session over the same graph (``initializers.py``)."""
+        from .initializers import InitializerOverrides
+
+        return InitializerOverrides(self)
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         if self._cupy is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+from sdrt.runtime.errors import ProviderNotAvailableError
 
 from .session import session_options
 
@@ -155,18 +155,3 @@ def _onnx() -> tuple[Any, Any]:
             "replacing weights at run time (LoRA, textual inversion) reads the graph: pip install onnx"
         ) from error
     return onnx, numpy_helper
-
-
-def overrides_of(component: Any, what: str, fix: str) -> InitializerOverrides:
-    """The component's overrides, made on first use over its engine as loaded (ONNX Runtime's only)."""
-    overrides = getattr(component, "overrides", None)
-    if overrides is None:
-        from .engine import OrtEngine
-
-        if not isinstance(component.engine, OrtEngine):
-            raise InputError(
-                f"{what} needs {component.name} on ONNX Runtime (provider 'cpu' or 'cuda'); this one runs on "
-                f"{type(component.engine).__name__}, whose weights are fixed at build: {fix}"
-            )
-        overrides = component.overrides = InitializerOverrides(component.engine)
-    return overrides
