@@ -29,6 +29,9 @@ class EngineStage:
     def check(self, trt_options: dict[str, Any] | None) -> None:
         """Refuse before the export when the engine library is missing."""
 
+    def check_device(self, backend: Backend, device: str) -> None:
+        """Refuse a ``--device`` the engines cannot run on (where the backend's engines ignore it)."""
+
     def component(
         self,
         work: Path,
@@ -98,6 +101,15 @@ class OpenVinoStage(EngineStage):
         from sdrt.runtime.engines.openvino.engine import import_openvino
 
         import_openvino()
+
+    def check_device(self, backend: Backend, device: str) -> None:
+        if device != backend.device:
+            from .errors import OptionError
+
+            raise OptionError(
+                f"--backend {backend.name} --device {device}: sdrt's {backend.title} engines run on the "
+                f"{backend.device.upper()} only; leave --device out, or use --backend ort --device {device}"
+            )
 
     def component(
         self,
