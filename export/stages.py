@@ -126,7 +126,10 @@ class OpenVinoStage(EngineStage):
         record.openvino = openvino_stage(work, record, precision=settings.engine_precision, cases=cases)
 
     def current(self, record: ComponentRecord, settings: ExportSettings) -> bool:
-        return record.openvino is not None and record.openvino.precision == settings.engine_precision
+        from .openvino.convert import recorded_precision
+
+        wanted = recorded_precision(settings.engine_precision)
+        return record.openvino is not None and record.openvino.precision == wanted
 
 
 class TensorRtStage(EngineStage):

@@ -61,11 +61,8 @@ def openvino_stage(
 
 
 def _recorded(name: str, precision: str) -> str:
-    """The precision the bundle records: what this CPU computes (``--precision bf16`` where the CPU has no
-    bf16 ran and was validated in fp32), except ``auto``, which each machine resolves when it loads."""
-    if precision == "auto":
-        return precision
-    ran = effective_precision(precision, cpu_has_bf16(shared_core()))
+    """The precision the bundle records (``recorded_precision``), with a warning where it is not the asked one."""
+    ran = recorded_precision(precision)
     if ran != precision:
         log.warning(
             "%s: --precision %s: this CPU has no bf16 (AVX-512 BF16 or AMX), so OpenVINO computes %s; recorded "
@@ -76,6 +73,14 @@ def _recorded(name: str, precision: str) -> str:
             ran,
         )
     return ran
+
+
+def recorded_precision(precision: str) -> str:
+    """What this CPU computes for ``precision`` (``--precision bf16`` where the CPU has no bf16 runs, and is
+    validated, in fp32), except ``auto``, which each machine resolves when it loads the bundle."""
+    if precision == "auto":
+        return precision
+    return effective_precision(precision, cpu_has_bf16(shared_core()))
 
 
 def _keep_io_names(model: Model, record: ComponentRecord) -> None:

@@ -37,4 +37,7 @@ def test_bf16_is_recorded_only_where_it_ran(model_folders, tmp_path, monkeypatch
     assert record["precision"] == ran
     if not cpu_bf16:
         assert record["validation"]["provider"] == "OpenVINO CPU fp32"
+    ir = (out / "openvino" / "unet.xml").stat().st_ino
+    assert main([*args, "--components", "unet", *gate, "-q"]) == 0  # same options: the IR is taken over
+    assert (out / "openvino" / "unet.xml").stat().st_ino == ir
     assert ("computes fp32; recorded as fp32" in caplog.text) == (not cpu_bf16)
