@@ -15,7 +15,13 @@ import signal
 import time
 from typing import Any
 
-from sdrt.runtime.errors import InputError, ProviderNotAvailableError
+from sdrt.runtime.errors import InputError, ProviderNotAvailableError, SdrtError
+
+from .serve_checks import check_local_machine, check_options
+
+# Set before Ray is imported: a local Ray binds its ports (GCS, raylet, workers, agents) to 127.0.0.1 only,
+# as Ray does on macOS and Windows, instead of every interface.
+LOCAL_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def serve_options(parser: argparse.ArgumentParser) -> None:
@@ -103,12 +109,8 @@ def serve_args(args: argparse.Namespace) -> Any:
     from sdrt.serve.application import ServeArgs
     from sdrt.serve.catalog import Catalog, served_model
 
+    check_options(args)
     Catalog([served_model(path) for path in args.bundles])
-    for flag in ("replicas", "max_batch_size", "max_images", "max_steps", "max_prompt_chars"):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag.replace('_', '-')} must be at least 1")
-    if not 1 <= args.port <= 65535:
-        raise InputError(f"--port {args.port} is not a TCP port (1..65535)")
     limits = {
         "max_prompt_chars": args.max_prompt_chars,
         "max_images": args.max_images,
@@ -148,28 +150,12 @@ def serve(args: argparse.Namespace) -> int:
 
         print(config_yaml(app_args, host=args.host, port=args.port), end="")
         return 0
-    try:
-        import ray
-        from ray import serve as ray_serve
-    except ImportError as error:
-        raise ProviderNotAvailableError("sdrt serve needs Ray Serve: pip install 'sdrt[serve]'") from error
-    from sdrt.serve.application import APP_NAME, build
+    from sdrt.serve.application import APP_NAME
 
     address = args.address or os.environ.get("RAY_ADDRESS")
-    metrics = {} if address or not args.metrics_port else {"_metrics_export_port": args.metrics_port}
-    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **metrics)
+    ray, ray_serve = _start_ray(args, address)
     try:
-        ray_serve.start(http_options={"host": args.host, "port": args.port})
-        ray_serve.run(build(vars(app_args)), name=APP_NAME, route_prefix="/")
-        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-        print(f"sdrt serve: http://{host}:{args.port} serving {', '.join(_names(app_args))}", flush=True)
-        print(
-            "  A1111 API /sdapi/v1/txt2img, /sdapi/v1/img2img; OpenAI /v1/images/generations; Ctrl-C stops",
-            flush=True,
-        )
-        signal.signal(signal.SIGTERM, _interrupt)
-        while True:
-            time.sleep(3600)
+        _run(args, app_args, ray_serve)
     except KeyboardInterrupt:
         print("sdrt serve: stopping", flush=True)
     finally:
@@ -179,6 +165,56 @@ def serve(args: argparse.Namespace) -> int:
             ray_serve.shutdown()
         ray.shutdown()
     return 0
+
+
+def _start_ray(args: argparse.Namespace, address: str | None) -> tuple[Any, Any]:
+    """Ray joined at ``address``, or a local one whose every port is on 127.0.0.1."""
+    if not address:
+        check_local_machine(args)
+        os.environ.update(LOCAL_ONLY_ENV)  # inherited by the GCS, raylet, workers and agents
+    try:
+        import ray
+        from ray import serve as ray_serve
+    except ImportError as error:
+        raise ProviderNotAvailableError("sdrt serve needs Ray Serve: pip install 'sdrt[serve]'") from error
+    options: dict[str, Any] = {}
+    if not address:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read at Ray's import: set here if Ray came in earlier
+        options["_node_ip_address"] = "127.0.0.1"
+        if args.metrics_port:
+            options["_metrics_export_port"] = args.metrics_port
+    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **options)
+    return ray, ray_serve
+
+
+def _run(args: argparse.Namespace, app_args: Any, ray_serve: Any) -> None:
+    """Serve until interrupted; an application that cannot start is one line (Ray's log has the rest)."""
+    from sdrt.serve.application import APP_NAME, build
+
+    try:
+        ray_serve.start(http_options={"host": args.host, "port": args.port})
+        ray_serve.run(build(vars(app_args)), name=APP_NAME, route_prefix="/")
+    except (SdrtError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 - Ray's startup errors are long tracebacks; the cause in one line
+        first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ServeStartError(f"the application did not start: {first[:300]}") from error
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"sdrt serve: http://{host}:{args.port} serving {', '.join(_names(app_args))}", flush=True)
+    print(
+        "  A1111 API /sdapi/v1/txt2img, /sdapi/v1/img2img; OpenAI /v1/images/generations; API docs /docs; "
+        "Ctrl-C stops",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    while True:
+        time.sleep(3600)
+
+
+class ServeStartError(SdrtError):
+    """Ray Serve could not start the application (the replicas' errors are in Ray's log)."""
 
 
 def _names(app_args: Any) -> list[str]:

@@ -8,6 +8,7 @@ name.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -17,51 +18,71 @@ from .fields import Limits, RequestError
 from .images import decode_image, fit
 from .requests import Job, JobResult, Row, Settings
 from .samplers import a1111_name, sampler_settings
+from .schemas import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
 
-MAX_SEED = 2**32 - 1
+Body = StableDiffusionProcessingTxt2Img | StableDiffusionProcessingImg2Img
 
 
-def active_model(body: dict[str, Any], catalog: Catalog, active: str) -> ServedModel:
+def active_model(body: Body, catalog: Catalog, active: str) -> ServedModel:
     """``override_settings.sd_model_checkpoint`` if the request names one, else the active model."""
-    override = body.get("override_settings") or {}
-    if not isinstance(override, dict):
-        raise RequestError("override_settings must be an object", field="override_settings")
-    name = override.get("sd_model_checkpoint")
+    name = (body.override_settings or {}).get("sd_model_checkpoint")
     return catalog.get(name if name else active, field="sd_model_checkpoint")
 
 
-def _settings(body: dict[str, Any], model: ServedModel, mode: str, limits: Limits) -> Settings:
+def one_step_strength(strength: float, steps: int) -> float:
+    """A1111 runs at least one denoising step however small ``denoising_strength`` is: the smallest
+    strength that keeps one of ``steps`` (diffusers keeps ``int(steps * strength)``)."""
+    if int(steps * strength) >= 1:
+        return strength
+    strength = 1.0 / steps
+    while int(steps * strength) < 1:
+        strength = math.nextafter(strength, 2.0)
+    return min(strength, 1.0)
+
+
+def _sampler(body: Body) -> tuple[str | None, bool]:
+    """``sampler_name``, or the older ``sampler_index`` that some clients still send (errors name it)."""
+    if body.sampler_name or not body.sampler_index:
+        return sampler_settings(body.sampler_name, body.scheduler)
+    try:
+        return sampler_settings(body.sampler_index, body.scheduler)
+    except RequestError as error:
+        if error.field == "sampler_name":
+            error.field = "sampler_index"
+        raise
+
+
+def _settings(body: Body, model: ServedModel, mode: str, limits: Limits) -> Settings:
     model.check_mode(mode)
     default_h, default_w = model.default_size
-    width = fields.integer(body, "width", default_w, 8, 16384)
-    height = fields.integer(body, "height", default_h, 8, 16384)
+    width, height = body.width or default_w, body.height or default_h
     model.check_size(width, height)
-    sampler, karras = sampler_settings(
-        body.get("sampler_name") or body.get("sampler_index"), body.get("scheduler")
-    )
+    sampler, karras = _sampler(body)
+    steps = fields.at_most("steps", body.steps or 20, limits.max_steps)
     strength = None
-    if mode != "txt2img":
-        strength = fields.number(body, "denoising_strength", 0.75, 0.0, 1.0)
+    if isinstance(body, StableDiffusionProcessingImg2Img):
+        strength = 0.75 if body.denoising_strength is None else body.denoising_strength
         if strength == 0:
             raise RequestError(
                 "denoising_strength must be above 0 (0 would return the picture)", field="denoising_strength"
             )
+        strength = one_step_strength(strength, steps)
     return Settings(
         model=model.name,
         mode=mode,
         width=width,
         height=height,
-        steps=fields.integer(body, "steps", 20, 1, limits.max_steps),
-        guidance_scale=fields.number(body, "cfg_scale", 7.0, 0.0, 100.0),
+        steps=steps,
+        guidance_scale=7.0 if body.cfg_scale is None else body.cfg_scale,
         sampler=sampler,
         karras=karras,
         strength=strength,
     )
 
 
-def _count(body: dict[str, Any], limits: Limits) -> tuple[int, int]:
-    batch = fields.integer(body, "batch_size", 1, 1, limits.max_images)
-    n_iter = fields.integer(body, "n_iter", 1, 1, limits.max_images)
+def _count(body: Body, limits: Limits) -> tuple[int, int]:
+    batch = fields.at_most("batch_size", body.batch_size or 1, limits.max_images)
+    n_iter = fields.at_most("n_iter", body.n_iter or 1, limits.max_images)
     if batch * n_iter > limits.max_images:
         raise RequestError(
             f"batch_size x n_iter = {batch * n_iter} images; this server makes at most {limits.max_images} per request",
@@ -70,38 +91,44 @@ def _count(body: dict[str, Any], limits: Limits) -> tuple[int, int]:
     return batch, n_iter
 
 
-def _pictures(body: dict[str, Any], settings: Settings, batch: int) -> tuple[list[Any], Any]:
+def _pictures(
+    body: StableDiffusionProcessingImg2Img, settings: Settings, batch: int
+) -> tuple[list[Any], Any]:
     """The init images (one, or one per batch row) and the mask (or None), at the request's size."""
-    images = body.get("init_images")
-    if not isinstance(images, list) or not images or len(images) not in (1, batch):
+    images = body.init_images
+    if not images or len(images) not in (1, batch):
         raise RequestError(
             f"init_images must be a list of 1 or batch_size ({batch}) base64 images", field="init_images"
         )
     size = (settings.width, settings.height)
     pictures = [fit(decode_image(v, f"init_images[{i}]", "RGB"), *size) for i, v in enumerate(images)]
-    mask = body.get("mask")
-    if mask is None:
+    if body.mask is None:
         return pictures, None
-    mask = fit(decode_image(mask, "mask", "L"), *size)
-    if body.get("inpainting_mask_invert"):
+    mask = fit(decode_image(body.mask, "mask", "L"), *size)
+    if body.inpainting_mask_invert:
         from PIL import ImageOps
 
         mask = ImageOps.invert(mask)
     return pictures, mask
 
 
-def parse(body: dict[str, Any], catalog: Catalog, active: str, limits: Limits, *, img2img: bool) -> Job:
+def parse(body: Body, catalog: Catalog, active: str, limits: Limits) -> Job:
     """A ``/sdapi/v1/txt2img`` or ``/img2img`` body as a Job (every field checked before any work)."""
+    fields.check_plain(body.model_extra)
+    fields.check_plain({"override_settings": body.override_settings})
     model = active_model(body, catalog, active)
     mode = "txt2img"
-    if img2img:
-        mode = "img2img" if body.get("mask") is None else "inpaint"
+    if isinstance(body, StableDiffusionProcessingImg2Img):
+        mode = "img2img" if body.mask is None else "inpaint"
     settings = _settings(body, model, mode, limits)
-    prompt = fields.text(body, "prompt", "", limits.max_prompt_chars)
-    negative = fields.text(body, "negative_prompt", "", limits.max_prompt_chars)
+    prompt = fields.text("prompt", body.prompt, limits.max_prompt_chars)
+    negative = fields.text("negative_prompt", body.negative_prompt, limits.max_prompt_chars)
     batch, n_iter = _count(body, limits)
-    all_seeds = fields.seeds(fields.integer(body, "seed", -1, -1, MAX_SEED), batch * n_iter)
-    pictures, mask = _pictures(body, settings, batch) if img2img else ([None], None)
+    seed = -1 if body.seed is None else body.seed
+    all_seeds = fields.seeds(seed, batch * n_iter)
+    pictures, mask = ([None], None)
+    if isinstance(body, StableDiffusionProcessingImg2Img):
+        pictures, mask = _pictures(body, settings, batch)
     rows = tuple(
         Row(prompt, negative, seed, pictures[i % batch % len(pictures)], mask)
         for i, seed in enumerate(all_seeds)
@@ -109,13 +136,13 @@ def parse(body: dict[str, Any], catalog: Catalog, active: str, limits: Limits, *
     return Job(settings, rows)
 
 
-def answer(body: dict[str, Any], job: Job, result: JobResult, model: ServedModel) -> dict[str, Any]:
+def answer(body: Body, job: Job, result: JobResult, model: ServedModel) -> dict[str, Any]:
     """A1111's answer: base64 PNGs, the parameters as read, and ``info`` (a JSON string)."""
     from .images import b64
 
     s, rows = job.settings, job.rows
     sampler = (s.sampler or a1111_name(model.scheduler)) + (" Karras" if s.karras else "")
-    parameters = {k: v for k, v in body.items() if k not in ("init_images", "mask")}
+    parameters = body.model_dump(exclude={"init_images", "mask"})
     parameters.update(
         prompt=rows[0].prompt,
         negative_prompt=rows[0].negative_prompt,

@@ -30,8 +30,8 @@ class ServeArgs:
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 0.0
     limits: dict[str, Any] = field(default_factory=dict)
-    api_auth: str | None = None
-    api_key: str | None = None  # left out of config files: a cluster gets it from $SDRT_API_KEY
+    api_auth: str | None = None  # secrets are left out of config files: a cluster reads $SDRT_API_AUTH
+    api_key: str | None = None  # and $SDRT_API_KEY
 
     @classmethod
     def from_dict(cls, args: dict[str, Any]) -> ServeArgs:
@@ -81,15 +81,18 @@ def build(args: dict[str, Any]) -> Any:
         handles[name] = deployment.bind(
             path, parsed.provider, parsed.max_batch_size, parsed.batch_wait_ms, threads
         )
-    ingress = serve.deployment(name="api", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(Api)
+    ingress = serve.deployment(name="api", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(
+        serve.ingress()(Api)
+    )
     auth = {"api_key": parsed.api_key, "api_auth": parsed.api_auth}
     return ingress.bind(parsed.bundles, handles, parsed.limits, auth)
 
 
 def config_args(args: ServeArgs) -> dict[str, Any]:
-    """The builder's args as a config file holds them (no API key: set $SDRT_API_KEY on the cluster)."""
+    """The builder's args as a config file holds them (no secret: set $SDRT_API_KEY / $SDRT_API_AUTH on the
+    cluster)."""
     data = asdict(args)
-    data["api_key"] = None
+    data["api_key"] = data["api_auth"] = None
     if args.autoscale:
         data["autoscale"] = list(args.autoscale)
     return data

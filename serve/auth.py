@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .fields import RequestError
 
 API_KEY_ENV = "SDRT_API_KEY"
+API_AUTH_ENV = "SDRT_API_AUTH"  # "user:pass[,user:pass]", as --api-auth
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,11 @@ class Auth:
 
     @classmethod
     def from_options(cls, api_key: str | None = None, api_auth: str | None = None) -> Auth:
-        """From the options, or the key in $SDRT_API_KEY (how a Serve config file passes it)."""
+        """From the options, or $SDRT_API_KEY and $SDRT_API_AUTH (how a Serve config file passes them: the
+        file never holds a secret)."""
         key = api_key or os.environ.get(API_KEY_ENV) or None
-        basic = tuple(p for p in (api_auth or "").split(",") if p)
+        api_auth = api_auth or os.environ.get(API_AUTH_ENV) or ""
+        basic = tuple(p for p in api_auth.split(",") if p)
         return cls(key, basic)
 
     @property

@@ -7,6 +7,7 @@ and the server's ``--max-batch-size``), each image with its own seed's generator
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from sdrt.runtime.errors import InputError
 
 from .images import png_bytes
 from .requests import Job, JobResult, Row, Settings
+
+log = logging.getLogger("ray.serve")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ def run_jobs(jobs: list[Job], max_rows: int, run_call: Callable[[Call], list[Any
         try:
             images = run_call(call)
         except Exception as error:  # noqa: BLE001 - handed to the caller of each job in the call
+            if not isinstance(error, InputError):  # a bug: its traceback here, a request id to the client
+                log.exception(
+                    "sdrt call failed for requests %s",
+                    ", ".join(jobs[i].request_id for i in set(call.owners)),
+                )
             for index in set(call.owners):
                 results[index].error = f"{type(error).__name__}: {error}"
                 results[index].status = 400 if isinstance(error, InputError) else 500

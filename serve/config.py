@@ -29,6 +29,13 @@ def config_yaml(args: ServeArgs, *, host: str, port: int) -> str:
     header = (
         "# Ray Serve config for sdrt: serve deploy this-file.yaml (on a running Ray cluster), or paste it into\n"
         "# a KubeRay RayService's serveConfigV2. Every node needs sdrt[serve] and the bundle folders at these\n"
-        "# paths; an API key goes in the SDRT_API_KEY environment variable, not in this file.\n"
+        "# paths. Credentials are never written here: an API key goes in the SDRT_API_KEY environment variable,\n"
+        "# --api-auth's USER:PASS in SDRT_API_AUTH (set on the cluster's nodes).\n"
     )
+    for given, flag, env in (
+        (args.api_key, "--api-key", "SDRT_API_KEY"),
+        (args.api_auth, "--api-auth", "SDRT_API_AUTH"),
+    ):
+        if given:
+            header += f"# Given {flag}: set {env} on every node before serve deploy.\n"
     return header + yaml.safe_dump(config(args, host=host, port=port), sort_keys=False)

@@ -29,6 +29,10 @@ class ModelServer:
         from sdrt.runtime import DiffusionPipeline
         from sdrt.runtime.engines.ort.session import THREADS_ENV
 
+        from .loopback import keep_on_loopback
+
+        keep_on_loopback()
+
         if cpu_threads and THREADS_ENV not in os.environ:  # replicas sharing a machine share its cores
             os.environ[THREADS_ENV] = str(cpu_threads)
         self.model = served_model(bundle)
@@ -57,20 +61,26 @@ class ModelServer:
     async def generate(self, jobs: list[Job]) -> list[JobResult]:
         results = await asyncio.to_thread(run_jobs, jobs, self.max_rows, self._run_call)
         for job, result in zip(jobs, results):
-            tags = {"model": job.settings.model, "mode": job.settings.mode}
+            self._record(job, result)
+        return results
+
+    def _record(self, job: Job, result: JobResult) -> None:
+        """Metrics and the log line of one job; a failed job made no images (Ray's counters refuse an
+        increment of 0, which once failed every request of the batch)."""
+        tags = {"model": job.settings.model, "mode": job.settings.mode}
+        if result.images:
             self.images_total.inc(len(result.images), tags=tags)
             self.job_ms.observe(result.ms, tags=tags)
-            log.info(
-                "sdrt request %s %s images=%d batch_images=%d batch_requests=%d ms=%.0f%s",
-                job.request_id,
-                job.settings.describe(),
-                len(job.rows),
-                result.batch_images,
-                result.batch_requests,
-                result.ms,
-                f" error={result.error}" if result.error else "",
-            )
-        return results
+        log.info(
+            "sdrt request %s %s images=%d batch_images=%d batch_requests=%d ms=%.0f%s",
+            job.request_id,
+            job.settings.describe(),
+            len(job.rows),
+            result.batch_images,
+            result.batch_requests,
+            result.ms,
+            f" error={result.error}" if result.error else "",
+        )
 
     def _run_call(self, call: Call) -> list[Any]:
         settings = call.settings

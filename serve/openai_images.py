@@ -7,6 +7,7 @@ refused. Beside OpenAI's fields a request may carry sdrt's own (``seed``, ``nega
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -16,49 +17,48 @@ from .fields import Limits, RequestError
 from .images import b64
 from .requests import Job, JobResult, Row, Settings
 from .samplers import sampler_settings
+from .schemas import ImageGenerateParams
 
-MAX_SEED = 2**32 - 1
 
-
-def _size(value: Any, default: tuple[int, int]) -> tuple[int, int]:
+def _size(value: str | None, default: tuple[int, int]) -> tuple[int, int]:
     """(width, height) from OpenAI's "WxH" (or "auto": the model's default size)."""
     if value in (None, "auto"):
         return default[1], default[0]
-    if isinstance(value, str):
-        width, x, height = value.lower().partition("x")
-        if x and width.isdigit() and height.isdigit():
-            return int(width), int(height)
-    raise RequestError(f"size must be 'WIDTHxHEIGHT' such as '512x512', got {value!r}", field="size")
+    match = re.fullmatch(r"(\d{1,5})[xX](\d{1,5})", value or "", flags=re.ASCII)
+    if match:
+        return int(match[1]), int(match[2])
+    raise RequestError(f"size must be 'WIDTHxHEIGHT' such as '512x512', got {value[:40]!r}", field="size")
 
 
-def parse(body: dict[str, Any], catalog: Catalog, limits: Limits) -> Job:
+def parse(body: ImageGenerateParams, catalog: Catalog, limits: Limits) -> Job:
     """A generations request as a Job (every field checked before any work)."""
-    model = catalog.get(body.get("model") or catalog.default)
-    if body.get("response_format", "b64_json") not in ("b64_json", None):
+    fields.check_plain(body.model_extra)
+    model = catalog.get(body.model or catalog.default)
+    if body.response_format not in ("b64_json", None):
         raise RequestError(
             "response_format 'url' is not served: this server stores no images; ask for 'b64_json'",
             field="response_format",
         )
-    prompt = fields.text(body, "prompt", "", limits.max_prompt_chars)
+    prompt = fields.text("prompt", body.prompt, limits.max_prompt_chars)
     if not prompt:
         raise RequestError("prompt is required", field="prompt")
-    n = fields.integer(body, "n", 1, 1, limits.max_images)
-    width, height = _size(body.get("size"), model.default_size)
+    n = fields.at_most("n", body.n or 1, limits.max_images)
+    width, height = _size(body.size, model.default_size)
     model.check_mode("txt2img")
     model.check_size(width, height)
-    sampler, karras = sampler_settings(body.get("sampler_name"), body.get("scheduler"))
+    sampler, karras = sampler_settings(body.sampler_name, body.scheduler)
     settings = Settings(
         model=model.name,
         mode="txt2img",
         width=width,
         height=height,
-        steps=fields.integer(body, "steps", 20, 1, limits.max_steps),
-        guidance_scale=fields.number(body, "guidance_scale", 7.5, 0.0, 100.0),
+        steps=fields.at_most("steps", body.steps or 20, limits.max_steps),
+        guidance_scale=7.5 if body.guidance_scale is None else body.guidance_scale,
         sampler=sampler,
         karras=karras,
     )
-    negative = fields.text(body, "negative_prompt", "", limits.max_prompt_chars)
-    seeds = fields.seeds(fields.integer(body, "seed", -1, -1, MAX_SEED), n)
+    negative = fields.text("negative_prompt", body.negative_prompt, limits.max_prompt_chars)
+    seeds = fields.seeds(-1 if body.seed is None else body.seed, n)
     return Job(settings, tuple(Row(prompt, negative, seed) for seed in seeds))
 
 

@@ -34,52 +34,39 @@ import numpy as np
 from sdrt.runtime.bundle.bundle import Bundle, open_bundle
 from sdrt.runtime.components import Component, Vae, open_component
 from sdrt.runtime.engines.open import array_module, resolve_provider
-from sdrt.runtime.errors import BundleError, EngineError, InputError, InputTypeError
+from sdrt.runtime.errors import BundleError, InputError, InputTypeError
 from sdrt.runtime.families import model_types_running
-from sdrt.runtime.images import denormalize, postprocess
+from sdrt.schedulers import FrozenConfig
 
+from . import decoding, loop
 from .arrays import to_xp
-from .call_state import CallProperties, CallState, copy_scheduler
+from .call_state import CallState, FromCall, copy_scheduler
 from .loading import bundle_scheduler, shared_vae_encoder
+from .parts import ENGINE_PARTS, LOAD_OPTIONS_WITHOUT_EFFECT, PartLoader, check_part
 from .surface import DiffusersSurface, check_scheduler
-from .timesteps import step_kwargs
-from .torch_interop import to_torch
 
 logger = logging.getLogger(__name__)
 
-# a pipeline part that is one engine -> the engine's name
-_ENGINE_PARTS = {
-    "unet": "unet",
-    "text_encoder": "text_encoder",
-    "text_encoder_2": "text_encoder_2",
-    "depth_estimator": "depth_estimator",
-}
-# diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
-_LOAD_OPTIONS_WITHOUT_EFFECT = {
-    "torch_dtype": "the precision is fixed when the bundle is built (build-engine --precision)",
-    "variant": "a bundle holds one set of engines",
-    "use_safetensors": "a bundle holds ONNX graphs or TensorRT plans",
-    "low_cpu_mem_usage": "engines load as built",
-    "device_map": "the provider chooses the device (provider=...)",
-    "local_files_only": "a bundle is a local folder",
-}
-_NOT_RUN = {
-    "safety_checker": "sdrt runs no safety checker (nsfw_content_detected is always None)",
-    "feature_extractor": "sdrt runs no safety checker or IP-Adapter, which the feature extractor feeds",
-    "image_encoder": "sdrt exports no IP-Adapter image encoder",
-}
 
-
-class DiffusionPipeline(CallProperties, DiffusersSurface):
+class DiffusionPipeline:
     """Base class of the pipelines; ``DiffusionPipeline.from_pretrained`` dispatches on the model type."""
 
     #: components (engines) a pipeline needs, and those it uses when the bundle has them
     required_components: tuple[str, ...] = ()
     optional_components: tuple[str, ...] = ()
+    #: parts made of several engines, each loaded, accepted and listed by its loader (``controlnet_part.py``)
+    part_loaders: tuple[type[PartLoader], ...] = ()
     #: diffusers' names of the pipeline's parts: its constructor's arguments, ``pipe.components``' keys
     parts: tuple[str, ...] = ("unet", "scheduler")
     output_types: tuple[str, ...] = ("pil", "np", "pt", "latent")
     _callback_tensor_inputs: tuple[str, ...] = ("latents",)
+    # the parts every pipeline has a slot for (None where its class or the bundle has none)
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    text_encoder_2: Any
+    tokenizer: Any
+    tokenizer_2: Any
 
     def __init__(self, **parts: Any) -> None:
         """The pipeline over ``parts`` (diffusers' names: ``unet``, ``vae``, ``text_encoder``, ``tokenizer``,
@@ -87,8 +74,8 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
         self._local = threading.local()
         self._progress_bar_config: dict[str, Any] = {}
         for name, value in parts.items():
-            _check_part(type(self).__name__, name, value)
-        unet = parts.get("unet")
+            check_part(type(self).__name__, name, value)
+        unet: Any = parts.get("unet")
         if getattr(unet, "manifest", None) is None:
             raise BundleError(
                 f"{type(self).__name__} needs `unet`: the UNet engine of an sdrt bundle; load the pipeline with "
@@ -127,9 +114,9 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
             from .auto import pipeline_class_for
 
             cls = pipeline_class_for(bundle)
-        for option in set(parts) & set(_LOAD_OPTIONS_WITHOUT_EFFECT):
+        for option in set(parts) & set(LOAD_OPTIONS_WITHOUT_EFFECT):
             logger.warning(
-                "from_pretrained(%s=...) is ignored: %s", option, _LOAD_OPTIONS_WITHOUT_EFFECT[option]
+                "from_pretrained(%s=...) is ignored: %s", option, LOAD_OPTIONS_WITHOUT_EFFECT[option]
             )
             parts.pop(option)
         unknown = sorted(set(parts) - set(cls.parts))
@@ -143,10 +130,10 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
         bundle.require(cls.required_components, cls.__name__)
         provider = resolve_provider(provider, bundle, names)
         names += shared_vae_encoder(cls, bundle, provider, names)
-        engines = {name: open_component(bundle, name, provider) for name in names}
+        engines: dict[str, Any] = {name: open_component(bundle, name, provider) for name in names}
         if scheduler is None:
             scheduler = bundle_scheduler(bundle)
-        loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in _ENGINE_PARTS.items()}
+        loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
             loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
@@ -161,13 +148,15 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
 
     @classmethod
     def components_to_load(cls, bundle: Bundle) -> tuple[str, ...]:
-        """The bundle components ``from_pretrained`` opens: the required ones, and the optional ones it has."""
-        return cls.required_components + tuple(n for n in cls.optional_components if n in bundle.components)
+        """The bundle components ``from_pretrained`` opens: the required ones, the optional ones it has, and
+        those of the part loaders (the ControlNets)."""
+        names = cls.required_components + tuple(n for n in cls.optional_components if n in bundle.components)
+        return names + tuple(n for loader in cls.part_loaders for n in loader.components(bundle))
 
     @classmethod
     def parts_from_engines(cls, engines: dict[str, Component]) -> dict[str, Any]:
-        """Parts a subclass makes of its opened engines besides the shared ones (the ControlNets)."""
-        return {}
+        """Parts the part loaders make of the opened engines besides the shared ones (the ControlNets)."""
+        return {loader.name: loader.from_engines(engines) for loader in cls.part_loaders}
 
     @classmethod
     def from_pipe(cls, pipe: DiffusionPipeline, **parts: Any) -> DiffusionPipeline:
@@ -219,14 +208,10 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
     def engines(self) -> dict[str, Component]:
         """The component wrappers by their bundle names (``unet``, ``vae_decoder``, ``vae_encoder``...)."""
         vae = self.vae if "vae" in self.parts else None
-        found = {
-            "unet": self.unet,
-            "text_encoder": getattr(self, "text_encoder", None),
-            "text_encoder_2": getattr(self, "text_encoder_2", None),
-            "vae_decoder": getattr(vae, "decoder", None),
-            "vae_encoder": getattr(vae, "encoder", None),
-            "depth_estimator": getattr(self, "depth_estimator", None),
-        }
+        found = {engine: getattr(self, part, None) for part, engine in ENGINE_PARTS.items()}
+        found |= {"vae_decoder": getattr(vae, "decoder", None), "vae_encoder": getattr(vae, "encoder", None)}
+        for loader in self.part_loaders:
+            found |= loader.engines(getattr(self, loader.name, None))
         return {name: part for name, part in found.items() if part is not None}
 
     # ---- per-call state (one per call and thread: see the module docstring) ------------------------
@@ -245,6 +230,35 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
     def _state(self) -> CallState | None:
         return getattr(self._local, "state", None)
 
+    def call_arguments(self) -> dict[str, Any]:
+        """The current call's arguments by name, defaults applied (empty outside a call)."""
+        state = self._state
+        return {} if state is None else state.arguments
+
+    @property
+    def interrupt(self) -> bool:
+        """Set ``pipe._interrupt = True`` in a step-end callback to skip the call's remaining steps."""
+        state = self._state
+        return bool(state is not None and state.interrupt)
+
+    @property
+    def _interrupt(self) -> bool:
+        return self.interrupt
+
+    @_interrupt.setter
+    def _interrupt(self, value: bool) -> None:
+        state = self._state
+        if state is not None:
+            state.interrupt = bool(value)
+
+    # diffusers' per-call properties, read from the current thread's call (None outside one)
+    num_timesteps = FromCall()
+    guidance_scale = FromCall()
+    guidance_rescale = FromCall()
+    do_classifier_free_guidance = FromCall()
+    clip_skip = FromCall()
+    cross_attention_kwargs = FromCall()
+
     @contextlib.contextmanager
     def call_state(self) -> Iterator[CallState]:
         """A fresh :class:`CallState` for the current thread while a call runs (nested calls restore)."""
@@ -254,6 +268,43 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
             yield self._local.state
         finally:
             self._local.state = previous
+
+    # ---- diffusers' attributes besides the call (surface.py: what they do here) -------------------------
+    @property
+    def config(self) -> FrozenConfig:
+        """Like diffusers' pipeline config: ``_class_name``, the bundle path, and (library, class) per part."""
+        return DiffusersSurface(self).config()
+
+    def _config_values(self) -> dict[str, Any]:
+        """The pipeline's config values besides its parts (SD: ``requires_safety_checker``...)."""
+        return {}
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` (ONNX Runtime on the CPU, OpenVINO) or ``"cuda"`` (ONNX Runtime on CUDA, TensorRT)."""
+        return DiffusersSurface(self).device()
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The NumPy dtype of the UNet engine's ``sample`` input (float16 in an fp16 build)."""
+        return DiffusersSurface(self).dtype()
+
+    def to(self, *args: Any, **kwargs: Any) -> DiffusionPipeline:
+        """diffusers' ``pipe.to(device, dtype)``: changes nothing (a warning when it asks for a change)."""
+        DiffusersSurface(self).to(*args, **kwargs)
+        return self
+
+    def enable_attention_slicing(self, slice_size: Any = "auto") -> None:
+        DiffusersSurface(self).slicing(f"enable_attention_slicing({slice_size!r})")
+
+    def disable_attention_slicing(self) -> None:
+        DiffusersSurface(self).slicing("disable_attention_slicing()")
+
+    def enable_vae_slicing(self) -> None:
+        DiffusersSurface(self).slicing("enable_vae_slicing()")
+
+    def disable_vae_slicing(self) -> None:
+        DiffusersSurface(self).slicing("disable_vae_slicing()")
 
     # ---- progress and loop bookkeeping ----------------------------------------------------------
     def set_progress_bar_config(self, **kwargs: Any) -> None:
@@ -279,112 +330,24 @@ class DiffusionPipeline(CallProperties, DiffusersSurface):
         timesteps: Sequence[Any],
         num_inference_steps: int,
         predict: Callable[[dict[str, Any], Any], Any],
-        *,
-        noise: Any,
-        eta: float = 0.0,
-        after_step: Callable[[int, Any, dict[str, Any]], None] | None = None,
-        callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
-        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        **options: Any,
     ) -> Any:
-        """diffusers' denoising loop: predict, ``scheduler.step``, ``after_step``, callbacks, progress.
-
-        ``state`` holds ``latents`` and whatever the callback may read or replace; the call's own scheduler
-        and loop state (``interrupt``, the deprecated ``callback``) come from its :class:`CallState`.
-        """
-        call = self._state or CallState(self.scheduler)
-        scheduler = call.scheduler
-        kwargs = step_kwargs(scheduler, noise, eta)
-        order = scheduler.order
-        num_warmup_steps = len(timesteps) - num_inference_steps * order
-        call.num_timesteps = len(timesteps)
-        with self.progress_bar(total=num_inference_steps) as bar:
-            for i, t in enumerate(timesteps):
-                if call.interrupt:
-                    continue
-                model_output = predict(state, t)
-                state["latents"] = scheduler.step(model_output, t, state["latents"], **kwargs).prev_sample
-                if after_step is not None:
-                    after_step(i, t, state)
-                if callback_on_step_end is not None:
-                    outputs = callback_on_step_end(
-                        self, i, t, {k: state[k] for k in callback_on_step_end_tensor_inputs}
-                    )
-                    for key, value in (outputs or {}).items():
-                        if key in state:
-                            state[key] = value
-                if i == len(timesteps) - 1 or ((i + 1) > num_warmup_steps and (i + 1) % order == 0):
-                    bar.update()
-                    if call.callback is not None and i % call.callback_steps == 0:
-                        call.callback(i // order, t, state["latents"])
-        return state["latents"]
+        """diffusers' denoising loop (``loop.denoise``): ``state`` holds ``latents`` and whatever the callback
+        may read or replace; ``options``: ``noise``, ``eta``, ``after_step``, the step-end callback."""
+        return loop.denoise(self, state, timesteps, num_inference_steps, predict, **options)
 
     # ---- sizes and outputs ----------------------------------------------------------------------
     def default_size(self) -> tuple[int, int]:
         return self.manifest.default_size
 
     def check_size(self, height: int, width: int) -> None:
-        """Multiples of 8, inside the shape range the engines were built for (named in the error)."""
-        if height % 8 != 0 or width % 8 != 0:
-            raise InputError(f"`height` and `width` have to be divisible by 8 but are {height} and {width}.")
-        shapes = self.manifest.shapes
-        multiple = shapes.size_multiple
-        if height % multiple != 0 or width % multiple != 0:
-            raise InputError(
-                f"`height` and `width` have to be multiples of {multiple} for this model (its UNet downsamples "
-                f"by that factor) but are {height} and {width}."
-            )
-        for name, value in (("height", height), ("width", width)):
-            low, high = getattr(shapes, name)
-            if not low <= value <= high:
-                h, w = shapes.height, shapes.width
-                raise InputError(
-                    f"{name}={value} is outside the sizes the engines in {self.bundle.path} were built for: "
-                    f"height {h[0]}..{h[1]}, width {w[0]}..{w[1]}; pick a size in that range or rebuild with "
-                    "build-engine --min-size/--max-size"
-                )
+        """Multiples of 8, inside the shape range the engines were built for (``decoding.check_size``)."""
+        decoding.check_size(self, height, width)
 
     def decode_latents(self, latents: Any, output_type: str = "pil") -> Any:
-        """``vae.decode(latents / scaling_factor (+ shift_factor))`` -> images of ``output_type``; NaN or Inf
-        latents or pixels are an :class:`EngineError` (an overflowing fp16 engine), never a black picture."""
-        if output_type == "latent":
-            return latents
-        if output_type not in ("pil", "np", "pt"):
-            raise InputError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
-        if not bool(self.xp.isfinite(latents).all()):
-            raise EngineError(
-                "the denoising loop produced NaN/Inf latents (the UNet engine or the scheduler); an fp16 UNet "
-                "overflowing? rebuild with build-engine --precision fp32, or check the latents a callback returns"
-            )
-        latents = latents / self.vae.config.scaling_factor
-        if self.vae.config.shift_factor is not None:
-            latents = latents + self.vae.config.shift_factor
-        images = self.vae.decode(latents)
-        if not bool(self.xp.isfinite(images).all()):
-            raise EngineError(
-                "the VAE decoder produced NaN/Inf pixels from finite latents; an fp16 VAE overflowing? rebuild "
-                "with build-engine --vae-fp32 (or --precision fp32)"
-            )
-        if output_type == "pt":
-            return to_torch(denormalize(images))
-        return postprocess(images, output_type)
+        """``vae.decode(latents / scaling_factor (+ shift_factor))`` -> images of ``output_type``."""
+        return decoding.decode_latents(self, latents, output_type)
 
     def to_xp(self, array: Any, dtype: Any = np.float32) -> Any:
         """An array of this pipeline's array module (host data is copied to the device once)."""
         return to_xp(self.xp, array, dtype)
-
-
-def _check_part(pipeline: str, name: str, value: Any) -> None:
-    """Refuse a torch-side module, or a part sdrt does not run, in a pipeline's constructor (a transformers
-    tokenizer is fine: it gives the ids sdrt's does; a diffusers scheduler gets the scheduler slot's error)."""
-    if name in _NOT_RUN and value is not None:
-        raise InputError(f"{pipeline}(..., {name}=...): {_NOT_RUN[name]}; pass {name}=None")
-    library = type(value).__module__.split(".")[0]
-    if library in ("diffusers", "transformers", "torch") and name not in (
-        "scheduler",
-        "tokenizer",
-        "tokenizer_2",
-    ):
-        raise InputTypeError(
-            f"{pipeline}(..., {name}={type(value).__name__}(...)): a {library} module cannot run in sdrt, which runs "
-            f"engines exported by build-engine; load the pipeline with {pipeline}.from_pretrained(bundle)"
-        )

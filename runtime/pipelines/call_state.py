@@ -21,8 +21,8 @@ import copy
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from sdrt.runtime.errors import InputTypeError
 
@@ -45,6 +45,8 @@ class CallState:
     cross_attention_kwargs: dict[str, Any] | None = None
     callback: Callable[..., Any] | None = None  # diffusers' deprecated per-step callback
     callback_steps: int = 1
+    # the call's arguments by name, defaults applied (what the shared opening steps read: ``guided.open_call``)
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
 def copy_scheduler(scheduler: Any) -> Any:
@@ -69,13 +71,14 @@ def pipeline_call(method: F) -> F:
             raise InputTypeError(f"{type(self).__name__}.__call__: {error}") from None
         bound.apply_defaults()
         with self.call_state() as state:
+            state.arguments = {k: v for k, v in bound.arguments.items() if k != "self"}
             check_arguments(self, state, bound.arguments)
             return method(self, *args, **kwargs)
 
-    return call  # type: ignore[return-value]
+    return cast(F, call)
 
 
-class _FromCall:
+class FromCall:
     """A read-only pipeline attribute taken from the current thread's call (None outside one)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -86,32 +89,3 @@ class _FromCall:
             return self
         state = pipe._state
         return None if state is None else getattr(state, self.name)
-
-
-class CallProperties:
-    """diffusers' per-call pipeline properties, read from the current thread's call (None outside one)."""
-
-    _state: CallState | None
-
-    @property
-    def interrupt(self) -> bool:
-        """Set ``pipe._interrupt = True`` in a step-end callback to skip the call's remaining steps."""
-        state = self._state
-        return bool(state is not None and state.interrupt)
-
-    @property
-    def _interrupt(self) -> bool:
-        return self.interrupt
-
-    @_interrupt.setter
-    def _interrupt(self, value: bool) -> None:
-        state = self._state
-        if state is not None:
-            state.interrupt = bool(value)
-
-    num_timesteps = _FromCall()
-    guidance_scale = _FromCall()
-    guidance_rescale = _FromCall()
-    do_classifier_free_guidance = _FromCall()
-    clip_skip = _FromCall()
-    cross_attention_kwargs = _FromCall()

@@ -81,28 +81,32 @@ def controlnet_keep(steps: int, starts: Sequence[float], ends: Sequence[float]) 
     ]
 
 
-def prepare_control_images(
-    images: list[Any],
-    height: int | None,
-    width: int | None,
-    batch: int,
-    num_images_per_prompt: int,
-    doubled: bool,
-    scale_factor: int,
+def preprocess_control_images(
+    images: list[Any], height: int | None, width: int | None, scale_factor: int
 ) -> list[np.ndarray]:
-    """Each ControlNet's images in [0, 1] at the call's size, repeated to the batch, doubled for guidance."""
+    """Each ControlNet's images in [0, 1] at the call's size (default: the first image's own size)."""
     prepared = []
     for image in images:
         pixels = preprocess_control_image(image, height, width, scale_factor)
         height, width = pixels.shape[2:]
+        prepared.append(pixels)
+    return prepared
+
+
+def batch_control_images(
+    images: list[np.ndarray], batch: int, num_images_per_prompt: int, doubled: bool
+) -> list[np.ndarray]:
+    """Each ControlNet's images repeated to the batch, doubled for guidance."""
+    batched = []
+    for pixels in images:
         prompts = batch // num_images_per_prompt
         if len(pixels) not in (1, prompts):
             raise InputError(
                 f"{len(pixels)} control images for {prompts} prompts: pass one image, or one per prompt"
             )
         pixels = np.repeat(pixels, batch if len(pixels) == 1 else num_images_per_prompt, axis=0)
-        prepared.append(np.concatenate([pixels, pixels]) if doubled else pixels)
-    return prepared
+        batched.append(np.concatenate([pixels, pixels]) if doubled else pixels)
+    return batched
 
 
 class ControlStep:

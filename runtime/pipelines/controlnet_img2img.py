@@ -12,18 +12,47 @@ from sdrt.runtime.images import ImageInput, preprocess_image
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
-from .control import prepare_control_images
-from .controlnet import StableDiffusionControlNetPipeline
-from .guided import GuidedCall
-from .image_latents import noised_image_latents
+from .conditioners.controlnet import ControlNetResiduals
+from .conditioners.image_latents import ImageLatents
+from .controlnet_part import ControlNetPart
 from .outputs import StableDiffusionPipelineOutput
-from .timesteps import check_strength, retrieve_timesteps, strength_timesteps
+from .stable_diffusion import StableDiffusionBase
+from .timesteps import check_strength
 
 
-class StableDiffusionControlNetImg2ImgPipeline(StableDiffusionControlNetPipeline):
+class StableDiffusionControlNetImg2ImgPipeline(StableDiffusionBase):
     """``pipe(prompt, image=init_image, control_image=edges, strength=0.8)``."""
 
+    parts = (*StableDiffusionBase.parts, "controlnet")
+    part_loaders = (ControlNetPart,)
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+
+    def __init__(
+        self,
+        vae: Any = None,
+        text_encoder: Any = None,
+        tokenizer: Any = None,
+        unet: Any = None,
+        controlnet: Any = None,
+        scheduler: Any = None,
+        safety_checker: Any = None,
+        feature_extractor: Any = None,
+        image_encoder: Any = None,
+        requires_safety_checker: bool = True,
+    ) -> None:
+        """diffusers' constructor (``controlnet``: a ControlNet engine, a list or a ``MultiControlNetModel``)."""
+        super().__init__(
+            vae,
+            text_encoder,
+            tokenizer,
+            unet,
+            scheduler,
+            safety_checker,
+            feature_extractor,
+            image_encoder,
+            requires_safety_checker,
+        )
+        self.controlnet = ControlNetPart.accept(type(self).__name__, controlnet)
 
     @pipeline_call
     def __call__(
@@ -60,49 +89,19 @@ class StableDiffusionControlNetImg2ImgPipeline(StableDiffusionControlNetPipeline
         """diffusers' arguments and defaults. ``image``: the picture to start from, at ``height`` x ``width``
         (default: its own size); ``control_image``: as ``StableDiffusionControlNetPipeline``'s ``image``,
         resized to the picture's size. ``latents``, when given, are the starting latents as they are."""
-        control, guess_mode = self.control_settings(
-            control_image,
-            controlnet_conditioning_scale,
-            control_guidance_start,
-            control_guidance_end,
-            guess_mode,
-        )
         check_strength(strength)
         if image is None:
             raise InputError("`image` (the picture to start from) is required")
         pixels = preprocess_image(image, height, width, self.vae_scale_factor)
-        height, width = pixels.shape[2:]
-        self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        guidance = self.guidance(guidance_scale)
-        embeds = self.prompt_encoder.encode(
-            prompt,
-            num_images_per_prompt,
-            guidance.enabled,
-            negative_prompt,
-            prompt_embeds,
-            negative_prompt_embeds,
-        )
-        images = prepare_control_images(
-            control.images,
-            height,
-            width,
-            embeds.batch,
-            num_images_per_prompt,
-            guidance.enabled and not guess_mode,
+        size = pixels.shape[2], pixels.shape[3]
+        self.check_size(*size)
+        control = ControlNetResiduals.from_arguments(
+            self.controlnet,
+            control_image,
+            (controlnet_conditioning_scale, control_guidance_start, control_guidance_end, guess_mode),
+            size,
             self.vae_scale_factor,
         )
-        timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps)
-        timesteps, num_inference_steps = strength_timesteps(self.scheduler, num_inference_steps, strength)
-        noise = self.noise_source(generator, embeds.batch)
-        if latents is None:
-            latents = noised_image_latents(
-                self.vae, self.scheduler, self.to_xp(pixels), timesteps, embeds.batch, noise
-            )
-        call = GuidedCall(self.to_xp(latents), timesteps, num_inference_steps, embeds, guidance, noise, eta)
         return self.generate(
-            self.add_control(call, control, images, guess_mode),
-            output_type=output_type,
-            return_dict=return_dict,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            self.open_call(size, [ImageLatents(pixels, latents), control], strength=strength)
         )

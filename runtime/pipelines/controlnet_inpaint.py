@@ -13,21 +13,47 @@ from sdrt.runtime.images import ImageInput, preprocess_image, preprocess_mask
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
-from .control import prepare_control_images
-from .controlnet import StableDiffusionControlNetPipeline
-from .guided import GuidedCall
-from .inpaint import RepaintOutsideMask, StableDiffusionInpaintPipeline
+from .conditioners.controlnet import ControlNetResiduals
+from .conditioners.inpaint_mask import InpaintMask
+from .controlnet_part import ControlNetPart
 from .outputs import StableDiffusionPipelineOutput
-from .timesteps import check_strength, retrieve_timesteps, strength_timesteps
+from .stable_diffusion import StableDiffusionBase
+from .timesteps import check_strength
 
 
-class StableDiffusionControlNetInpaintPipeline(StableDiffusionControlNetPipeline):
+class StableDiffusionControlNetInpaintPipeline(StableDiffusionBase):
     """``pipe(prompt, image=init_image, mask_image=mask, control_image=edges)`` (white = repaint)."""
 
+    parts = (*StableDiffusionBase.parts, "controlnet")
+    part_loaders = (ControlNetPart,)
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
-    # model types sd1 / sd2 (inherited): a 4-channel UNet, so the unmasked part is blended back after each step
-    prepare_latents_from = StableDiffusionInpaintPipeline.prepare_latents_from
-    prepare_mask_latents = StableDiffusionInpaintPipeline.prepare_mask_latents
+
+    def __init__(
+        self,
+        vae: Any = None,
+        text_encoder: Any = None,
+        tokenizer: Any = None,
+        unet: Any = None,
+        controlnet: Any = None,
+        scheduler: Any = None,
+        safety_checker: Any = None,
+        feature_extractor: Any = None,
+        image_encoder: Any = None,
+        requires_safety_checker: bool = True,
+    ) -> None:
+        """diffusers' constructor (``controlnet``: a ControlNet engine, a list or a ``MultiControlNetModel``)."""
+        super().__init__(
+            vae,
+            text_encoder,
+            tokenizer,
+            unet,
+            scheduler,
+            safety_checker,
+            feature_extractor,
+            image_encoder,
+            requires_safety_checker,
+        )
+        self.controlnet = ControlNetPart.accept(type(self).__name__, controlnet)
 
     @pipeline_call
     def __call__(
@@ -66,60 +92,19 @@ class StableDiffusionControlNetInpaintPipeline(StableDiffusionControlNetPipeline
         """diffusers' arguments and defaults. ``image`` and ``mask_image`` at ``height`` x ``width`` (default:
         the image's own size); ``control_image`` as ``StableDiffusionControlNetPipeline``'s ``image``, resized
         to that size."""
-        control, guess_mode = self.control_settings(
-            control_image,
-            controlnet_conditioning_scale,
-            control_guidance_start,
-            control_guidance_end,
-            guess_mode,
-        )
         check_strength(strength)
         if image is None or mask_image is None:
             raise InputError("inpainting needs both `image` and `mask_image`")
         init_image = preprocess_image(image, height, width, self.vae_scale_factor)
-        height, width = init_image.shape[2:]
-        mask = preprocess_mask(mask_image, height, width, self.vae_scale_factor)
-        self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        guidance = self.guidance(guidance_scale)
-        embeds = self.prompt_encoder.encode(
-            prompt,
-            num_images_per_prompt,
-            guidance.enabled,
-            negative_prompt,
-            prompt_embeds,
-            negative_prompt_embeds,
+        size = init_image.shape[2], init_image.shape[3]
+        mask = preprocess_mask(mask_image, *size, self.vae_scale_factor)
+        self.check_size(*size)
+        control = ControlNetResiduals.from_arguments(
+            self.controlnet,
+            control_image,
+            (controlnet_conditioning_scale, control_guidance_start, control_guidance_end, guess_mode),
+            size,
+            self.vae_scale_factor,
         )
-        doubled = guidance.enabled and not guess_mode
-        images = prepare_control_images(
-            control.images, height, width, embeds.batch, num_images_per_prompt, doubled, self.vae_scale_factor
-        )
-        timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps)
-        timesteps, num_inference_steps = strength_timesteps(self.scheduler, num_inference_steps, strength)
-        noise = self.noise_source(generator, embeds.batch)
-        latents, initial_noise, image_latents = self.prepare_latents_from(
-            embeds.batch,
-            height,
-            width,
-            noise,
-            latents,
-            self.to_xp(init_image),
-            timesteps,
-            strength == 1.0,
-            True,
-        )
-        masked = self.to_xp(init_image * (mask < 0.5))
-        mask, masked = self.prepare_mask_latents(
-            mask, masked, embeds.batch, height, width, noise, guidance.enabled
-        )
-        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
-        call.state = {"mask": mask, "masked_image_latents": masked}
-        call.after_step = RepaintOutsideMask(
-            self.scheduler, image_latents, initial_noise, timesteps, guidance.enabled
-        )
-        return self.generate(
-            self.add_control(call, control, images, guess_mode),
-            output_type=output_type,
-            return_dict=return_dict,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        inpaint = InpaintMask(init_image, mask, strength=strength, latents=latents)
+        return self.generate(self.open_call(size, [inpaint, control], strength=strength))

@@ -20,14 +20,15 @@ from sdrt.runtime.errors import InputError, InputTypeError
 from sdrt.runtime.images import ImageInput, preprocess_image, rgb_pil_images
 from sdrt.runtime.random.noise import GeneratorLike
 
-from .base import DiffusionPipeline, _check_part
 from .call_state import pipeline_call
-from .depth_map import as_depth_array, prepare_depth_map
-from .guided import GuidedCall
-from .image_latents import noised_image_latents
+from .conditioners.depth import DepthMap
+from .conditioners.image_latents import ImageLatents
+from .depth_map import as_depth_array
+from .guided import TextGuidedPipeline
 from .outputs import ImagePipelineOutput
+from .parts import check_part
 from .stable_diffusion import StableDiffusionBase
-from .timesteps import check_strength, retrieve_timesteps, strength_timesteps
+from .timesteps import check_strength
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,21 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
 
     required_components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
     optional_components = ("depth_estimator",)
-    parts = ("vae", "text_encoder", "tokenizer", "unet", "scheduler", "depth_estimator", "feature_extractor")
-    _callback_tensor_inputs = ("latents", "prompt_embeds", "negative_prompt_embeds", "depth_mask")
+    parts: tuple[str, ...] = (
+        "vae",
+        "text_encoder",
+        "tokenizer",
+        "unet",
+        "scheduler",
+        "depth_estimator",
+        "feature_extractor",
+    )
+    _callback_tensor_inputs: tuple[str, ...] = (
+        "latents",
+        "prompt_embeds",
+        "negative_prompt_embeds",
+        "depth_mask",
+    )
 
     def __init__(
         self,
@@ -53,8 +67,8 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
         """diffusers' constructor. ``depth_estimator``: the bundle's DPT engine (or None: depth maps are then
         given); ``feature_extractor``: sdrt's :class:`DPTImageProcessor` or transformers' (its settings are
         read), by default the one the bundle records."""
-        _check_part(type(self).__name__, "depth_estimator", depth_estimator)
-        DiffusionPipeline.__init__(
+        check_part(type(self).__name__, "depth_estimator", depth_estimator)
+        TextGuidedPipeline.__init__(
             self, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler
         )
         self.depth_estimator = depth_estimator
@@ -110,50 +124,12 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
         latent_channels = self.vae.config.latent_channels
         pixels = preprocess_image(image, scale_factor=self.vae_scale_factor, latent_channels=latent_channels)
         scale = self.vae_scale_factor if pixels.shape[1] == latent_channels else 1
-        self.check_inputs(
-            pixels.shape[2] * scale,
-            pixels.shape[3] * scale,
-            num_images_per_prompt,
-            callback_on_step_end_tensor_inputs,
-        )
-        guidance = self.guidance(guidance_scale)
-        embeds = self.prompt_encoder.encode(
-            prompt,
-            num_images_per_prompt,
-            guidance.enabled,
-            negative_prompt,
-            prompt_embeds,
-            negative_prompt_embeds,
-        )
-        latent_size = (
-            pixels.shape[2] * scale // self.vae_scale_factor,
-            pixels.shape[3] * scale // self.vae_scale_factor,
-        )
-        depth = self.estimate_depth(image, pixels.shape[1] == latent_channels) if depth_map is None else None
-        depth_mask = prepare_depth_map(
-            self.xp,
-            as_depth_array(depth_map) if depth is None else depth,
-            latent_size,
-            embeds.batch,
-            guidance.enabled,
-        )
-        retrieve_timesteps(self.scheduler, num_inference_steps, None, None)
-        timesteps, num_inference_steps = strength_timesteps(self.scheduler, num_inference_steps, strength)
-        noise = self.noise_source(generator, embeds.batch)
-        latents = noised_image_latents(
-            self.vae, self.scheduler, self.to_xp(pixels), timesteps, embeds.batch, noise
-        )
-        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
-        call.state = {"depth_mask": depth_mask}
-        call.extra_channels = ("depth_mask",)
-        self.check_channels(latents, depth_mask)
-        return self.generate(
-            call,
-            output_type=output_type,
-            return_dict=return_dict,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        height, width = pixels.shape[2] * scale, pixels.shape[3] * scale
+        self.check_size(height, width)
+        depth = self.estimate_depth(image, scale != 1) if depth_map is None else as_depth_array(depth_map)
+        latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+        conditioners = [ImageLatents(pixels), DepthMap(depth, latent_size)]
+        return self.generate(self.open_call((height, width), conditioners, strength=strength))
 
     def estimate_depth(self, image: ImageInput, latents_given: bool) -> np.ndarray:
         """The DPT's ``predicted_depth`` (N x H x W) for the images, through the DPT processor's steps."""
@@ -169,13 +145,6 @@ class StableDiffusionDepth2ImgPipeline(StableDiffusionBase):
         pixel_values = self.feature_extractor(rgb_pil_images(image))
         depth = self.depth_estimator(pixel_values)
         return np.asarray(depth.get() if hasattr(depth, "get") else depth, dtype=np.float32)
-
-    def check_channels(self, latents: Any, depth_mask: Any) -> None:
-        channels = latents.shape[1] + depth_mask.shape[1]
-        if channels != self.unet.config.in_channels:
-            raise InputError(
-                f"the UNet takes {self.unet.config.in_channels} channels but latents and depth give {channels}"
-            )
 
     def output(self, images: Any, return_dict: bool) -> Any:
         return ImagePipelineOutput(images) if return_dict else (images,)

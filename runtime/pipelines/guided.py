@@ -1,14 +1,21 @@
 """The text-guided generation every Stable Diffusion pipeline runs, configured by each of them.
 
-A pipeline's ``__call__`` checks its arguments, encodes the prompts, prepares its latents and whatever
-else the UNet sees, and hands a :class:`GuidedCall` to :meth:`TextGuidedPipeline.generate`: the denoising
-loop with classifier-free guidance, the optional blend after each step (inpainting with a plain UNet),
-diffusers' step-end callbacks, the VAE decode and the output.
+A pipeline's ``__call__`` reads what is its own (its images, their size), makes its conditioners
+(``conditioners/``) and calls :meth:`TextGuidedPipeline.open_call`: the opening steps every pipeline shares,
+written once here (size and callback checks, guidance, prompt encoding by the family's
+``encode_call_prompts``, noise, timesteps, the conditioners' ``prepare``, the starting latents), which read
+the call's own arguments by diffusers' names. :meth:`TextGuidedPipeline.generate` then runs the denoising
+loop with classifier-free guidance and the conditioners' per-step hooks, diffusers' step-end callbacks, the
+VAE decode and the output.
+
+LoRA and textual inversion are composed helpers (``lora.LoraLoader``, ``textual_inversion.EmbeddingLoader``)
+that the thin methods below (diffusers' names and signatures) delegate to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +23,13 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
 from .base import DiffusionPipeline
+from .conditioners.base import Conditioner
 from .guidance import apply_guidance
+from .lora import LoraLoader
 from .outputs import StableDiffusionPipelineOutput
 from .prompts import PromptEmbeds
-
-StepCallback = Callable[[int, Any, dict[str, Any]], None]
+from .textual_inversion import EmbeddingLoader
+from .timesteps import retrieve_timesteps, strength_timesteps
 
 
 @dataclass(frozen=True)
@@ -43,17 +52,80 @@ class GuidedCall:
     guidance: Guidance
     noise: NoiseSource
     eta: float = 0.0
+    num_images_per_prompt: int = 1
     state: dict[str, Any] = field(default_factory=dict)  # further tensors, by their callback names
     unet_inputs: dict[str, str] = field(default_factory=dict)  # UNet keyword -> state entry (SDXL)
-    extra_channels: tuple[str, ...] = ()  # state entries concatenated to the latents (inpainting UNet)
-    after_step: StepCallback | None = None
-    # further UNet keywords computed each step from (state, t, the scaled model input before extra channels):
-    # the ControlNet residuals
-    step_inputs: Callable[[dict[str, Any], Any, Any], dict[str, Any]] | None = None
+    extra_channels: tuple[str, ...] = ()  # state entries concatenated to the latents (inpainting, depth)
+    conditioners: list[Conditioner] = field(default_factory=list)
+
+    def after_step(self, i: int, t: Any, state: dict[str, Any]) -> None:
+        for conditioner in self.conditioners:
+            conditioner.after_step(i, t, state)
 
 
 class TextGuidedPipeline(DiffusionPipeline):
-    """What the text-guided pipelines share; each subclass adds its ``encode_prompt`` and ``__call__``."""
+    """What the text-guided pipelines share; a family adds its ``encode_call_prompts``, a task its ``__call__``."""
+
+    #: each text encoder, its tokenizer and, for SDXL, the key of its vectors in an embedding file
+    embedding_slots: tuple[tuple[str, str, str | None], ...] = (("text_encoder", "tokenizer", None),)
+
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
+        self.lora_loader = LoraLoader(self)
+        self.embedding_loader = EmbeddingLoader(self, self.embedding_slots)
+
+    # ---- the opening steps ------------------------------------------------------------------------
+    def encode_call_prompts(self, arguments: Mapping[str, Any], guidance: Guidance) -> PromptEmbeds:
+        """The call's prompts (its arguments by diffusers' names) encoded as the family encodes them."""
+        raise NotImplementedError(f"{type(self).__name__} names no prompt encoding")
+
+    def open_call(
+        self,
+        size: tuple[int, int],
+        conditioners: Sequence[Conditioner] = (),
+        *,
+        strength: float | None = None,
+    ) -> GuidedCall:
+        """The call prepared up to the loop: checks, guidance, prompts, noise, timesteps (the tail ``strength``
+        keeps, when given), each conditioner's ``prepare`` in order, and noise latents unless one set them."""
+        arguments = self.call_arguments()
+        height, width = size
+        per_prompt = arguments.get("num_images_per_prompt", 1)
+        self.check_inputs(height, width, per_prompt, arguments["callback_on_step_end_tensor_inputs"])
+        guidance = self.guidance(arguments["guidance_scale"], arguments.get("guidance_rescale", 0.0))
+        embeds = self.encode_call_prompts(arguments, guidance)
+        noise = self.noise_source(arguments.get("generator"), embeds.batch)
+        timesteps, steps = retrieve_timesteps(
+            self.scheduler,
+            arguments["num_inference_steps"],
+            arguments.get("timesteps"),
+            arguments.get("sigmas"),
+        )
+        if strength is not None:
+            timesteps, steps = strength_timesteps(self.scheduler, steps, strength)
+        call = GuidedCall(
+            None, timesteps, steps, embeds, guidance, noise, arguments.get("eta", 0.0), per_prompt
+        )
+        call.conditioners = list(conditioners)
+        for conditioner in call.conditioners:
+            conditioner.prepare(self, call)
+        if call.latents is None:
+            in_channels = self.unet.config.in_channels
+            latents = arguments.get("latents")
+            call.latents = self.prepare_latents(embeds.batch, in_channels, height, width, noise, latents)
+        self.check_channels(call)
+        return call
+
+    def check_channels(self, call: GuidedCall) -> None:
+        """The latents and the extra channels the conditioners add make the UNet's input channels."""
+        if not call.extra_channels:
+            return
+        channels = call.latents.shape[1] + sum(call.state[k].shape[1] for k in call.extra_channels)
+        if channels != self.unet.config.in_channels:
+            raise InputError(
+                f"the UNet takes {self.unet.config.in_channels} channels but the latents and "
+                f"{', '.join(call.extra_channels)} give {channels}"
+            )
 
     def do_guidance(self, guidance_scale: float) -> bool:
         return guidance_scale > 1 and self.unet.config.time_cond_proj_dim is None
@@ -101,14 +173,15 @@ class TextGuidedPipeline(DiffusionPipeline):
                 raise InputError(f"`latents` have shape {tuple(latents.shape)}, expected {shape}")
         return latents * self.scheduler.init_noise_sigma
 
+    # ---- the loop and the output ------------------------------------------------------------------
     def guided_noise(self, call: GuidedCall, state: dict[str, Any], t: Any) -> Any:
-        """One UNet evaluation: duplicate for guidance, ``scale_model_input``, extra channels, guide."""
+        """One UNet evaluation: duplicate for guidance, ``scale_model_input``, conditioners' inputs, guide."""
         latents = state["latents"]
         model_input = self.xp.concatenate([latents] * 2) if call.guidance.enabled else latents
         model_input = self.scheduler.scale_model_input(model_input, t)
         added = {name: state[key] for name, key in call.unet_inputs.items()}
-        if call.step_inputs is not None:
-            added |= call.step_inputs(state, t, model_input)
+        for conditioner in call.conditioners:
+            added |= conditioner.step_inputs(state, t, model_input)
         if call.extra_channels:
             model_input = self.xp.concatenate([model_input, *(state[k] for k in call.extra_channels)], axis=1)
         noise_pred = self.unet(model_input, t, state["prompt_embeds"], **added)
@@ -116,16 +189,11 @@ class TextGuidedPipeline(DiffusionPipeline):
             noise_pred = apply_guidance(self.xp, noise_pred, call.guidance.scale, call.guidance.rescale)
         return noise_pred
 
-    def generate(
-        self,
-        call: GuidedCall,
-        *,
-        output_type: str,
-        return_dict: bool,
-        callback_on_step_end: Callable[..., dict[str, Any]] | None,
-        callback_on_step_end_tensor_inputs: Sequence[str],
-    ) -> Any:
-        """Denoise ``call``, decode it, and return the pipeline's output (``output``)."""
+    def generate(self, call: GuidedCall) -> Any:
+        """Denoise ``call``, decode it, and return the pipeline's output (``output_type``, ``return_dict`` and
+        the step-end callback are the call's arguments)."""
+        arguments = self.call_arguments()
+        callback: Callable[..., dict[str, Any]] | None = arguments.get("callback_on_step_end")
         embeds = call.embeds
         unet_embeds = embeds.prompt_embeds
         if call.guidance.enabled:
@@ -143,11 +211,69 @@ class TextGuidedPipeline(DiffusionPipeline):
             lambda state, t: self.guided_noise(call, state, t),
             noise=call.noise,
             eta=call.eta,
-            after_step=call.after_step,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            after_step=call.after_step if call.conditioners else None,
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=arguments["callback_on_step_end_tensor_inputs"],
         )
-        return self.output(self.decode_latents(latents, output_type), return_dict)
+        images = self.decode_latents(latents, arguments["output_type"])
+        return self.output(images, arguments["return_dict"])
 
     def output(self, images: Any, return_dict: bool) -> Any:
         return StableDiffusionPipelineOutput(images) if return_dict else (images, None)
+
+    # ---- LoRA and textual inversion: diffusers' loader methods, delegated ---------------------------
+    def load_lora_weights(
+        self,
+        pretrained_model_name_or_path_or_dict: str | os.PathLike[str] | dict[str, Any],
+        adapter_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """diffusers' ``load_lora_weights`` (see ``lora.LoraLoader.load_lora_weights``)."""
+        self.lora_loader.load_lora_weights(pretrained_model_name_or_path_or_dict, adapter_name, **kwargs)
+
+    def set_adapters(
+        self, adapter_names: str | list[str], adapter_weights: float | list[float | None] | None = None
+    ) -> None:
+        self.lora_loader.set_adapters(adapter_names, adapter_weights)
+
+    def get_active_adapters(self) -> list[str]:
+        return self.lora_loader.get_active_adapters()
+
+    def get_list_adapters(self) -> dict[str, list[str]]:
+        return self.lora_loader.get_list_adapters()
+
+    def delete_adapters(self, adapter_names: str | list[str]) -> None:
+        self.lora_loader.delete_adapters(adapter_names)
+
+    def disable_lora(self) -> None:
+        self.lora_loader.disable_lora()
+
+    def enable_lora(self) -> None:
+        self.lora_loader.enable_lora()
+
+    def unload_lora_weights(self) -> None:
+        self.lora_loader.unload_lora_weights()
+
+    def fuse_lora(
+        self,
+        components: list[str] | None = None,
+        lora_scale: float = 1.0,
+        adapter_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.lora_loader.fuse_lora(components, lora_scale, adapter_names, **kwargs)
+
+    def unfuse_lora(self, components: list[str] | None = None, **kwargs: Any) -> None:
+        self.lora_loader.unfuse_lora(components, **kwargs)
+
+    def lora_call_scale(self, scale: float) -> None:
+        self.lora_loader.lora_call_scale(scale)
+
+    def load_textual_inversion(
+        self, pretrained_model_name_or_path: str | os.PathLike[str], token: str | None = None, **kwargs: Any
+    ) -> None:
+        """diffusers' ``load_textual_inversion`` (see ``textual_inversion.EmbeddingLoader``)."""
+        self.embedding_loader.load_textual_inversion(pretrained_model_name_or_path, token, **kwargs)
+
+    def unload_textual_inversion(self) -> None:
+        self.embedding_loader.unload_textual_inversion()

@@ -13,11 +13,10 @@ from sdrt.runtime.images import ImageInput, preprocess_image
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
-from .guided import GuidedCall
-from .image_latents import noised_image_latents
+from .conditioners.image_latents import ImageLatents
 from .outputs import StableDiffusionPipelineOutput
 from .stable_diffusion import StableDiffusionBase
-from .timesteps import check_strength, retrieve_timesteps, strength_timesteps
+from .timesteps import check_strength
 
 
 class StableDiffusionImg2ImgPipeline(StableDiffusionBase):
@@ -59,34 +58,5 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionBase):
             image, scale_factor=self.vae_scale_factor, latent_channels=self.vae.config.latent_channels
         )
         scale = self.vae_scale_factor if pixels.shape[1] == self.vae.config.latent_channels else 1
-        self.check_inputs(
-            pixels.shape[2] * scale,
-            pixels.shape[3] * scale,
-            num_images_per_prompt,
-            callback_on_step_end_tensor_inputs,
-        )
-        guidance = self.guidance(guidance_scale, guidance_rescale)
-        embeds = self.prompt_encoder.encode(
-            prompt,
-            num_images_per_prompt,
-            guidance.enabled,
-            negative_prompt,
-            prompt_embeds,
-            negative_prompt_embeds,
-        )
-        timesteps, num_inference_steps = retrieve_timesteps(
-            self.scheduler, num_inference_steps, timesteps, sigmas
-        )
-        timesteps, num_inference_steps = strength_timesteps(self.scheduler, num_inference_steps, strength)
-        noise = self.noise_source(generator, embeds.batch)
-        latents = noised_image_latents(
-            self.vae, self.scheduler, self.to_xp(pixels), timesteps, embeds.batch, noise
-        )
-        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
-        return self.generate(
-            call,
-            output_type=output_type,
-            return_dict=return_dict,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        size = (pixels.shape[2] * scale, pixels.shape[3] * scale)
+        return self.generate(self.open_call(size, [ImageLatents(pixels)], strength=strength))

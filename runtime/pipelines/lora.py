@@ -52,10 +52,18 @@ class LoraState:
         return [(self.adapters[name], weight * self.scale) for name, weight in zip(self.active, self.weights)]
 
 
-class LoraMixin:
-    """diffusers' LoRA loader methods on an sdrt pipeline whose UNet and text encoders run on ONNX Runtime."""
+class LoraLoader:
+    """diffusers' LoRA loader methods for an sdrt pipeline whose UNet and text encoders run on ONNX Runtime;
+    the pipeline holds one (``pipe.lora_loader``) and its methods of these names delegate to it."""
 
-    _lora: LoraState = LoraState()
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self._lora = LoraState()
+
+    @property
+    def engines(self) -> dict[str, Any]:
+        """The pipeline's engines (its UNet and text encoders are the ones LoRA changes)."""
+        return dict(self.pipe.engines)
 
     def load_lora_weights(
         self,

@@ -15,17 +15,19 @@ from sdrt.runtime.images import ImageInput
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
-from .controlnet import ControlNetMixin
+from .conditioners.controlnet import ControlNetResiduals
+from .controlnet_part import ControlNetPart
 from .outputs import StableDiffusionXLPipelineOutput
-from .sdxl import StableDiffusionXLPipeline
+from .stable_diffusion_xl import StableDiffusionXLBase
 from .timesteps import cut_at_denoising_end
 
 
-class StableDiffusionXLControlNetPipeline(ControlNetMixin, StableDiffusionXLPipeline):
+class StableDiffusionXLControlNetPipeline(StableDiffusionXLBase):
     """``pipe(prompt, image=control_image, controlnet_conditioning_scale=1.0)``; with several ControlNets,
     ``image`` and (optionally) the scales and guidance windows are lists, one per ControlNet."""
 
-    parts = (*StableDiffusionXLPipeline.parts, "controlnet")
+    parts = (*StableDiffusionXLBase.parts, "controlnet")
+    part_loaders = (ControlNetPart,)
 
     def __init__(
         self,
@@ -55,7 +57,7 @@ class StableDiffusionXLControlNetPipeline(ControlNetMixin, StableDiffusionXLPipe
             force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
             add_watermarker=add_watermarker,
         )
-        self._set_controlnet(controlnet)
+        self.controlnet = ControlNetPart.accept(type(self).__name__, controlnet)
 
     @pipeline_call
     def __call__(
@@ -103,56 +105,17 @@ class StableDiffusionXLControlNetPipeline(ControlNetMixin, StableDiffusionXLPipe
         """diffusers' arguments and defaults. ``image``: the control image (PIL, NumPy HWC in [0, 1] or uint8,
         torch CHW, a path), or a list (a batch; with several ControlNets, one per ControlNet), resized to
         ``height`` x ``width`` (default: the first control image's size, also the default ``original_size``)."""
-        control, guess_mode = self.control_settings(
-            image, controlnet_conditioning_scale, control_guidance_start, control_guidance_end, guess_mode
+        control = ControlNetResiduals.from_arguments(
+            self.controlnet,
+            image,
+            (controlnet_conditioning_scale, control_guidance_start, control_guidance_end, guess_mode),
+            (height, width),
+            self.vae_scale_factor,
         )
-        guidance = self.guidance(guidance_scale)
-        embeds = self.prompt_encoder.encode(
-            prompt,
-            prompt_2,
-            num_images_per_prompt,
-            guidance.enabled,
-            negative_prompt,
-            negative_prompt_2,
-            prompt_embeds,
-            negative_prompt_embeds,
-            pooled_prompt_embeds,
-            negative_pooled_prompt_embeds,
-        )
-        call, images = self.start_call(
-            control,
-            guess_mode,
-            embeds,
-            guidance,
-            size=(height, width),
-            num_images_per_prompt=num_images_per_prompt,
-            tensor_inputs=callback_on_step_end_tensor_inputs,
-            generator=generator,
-            schedule=(num_inference_steps, timesteps, sigmas),
-            latents=latents,
-            eta=eta,
-        )
-        height, width = images[0].shape[2:]
-        timesteps, num_inference_steps = call.timesteps, call.num_inference_steps
-        time_ids = self.time_ids(
-            original_size or (height, width), crops_coords_top_left, target_size or (height, width)
-        )
-        negative_time_ids = time_ids
-        if negative_original_size is not None and negative_target_size is not None:
-            negative_time_ids = self.time_ids(
-                negative_original_size, negative_crops_coords_top_left, negative_target_size
-            )
-        call.state = self.added_conditions(embeds, time_ids, negative_time_ids, guidance.enabled)
-        call.unet_inputs = {"text_embeds": "add_text_embeds", "time_ids": "add_time_ids"}
-        call = self.add_control(call, control, images, guess_mode)  # guidance windows over every timestep
+        # the ControlNets take the added conditions too; their guidance windows span every timestep
+        call = self.open_call(control.size, [self.added_conditions(control.size), control])
+        timesteps = call.timesteps
         call.timesteps = cut_at_denoising_end(self.scheduler, timesteps, denoising_end)
-        call.num_inference_steps = (
-            len(call.timesteps) if len(call.timesteps) < len(timesteps) else num_inference_steps
-        )
-        return self.generate(
-            call,
-            output_type=output_type,
-            return_dict=return_dict,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        if len(call.timesteps) < len(timesteps):
+            call.num_inference_steps = len(call.timesteps)
+        return self.generate(call)

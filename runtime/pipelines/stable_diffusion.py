@@ -1,19 +1,20 @@
-"""What Stable Diffusion 1.x / 2.x's pipelines (text-to-image, img2img, inpainting) share: their
-components, their callback tensors and diffusers' ``encode_prompt``."""
+"""What Stable Diffusion 1.x / 2.x's pipelines (text-to-image, img2img, inpainting, depth, ControlNet) share:
+their components, their callback tensors and diffusers' ``encode_prompt``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .guided import TextGuidedPipeline
-from .lora import LoraMixin
-from .prompts import PromptEncoder
-from .textual_inversion import TextualInversionMixin
+from .guided import Guidance, TextGuidedPipeline
+from .prompts import PromptEmbeds, PromptEncoder
 
 
-class StableDiffusionBase(TextualInversionMixin, LoraMixin, TextGuidedPipeline):
+class StableDiffusionBase(TextGuidedPipeline):
+    """The SD 1.x / 2.x family: one CLIP text encoder; each task adds its ``__call__`` and conditioners."""
+
     required_components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder")
-    parts = (
+    parts: tuple[str, ...] = (
         "vae",
         "text_encoder",
         "tokenizer",
@@ -23,7 +24,10 @@ class StableDiffusionBase(TextualInversionMixin, LoraMixin, TextGuidedPipeline):
         "feature_extractor",
         "image_encoder",
     )
-    _callback_tensor_inputs = ("latents", "prompt_embeds", "negative_prompt_embeds")
+    _callback_tensor_inputs: tuple[str, ...] = ("latents", "prompt_embeds", "negative_prompt_embeds")
+    safety_checker: Any
+    feature_extractor: Any
+    image_encoder: Any
 
     def __init__(
         self,
@@ -58,6 +62,16 @@ class StableDiffusionBase(TextualInversionMixin, LoraMixin, TextGuidedPipeline):
     @property
     def prompt_encoder(self) -> PromptEncoder:
         return PromptEncoder(self.tokenizer, self.text_encoder, self.xp, clip_skip=bool(self.clip_skip))
+
+    def encode_call_prompts(self, arguments: Mapping[str, Any], guidance: Guidance) -> PromptEmbeds:
+        return self.prompt_encoder.encode(
+            arguments["prompt"],
+            arguments.get("num_images_per_prompt", 1),
+            guidance.enabled,
+            arguments.get("negative_prompt"),
+            arguments.get("prompt_embeds"),
+            arguments.get("negative_prompt_embeds"),
+        )
 
     def encode_prompt(
         self,

@@ -49,41 +49,30 @@ def _dtype_name(dtype: Any) -> str:
 
 
 class DiffusersSurface:
-    """Mixed into ``DiffusionPipeline``: the attributes above, read from the pipeline's parts."""
+    """The attributes above for one pipeline (``DiffusionPipeline``'s properties of these names delegate here)."""
 
-    parts: tuple[str, ...]
-    provider: str
-    bundle: Any
-    unet: Any
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
 
-    @property
     def config(self) -> FrozenConfig:
-        """Like diffusers' pipeline config: ``_class_name``, the bundle path, and (library, class) per part."""
-        values: dict[str, Any] = {"_class_name": type(self).__name__, "_name_or_path": str(self.bundle.path)}
-        for name in self.parts:
-            part = getattr(self, name)
+        pipe = self.pipe
+        values: dict[str, Any] = {"_class_name": type(pipe).__name__, "_name_or_path": str(pipe.bundle.path)}
+        for name in pipe.parts:
+            part = getattr(pipe, name)
             values[name] = (
                 (None, None) if part is None else (type(part).__module__.split(".")[0], type(part).__name__)
             )
-        return FrozenConfig({**values, **self._config_values()})
+        return FrozenConfig({**values, **pipe._config_values()})
 
-    def _config_values(self) -> dict[str, Any]:
-        """The pipeline's config values besides its parts (SD: ``requires_safety_checker``...)."""
-        return {}
-
-    @property
     def device(self) -> str:
-        """``"cpu"`` (ONNX Runtime on the CPU) or ``"cuda"`` (ONNX Runtime on CUDA, TensorRT)."""
-        return get_backend(self.provider).device
+        return str(get_backend(self.pipe.provider).device)
 
-    @property
     def dtype(self) -> np.dtype:
-        """The NumPy dtype of the UNet engine's ``sample`` input (float16 in an fp16 build)."""
-        spec = self.unet.engine.inputs.get("sample")
+        spec = self.pipe.unet.engine.inputs.get("sample")
         return np.dtype(spec.dtype) if spec is not None and spec.dtype is not None else np.dtype(np.float32)
 
-    def to(self, *args: Any, **kwargs: Any) -> Any:
-        """diffusers' ``pipe.to(device, dtype)``: nothing to do here (see the module docstring)."""
+    def to(self, *args: Any, **kwargs: Any) -> None:
+        """Warn where ``pipe.to(...)`` asks for another device or dtype (see the module docstring)."""
         asked = [
             *args,
             *(v for k, v in kwargs.items() if k in ("device", "dtype", "torch_device", "torch_dtype")),
@@ -93,7 +82,7 @@ class DiffusersSurface:
             if value is None:
                 continue
             is_dtype = _is_dtype(value)
-            current = _dtype_name(self.dtype) if is_dtype else self.device
+            current = _dtype_name(self.dtype()) if is_dtype else self.device()
             wanted = _dtype_name(value) if is_dtype else _device_type(value)
             if wanted != current:
                 different.append(f"{'dtype' if is_dtype else 'device'} {wanted} (it is {current})")
@@ -104,21 +93,10 @@ class DiffusersSurface:
                 "precision when the bundle is built (build-engine --precision)",
                 ", ".join(different),
             )
-        return self
 
-    def enable_attention_slicing(self, slice_size: Any = "auto") -> None:
-        logger.debug(
-            "enable_attention_slicing(%r): the engines plan their own memory; nothing to do", slice_size
-        )
-
-    def disable_attention_slicing(self) -> None:
-        logger.debug("disable_attention_slicing(): nothing to do")
-
-    def enable_vae_slicing(self) -> None:
-        logger.debug("enable_vae_slicing(): the VAE engine takes the batch its range allows; nothing to do")
-
-    def disable_vae_slicing(self) -> None:
-        logger.debug("disable_vae_slicing(): nothing to do")
+    def slicing(self, call: str) -> None:
+        """Attention or VAE slicing: the engines plan their own memory."""
+        logger.debug("%s: the engines plan their own memory; nothing to do", call)
 
 
 def _is_dtype(value: Any) -> bool:

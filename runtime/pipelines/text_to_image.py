@@ -8,10 +8,8 @@ from typing import Any
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
-from .guided import GuidedCall
 from .outputs import StableDiffusionPipelineOutput
 from .stable_diffusion import StableDiffusionBase
-from .timesteps import retrieve_timesteps
 
 
 class StableDiffusionPipeline(StableDiffusionBase):
@@ -50,29 +48,4 @@ class StableDiffusionPipeline(StableDiffusionBase):
         ``cross_attention_kwargs``, ``clip_skip`` >= 1. ``callback`` / ``callback_steps`` (deprecated) work
         as in diffusers, with its warning."""
         default_height, default_width = self.default_size()
-        height, width = height or default_height, width or default_width
-        self.check_inputs(height, width, num_images_per_prompt, callback_on_step_end_tensor_inputs)
-        guidance = self.guidance(guidance_scale, guidance_rescale)
-        embeds = self.prompt_encoder.encode(
-            prompt,
-            num_images_per_prompt,
-            guidance.enabled,
-            negative_prompt,
-            prompt_embeds,
-            negative_prompt_embeds,
-        )
-        noise = self.noise_source(generator, embeds.batch)
-        timesteps, num_inference_steps = retrieve_timesteps(
-            self.scheduler, num_inference_steps, timesteps, sigmas
-        )
-        latents = self.prepare_latents(
-            embeds.batch, self.unet.config.in_channels, height, width, noise, latents
-        )
-        call = GuidedCall(latents, timesteps, num_inference_steps, embeds, guidance, noise, eta)
-        return self.generate(
-            call,
-            output_type=output_type,
-            return_dict=return_dict,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )
+        return self.generate(self.open_call((height or default_height, width or default_width)))

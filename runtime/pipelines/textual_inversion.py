@@ -55,11 +55,18 @@ def read_embedding_table(path: os.PathLike[str] | str, vocab_size: int) -> tuple
     )
 
 
-class TextualInversionMixin:
-    """``load_textual_inversion`` / ``unload_textual_inversion``. ``embedding_slots`` names each text encoder,
-    its tokenizer and, for SDXL, the key of its vectors in the file (``clip_l``, ``clip_g``)."""
+class EmbeddingLoader:
+    """``load_textual_inversion`` / ``unload_textual_inversion`` for a pipeline, which holds one
+    (``pipe.embedding_loader``) and delegates its methods of these names to it. ``embedding_slots`` names each
+    text encoder, its tokenizer and, for SDXL, the key of its vectors in the file (``clip_l``, ``clip_g``)."""
 
-    embedding_slots: tuple[tuple[str, str, str | None], ...] = (("text_encoder", "tokenizer", None),)
+    def __init__(self, pipe: Any, embedding_slots: tuple[tuple[str, str, str | None], ...]) -> None:
+        self.pipe = pipe
+        self.embedding_slots = embedding_slots
+
+    @property
+    def engines(self) -> dict[str, Any]:
+        return dict(self.pipe.engines)
 
     def load_textual_inversion(
         self, pretrained_model_name_or_path: str | os.PathLike[str], token: str | None = None, **kwargs: Any
@@ -73,7 +80,7 @@ class TextualInversionMixin:
         for engine_name, tokenizer_name, key in self.embedding_slots:
             token, vectors = textual_inversion_vectors(path, token, key=key)
             tokens = [token] + [f"{token}_{i}" for i in range(1, len(vectors))]
-            tokenizer = getattr(self, tokenizer_name)
+            tokenizer = getattr(self.pipe, tokenizer_name)
             taken = [t for t in tokens if t in tokenizer.vocab]
             if taken:
                 raise InputError(
@@ -101,7 +108,7 @@ class TextualInversionMixin:
             table = getattr(encoder, "embedding_table", None)
             if table is None or not table.tokens:
                 continue
-            getattr(self, tokenizer_name).remove_tokens(table.tokens)
+            getattr(self.pipe, tokenizer_name).remove_tokens(table.tokens)
             table.tokens, table.rows = [], []
             self._swap_encoder(engine_name, table)
 

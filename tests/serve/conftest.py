@@ -28,3 +28,43 @@ def second_bundle(shapes_bundle: Path) -> Path:
     if not copy.exists():
         shutil.copytree(shapes_bundle, copy)
     return copy
+
+
+KEY, USER, PASSWORD = "test-key-123", "ann", "s3cret"
+SERVER_OPTIONS = (
+    "--api-key",
+    KEY,
+    "--api-auth",
+    f"{USER}:{PASSWORD}",
+    "--max-body-mb",
+    "2",
+    "--max-images",
+    "8",
+)
+
+
+@pytest.fixture(scope="session")
+def _shared_server(request: pytest.FixtureRequest) -> dict:
+    """One ``sdrt serve`` for every module that asks for ``server``, stopped after the last of them (so
+    the modules that start their own Ray do not run beside it)."""
+    users = {
+        item.module.__name__
+        for item in request.session.items
+        if "server" in getattr(item, "fixturenames", ())
+    }
+    return {"users": users, "running": None}
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, _shared_server: dict, shapes_bundle: Path, second_bundle: Path):
+    """``sdrt serve`` of two bundles with an API key, Basic auth, a 2 MB body cap and 8 images per request."""
+    from benchmarks.serve_load import ServerProcess
+
+    shared = _shared_server
+    if shared["running"] is None:
+        shared["running"] = ServerProcess([str(shapes_bundle), str(second_bundle)], *SERVER_OPTIONS)
+    yield shared["running"]
+    shared["users"].discard(request.module.__name__)
+    if not shared["users"]:
+        shared["running"].stop()
+        shared["running"] = None

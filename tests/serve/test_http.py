@@ -17,27 +17,12 @@ from PIL import Image
 from benchmarks.serve_load import ServerProcess
 from sdrt.cli.sdrt import main as sdrt_main
 
+from .conftest import KEY, PASSWORD, USER
+
 webuiapi = pytest.importorskip("webuiapi")
 openai = pytest.importorskip("openai")
 
-KEY, USER, PASSWORD = "test-key-123", "ann", "s3cret"
 SETTINGS = {"steps": 12, "cfg_scale": 7.5, "width": 64, "height": 64, "sampler_name": "Euler a"}
-
-
-@pytest.fixture(scope="module")
-def server(shapes_bundle: Path, second_bundle: Path):
-    options = [
-        "--api-key",
-        KEY,
-        "--api-auth",
-        f"{USER}:{PASSWORD}",
-        "--max-body-mb",
-        "2",
-        "--max-images",
-        "8",
-    ]
-    with ServerProcess([str(shapes_bundle), str(second_bundle)], *options) as running:
-        yield running
 
 
 @pytest.fixture
@@ -223,3 +208,19 @@ def test_openai_client_sees_its_own_errors(server) -> None:
 
 def test_still_serving_after_the_bad_requests(webui) -> None:
     assert len(webui.txt2img(prompt="a blue circle", seed=5, **SETTINGS).images) == 1
+
+
+def test_nothing_of_the_local_serve_listens_beyond_loopback(server) -> None:
+    """Every listening socket of ``sdrt serve``'s processes (the driver, Ray's GCS, raylet, agents, workers,
+    the Serve proxy and replicas) is on 127.0.0.1 (or ::1), as README says."""
+    psutil = pytest.importorskip("psutil")
+    root = psutil.Process(server.process.pid)
+    pids = {root.pid, *(child.pid for child in root.children(recursive=True))}
+    listening = [
+        (c.pid, c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
+    assert server.port in {port for _, _, port in listening}, listening
+    loopback = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+    assert [entry for entry in listening if entry[1] not in loopback] == []

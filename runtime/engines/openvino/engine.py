@@ -3,7 +3,7 @@
 The IR keeps the fp32 weights; the precision is OpenVINO's inference precision hint, chosen when the
 engine is compiled: ``fp32``, ``bf16`` (on CPUs with AVX-512 BF16 or AMX; OpenVINO computes in f32
 elsewhere), or ``auto``: bf16 where the CPU has it. Compiled models are cached (OpenVINO's model cache,
-``<cache>/openvino``: ``engines/cache.py``), so a second load skips most of the compile.
+``<cache>/openvino/<fp32|bf16>``: ``engines/cache.py``), so a second load skips most of the compile.
 
 An infer request serves one run at a time: each thread gets its own, so threads share the compiled model.
 A run's outputs are the request's own arrays, valid until the same thread's next run (the pipelines'
@@ -83,16 +83,11 @@ class OpenVinoEngine(Engine):
         if not self.path.is_file():
             raise BundleNotFoundError(f"{self.name}: OpenVINO IR {self.path} does not exist")
         core = shared_core()
-        config = {}
-        cache = Path(cache_dir) if cache_dir is not None else engine_cache_dir("openvino")
-        try:
-            if cache is not None:
-                cache.mkdir(parents=True, exist_ok=True)
-                config["CACHE_DIR"] = str(cache)
-        except OSError:  # a cache is an optimization: compile without it
-            logger.debug("%s: no OpenVINO model cache at %s", self.name, cache)
         self.precision = effective_precision(precision, cpu_has_bf16(core))
-        config["INFERENCE_PRECISION_HINT"] = _HINTS[self.precision]
+        config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision]}
+        cache = Path(cache_dir) if cache_dir is not None else engine_cache_dir("openvino")
+        if cache is not None and (folder := _cache_folder(cache, self.precision, self.name)) is not None:
+            config["CACHE_DIR"] = str(folder)
         try:
             model = core.read_model(str(self.path))
             self.compiled = core.compile_model(model, "CPU", config)
@@ -128,6 +123,19 @@ class OpenVinoEngine(Engine):
             request = self._local.request = self.compiled.create_infer_request()
         results = request.infer([arrays[name] for name in self.inputs])
         return {name: results[port] for name, port in zip(self.outputs, self.compiled.outputs)}
+
+
+def _cache_folder(cache: Path, precision: str, name: str) -> Path | None:
+    """``<cache>/<precision>``: OpenVINO's cache key is the model and the plugin's caching properties, which
+    leave out the inference precision, so one folder for all precisions hands a bf16 compile the fp32 blob.
+    On CPUs with AMX that blob, imported under the bf16 hint, gives NaN (the CLIP text encoder: every row)."""
+    folder = cache / precision
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a cache is an optimization: compile without it
+        logger.debug("%s: no OpenVINO model cache at %s", name, folder)
+        return None
+    return folder
 
 
 def _spec(port: Any) -> TensorSpec:

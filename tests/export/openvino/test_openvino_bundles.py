@@ -120,15 +120,30 @@ def test_inspect_lists_the_ir(ov_bundles, capsys):
     assert any(x.split() == ["openvino", "yes"] for x in lines), lines
 
 
-def test_model_cache_is_written_and_reused(ov_bundles, tmp_path):
+def test_model_cache_is_written_and_reused_per_precision(ov_bundles, tmp_path, monkeypatch):
+    """One cache folder per inference precision: OpenVINO's cache key leaves the precision hint out, and a bf16
+    compile handed the fp32 blob gave NaN in every row of the text encoder on a CPU with AMX."""
+    import numpy as np
+
     from sdrt.runtime.engines.openvino.engine import OpenVinoEngine
 
-    xml = ov_bundles("sd1") / "openvino" / "vae_decoder.xml"
+    xml = ov_bundles("sd1") / "openvino" / "text_encoder.xml"
+    ids = {"input_ids": np.random.default_rng(0).integers(0, 500, (2, 77)).astype(np.int32)}
+
+    def blobs():
+        return sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.blob"))
+
     OpenVinoEngine(xml, "fp32", cache_dir=tmp_path)
-    cached = sorted(p.name for p in tmp_path.iterdir())
-    assert any(name.endswith(".blob") for name in cached), cached
+    cached = blobs()
+    assert cached and all(name.startswith("fp32/") for name in cached), cached
     OpenVinoEngine(xml, "fp32", cache_dir=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == cached  # the second load found its blob
+    assert blobs() == cached  # the second load found its blob
+    actual = OpenVinoEngine(xml, "bf16", cache_dir=tmp_path).run(ids)["last_hidden_state"].copy()
+    assert any(name.startswith("bf16/") for name in blobs()), blobs()
+    monkeypatch.setenv("SDRT_CACHE_DIR", "")
+    expected = OpenVinoEngine(xml, "bf16").run(ids)["last_hidden_state"]
+    assert np.isfinite(actual).all()
+    np.testing.assert_array_equal(actual, expected)
 
 
 def test_bench_openvino_beside_diffusers_bfloat16(tiny, ov_bundles, tmp_path, capsys):

@@ -1,0 +1,28 @@
+"""``ImageLatents``: start from an image (img2img): its latents noised to the first timestep ``strength``
+keeps, or the caller's ``latents`` as they are."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..image_latents import noised_image_latents
+from .base import Conditioner
+
+if TYPE_CHECKING:
+    from ..guided import GuidedCall, TextGuidedPipeline
+
+
+class ImageLatents(Conditioner):
+    """The starting latents from ``pixels`` (N x 3 x H x W in [-1, 1], or latents): diffusers' img2img."""
+
+    def __init__(self, pixels: Any, latents: Any = None) -> None:
+        self.pixels, self.latents = pixels, latents
+
+    def prepare(self, pipe: TextGuidedPipeline, call: GuidedCall) -> None:
+        if self.latents is not None:
+            call.latents = pipe.to_xp(self.latents)
+            return
+        image = pipe.to_xp(self.pixels)
+        call.latents = noised_image_latents(
+            pipe.vae, pipe.scheduler, image, call.timesteps, call.embeds.batch, call.noise
+        )

@@ -1,0 +1,65 @@
+"""A pipeline's parts (diffusers' constructor keywords): which one is which engine, the parts and loading
+options sdrt refuses or ignores (with the reason), and ``PartLoader``: a part made of several engines."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sdrt.runtime.bundle.bundle import Bundle
+from sdrt.runtime.components import Component
+from sdrt.runtime.errors import InputError, InputTypeError
+
+
+class PartLoader(Protocol):
+    """A part made of several engines (``controlnet_part.ControlNetPart``)."""
+
+    name: str
+
+    @staticmethod
+    def components(bundle: Bundle) -> tuple[str, ...]: ...
+
+    @staticmethod
+    def from_engines(engines: dict[str, Component]) -> Any: ...
+
+    @staticmethod
+    def engines(value: Any) -> dict[str, Component]: ...
+
+
+# a pipeline part that is one engine -> the engine's name
+ENGINE_PARTS = {
+    "unet": "unet",
+    "text_encoder": "text_encoder",
+    "text_encoder_2": "text_encoder_2",
+    "depth_estimator": "depth_estimator",
+}
+# diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
+LOAD_OPTIONS_WITHOUT_EFFECT = {
+    "torch_dtype": "the precision is fixed when the bundle is built (build-engine --precision)",
+    "variant": "a bundle holds one set of engines",
+    "use_safetensors": "a bundle holds ONNX graphs or TensorRT plans",
+    "low_cpu_mem_usage": "engines load as built",
+    "device_map": "the provider chooses the device (provider=...)",
+    "local_files_only": "a bundle is a local folder",
+}
+_NOT_RUN = {
+    "safety_checker": "sdrt runs no safety checker (nsfw_content_detected is always None)",
+    "feature_extractor": "sdrt runs no safety checker or IP-Adapter, which the feature extractor feeds",
+    "image_encoder": "sdrt exports no IP-Adapter image encoder",
+}
+
+
+def check_part(pipeline: str, name: str, value: Any) -> None:
+    """Refuse a torch-side module, or a part sdrt does not run, in a pipeline's constructor (a transformers
+    tokenizer is fine: it gives the ids sdrt's does; a diffusers scheduler gets the scheduler slot's error)."""
+    if name in _NOT_RUN and value is not None:
+        raise InputError(f"{pipeline}(..., {name}=...): {_NOT_RUN[name]}; pass {name}=None")
+    library = type(value).__module__.split(".")[0]
+    if library in ("diffusers", "transformers", "torch") and name not in (
+        "scheduler",
+        "tokenizer",
+        "tokenizer_2",
+    ):
+        raise InputTypeError(
+            f"{pipeline}(..., {name}={type(value).__name__}(...)): a {library} module cannot run in sdrt, which runs "
+            f"engines exported by build-engine; load the pipeline with {pipeline}.from_pretrained(bundle)"
+        )
