@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sdrt.export.errors import ModelFolderError
 from sdrt.runtime.families import TEXTUAL_INVERSION, families_with
@@ -84,7 +85,7 @@ _SDXL_KEYS = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
 def _add(loader, embedding: Embedding, sdxl_key: str | None) -> None:
     """One embedding into the loader's tokenizer and text encoder (for SDXL, the file's ``sdxl_key``)."""
     try:
-        source = str(embedding.file)
+        source: Any = str(embedding.file)  # the file, or (SDXL) one of its tensors
         if sdxl_key:
             from safetensors.torch import load_file
 
