@@ -279,6 +279,7 @@ def _check_options(backend: str, precision: str, device: str, opset: int, trt_op
         raise OptionError(f"opset {opset} is below 17; the exported graphs need opset 17 or later")
     # the engine libraries are checked before minutes of export, not after
     stage_of(chosen).check(trt_options)
+    stage_of(chosen).check_device(chosen, device)
 
 
 def resolve_export_device(device: str, export_device: str | None = None) -> str:

@@ -109,8 +109,30 @@ def vae_file_loaded(folder: ModelFolder) -> Iterator[ModelFolder]:
         raise ModelFolderError(
             f"--vae {folder.vae_file}: diffusers cannot read it as this model's VAE ({reason})"
         ) from error
+    _check_architecture(folder.vae_file, len(vae.state_dict()))
     with with_parts_saved(folder, {"vae": vae}, "sdrt-vae-") as changed:
         yield changed
+
+
+_VAE_PARTS = ("encoder", "decoder", "quant_conv", "post_quant_conv")
+
+
+def _check_architecture(file: Path, expected: int) -> None:
+    """The file holds as many VAE weights as the model's VAE: diffusers reads the blocks the model's config
+    names and drops the rest of another architecture's file behind one warning."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), "np") as weights:
+        keys = list(weights.keys())
+    prefix = "first_stage_model."  # a whole checkpoint's VAE, as diffusers takes it
+    if any(key.startswith(prefix) for key in keys):
+        keys = [key[len(prefix) :] for key in keys if key.startswith(prefix)]
+    found = sum(1 for key in keys if key.split(".", 1)[0] in _VAE_PARTS)
+    if found != expected:
+        raise ModelFolderError(
+            f"--vae {file}: it holds {found} VAE weights where this model's VAE has {expected}, so it is another "
+            "VAE architecture; pass a VAE made for this model family (as a diffusers folder, or its single file)"
+        )
 
 
 def vae_folder(vae: str | Path, option: str = "--vae") -> tuple[Path, dict]:
