@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
@@ -24,6 +25,9 @@ from sdrt.runtime.families import (
     Family,
     family,
 )
+
+if TYPE_CHECKING:
+    from sdrt.runtime.pipelines.base import DiffusionPipeline
 
 # task -> (the flags it needs, every flag it takes); tasks not here take no image flags
 TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -133,7 +137,9 @@ def _control_task(found: Family, inputs: ImageInputs, controlnets: list[str]) ->
     return task
 
 
-def pipeline_class(model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None) -> type:
+def pipeline_class(
+    model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None
+) -> type[DiffusionPipeline]:
     """The pipeline that serves the bundle's model type (and ``controlnets``, its ControlNet components) with
     these image flags, or a clear error."""
     return family(model_type).pipeline(chosen_task(model_type, inputs, controlnets))
