@@ -74,9 +74,6 @@ _PROTO_TYPES.update({10: np.float16, 11: np.float64})
 class OrtEngine(Engine):
     """One ONNX file run by ONNX Runtime (``provider`` "cpu" or "cuda")."""
 
-    # the values replacing initializers in this session (``initializers.py``): the session reads them
-    initializer_values: list[Any]
-
     def __init__(
         self,
         path: str | os.PathLike[str],
