@@ -15,7 +15,14 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
 
 from .options import scheduler_class_name
-from .task_choice import CONTROL_TASKS, NO_IMAGE_INPUTS, ImageInputs, chosen_task, pipeline_class
+from .task_choice import (
+    CONTROL_TASKS,
+    NO_IMAGE_INPUTS,
+    ImageInputs,
+    chosen_task,
+    default_steps,
+    pipeline_class,
+)
 
 __all__ = ["ImageInputs", "generate", "pipeline_class"]
 
@@ -107,7 +114,7 @@ def generate(
     bundle: str,
     prompt: str | None,
     negative_prompt: str | None,
-    steps: int,
+    steps: int | None,
     guidance: float | None,
     scheduler: str | None,
     seed: int | None,
@@ -120,6 +127,7 @@ def generate(
     loras: list[str] | None = None,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
+    ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
@@ -127,6 +135,8 @@ def generate(
 
     manifest = open_bundle(bundle).manifest
     task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets), manifest.pipeline_class)
+    if steps is None:
+        steps = default_steps(manifest.model_type, manifest.pipeline_class)
     found = family(manifest.model_type)
     cls = found.pipeline(task)
     if not found.takes_prompt:
