@@ -104,6 +104,8 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
         return arguments
+    if inputs.mask is None:
+        raise InputError(f"{task} needs --mask (white where the picture is repainted)")
     arguments["mask_image"] = read_image(inputs.mask, "--mask", "L")
     height, width = size or (None, None)
     return {**arguments, "height": height, "width": width}
@@ -141,7 +143,7 @@ def generate(
     cls = found.pipeline(task)
     if not found.takes_prompt:
         check_no_text(cls, prompt, negative_prompt, guidance, size)
-    pipe = cls.from_pretrained(bundle, provider=provider)
+    pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
         load_loras(pipe, loras)

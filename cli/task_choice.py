@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
@@ -26,6 +27,9 @@ from sdrt.runtime.families import (
     Family,
     family,
 )
+
+if TYPE_CHECKING:
+    from sdrt.runtime.pipelines.base import DiffusionPipeline
 
 # task -> (the flags it needs, every flag it takes); tasks not here take no image flags
 TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -146,7 +150,7 @@ def _control_task(found: Family, inputs: ImageInputs, controlnets: list[str]) ->
 
 def pipeline_class(
     model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None, folder_class: str = ""
-) -> type:
+) -> type[DiffusionPipeline]:
     """The pipeline that serves the bundle's model type (and ``controlnets``, its ControlNet components;
     ``folder_class``, its folder's diffusers pipeline class) with these image flags, or a clear error."""
     return family(model_type).pipeline(chosen_task(model_type, inputs, controlnets, folder_class))

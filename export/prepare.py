@@ -16,7 +16,7 @@ from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
 from .model.single_file import Checkpoint
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
-from .model.vae_swap import swap_vae, vae_file_loaded
+from .model.vae_swap import add_preview_vae, swap_vae, vae_file_loaded
 from .options import BuildOptions
 
 
@@ -36,13 +36,15 @@ def model_folder(
     model_dir: str | Path, options: BuildOptions, checkpoint: Checkpoint | None = None
 ) -> ModelFolder:
     """The model folder (converted from ``checkpoint`` when given), its VAE swapped for ``options.vae`` when
-    given, its ControlNets added, checked against the build's options."""
+    given, a preview VAE and its ControlNets added, checked against the build's options."""
     folder = inspect_model_folder(model_dir)
     check_runnable(folder)
     if checkpoint is not None:
         folder = dataclasses.replace(folder, checkpoint=checkpoint)
     if options.vae is not None:
         folder = swap_vae(folder, options.vae)
+    if options.preview_vae is not None:
+        folder = add_preview_vae(folder, options.preview_vae)
     if options.controlnets:
         folder = add_controlnets(folder, options.controlnets)
     if options.textual_inversions:

@@ -31,9 +31,12 @@ from .graph import GraphSpec, Range
 class ModelInfo(Protocol):
     """What a component class reads of a diffusers model folder (the export stage's ``ModelFolder``)."""
 
-    model_type: str
-    classes: Mapping[str, tuple[str, str]]  # folder part -> (library, class)
-    configs: Mapping[str, Mapping[str, Any]]  # folder part -> its config.json
+    @property
+    def model_type(self) -> str: ...
+    @property
+    def classes(self) -> Mapping[str, tuple[str, str]]: ...  # folder part -> (library, class)
+    @property
+    def configs(self) -> Mapping[str, Mapping[str, Any]]: ...  # folder part -> its config.json
 
 
 class Component:

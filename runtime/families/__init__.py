@@ -7,6 +7,8 @@ strings elsewhere (``tests/test_architecture.py`` checks). A new model type is a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sdrt.runtime.errors import BundleError
 
 from .base import (
@@ -33,6 +35,9 @@ from .base import (
     class_name,
     resolve,
 )
+
+if TYPE_CHECKING:
+    from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
 from .inpaint import SD_INPAINT
 from .sd import SD1, SD2
@@ -86,7 +91,7 @@ def families_with(feature: str) -> list[Family]:
     return [f for f in FAMILIES if f.takes(feature)]
 
 
-def task_pipeline(bundle_or_type: object, task: str) -> type | None:
+def task_pipeline(bundle_or_type: object, task: str) -> type[DiffusionPipeline] | None:
     """The pipeline class running ``task`` on a bundle (or a ``model_type``); None when its family lacks the
     task."""
     found = family(str(getattr(bundle_or_type, "model_type", bundle_or_type)))

@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sdrt.runtime.pipelines.base import DiffusionPipeline
 
 # tasks: what a pipeline does with its inputs (the keys of ``Family.tasks``)
 TEXT_TO_IMAGE = "text-to-image"
@@ -93,21 +96,20 @@ class Family:
     def takes(self, feature: str) -> bool:
         return feature in self.features
 
-    def pipeline(self, task: str) -> type:
+    def pipeline(self, task: str) -> type[DiffusionPipeline]:
         """The pipeline class of ``task`` (imported now); KeyError for a task the family lacks."""
         return resolve(self.tasks[task])
 
-    def pipelines(self) -> list[type]:
+    def pipelines(self) -> list[type[DiffusionPipeline]]:
         return [resolve(ref) for ref in self.tasks.values()]
 
 
-def resolve(ref: str) -> type:
+def resolve(ref: str) -> type[DiffusionPipeline]:
     """``"module:ClassName"`` -> the class; a module without a dot is one of ``sdrt.runtime.pipelines``."""
     module, _, name = ref.partition(":")
     if "." not in module:
         module = f"{PIPELINES_PACKAGE}.{module}"
-    cls = getattr(importlib.import_module(module), name)
-    assert isinstance(cls, type), ref
+    cls: type[DiffusionPipeline] = getattr(importlib.import_module(module), name)
     return cls
 
 

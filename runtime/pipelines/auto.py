@@ -3,9 +3,14 @@ pipeline class names), or its ControlNet task for a bundle built with ControlNet
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
 from sdrt.runtime.families import CONTROL, all_families, class_name, find_family, resolve
+
+if TYPE_CHECKING:
+    from .base import DiffusionPipeline
 
 
 def pipeline_ref(bundle: Bundle) -> str | None:
@@ -29,7 +34,7 @@ def pipeline_entry(bundle: Bundle) -> tuple[str, str] | None:
     return None if ref is None else (ref.partition(":")[0], class_name(ref))
 
 
-def pipeline_class_for(bundle: Bundle) -> type:
+def pipeline_class_for(bundle: Bundle) -> type[DiffusionPipeline]:
     """The pipeline class for the bundle (a clear error for one sdrt cannot run)."""
     ref = pipeline_ref(bundle)
     if ref is None:

@@ -135,7 +135,7 @@ class DiffusionPipeline:
             scheduler = bundle_scheduler(bundle)
         loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
-            loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
+            loaded["vae"] = Vae.from_engines(engines, bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
             if encoder in engines:
                 from sdrt.runtime.text.tokenizer import CLIPTokenizer
