@@ -217,3 +217,19 @@ def test_generate_repaint_needs_image_and_mask(tmp_path):
     assert default_steps("uncond", "RePaintPipeline") == 250
     assert default_steps("uncond", "ScoreSdeVePipeline") == 2000
     assert default_steps("uncond", "DDPMPipeline") == 1000
+
+
+def test_build_refuses_a_class_conditional_unet(uncond, tmp_path, capsys):
+    from sdrt.cli.build_engine import main as build_engine
+
+    config = dict(uncond.unet.config)
+    unet = diffusers.UNet2DModel.from_config({**config, "num_class_embeds": 10})
+    folder = tmp_path / "cm_imagenet"
+    diffusers.ConsistencyModelPipeline(
+        unet=unet, scheduler=diffusers.CMStochasticIterativeScheduler()
+    ).save_pretrained(folder)
+    capsys.readouterr()
+    assert build_engine([str(folder), "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "class-conditional UNet2DModel" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
