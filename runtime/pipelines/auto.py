@@ -1,5 +1,5 @@
-"""Which pipeline class runs a bundle: its family's default task, or its ControlNet task for a bundle built
-with ControlNets (``sdrt.runtime.families``)."""
+"""Which pipeline class runs a bundle: its family's default task (the unconditional family: the task its folder's
+pipeline class names), or its ControlNet task for a bundle built with ControlNets (``sdrt.runtime.families``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ def pipeline_ref(bundle: Bundle) -> str | None:
     found = find_family(bundle.model_type)
     if found is None:
         return None
-    task = CONTROL if bundle.manifest.controlnets and CONTROL in found.tasks else found.default_task
+    manifest = bundle.manifest
+    task = (
+        CONTROL
+        if manifest.controlnets and CONTROL in found.tasks
+        else found.folder_task(manifest.pipeline_class)
+    )
     return None if task is None else found.tasks[task]
 
 
