@@ -36,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     _generate_options(sub.add_parser("generate", help="generate images from a bundle"))
     ins = sub.add_parser("inspect", help="show what a bundle holds and which providers can run it")
     ins.add_argument("bundle", help="engine bundle folder")
-    ins.add_argument("--verify", action="store_true", help="check every file against its recorded sha256")
+    ins.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every file, and the per-machine caches it uses, against their recorded sha256",
+    )
     _bench_options(
         sub.add_parser("bench", help="per-stage latency of a bundle's pipeline (optionally beside diffusers)")
     )
@@ -215,12 +219,14 @@ def _command(args: argparse.Namespace) -> int:
     elif args.command == "serve":
         return serve(args)
     elif args.command == "inspect":
+        from .cache_verify import verify_caches
         from .inspect import describe_bundle, verify_bundle
 
         bundle = open_bundle(args.bundle)
         print(describe_bundle(bundle))
         if args.verify:
             print(verify_bundle(bundle))
+            print("\n".join(verify_caches(bundle)))
     else:
         table = bench(
             bundle=args.bundle,

@@ -7,9 +7,9 @@ The rules:
    dim ranges and trace sizes, precision, opset, devices, validation, the exporter revision and the
    versions of the tools. ``--force`` ignores the previous bundle.
 2. A component whose hash equals its record in the bundle being replaced, with every file of that
-   record present at its recorded size, is taken over (hard links, no work): "unchanged" when it was
-   asked for, "kept" when ``--components`` left it out. A damaged file (truncated, replaced) makes
-   the component rebuilt.
+   record present with its recorded size and sha256, is taken over (hard links, no work): "unchanged"
+   when it was asked for, "kept" when ``--components`` left it out. A damaged file (truncated,
+   replaced, or changed at the same size) makes the component rebuilt.
 3. Every other component asked for is built.
 4. A component left out by ``--components`` that the bundle being replaced has but that cannot be
    taken over (its inputs changed) is refused before anything runs: the new bundle would silently
@@ -135,7 +135,8 @@ def _reusable(previous: Manifest | None, previous_dir: Path, job: ComponentJob) 
     record = previous.components.get(job.name) if previous else None
     if record is None or record.inputs_hash != job.inputs_hash:
         return None
-    return None if file_problems(previous_dir, record) else record
+    # sha256 too, not just sizes: a damaged file of the same size must not be taken over
+    return None if file_problems(previous_dir, record, hashes=True) else record
 
 
 def _refuse_losses(jobs: list[ComponentJob], previous: Manifest | None) -> None:

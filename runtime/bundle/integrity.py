@@ -1,5 +1,6 @@
 """Whether a bundle's files are the ones its manifest describes: each component records the size and
-sha256 of its files; a rebuild checks the sizes (cheap), ``sdrt inspect --verify`` the hashes."""
+sha256 of its files; a rebuild and ``sdrt inspect --verify`` check the hashes, a load the sizes (and the hashes once per
+build and machine, ``weights_check``)."""
 
 from __future__ import annotations
 

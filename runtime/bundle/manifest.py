@@ -1,6 +1,7 @@
 """The engine bundle's ``manifest.json``: the only code that reads and writes it.
 
-Typed (dataclasses, defaults here and nowhere else) and versioned (``FORMAT_VERSION``): the runtime
+Typed (dataclasses, defaults here and nowhere else), sealed (``manifest.sha256`` beside it: an edited
+manifest is refused, since it would change the images silently) and versioned (``FORMAT_VERSION``): the runtime
 reads a bundle with :func:`read_manifest`, which refuses another format version with the command
 that rebuilds it; ``build-engine`` reads the bundle it replaces with :func:`read_previous_manifest`
 (lenient: anything unreadable means "rebuild everything") and writes with :func:`write_manifest`.
@@ -9,7 +10,9 @@ Torch-free; the per-component records are in ``records``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,8 +26,12 @@ if TYPE_CHECKING:
 
     Record = TypeVar("Record", bound=DataclassInstance)
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+SEAL_NAME = "manifest.sha256"  # the sha256 of manifest.json's bytes: an edited manifest is refused
+_UNSEALED: set[str] = set()  # bundles already warned about
 
 
 @dataclass
@@ -243,7 +250,8 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
             f"{bundle_dir} is not an engine bundle (no {MANIFEST_NAME}); build one with: build-engine MODEL_DIR -o {bundle_dir}"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BundleError(
             f"cannot read {path}: {err}; rebuild the bundle with: {_rebuild(bundle_dir)}"
@@ -253,6 +261,7 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
             f"{path} does not hold a JSON object; rebuild the bundle with: {_rebuild(bundle_dir)}"
         )
     _check_version(data.get("format_version"), path, bundle_dir)
+    _check_seal(raw, path, bundle_dir)
     try:
         return Manifest.from_json(data)
     except (KeyError, TypeError, ValueError, IndexError) as err:
@@ -270,9 +279,49 @@ def read_previous_manifest(bundle_dir: str | Path) -> Manifest | None:
 
 
 def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
-    """Write ``manifest.json`` through a temporary file and a rename: readers never see half of it."""
+    """Write ``manifest.json`` and its seal ``manifest.sha256`` through temporary files and renames:
+    readers never see half of either (builds write into a folder swapped in whole afterwards)."""
     path = Path(bundle_dir) / MANIFEST_NAME
-    tmp = path.with_name(MANIFEST_NAME + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    raw = (json.dumps(manifest.to_json(), indent=2) + "\n").encode("utf-8")
+    for name, content in ((MANIFEST_NAME, raw), (SEAL_NAME, _seal_text(raw))):
+        tmp = path.with_name(name + ".tmp")
+        tmp.write_bytes(content)
+        tmp.replace(path.with_name(name))
     return path
+
+
+def manifest_sha256(bundle_dir: str | Path) -> str:
+    """The sha256 of ``bundle_dir/manifest.json``'s bytes: names this build of the bundle."""
+    return hashlib.sha256((Path(bundle_dir) / MANIFEST_NAME).read_bytes()).hexdigest()
+
+
+def _seal_text(raw: bytes) -> bytes:
+    return f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST_NAME}\n".encode()
+
+
+def _check_seal(raw: bytes, path: Path, bundle_dir: Path) -> None:
+    """``manifest.sha256`` matches the manifest's bytes; bundles built before the seal are read with a
+    warning (once per folder)."""
+    seal = bundle_dir / SEAL_NAME
+    try:
+        recorded = seal.read_bytes()
+    except FileNotFoundError:
+        if str(bundle_dir) not in _UNSEALED:
+            _UNSEALED.add(str(bundle_dir))
+            log.warning(
+                "%s has no %s (built before sdrt sealed manifests): edits to it cannot be detected; "
+                "rebuild it to seal it: %s",
+                path,
+                SEAL_NAME,
+                _rebuild(bundle_dir),
+            )
+        return
+    except OSError as err:
+        raise BundleError(
+            f"cannot read {seal}: {err}; rebuild the bundle with: {_rebuild(bundle_dir)}"
+        ) from err
+    if recorded.split()[:1] != _seal_text(raw).split()[:1]:
+        raise BundleError(
+            f"{path} is damaged or was edited after the build: its sha256 is not the one in {seal}; a "
+            f"manifest is not a settings file. Rebuild the bundle with: {_rebuild(bundle_dir)}"
+        )

@@ -6,6 +6,8 @@ at any point leaves one of these states, which :func:`recover_swap` (run by the 
 that finds no bundle) resolves:
 
 - ``NAME`` holds the marker: the swap was done; remove the marker and any ``.NAME.old-*``;
+- old folders are deleted after a rename to ``.NAME.trash-*``, which no step restores: a kill while
+  deleting never leaves a half folder that looks like the previous bundle;
 - ``NAME`` is missing, a complete ``.NAME.tmp-*`` exists: complete the swap with it;
 - ``NAME`` is missing, no complete new folder but an ``.NAME.old-*``: roll back to it;
 - a ``.NAME.tmp-*`` without the marker is a build that never finished: removed by the next build only.
@@ -41,6 +43,11 @@ def old_folders(target: Path) -> list[Path]:
     return sorted(p for p in target.parent.glob(f".{target.name}.old-*") if p.is_dir())
 
 
+def trash_folders(target: Path) -> list[Path]:
+    """Old folders a cleanup was deleting (never restored: they may be half gone)."""
+    return sorted(p for p in target.parent.glob(f".{target.name}.trash-*") if p.is_dir())
+
+
 def complete_temps(target: Path) -> list[Path]:
     """Finished new bundles waiting to be swapped in, newest first."""
     temps = [p for p in target.parent.glob(temp_prefix(target) + "*") if (p / COMPLETE).is_file()]
@@ -53,7 +60,8 @@ def swap_in(work: Path, target: Path) -> None:
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
+        if old.exists():
+            discard(old)
         target.rename(old)
         _test_kill_point("between-renames")
     work.rename(target)
@@ -63,7 +71,7 @@ def swap_in(work: Path, target: Path) -> None:
 def recover_swap(target: Path) -> None:
     """Complete or roll back a swap a crash interrupted (see the module docstring); nothing to do otherwise."""
     if target.is_dir():
-        if (target / COMPLETE).exists() or old_folders(target):
+        if (target / COMPLETE).exists() or old_folders(target) or trash_folders(target):
             _finish(target)
         return
     done = complete_temps(target)
@@ -81,7 +89,22 @@ def recover_swap(target: Path) -> None:
 def _finish(target: Path) -> None:
     (target / COMPLETE).unlink(missing_ok=True)
     for old in old_folders(target):
-        shutil.rmtree(old, ignore_errors=True)
+        discard(old)
+    for trash in trash_folders(target):
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def discard(folder: Path) -> None:
+    """Delete ``folder`` after renaming it ``.NAME.trash-*``: a kill while deleting leaves a name that
+    recovery never restores (a half-deleted ``.old`` folder would be taken for the previous bundle)."""
+    base = folder.name.split(".old-")[0]
+    trash = folder.with_name(f"{base}.trash-{os.getpid()}-{folder.name.rsplit('-', 1)[-1]}")
+    try:
+        folder.rename(trash)
+    except OSError:
+        trash = folder
+    _test_kill_point("during-cleanup")
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from sdrt.runtime.bundle.bundle import Bundle, open_bundle
+from sdrt.runtime.bundle.weights_check import check_weights
 from sdrt.runtime.components import Component, Vae, open_component
 from sdrt.runtime.components.base import ENGINE_SWAPS, current_engines, engines_fixed
 from sdrt.runtime.engines.open import array_module, resolve_provider
@@ -132,6 +133,7 @@ class DiffusionPipeline:
         provider = resolve_provider(provider, bundle, names)
         names += shared_vae_encoder(cls, bundle, provider, names)
         engines: dict[str, Any] = {name: open_component(bundle, name, provider) for name in names}
+        check_weights(bundle, [n for n in names if n in bundle.components])  # after: engines name theirs
         if scheduler is None:
             scheduler = bundle_scheduler(bundle)
         loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in ENGINE_PARTS.items()}

@@ -6,7 +6,9 @@ every load, which for SD1.5's UNet is 12 s of a 13 s load (2-core EPYC), for cal
 extended graph's. So the first load on a machine saves the graph the session optimized, under
 ``<cache>/ort/``, and later loads open it with optimizations off: about 1 s, and the fast calls.
 An entry's key holds the source graph's path, size and mtime (a rebuild writes new files), ONNX
-Runtime's version and the CPU; saving a new entry deletes the stale ones of the same graph.
+Runtime's version and the CPU; saving a new entry deletes the stale ones of the same graph. Each entry
+records (``sources.json``, ``cache_record``) the sha256 of its source graph and of its own files:
+a load checks the sizes, ``sdrt inspect --verify`` the hashes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from sdrt.runtime.engines.cache import cache_dir
+from sdrt.runtime.engines.ort.cache_record import entry_sizes_differ, record_sources
 from sdrt.runtime.errors import EngineError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +54,7 @@ def open_cpu_session(ort: ModuleType, path: Path, *, name: str) -> tuple[Any, Pa
     if root is None:
         return open_session(ort, path, session_options(ort, "ORT_ENABLE_ALL"), providers, name=name), path
     entry = root / _entry_name(ort, path, name)
-    if (entry / GRAPH).is_file():
+    if (entry / GRAPH).is_file() and not entry_sizes_differ(entry):
         try:
             options = session_options(ort, "ORT_DISABLE_ALL")
             return ort.InferenceSession(
@@ -89,6 +92,7 @@ def _save_optimized(ort: ModuleType, path: Path, entry: Path, *, name: str) -> A
         logger.debug("%s: saving the optimized graph failed", name, exc_info=True)
         shutil.rmtree(scratch, ignore_errors=True)
         return None
+    record_sources(scratch, path)
     for stale in entry.parent.glob(entry.name.rsplit("-", 1)[0] + "-*"):
         if stale != scratch and ".tmp-" not in stale.name:
             shutil.rmtree(stale, ignore_errors=True)
@@ -138,6 +142,15 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def entries_of(path: Path, name: str) -> list[Path]:
+    """This machine's cached graphs of the source graph ``path`` (any ONNX Runtime version or CPU)."""
+    root = cache_dir("ort")
+    if root is None or not root.is_dir():
+        return []
+    found = root.glob(f"{name}-{_digest(str(path.resolve()))}-*")
+    return sorted(e for e in found if e.is_dir() and ".tmp-" not in e.name)
 
 
 def _entry_name(ort: ModuleType, path: Path, name: str) -> str:
