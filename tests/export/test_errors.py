@@ -190,6 +190,23 @@ def test_truncated_file_is_rebuilt_not_taken_over(model_folders, tmp_path):
     assert graph.stat().st_size > 1000
 
 
+def test_same_size_damage_is_rebuilt_not_taken_over(model_folders, tmp_path):
+    """A rebuild compares the sha256 of the files it would take over, not only their sizes."""
+    from sdrt.export import export_pipeline
+    from sdrt.runtime.bundle.integrity import file_sha256
+
+    out = tmp_path / "out"
+    options = dict(max_size=64, progress=False, validate=False)
+    export_pipeline(model_folders("uncond"), out, **options)
+    graph = out / "ort" / "unet.onnx"
+    good, data = file_sha256(graph), bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 1
+    graph.write_bytes(bytes(data))
+    report = export_pipeline(model_folders("uncond"), out, **options)
+    assert [c.status for c in report.components] == ["built"]
+    assert file_sha256(graph) == good
+
+
 @pytest.mark.parametrize(
     ("kind", "skip", "message"),
     [

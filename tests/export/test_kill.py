@@ -89,3 +89,17 @@ def test_two_builds_into_one_output(old_bundle, tmp_path) -> None:
     first, second = build(model, out, "--force"), build(model, out, "--force")
     assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0, second.stderr.read().decode()
     assert complete(out) and generates(out)
+
+
+def test_killed_during_the_cleanup_leaves_no_restorable_old_folder(old_bundle, tmp_path) -> None:
+    """Killed while deleting the replaced bundle: what is left is a ``.trash-`` folder, never an ``.old-``
+    one that recovery would take for the bundle; the bundle is the new one, the next build removes it."""
+    model, old, _ = old_bundle
+    out = tmp_path / "bundle"
+    shutil.copytree(old, out)
+    env = {**os.environ, "SDRT_TEST_KILL_AT": "during-cleanup"}
+    assert build(model, out, "--force", env=env).wait(timeout=300) == -signal.SIGKILL
+    assert swap.old_folders(out) == [] and swap.trash_folders(out)
+    assert complete(out)  # the new bundle, whole
+    swap.recover_swap(out)  # as the next build does
+    assert swap.trash_folders(out) == [] and complete(out)
