@@ -238,3 +238,45 @@ def test_old_bundle_without_timestep_cond_is_refused(models, tmp_path):
     (old / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=r"timestep_cond.*build-engine MODEL -o BUNDLE --force"):
         sdrt.runtime.LatentConsistencyModelPipeline.from_pretrained(old, provider="cpu")
+
+
+def test_sdrt_generate_with_the_lcm_scheduler(models, tmp_path):
+    """``sdrt generate --scheduler lcm``: 4 steps by default on an LCM bundle, diffusers' image for the seed."""
+    from PIL import Image
+
+    from sdrt.cli.sdrt import main
+
+    ref, _ = models.pair("lcm", "LatentConsistencyModelPipeline")
+    out = tmp_path / "cat.png"
+    args = [
+        "generate",
+        str(models.bundle("lcm")),
+        PROMPT,
+        "--scheduler",
+        "lcm",
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+    ]
+    assert main([*args, "--guidance", "4", "--size", "64"]) in (0, None)
+    generator = torch.Generator().manual_seed(3)
+    expected = ref(PROMPT, guidance_scale=4.0, height=64, width=64, generator=generator).images
+    assert_parity([Image.open(out).convert("RGB")], expected)
+
+
+def test_lora_at_run_time_on_an_lcm_bundle(models, tmp_path):
+    """A diffusers-format LoRA loaded at run time (no torch, no rebuild) gives diffusers' LCM image."""
+    pytest.importorskip("peft")
+    from tests.lora_files import diffusers_lora_file
+    from tests.parity import PSNR_DB
+
+    lora = diffusers_lora_file(tmp_path, models.folder("lcm"), 3, alpha=8)
+    ref, pipe = models.pair("lcm", "LatentConsistencyModelPipeline")
+    ref.load_lora_weights(str(lora), adapter_name="lcm")
+    pipe.load_lora_weights(str(lora), adapter_name="lcm")
+    latents = initial_latents((1, 4, 8, 8), seed=12)
+    with injected_noise(13) as rng:
+        expected = ref(PROMPT, latents=torch.from_numpy(latents), output_type="np").images
+    actual = pipe(PROMPT, latents=latents, generator=rng, output_type="np").images
+    assert_parity(actual, expected, PSNR_DB)
