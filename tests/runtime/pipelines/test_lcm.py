@@ -280,3 +280,18 @@ def test_lora_at_run_time_on_an_lcm_bundle(models, tmp_path):
         expected = ref(PROMPT, latents=torch.from_numpy(latents), output_type="np").images
     actual = pipe(PROMPT, latents=latents, generator=rng, output_type="np").images
     assert_parity(actual, expected, PSNR_DB)
+
+
+def test_served_calls_give_an_lcm_pipeline_no_empty_negative_prompt():
+    """``sdrt serve`` rows carry "" as the negative prompt: an LCM pipeline (which takes none) gets none, and a
+    real one still reaches it (which refuses it by name); other pipelines get theirs as before."""
+    pytest.importorskip("ray")
+    from sdrt.serve.batching import Call, call_arguments
+    from sdrt.serve.requests import Row, Settings
+
+    settings = Settings("m", "txt2img", 64, 64, 4, 8.5, None)
+    plain = Call(settings, (Row("a cat", "", 1), Row("a dog", "", 2)), (0, 1))
+    assert "negative_prompt" not in call_arguments(plain, takes_negative_prompt=False)
+    assert call_arguments(plain)["negative_prompt"] == ["", ""]
+    negative = Call(settings, (Row("a cat", "blue", 1),), (0,))
+    assert call_arguments(negative, takes_negative_prompt=False)["negative_prompt"] == ["blue"]
