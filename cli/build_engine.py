@@ -91,7 +91,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vae",
         help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
-        "with one), e.g. sd-vae-ft-mse",
+        "with one), e.g. sd-vae-ft-mse, or a tiny AutoencoderTiny folder (TAESD, TAESDXL)",
+    )
+    p.add_argument(
+        "--preview-vae",
+        help="also export a tiny VAE's decoder (an AutoencoderTiny folder: TAESD, TAESDXL) as vae_preview_decoder, "
+        "for cheap previews of the latents (pipe.vae.decode_preview)",
     )
     p.add_argument(
         "--textual-inversion",

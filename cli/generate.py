@@ -2,7 +2,8 @@
 
 The bundle and the image flags choose the task, as a diffusers user chooses a pipeline (``task_choice.py``:
 text only, ``--image``, ``--image`` and ``--mask``, ``--depth-map``, ``--control-image``), and the bundle's
-family names the pipeline class that runs it (``sdrt.runtime.families``).
+family names the pipeline class that runs it (``sdrt.runtime.families``; an unconditional bundle: the pipeline
+its folder's class names, which takes no prompt).
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
-from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, UNCONDITIONAL, family
+from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
 
 from .options import scheduler_class_name
-from .task_choice import CONTROL_TASKS, NO_IMAGE_INPUTS, ImageInputs, chosen_task, pipeline_class
+from .task_choice import (
+    CONTROL_TASKS,
+    NO_IMAGE_INPUTS,
+    ImageInputs,
+    chosen_task,
+    default_steps,
+    pipeline_class,
+)
 
 __all__ = ["ImageInputs", "generate", "pipeline_class"]
 
@@ -96,6 +104,8 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
         return arguments
+    if inputs.mask is None:
+        raise InputError(f"{task} needs --mask (white where the picture is repainted)")
     arguments["mask_image"] = read_image(inputs.mask, "--mask", "L")
     height, width = size or (None, None)
     return {**arguments, "height": height, "width": width}
@@ -106,7 +116,7 @@ def generate(
     bundle: str,
     prompt: str | None,
     negative_prompt: str | None,
-    steps: int,
+    steps: int | None,
     guidance: float | None,
     scheduler: str | None,
     seed: int | None,
@@ -119,15 +129,21 @@ def generate(
     loras: list[str] | None = None,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
+    ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
 
     manifest = open_bundle(bundle).manifest
-    task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets))
-    cls = family(manifest.model_type).pipeline(task)
-    pipe = cls.from_pretrained(bundle, provider=provider)
+    task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets), manifest.pipeline_class)
+    if steps is None:
+        steps = default_steps(manifest.model_type, manifest.pipeline_class)
+    found = family(manifest.model_type)
+    cls = found.pipeline(task)
+    if not found.takes_prompt:
+        check_no_text(cls, prompt, negative_prompt, guidance, size)
+    pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
         load_loras(pipe, loras)
@@ -135,10 +151,11 @@ def generate(
         pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
             pipe.scheduler.config
         )
-    if task == UNCONDITIONAL:
-        if size is not None:
-            raise InputError("--size does not apply to unconditional models (their size is fixed)")
-        images = pipe(batch_size=num_images, generator=seed, num_inference_steps=steps).images
+    if not found.takes_prompt:
+        images = pipe(
+            generator=seed, num_inference_steps=steps, **unconditional_arguments(task, inputs, num_images)
+        )
+        images = images.images
     else:
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
@@ -160,6 +177,33 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def check_no_text(
+    cls: type, prompt: str | None, negative_prompt: str | None, guidance: float | None, size: Any
+) -> None:
+    """An unconditional model reads no text and has a fixed size: the flags saying otherwise are errors."""
+    if prompt:
+        raise InputError(
+            f"this bundle is an unconditional model ({cls.__name__}): it takes no prompt, got {prompt!r}; "
+            "drop the prompt (sdrt generate BUNDLE --seed N)"
+        )
+    for flag, value in (("--negative-prompt", negative_prompt), ("--guidance", guidance)):
+        if value is not None:
+            raise InputError(
+                f"{flag}: this bundle is an unconditional model ({cls.__name__}), guided by no text"
+            )
+    if size is not None:
+        raise InputError("--size does not apply to unconditional models (their size is fixed)")
+
+
+def unconditional_arguments(task: str, inputs: ImageInputs, num_images: int) -> dict[str, Any]:
+    """RePaint's picture and mask (once per image), or the batch size of the pipelines that start from noise."""
+    if task != REPAINT:
+        return {"batch_size": num_images}
+    assert inputs.image is not None and inputs.mask is not None  # chosen_task asked for both
+    image, mask = read_image(inputs.image, "--image", "RGB"), read_image(inputs.mask, "--mask", "L")
+    return {"image": [image] * num_images, "mask_image": [mask] * num_images}
 
 
 def load_loras(pipe: Any, specs: list[str]) -> None:

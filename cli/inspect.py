@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.bundle.integrity import file_problems
+from sdrt.runtime.bundle.manifest import VaeInfo
 from sdrt.runtime.bundle.records import ComponentRecord
 from sdrt.runtime.errors import BundleError
 from sdrt.runtime.pipelines.auto import pipeline_entry
@@ -34,6 +35,12 @@ def describe_bundle(bundle: Bundle) -> str:
         f"source       {m.source.path}",
         *([_checkpoint_line(m.source.checkpoint)] if m.source.checkpoint else []),
         *([f"vae          {m.source.vae} (build-engine --vae)"] if m.source.vae else []),
+        *([_vae_class_line(m.vae)] if m.vae else []),
+        *(
+            [f"preview vae  {m.source.preview_vae} (build-engine --preview-vae; vae.decode_preview)"]
+            if m.source.preview_vae
+            else []
+        ),
         *([f"embeddings   {', '.join(m.source.embeddings)}"] if m.source.embeddings else []),
         *([f"LoRA fused   {', '.join(m.source.loras)}"] if m.source.loras else []),
         *(
@@ -61,6 +68,11 @@ def describe_bundle(bundle: Bundle) -> str:
     for provider, status in provider_support(bundle).items():
         lines.append(f"  {provider:<9} {status}")
     return "\n".join(lines)
+
+
+def _vae_class_line(vae: VaeInfo) -> str:
+    tiny = " (tiny VAE: TAESD-style, fast and approximate)" if vae.class_name == "AutoencoderTiny" else ""
+    return f"vae class    {vae.class_name}{tiny}, scaling factor {vae.scaling_factor:g}"
 
 
 def _record_labels(record: ComponentRecord) -> list[str]:

@@ -184,19 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     from sdrt.runtime.bundle.bundle import open_bundle
-    from sdrt.runtime.families import family
 
     if args.command == "generate":
         if args.num_images < 1:
             raise InputError("--num-images must be at least 1")
-        steps = args.steps
-        if steps is None:
-            steps = family(open_bundle(args.bundle).model_type).default_steps
         paths = generate(
             bundle=args.bundle,
             prompt=args.prompt,
             negative_prompt=args.negative_prompt,
-            steps=steps,
+            steps=args.steps,
             guidance=args.guidance,
             scheduler=args.scheduler,
             seed=args.seed,

@@ -8,8 +8,10 @@ both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its d
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
@@ -19,23 +21,29 @@ from sdrt.runtime.families import (
     DEPTH,
     IMAGE_TO_IMAGE,
     INPAINT,
+    REPAINT,
     TEXT_TO_IMAGE,
     UNCONDITIONAL,
     Family,
     family,
 )
 
+if TYPE_CHECKING:
+    from sdrt.runtime.pipelines.base import DiffusionPipeline
+
 # task -> (the flags it needs, every flag it takes); tasks not here take no image flags
 TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     IMAGE_TO_IMAGE: (("--image",), ("--image", "--strength")),
     INPAINT: (("--image", "--mask"), ("--image", "--mask", "--strength")),
     DEPTH: (("--image",), ("--image", "--strength", "--depth-map")),
+    REPAINT: (("--image", "--mask"), ("--image", "--mask")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
     IMAGE_TO_IMAGE: "--image (the picture to start from)",
     INPAINT: "--image (the picture) and --mask (white = repaint)",
     DEPTH: "--image (the picture to start from), and --depth-map where the bundle has no depth estimator",
+    REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -44,6 +52,7 @@ STARTS_FROM = {
     IMAGE_TO_IMAGE: "images",
     INPAINT: "masked images",
     DEPTH: "images and depth maps",
+    REPAINT: "masked images",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -73,22 +82,28 @@ class ImageInputs:
 NO_IMAGE_INPUTS = ImageInputs()
 
 
-def chosen_task(model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None) -> str:
-    """The task of the bundle's family these flags ask for, or a clear error."""
+def chosen_task(
+    model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None, folder_class: str = ""
+) -> str:
+    """The task of the bundle's family these flags ask for, or a clear error. ``folder_class``: the diffusers
+    pipeline class of the folder the bundle was built from (the unconditional family runs that one only)."""
     found = family(model_type)
     if not found.runnable:
         raise InputError(f"sdrt cannot run {found.title} ({model_type}) bundles yet; no pipeline takes them")
     if inputs.control_images or inputs.control_scales:
         return _control_task(found, inputs, controlnets or [])
     given = inputs.given()
+    default = found.folder_task(folder_class)
     offered = [t for t in found.tasks if t not in CONTROL_TASKS]
+    if found.task_by_folder_class and default is not None:
+        offered = [default]
     fitting = [t for t in offered if set(given) <= set(TASK_FLAGS.get(t, ((), ()))[1])]
     ready = [t for t in fitting if set(TASK_FLAGS.get(t, ((), ()))[0]) <= set(given)]
     if ready:  # the task using the most of the flags given
         return max(ready, key=lambda t: len(TASK_FLAGS.get(t, ((), ()))[0]))
-    if found.default_task in fitting:
+    if default in fitting:
         article = "an" if found.title[0] in "aeiou" else "a"
-        raise InputError(f"this bundle is {article} {found.title} model: pass {NEEDS[found.default_task]}")
+        raise InputError(f"this bundle is {article} {found.title} model: pass {NEEDS[default]}")
     if fitting:
         raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
     if "--depth-map" in given:
@@ -133,7 +148,21 @@ def _control_task(found: Family, inputs: ImageInputs, controlnets: list[str]) ->
     return task
 
 
-def pipeline_class(model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None) -> type:
-    """The pipeline that serves the bundle's model type (and ``controlnets``, its ControlNet components) with
-    these image flags, or a clear error."""
-    return family(model_type).pipeline(chosen_task(model_type, inputs, controlnets))
+def pipeline_class(
+    model_type: str, inputs: ImageInputs, controlnets: list[str] | None = None, folder_class: str = ""
+) -> type[DiffusionPipeline]:
+    """The pipeline that serves the bundle's model type (and ``controlnets``, its ControlNet components;
+    ``folder_class``, its folder's diffusers pipeline class) with these image flags, or a clear error."""
+    return family(model_type).pipeline(chosen_task(model_type, inputs, controlnets, folder_class))
+
+
+def default_steps(model_type: str, folder_class: str = "") -> int:
+    """``sdrt generate``'s step count when ``--steps`` is not given: the family's, or (the unconditional family)
+    the default ``num_inference_steps`` of the pipeline the folder's class names."""
+    found = family(model_type)
+    task = found.folder_task(folder_class)
+    if found.task_by_folder_class and task is not None:
+        parameter = inspect.signature(found.pipeline(task).__call__).parameters.get("num_inference_steps")
+        if parameter is not None and isinstance(parameter.default, int):
+            return parameter.default
+    return found.default_steps

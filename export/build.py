@@ -152,6 +152,7 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
             str(folder.checkpoint.path if folder.checkpoint else folder.path),
             folder.weights_sha256(),
             vae=_vae_source(folder),
+            preview_vae=str(folder.parts["vae_preview"]) if "vae_preview" in folder.parts else None,
             embeddings=list(folder.embeddings) or None,
             loras=list(folder.loras) or None,
             controlnets=[c.path for c in controlnet_infos(folder).values()] or None,
@@ -278,6 +279,7 @@ def _check_options(backend: str, precision: str, device: str, opset: int, trt_op
         raise OptionError(f"opset {opset} is below 17; the exported graphs need opset 17 or later")
     # the engine libraries are checked before minutes of export, not after
     stage_of(chosen).check(trt_options)
+    stage_of(chosen).check_device(chosen, device)
 
 
 def resolve_export_device(device: str, export_device: str | None = None) -> str:

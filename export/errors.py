@@ -30,17 +30,43 @@ class OutputError(ExportError, OSError):
 class ValidationError(ExportError):
     """An exported graph disagrees with the torch module beyond the threshold."""
 
-    def __init__(self, component: str, output: str, metric: str, value: float, threshold: float, shape: dict):
+    def __init__(
+        self,
+        component: str,
+        output: str,
+        metric: str,
+        value: float,
+        threshold: float,
+        shape: dict,
+        *,
+        precision: str = "fp32",
+        fixed: float | None = None,
+    ):
         self.component = component
         self.output = output
         self.metric = metric
         self.value = value
         self.threshold = threshold
         self.shape = shape
+        self.precision = precision
         relation = ">" if metric == "max_rel_err" else "<"
+        loosened = (
+            f" (loosened from {fixed:g} to the torch module's own fp32 rounding error)"
+            if fixed is not None and fixed != threshold
+            else ""
+        )
         super().__init__(
             f"validation failed: component {component!r}, output {output!r} at shape {shape}: "
-            f"{metric} = {value:.4g} {relation} threshold {threshold:g}. The ONNX graph does not match "
-            f"the torch module; nothing was written. Build fp32 (--precision fp32), keep the VAE in fp32 "
-            f"(--vae-fp32), or skip the gate with --no-validate at your own risk."
+            f"{metric} = {value:.4g} {relation} threshold {threshold:g}{loosened}. The {precision} ONNX graph "
+            f"does not match the torch module; nothing was written. {_HINTS.get(precision, _HINTS['fp32'])}"
         )
+
+
+_HINTS = {
+    "fp16": "Build fp32 (--precision fp32), keep the VAE in fp32 (--vae-fp32), or skip the gate with "
+    "--no-validate at your own risk.",
+    "bf16": "Build OpenVINO at fp32 (--precision fp32), or skip the gate with --no-validate at your own risk.",
+    "fp32": "The graph is fp32 already, so this is not rounding: rebuild with --force (a graph damaged on "
+    "disk), check the LoRA, ControlNet or --vae given, or report it with the model; --no-validate skips the "
+    "gate at your own risk.",
+}

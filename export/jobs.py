@@ -89,7 +89,7 @@ def plan_jobs(
     for component in folder.components:
         ranges = component.dim_ranges(shapes, scale)
         trace = component.trace_sizes(shapes, scale, ranges)
-        component_precision = "fp32" if vae_fp32 and component.source == "vae" else precision
+        component_precision = "fp32" if vae_fp32 and component.source in ("vae", "vae_preview") else precision
         inputs = {
             "weights": files_sha256(folder.hashed_files(component.source), root=folder.path),
             "component": component.name,
@@ -109,7 +109,26 @@ def plan_jobs(
         job.previous = _reusable(previous, previous_dir, job)
         jobs.append(job)
     _refuse_losses(jobs, previous)
+    _refuse_controlnets_without_engines(jobs)
     return jobs
+
+
+def _refuse_controlnets_without_engines(jobs: list[ComponentJob]) -> None:
+    """The manifest lists every --controlnet, so each needs an engine: built, or taken over."""
+    missing = [
+        j.name
+        for j in jobs
+        if not j.asked
+        and j.previous is None
+        and any(vars(c).get("name") == "controlnet" for c in j.component.__mro__)
+    ]
+    if missing:
+        asked = [j.name for j in jobs if j.asked]
+        raise OptionError(
+            f"--controlnet with --components {' '.join(asked)}: the bundle would list {', '.join(missing)} "
+            f"without an engine; add controlnet to --components (--components {' '.join(asked)} controlnet), "
+            "or leave --controlnet out"
+        )
 
 
 def _reusable(previous: Manifest | None, previous_dir: Path, job: ComponentJob) -> ComponentRecord | None:

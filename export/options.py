@@ -59,8 +59,11 @@ class BuildOptions:
     """The text encoders also return the hidden states diffusers' ``clip_skip`` takes (a pipeline call then
     passes that ``clip_skip``)."""
     vae: str | Path | None = None
-    """A diffusers ``AutoencoderKL`` folder (or a model folder with one, or a single ``.safetensors`` VAE)
-    exported instead of the model's own, as diffusers' ``from_pretrained(..., vae=...)``."""
+    """A diffusers ``AutoencoderKL`` or ``AutoencoderTiny`` folder (or a model folder with one, or a single
+    ``.safetensors`` VAE) exported instead of the model's own, as diffusers' ``from_pretrained(..., vae=...)``."""
+    preview_vae: str | Path | None = None
+    """An ``AutoencoderTiny`` folder (TAESD, TAESDXL) exported beside the VAE as ``vae_preview_decoder``: cheap
+    previews of the latents (``pipe.vae.decode_preview``)."""
     textual_inversions: list[str] | None = None
     """``FILE[:TOKEN]`` embeddings added as diffusers' ``load_textual_inversion``."""
     loras: list[str] | None = None

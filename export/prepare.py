@@ -16,7 +16,7 @@ from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
 from .model.single_file import Checkpoint
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
-from .model.vae_swap import swap_vae, vae_file_loaded
+from .model.vae_swap import add_preview_vae, swap_vae, vae_file_loaded
 from .options import BuildOptions
 
 
@@ -36,13 +36,16 @@ def model_folder(
     model_dir: str | Path, options: BuildOptions, checkpoint: Checkpoint | None = None
 ) -> ModelFolder:
     """The model folder (converted from ``checkpoint`` when given), its VAE swapped for ``options.vae`` when
-    given, its ControlNets added, checked against the build's options."""
+    given, a preview VAE and its ControlNets added, checked against the build's options."""
     folder = inspect_model_folder(model_dir)
     check_runnable(folder)
+    check_unconditioned_unet(folder)
     if checkpoint is not None:
         folder = dataclasses.replace(folder, checkpoint=checkpoint)
     if options.vae is not None:
         folder = swap_vae(folder, options.vae)
+    if options.preview_vae is not None:
+        folder = add_preview_vae(folder, options.preview_vae)
     if options.controlnets:
         folder = add_controlnets(folder, options.controlnets)
     if options.textual_inversions:
@@ -61,6 +64,20 @@ def check_runnable(folder: ModelFolder) -> None:
             f"{folder.path} is a {folder.model_type!r} model ({folder.pipeline_class}): sdrt cannot run "
             f"{folder.family.title} models yet, so it does not build them; build one of "
             f"{', '.join(f.name for f in all_families() if f.runnable)}"
+        )
+
+
+def check_unconditioned_unet(folder: ModelFolder) -> None:
+    """Refuse a class-conditional UNet2DModel (class-conditional consistency models): its exported graph would
+    need a ``class_labels`` input, which sdrt's UNet2DModel graph does not have."""
+    config = folder.configs.get("unet", {})
+    if folder.classes.get("unet", ("", ""))[1] != "UNet2DModel":
+        return
+    if config.get("num_class_embeds") is not None or config.get("class_embed_type") is not None:
+        raise ModelFolderError(
+            f"{folder.path / 'unet'} is a class-conditional UNet2DModel (num_class_embeds="
+            f"{config.get('num_class_embeds')}, class_embed_type={config.get('class_embed_type')!r}): sdrt exports "
+            "UNet2DModel without class_labels, so it builds unconditional models only"
         )
 
 

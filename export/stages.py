@@ -29,6 +29,9 @@ class EngineStage:
     def check(self, trt_options: dict[str, Any] | None) -> None:
         """Refuse before the export when the engine library is missing."""
 
+    def check_device(self, backend: Backend, device: str) -> None:
+        """Refuse a ``--device`` the engines cannot run on (where the backend's engines ignore it)."""
+
     def component(
         self,
         work: Path,
@@ -99,6 +102,15 @@ class OpenVinoStage(EngineStage):
 
         import_openvino()
 
+    def check_device(self, backend: Backend, device: str) -> None:
+        if device != backend.device:
+            from .errors import OptionError
+
+            raise OptionError(
+                f"--backend {backend.name} --device {device}: sdrt's {backend.title} engines run on the "
+                f"{backend.device.upper()} only; leave --device out, or use --backend ort --device {device}"
+            )
+
     def component(
         self,
         work: Path,
@@ -114,7 +126,10 @@ class OpenVinoStage(EngineStage):
         record.openvino = openvino_stage(work, record, precision=settings.engine_precision, cases=cases)
 
     def current(self, record: ComponentRecord, settings: ExportSettings) -> bool:
-        return record.openvino is not None and record.openvino.precision == settings.engine_precision
+        from .openvino.convert import recorded_precision
+
+        wanted = recorded_precision(settings.engine_precision)
+        return record.openvino is not None and record.openvino.precision == wanted
 
 
 class TensorRtStage(EngineStage):

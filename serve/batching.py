@@ -16,7 +16,7 @@ from typing import Any
 from sdrt.runtime.errors import InputError
 
 from .images import png_bytes
-from .requests import Job, JobResult, Row, Settings
+from .requests import IMG2IMG, INPAINT, TXT2IMG, Job, JobResult, Row, Settings
 
 log = logging.getLogger("ray.serve")
 
@@ -55,11 +55,11 @@ def call_arguments(call: Call, takes_negative_prompt: bool = True) -> dict[str, 
     }
     if not takes_negative_prompt and not any(kwargs["negative_prompt"]):
         del kwargs["negative_prompt"]
-    if s.mode != "img2img":
+    if s.mode != IMG2IMG:
         kwargs.update(height=s.height, width=s.width)
-    if s.mode != "txt2img":
+    if s.mode != TXT2IMG:
         kwargs.update(image=[r.image for r in rows], strength=s.strength)
-    if s.mode == "inpaint":
+    if s.mode == INPAINT:
         kwargs["mask_image"] = [r.mask for r in rows]
     return kwargs
 

@@ -88,11 +88,11 @@ def served_model(path: str | Path) -> ServedModel:
         path=str(bundle.path.resolve()),
         model_type=bundle.model_type,
         modes=modes,
-        batch=tuple(shapes.batch),
-        height=tuple(shapes.height),
-        width=tuple(shapes.width),
+        batch=_pair(shapes.batch),
+        height=_pair(shapes.height),
+        width=_pair(shapes.width),
         size_multiple=max(8, shapes.size_multiple),
-        default_size=tuple(manifest.default_size),
+        default_size=_pair(manifest.default_size),
         scheduler=config.get("_class_name", ""),
         sha256=hashlib.sha256((bundle.path / "manifest.json").read_bytes()).hexdigest(),
     )
@@ -126,3 +126,8 @@ class Catalog:
             field=field,
             status=404 if field == "model" else 400,
         )
+
+
+def _pair(values: Any) -> tuple[int, int]:
+    low, high = values
+    return int(low), int(high)

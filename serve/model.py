@@ -41,9 +41,10 @@ class ModelServer:
         self.base.set_progress_bar_config(disable=True)
         self.pipelines: dict[tuple[Any, ...], Any] = {}
         self.max_rows = max(1, min(max_batch_size, self.model.batch[1]))
-        self.generate.set_max_batch_size(max_batch_size)
-        self.generate.set_batch_wait_timeout_s(batch_wait_ms / 1000)
-        tags = ("model", "mode")
+        batched: Any = self.generate  # @serve.batch adds these setters to the method
+        batched.set_max_batch_size(max_batch_size)
+        batched.set_batch_wait_timeout_s(batch_wait_ms / 1000)
+        tags: Any = ("model", "mode")  # Ray annotates tag_keys as a 1-tuple; it takes any number
         self.images_total = Counter("sdrt_images_total", "images generated", tag_keys=tags)
         self.batch_images = Histogram(
             "sdrt_batch_images",

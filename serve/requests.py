@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("txt2img", "img2img", "inpaint")
+TXT2IMG, IMG2IMG, INPAINT = "txt2img", "img2img", "inpaint"  # A1111's modes (routes), not model types
+MODES = (TXT2IMG, IMG2IMG, INPAINT)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,15 @@ TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 CONV_TARGETS = [*UNET_TARGETS, "proj_in", "conv1"]  # Conv2d layers too: 1x1 and 3x3 (LoCon)
 
 
-def lora_state(model_dir, seed: int, unet_targets: list[str] = UNET_TARGETS) -> dict:
-    """A random LoRA on the UNet's attention and the text encoder's, keys as diffusers saves them."""
+def lora_state(model_dir, seed: int, unet_targets: list[str] = UNET_TARGETS, rank: int = 4) -> dict:
+    """A random LoRA (``rank``) on the UNet's attention and the text encoder's, keys as diffusers saves them."""
     from peft import LoraConfig, inject_adapter_in_model
     from peft.utils import get_peft_model_state_dict
 
     pipe = diffusers.StableDiffusionPipeline.from_pretrained(model_dir)
-    unet_config = LoraConfig(r=4, lora_alpha=4, target_modules=unet_targets)
+    unet_config = LoraConfig(r=rank, lora_alpha=rank, target_modules=unet_targets)
     pipe.unet.add_adapter(unet_config)
-    text_config = LoraConfig(r=4, lora_alpha=4, target_modules=TEXT_TARGETS)
+    text_config = LoraConfig(r=rank, lora_alpha=rank, target_modules=TEXT_TARGETS)
     inject_adapter_in_model(text_config, pipe.text_encoder)
     generator = torch.Generator().manual_seed(seed)
     state = {}
@@ -55,11 +55,12 @@ def diffusers_lora_file(tmp_path, model_dir, seed: int, *, alpha: int | None = N
 
 
 def kohya_lora_file(tmp_path, model_dir, seed: int, *, alpha: int | None = None, **targets):
-    """The same LoRA in kohya's layout (``lora_unet_...lora_down.weight``, ``.alpha``: ``alpha`` or the rank)."""
+    """The same LoRA in kohya's layout (``lora_unet_...lora_down.weight``, ``.alpha``: ``alpha`` or the rank;
+    ``rank=`` another rank than 4)."""
     from diffusers.utils import convert_state_dict_to_kohya
     from safetensors.torch import save_file
 
-    path = tmp_path / f"kohya-{seed}-{alpha}.safetensors"
+    path = tmp_path / f"kohya-{seed}-{alpha}-{targets.get('rank', 4)}.safetensors"
     state = convert_state_dict_to_kohya(lora_state(model_dir, seed, **targets))
     if alpha is not None:
         state = {k: torch.tensor(float(alpha)) if k.endswith(".alpha") else v for k, v in state.items()}

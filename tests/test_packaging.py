@@ -7,6 +7,8 @@ import sys
 import venv
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -67,3 +69,21 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
         for p in (ROOT / part).glob("**/__init__.py")
     }
     assert folders - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+
+
+def test_the_run_extras_hold_what_the_runtime_imports() -> None:
+    """README: ``pip install sdrt[cpu]`` (or ``[cuda]``) and a bundle are enough, run-time LoRA and textual
+    inversion included: every package the runtime imports for ONNX Runtime bundles is in those extras."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    imported = {
+        match
+        for path in (ROOT / "runtime").rglob("*.py")
+        for match in re.findall(r"^\s*(?:import|from) (onnx)\b", path.read_text(), re.MULTILINE)
+    }
+    assert imported == {"onnx"}  # run-time LoRA and textual inversion read the graphs' initializers
+    for extra, runtime_package in (("cpu", "onnxruntime"), ("cuda", "onnxruntime-gpu")):
+        names = {re.split(r"[<>=\[ ]", requirement)[0] for requirement in extras[extra]}
+        assert {"onnx", runtime_package} <= names, extra

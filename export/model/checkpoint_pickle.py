@@ -11,6 +11,7 @@ import logging
 import pickle
 import types
 from pathlib import Path
+from typing import Any
 
 from sdrt.export.errors import CheckpointError
 
@@ -50,8 +51,7 @@ def unpickle_to_safetensors(path: Path, target: Path, check_layout) -> Path:
         raise CheckpointError(
             f"{path} cannot be unpickled ({reason}); it is damaged, download it again"
         ) from err
-    while isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = _innermost_state_dict(path, state)
     tensors = (
         {k: v for k, v in state.items() if isinstance(v, torch.Tensor)} if isinstance(state, dict) else {}
     )
@@ -61,3 +61,17 @@ def unpickle_to_safetensors(path: Path, target: Path, check_layout) -> Path:
         log.info("%s: %d entries that are not tensors left out", path, skipped)
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(target))
     return target
+
+
+def _innermost_state_dict(path: Path, state: Any) -> Any:
+    """``state["state_dict"]["state_dict"]...`` as far as it goes; a pickle can make that chain a cycle."""
+    seen: set[int] = set()
+    while isinstance(state, dict) and "state_dict" in state:
+        if id(state) in seen:
+            raise CheckpointError(
+                f"{path}: its 'state_dict' entry refers back to itself (a cycle), so it holds no weights; "
+                "it is not a Stable Diffusion checkpoint, use the original file"
+            )
+        seen.add(id(state))
+        state = state["state_dict"]
+    return state

@@ -43,6 +43,7 @@ def vae_info(folder: ModelFolder) -> VaeInfo | None:
     if vae is None:
         return None
     return VaeInfo(
+        class_name=folder.classes["vae"][1],
         scaling_factor=vae.get("scaling_factor", VaeInfo.scaling_factor),
         shift_factor=vae.get("shift_factor"),
         latent_channels=vae.get("latent_channels", VaeInfo.latent_channels),

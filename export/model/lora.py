@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def check_loras(folder: ModelFolder, specs: list[str]) -> None:
     for lora in map(Lora.parse, specs):
         if not lora.file.exists():
             raise ModelFolderError(f"--lora {lora}: no such file {lora.file}")
+        check_lora_shapes(lora)
     try:
         import peft  # noqa: F401 - diffusers' LoRA loading needs it
     except ImportError as error:
@@ -96,6 +98,49 @@ def _load(loader: Any, lora: Lora, adapter: str, parts: dict[str, Any]) -> None:
             f"--lora {lora}: 0 of its {len(keys)} weights fit this {type(parts['unet']).__name__} or its text "
             f"encoders (e.g. {keys[0] if keys else 'none'}); it was made for another model"
         )
+
+
+_PAIRS = (
+    ("lora_down.weight", "lora_up.weight"),
+    ("lora_A.weight", "lora_B.weight"),
+    ("lora.down.weight", "lora.up.weight"),
+)
+
+
+def check_lora_shapes(lora: Lora) -> None:
+    """Each layer's down weight is [rank, in, ...] and its up weight [out, rank, ...] with the rank at most
+    the layer's widths: diffusers meets a 0-d or transposed pair with a traceback or a page of size
+    mismatches. Only .safetensors files are read here (their shapes, not their values)."""
+    from safetensors import safe_open
+
+    path = lora.file if lora.file.is_file() else next(lora.file.glob("*.safetensors"), None)
+    if path is None or path.suffix != ".safetensors":
+        return
+    try:
+        with safe_open(str(path), "np") as file:
+            shapes = {key: list(file.get_slice(key).get_shape()) for key in file.keys()}
+    except Exception as error:  # noqa: BLE001 - safetensors' own kinds; diffusers reports a damaged file
+        raise ModelFolderError(f"--lora {lora}: not a readable .safetensors file ({error})") from error
+    for key, down in shapes.items():
+        for down_name, up_name in _PAIRS:
+            up = shapes.get(key[: -len(down_name)] + up_name) if key.endswith(down_name) else None
+            problem = _shape_problem(down, up) if up is not None else None
+            if problem:
+                raise ModelFolderError(
+                    f"--lora {lora}: {key} {down} with its up weight {up}: {problem} (a LoRA layer's down weight "
+                    "is [rank, in], its up weight [out, rank]); the file is damaged or not a LoRA"
+                )
+
+
+def _shape_problem(down: list[int], up: list[int]) -> str | None:
+    if len(down) < 2 or len(up) < 2:
+        return "not matrices"
+    rank, width_in = down[0], math.prod(down[1:])
+    if up[1] != rank:
+        return "their ranks differ (transposed?)"
+    if rank > width_in:  # a square layer's transposed pair: [in, rank] read as rank `in` of width `rank`
+        return f"a rank of {rank} above the layer's input width {width_in} (transposed?)"
+    return None
 
 
 def _file_keys(path: Path) -> list[str]:

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sdrt.export.errors import ModelFolderError
 from sdrt.runtime.families import TEXTUAL_INVERSION, families_with
@@ -26,7 +27,12 @@ class Embedding:
         path = Path(spec)
         if not path.exists() and ":" in spec:
             file, token = spec.rsplit(":", 1)
-            return cls(Path(file), token or None)
+            if not token.strip():
+                raise ModelFolderError(
+                    f"--textual-inversion {spec}: the token after ':' is empty; pass FILE:TOKEN, or FILE alone "
+                    "to use the token the file names"
+                )
+            return cls(Path(file), token)
         return cls(path, None)
 
     def __str__(self) -> str:
@@ -79,7 +85,7 @@ _SDXL_KEYS = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
 def _add(loader, embedding: Embedding, sdxl_key: str | None) -> None:
     """One embedding into the loader's tokenizer and text encoder (for SDXL, the file's ``sdxl_key``)."""
     try:
-        source = str(embedding.file)
+        source: Any = str(embedding.file)  # a path, or for SDXL the file's tensor for this encoder
         if sdxl_key:
             from safetensors.torch import load_file
 
@@ -89,12 +95,33 @@ def _add(loader, embedding: Embedding, sdxl_key: str | None) -> None:
                     f"an SDXL embedding holds clip_l and clip_g tensors; this one has {sorted(vectors)}"
                 )
             source = vectors[sdxl_key]
+        before = set(loader.tokenizer.get_added_vocab())
         loader.load_textual_inversion(source, token=embedding.token)
     except (ValueError, KeyError, RuntimeError, OSError) as error:  # diffusers' own checks, safetensors'
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelFolderError(
             f"--textual-inversion {embedding}: diffusers cannot add it: {reason}"
         ) from error
+    _check_vectors(loader, embedding, before)
+
+
+def _check_vectors(loader, embedding: Embedding, before: set[str]) -> None:
+    """The vectors just added are finite and not zero: either would break every prompt holding the token
+    (NaN spreads through attention to the whole prompt's conditioning)."""
+    import torch
+
+    added = {t: i for t, i in loader.tokenizer.get_added_vocab().items() if t not in before}
+    rows = loader.text_encoder.get_input_embeddings().weight.detach()[sorted(added.values())]
+    if not torch.isfinite(rows).all():
+        problem = "NaN or Inf values"
+    elif (rows.abs().amax(dim=-1) == 0).any():
+        problem = "a vector of zeros"
+    else:
+        return
+    raise ModelFolderError(
+        f"--textual-inversion {embedding}: its embedding ({', '.join(sorted(added))}) holds {problem}, which "
+        "would break every prompt using it; the file is damaged or was not trained, use another"
+    )
 
 
 def _loader(tokenizer, text_encoder):

@@ -6,6 +6,13 @@ Figures (both per output, the worst over outputs and shapes is recorded):
 - fp16: ``psnr_db = 10·log10(max|torch|² / mean((onnx - torch)²))`` against the fp32 torch output;
   passes at >= 35 dB.
 - bf16 (OpenVINO's inference precision): the same PSNR; passes at >= 30 dB.
+
+The fixed thresholds fit a well-conditioned model. Some correct models are not: a strong LoRA makes
+attention nearly one-hot, and the torch module's own fp32 output then differs from its float64 output by
+more than 1e-4. So each case also runs the torch module in float64, and the gate allows the graph
+``NOISE_FACTOR`` times the torch module's own fp32 rounding error (in the metric's units: 10x, or 20 dB)
+where that is looser than the fixed threshold, but never past ``LOOSEST`` (a zeroed or damaged weight moves
+outputs far more). The same rule holds for every graph: plain, merged LoRA, ControlNet, fp16, bf16.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,9 @@ THRESHOLDS = {
     "fp16": ("psnr_db", FP16_MIN_PSNR_DB),
     "bf16": ("psnr_db", BF16_MIN_PSNR_DB),
 }
+NOISE_FACTOR = 10.0  # how far past torch's own fp32 rounding error a graph may be (10x; 20 dB)
+# never looser than these (a tenth of the output's peak): a zeroed or damaged weight moves outputs further
+LOOSEST = {"max_rel_err": 0.1, "psnr_db": 20.0}
 
 
 def max_relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
@@ -66,6 +76,20 @@ class Case:
     values: dict[str, int]
     feeds: dict[str, np.ndarray]
     reference: dict[str, np.ndarray]
+    exact: dict[str, np.ndarray] = field(default_factory=dict)  # the torch module in float64, where it runs
+
+
+def allowed_threshold(precision: str, reference: np.ndarray, exact: np.ndarray | None) -> float:
+    """The threshold of one output: the fixed one of ``precision``, or ``NOISE_FACTOR`` times the torch
+    module's own fp32 rounding error (``reference`` against ``exact``, its float64 output) where that is
+    looser, within ``LOOSEST``."""
+    metric, fixed = THRESHOLDS[precision]
+    if exact is None:
+        return fixed
+    if metric == "psnr_db":
+        noise_db = psnr_db(reference, exact) - 20.0 * math.log10(NOISE_FACTOR)
+        return min(fixed, max(LOOSEST[metric], noise_db))
+    return max(fixed, min(LOOSEST[metric], NOISE_FACTOR * max_relative_error(reference, exact)))
 
 
 def reference_cases(
@@ -92,7 +116,30 @@ def reference_cases(
         reference = {name: o.detach().float().cpu().numpy() for name, o in zip(spec.outputs, out)}
         _check_not_degenerate(component.name, reference, values)
         cases.append(Case(dict(values), feeds, reference))
+    _add_exact_outputs(module, spec, cases, device)
     return cases
+
+
+def _add_exact_outputs(module: Any, spec: GraphSpec, cases: list[Case], device: str) -> None:
+    """Each case's outputs of the module in float64 (``Case.exact``): the model's own fp32 rounding error.
+    The module is converted in place and back (fp32 -> fp64 -> fp32 is exact), so no copy is held."""
+    import torch
+
+    try:
+        module.to(torch.float64)
+        for case in cases:
+            tensors = [torch.from_numpy(case.feeds[name]).to(device) for name in spec.inputs]
+            args = [t.double() if t.is_floating_point() else t for t in tensors]
+            with torch.no_grad():
+                out = module(*args)
+            exact = {name: o.detach().double().cpu().numpy() for name, o in zip(spec.outputs, out)}
+            case.exact = {name: a for name, a in exact.items() if np.isfinite(a).all()}
+    except (RuntimeError, TypeError) as error:  # a forward that fixes fp32 somewhere: the fixed thresholds
+        log.info("%s: no float64 reference (%s); fixed validation thresholds", spec.outputs, error)
+        for case in cases:
+            case.exact = {}
+    finally:
+        module.to(torch.float32)
 
 
 def _check_not_degenerate(component: str, reference: dict[str, np.ndarray], values: dict[str, int]) -> None:
@@ -145,36 +192,52 @@ def compare_outputs(
     raise_on_failure: bool = True,
 ) -> dict[str, Any]:
     """``run(names, feeds)`` against the torch references at every case; raise :class:`ValidationError`
-    on failure. fp32 is held to a relative error, fp16 and bf16 to a PSNR (``THRESHOLDS``)."""
+    on failure. fp32 is held to a relative error, fp16 and bf16 to a PSNR (``THRESHOLDS``), each loosened
+    to the model's own fp32 noise where that is larger (``allowed_threshold``)."""
     metric, threshold = THRESHOLDS[precision]
     psnr = metric == "psnr_db"
     per_output: dict[str, float] = {}
-    worst: tuple[float, str, dict] | None = None
+    noise: dict[str, float] = {}
+    worst: tuple[float, str, dict, float] | None = None
     for case in cases:
         names = list(case.reference)
         for name, actual in zip(names, run(names, case.feeds)):
-            reference = case.reference[name]
+            reference, exact = case.reference[name], case.exact.get(name)
             if actual.shape != reference.shape:
-                raise ValidationError(component, name, "shape", math.inf, 0.0, case.values)
+                raise ValidationError(
+                    component, name, "shape", math.inf, 0.0, case.values, precision=precision
+                )
             value = psnr_db(actual, reference) if psnr else max_relative_error(actual, reference)
+            allowed = allowed_threshold(precision, reference, exact)
+            if exact is not None:
+                noise[name] = max(noise.get(name, 0.0), max_relative_error(reference, exact))
             previous = per_output.get(name)
             per_output[name] = value if previous is None else (min if psnr else max)(previous, value)
-            if worst is None or (value < worst[0] if psnr else value > worst[0]):
-                worst = (value, name, case.values)
-            failed = value < threshold if psnr else not value <= threshold
+            if worst is None or _margin(value, allowed, psnr) > _margin(worst[0], worst[3], psnr):
+                worst = (value, name, case.values, allowed)
+            failed = value < allowed if psnr else not value <= allowed
             if failed and raise_on_failure:
-                raise ValidationError(component, name, metric, value, threshold, case.values)
+                raise ValidationError(
+                    component, name, metric, value, allowed, case.values, precision=precision, fixed=threshold
+                )
     assert worst is not None
-    log.info("%s: %s %.3g (threshold %g) at %d shapes", component, metric, worst[0], threshold, len(cases))
+    log.info("%s: %s %.3g (threshold %g) at %d shapes", component, metric, worst[0], worst[3], len(cases))
     return {
         "metric": metric,
         "value": _json_float(worst[0]),
         "threshold": threshold,
+        "allowed": worst[3],
+        "fp32_noise": noise,
         "worst_output": worst[1],
         "outputs": {k: _json_float(v) for k, v in per_output.items()},
         "shapes": [c.values for c in cases],
         "provider": provider,
     }
+
+
+def _margin(value: float, allowed: float, psnr: bool) -> float:
+    """How close ``value`` is to failing (larger: closer), comparable across cases with different thresholds."""
+    return allowed - value if psnr else value / allowed
 
 
 def _json_float(value: float) -> float | str:

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdrt.runtime.bundle.records import ComponentRecord, OpenVinoRecord
-from sdrt.runtime.engines.openvino.engine import OpenVinoEngine, import_openvino
+from sdrt.runtime.engines.openvino.engine import (
+    OpenVinoEngine,
+    cpu_has_bf16,
+    effective_precision,
+    import_openvino,
+    shared_core,
+)
 
 if TYPE_CHECKING:
     from openvino import Model
@@ -38,7 +44,9 @@ def openvino_stage(
     _keep_io_names(model, record)
     ov.save_model(model, str(bundle_dir / file), compress_to_fp16=False)
     del model
-    result = OpenVinoRecord(file=file, precision=precision, openvino_version=ov.get_version())
+    result = OpenVinoRecord(
+        file=file, precision=_recorded(record.name, precision), openvino_version=ov.get_version()
+    )
     if cases:
         engine = OpenVinoEngine(bundle_dir / file, precision, name=record.name)
         result.validation = compare_outputs(
@@ -50,6 +58,29 @@ def openvino_stage(
         )
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+def _recorded(name: str, precision: str) -> str:
+    """The precision the bundle records (``recorded_precision``), with a warning where it is not the asked one."""
+    ran = recorded_precision(precision)
+    if ran != precision:
+        log.warning(
+            "%s: --precision %s: this CPU has no bf16 (AVX-512 BF16 or AMX), so OpenVINO computes %s; recorded "
+            "as %s",
+            name,
+            precision,
+            ran,
+            ran,
+        )
+    return ran
+
+
+def recorded_precision(precision: str) -> str:
+    """What this CPU computes for ``precision`` (``--precision bf16`` where the CPU has no bf16 runs, and is
+    validated, in fp32), except ``auto``, which each machine resolves when it loads the bundle."""
+    if precision == "auto":
+        return precision
+    return effective_precision(precision, cpu_has_bf16(shared_core()))
 
 
 def _keep_io_names(model: Model, record: ComponentRecord) -> None:

@@ -142,7 +142,9 @@ def run_bench(
         steps, runs, warmup, height, width, batch, scheduler, provider, prompt, guidance_scale, seed
     )  # fmt: skip
     sdrt, sdrt_cold = _cold_start(lambda: SdrtRunner(info.path, settings), warmup)
-    runners = [(sdrt, sdrt_cold, {"peak_rss_mib": peak_rss_mib(), **sdrt.memory_figures()}, [])]
+    runners: list[tuple[Any, Any, dict[str, Any], list[Any]]] = [
+        (sdrt, sdrt_cold, {"peak_rss_mib": peak_rss_mib(), **sdrt.memory_figures()}, [])
+    ]
     if reference is not None:
         other, other_cold = _cold_start(
             functools.partial(reference.runner, settings, sdrt.describe()), warmup

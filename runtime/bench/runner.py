@@ -136,7 +136,7 @@ class SdrtRunner:
             pipe.scheduler = get_scheduler_class(settings.scheduler).from_config(pipe.scheduler.config)
         pipe.set_progress_bar_config(disable=True)
         self.load_s = time.perf_counter() - start
-        self.pipe = pipe
+        self.pipe: Any = pipe  # text-to-image or unconditional: their calls differ
         if pipe.xp is np:
             clock: Any = HostClock()
             self.memory = None

@@ -32,6 +32,7 @@ class Source:
     path: str
     weights_sha256: str | None = None  # of every exported component's weights and config
     vae: str | None = None  # the VAE folder build-engine --vae took instead of the model's own
+    preview_vae: str | None = None  # the tiny VAE folder build-engine --preview-vae exported beside it
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
     loras: list[str] | None = None  # build-engine --lora FILE[:SCALE], fused into the weights
     controlnets: list[str] | None = None  # build-engine --controlnet DIR[:NAME], as given
@@ -63,6 +64,7 @@ class UNetInfo:
 
 @dataclass
 class VaeInfo:
+    class_name: str = "AutoencoderKL"  # or AutoencoderTiny (TAESD); "class" in the JSON, as the UNet's
     scaling_factor: float = 0.18215
     shift_factor: float | None = None
     latent_channels: int = 4
@@ -149,7 +151,7 @@ class Manifest:
                 static=bool(shapes.get("static", False)),
             ),
             unet=_known(UNetInfo, unet),
-            vae=_known(VaeInfo, data["vae"]) if data.get("vae") else None,
+            vae=_vae_info(data["vae"]) if data.get("vae") else None,
             text=_known(TextInfo, data["text"]) if data.get("text") else None,
             prediction_type=data.get("prediction_type", "epsilon"),
             backend=data.get("backend", "ort"),
@@ -176,7 +178,9 @@ class Manifest:
             "tools": dict(self.tools),
             "prediction_type": self.prediction_type,
             "unet": unet,
-            "vae": dict(self.vae.__dict__) if self.vae else None,
+            "vae": {"class": self.vae.class_name, **_without(self.vae.__dict__, "class_name")}
+            if self.vae
+            else None,
             "text": dict(self.text.__dict__) if self.text else None,
             "shapes": self.shapes.to_json(),
             "backend": self.backend,
@@ -187,6 +191,15 @@ class Manifest:
                 else {}
             ),
         }
+
+
+def _vae_info(data: dict[str, Any]) -> VaeInfo:
+    """The ``vae`` entry; bundles from before it named the class hold an AutoencoderKL."""
+    return _known(VaeInfo, {**_without(data, "class"), "class_name": data.get("class", VaeInfo.class_name)})
+
+
+def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != key}
 
 
 def _known(cls: type[Record], data: dict[str, Any]) -> Record:

@@ -16,7 +16,7 @@ from .controlnet import ControlNet, MultiControlNetModel
 from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
 from .unet import UncondUNet, UNet
-from .vae import Vae, VaeDecoder, VaeEncoder
+from .vae import PreviewVaeDecoder, TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder
 
 COMPONENTS: list[type[Component]] = [
     TextEncoder,
@@ -25,7 +25,9 @@ COMPONENTS: list[type[Component]] = [
     UncondUNet,
     ControlNet,
     VaeEncoder,
+    TinyVaeEncoder,
     VaeDecoder,
+    PreviewVaeDecoder,
     DepthEstimator,
 ]
 
@@ -62,8 +64,10 @@ __all__ = [
     "DepthEstimator",
     "ModelInfo",
     "MultiControlNetModel",
+    "PreviewVaeDecoder",
     "TextEncoder",
     "TextEncoder2",
+    "TinyVaeEncoder",
     "UNet",
     "UncondUNet",
     "Vae",

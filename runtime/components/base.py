@@ -9,13 +9,20 @@ and returns arrays of the engine's array module, splits a batch larger than the 
 hands back float32 copies (taken under the engine's lock where it has one, so concurrent pipeline calls
 never read each other's outputs).
 
+A pipeline call fixes the engines it runs when it starts (``engines_fixed``, ``pin_engine``): while it runs,
+``component.engine`` in its thread is the engine it started with (or the one pinned for it, a LoRA merged
+at the call's scale), whatever other threads swap in meanwhile (run-time LoRA, textual inversion: under
+``ENGINE_CHANGES`` while they compute, ``ENGINE_SWAPS`` for the instant of the swap).
+
 Adding a component is adding a subclass and a line in ``sdrt.runtime.components.COMPONENTS``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -27,13 +34,49 @@ from sdrt.runtime.errors import EngineError, InputError
 
 from .graph import GraphSpec, Range
 
+# held while an engine change (run-time LoRA, textual inversion) computes its new engines: one at a time
+ENGINE_CHANGES = threading.RLock()
+# held for the instant engines are swapped in, and while a call takes the engines it will run (a consistent set)
+ENGINE_SWAPS = threading.RLock()
+# the current call's engines by component (None outside a call): a context variable, so one per thread
+_CALL_ENGINES: ContextVar[dict[Component, Engine] | None] = ContextVar("sdrt_call_engines", default=None)
+
+
+def current_engines(components: Iterable[Component]) -> dict[Component, Engine]:
+    """The engines ``components`` run now in this thread (take it under ``ENGINE_SWAPS`` for a consistent set)."""
+    return {component: component.engine for component in components}
+
+
+@contextlib.contextmanager
+def engines_fixed(engines: dict[Component, Engine]) -> Iterator[None]:
+    """Within: in this thread, each component runs the engine ``engines`` gives it (a nested call keeps the
+    engines of the call around it)."""
+    outer = _CALL_ENGINES.get()
+    token = _CALL_ENGINES.set({**engines, **(outer or {})})
+    try:
+        yield
+    finally:
+        _CALL_ENGINES.reset(token)
+
+
+def pin_engine(component: Component, engine: Engine) -> bool:
+    """``component`` runs ``engine`` for the rest of the current call in this thread (False outside a call)."""
+    engines = _CALL_ENGINES.get()
+    if engines is None:
+        return False
+    engines[component] = engine
+    return True
+
 
 class ModelInfo(Protocol):
     """What a component class reads of a diffusers model folder (the export stage's ``ModelFolder``)."""
 
-    model_type: str
-    classes: Mapping[str, tuple[str, str]]  # folder part -> (library, class)
-    configs: Mapping[str, Mapping[str, Any]]  # folder part -> its config.json
+    @property
+    def model_type(self) -> str: ...
+    @property
+    def classes(self) -> Mapping[str, tuple[str, str]]: ...  # folder part -> (library, class)
+    @property
+    def configs(self) -> Mapping[str, Mapping[str, Any]]: ...  # folder part -> its config.json
 
 
 class Component:
@@ -141,7 +184,7 @@ class Component:
 
     def __init__(self, engine: Engine, record: ComponentRecord, manifest: Manifest) -> None:
         self.name = record.name
-        self.engine = engine
+        self._engine = engine
         self.record = record
         self.manifest = manifest
         self.xp = engine.xp
@@ -151,13 +194,25 @@ class Component:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {type(self.engine).__name__})"
 
+    @property
+    def engine(self) -> Engine:
+        """The engine this component runs: in a pipeline call, the one the call fixed at its start."""
+        engines = _CALL_ENGINES.get()
+        pinned = engines.get(self) if engines is not None else None
+        return self._engine if pinned is None else pinned
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        """Swap in ``engine`` for the calls that start from now on (hold ``ENGINE_SWAPS``)."""
+        self._engine = engine
+
     def initializer_overrides(self, what: str, fix: str) -> InitializerSource:
         """The engine's replaced initializers (``what``: run-time LoRA, textual inversion), made on first use
         over the engine as loaded; an engine that cannot replace them is an EngineError naming ``fix``."""
         overrides: InitializerSource | None = getattr(self, "overrides", None)
         if overrides is None:
             try:
-                overrides = self.engine.initializer_overrides()
+                overrides = self._engine.initializer_overrides()
             except EngineError as error:
                 raise EngineError(f"{what}: {error}; {fix}") from None
             self.overrides = overrides
@@ -184,9 +239,10 @@ class Component:
             )
         # engines may hand back their own buffers (TensorRT, ORT's CUDA graphs): copy them, under the engine's
         # lock where it has one, so that no other thread's run overwrites them first
-        with getattr(self.engine, "lock", None) or contextlib.nullcontext():
+        engine = self.engine
+        with getattr(engine, "lock", None) or contextlib.nullcontext():
             self._after_last_copy()
-            outputs = self.engine.run(feeds)
+            outputs = engine.run(feeds)
             copies = {k: self.xp.array(v, dtype=np.float32, copy=True) for k, v in outputs.items()}
             if self.xp is not np:
                 self._copied = self.xp.cuda.get_current_stream().record()

@@ -1,12 +1,13 @@
 """The VAE, exported as two graphs: ``vae_encoder`` (``image`` [-1, 1] -> ``moments``: mean and log
-variance) and ``vae_decoder`` (``latent``, already divided by the scaling factor -> ``image``).
-At run time ``pipe.vae`` joins them with diffusers' ``encode``/``decode`` names (:class:`Vae`)."""
+variance; a tiny VAE's (``AutoencoderTiny``) -> ``latent``: the latents themselves) and ``vae_decoder``
+(``latent``, already divided by the scaling factor -> ``image``). At run time ``pipe.vae`` joins them with
+diffusers' ``encode``/``decode`` names (:class:`Vae`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from .base import Component, ModelInfo
 from .graph import GraphSpec, Range
 
 F32 = np.dtype(np.float32)
+C = TypeVar("C", bound=Component)
 
 
 def _scale(config: Mapping[str, Any]) -> int:
@@ -32,13 +34,15 @@ class VaeEncoder(Component):
     model_classes = ("AutoencoderKL",)
     spatial = "pixel"
     ort_model_type = "vae"
+    output = "moments"
 
     @classmethod
     def graph(
         cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
     ) -> GraphSpec:
         config = model.configs[cls.source]
-        scale, moments = _scale(config), 2 * int(config["latent_channels"])
+        channels = int(config["latent_channels"]) * (2 if cls.output == "moments" else 1)
+        scale = _scale(config)
         dims = {
             **ranges,
             "latent_height": _divide(ranges["height"], scale),
@@ -50,7 +54,7 @@ class VaeEncoder(Component):
                 "image": TensorSpec("image", F32, ("batch", int(config["in_channels"]), "height", "width"))
             },
             outputs={
-                "moments": TensorSpec("moments", F32, ("batch", moments, "latent_height", "latent_width"))
+                cls.output: TensorSpec(cls.output, F32, ("batch", channels, "latent_height", "latent_width"))
             },
             dims=dims,
             trace=sizes,
@@ -68,13 +72,34 @@ class VaeEncoder(Component):
             moments = model.quant_conv(moments)
         return {"moments": moments}
 
+    def latent_distribution(self, image: Any) -> LatentDistribution | TinyLatents:
+        """What diffusers' ``vae.encode(image)`` hands ``retrieve_latents``."""
+        return LatentDistribution(self.run(image=image)["moments"], self.xp)
+
+
+class TinyVaeEncoder(VaeEncoder):
+    """AutoencoderTiny's encoder (TAESD): ``vae_encoder.run(image=...)["latent"]``, the latents themselves
+    (diffusers' ``encode(image).latents``; ``latent_magnitude``/``latent_shift`` only quantize in its
+    ``forward``, which pipelines never call)."""
+
+    model_classes = ("AutoencoderTiny",)
+    output = "latent"
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"latent": model.encode(inputs["image"], return_dict=False)[0]}
+
+    def latent_distribution(self, image: Any) -> LatentDistribution | TinyLatents:
+        return TinyLatents(self.run(image=image)["latent"])
+
 
 class VaeDecoder(Component):
-    """AutoencoderKL's decoder: ``vae_decoder.run(latent=...)["image"]``, about [-1, 1]."""
+    """AutoencoderKL's (or AutoencoderTiny's) decoder: ``vae_decoder.run(latent=...)["image"]``, about
+    [-1, 1]."""
 
     name = "vae_decoder"
     source = "vae"
-    model_classes = ("AutoencoderKL",)
+    model_classes: ClassVar[tuple[str, ...]] = ("AutoencoderKL", "AutoencoderTiny")
     spatial = "latent"
     ort_model_type = "vae"
 
@@ -103,6 +128,21 @@ class VaeDecoder(Component):
         return {"image": model.decode(inputs["latent"], return_dict=False)[0]}
 
 
+class PreviewVaeDecoder(VaeDecoder):
+    """A tiny VAE's decoder beside the full VAE (``build-engine --preview-vae``): ``vae_preview_decoder.run(
+    latent=...)["image"]`` from the pipeline's latents as they are (its own scaling factor, 1.0 for TAESD, is
+    divided out inside the graph), about [-1, 1]; cheap, approximate previews."""
+
+    name = "vae_preview_decoder"
+    source = "vae_preview"
+    model_classes = ("AutoencoderTiny",)
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        latent = inputs["latent"] / model.config.scaling_factor
+        return {"image": model.decode(latent, return_dict=False)[0]}
+
+
 def _divide(pixels: Range, scale: int) -> Range:
     return pixels[0] // scale, pixels[1] // scale
 
@@ -124,20 +164,52 @@ class LatentDistribution:
         return self.mean
 
 
+class TinyLatents:
+    """A tiny VAE's encoding: diffusers' ``retrieve_latents`` takes its ``.latents`` for every sample mode,
+    drawing no noise."""
+
+    def __init__(self, latents: Any) -> None:
+        self.latents = latents
+
+    def sample(self, generator: Any) -> Any:
+        return self.latents
+
+    def mode(self) -> Any:
+        return self.latents
+
+
 class Vae:
     """``vae.encode(image)`` -> :class:`LatentDistribution`; ``vae.decode(latent)`` -> image in [-1, 1].
 
     ``decode`` takes latents already divided by ``vae.config.scaling_factor`` (as diffusers' ``decode``).
     """
 
-    def __init__(self, decoder: VaeDecoder | None, encoder: VaeEncoder | None, info: VaeInfo | None) -> None:
+    def __init__(
+        self,
+        decoder: VaeDecoder | None,
+        encoder: VaeEncoder | None,
+        info: VaeInfo | None,
+        preview_decoder: PreviewVaeDecoder | None = None,
+    ) -> None:
         info = info or VaeInfo()
         self.decoder = decoder
         self.encoder = encoder
+        self.preview_decoder = preview_decoder
         self.config = SimpleNamespace(
             scaling_factor=info.scaling_factor,
             shift_factor=info.shift_factor,
             latent_channels=info.latent_channels,
+        )
+
+    @classmethod
+    def from_engines(cls, engines: Mapping[str, Component], info: VaeInfo | None) -> Vae:
+        """The VAE over a pipeline's opened engines: ``vae_decoder``, ``vae_encoder``, ``vae_preview_decoder``
+        where there."""
+        return cls(
+            _engine(engines, "vae_decoder", VaeDecoder),
+            _engine(engines, "vae_encoder", VaeEncoder),
+            info,
+            _engine(engines, "vae_preview_decoder", PreviewVaeDecoder),
         )
 
     def decode(self, latent: Any) -> Any:
@@ -145,10 +217,25 @@ class Vae:
             raise BundleError("this bundle has no vae_decoder engine; rebuild it with build-engine")
         return self.decoder.run(latent=latent)["image"]
 
-    def encode(self, image: Any) -> LatentDistribution:
+    def decode_preview(self, latents: Any) -> Any:
+        """A cheap, approximate image in [-1, 1] of the pipeline's ``latents`` as they are (in a callback, or
+        ``output_type="latent"``), by the tiny VAE built with ``build-engine --preview-vae``."""
+        if self.preview_decoder is None:
+            raise BundleError(
+                "this bundle has no vae_preview_decoder engine; rebuild it with build-engine --preview-vae TAESD_DIR "
+                "(an AutoencoderTiny folder: TAESD for SD 1.x/2.x, TAESDXL for SDXL)"
+            )
+        return self.preview_decoder.run(latent=latents)["image"]
+
+    def encode(self, image: Any) -> LatentDistribution | TinyLatents:
         if self.encoder is None:
             raise BundleError(
                 "this bundle has no vae_encoder engine (needed for img2img and inpainting); rebuild it with "
                 "build-engine including the vae_encoder component"
             )
-        return LatentDistribution(self.encoder.run(image=image)["moments"], self.encoder.xp)
+        return self.encoder.latent_distribution(image)
+
+
+def _engine(engines: Mapping[str, Component], name: str, kind: type[C]) -> C | None:
+    engine = engines.get(name)
+    return engine if isinstance(engine, kind) else None

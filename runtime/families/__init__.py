@@ -7,10 +7,13 @@ strings elsewhere (``tests/test_architecture.py`` checks). A new model type is a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sdrt.runtime.errors import BundleError
 
 from .base import (
     CLIP_SKIP,
+    CONSISTENCY,
     CONTROL,
     CONTROL_IMAGE_TO_IMAGE,
     CONTROL_INPAINT,
@@ -18,15 +21,23 @@ from .base import (
     DEPTH,
     IMAGE_TO_IMAGE,
     INPAINT,
+    KARRAS_VE,
     LORA,
+    REPAINT,
+    SCORE_SDE_VE,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     UNCONDITIONAL,
+    UNCONDITIONAL_DDIM,
+    UNCONDITIONAL_PNDM,
     Configs,
     Family,
     class_name,
     resolve,
 )
+
+if TYPE_CHECKING:
+    from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
 from .inpaint import SD_INPAINT
 from .lcm import LCM
@@ -81,7 +92,7 @@ def families_with(feature: str) -> list[Family]:
     return [f for f in FAMILIES if f.takes(feature)]
 
 
-def task_pipeline(bundle_or_type: object, task: str) -> type | None:
+def task_pipeline(bundle_or_type: object, task: str) -> type[DiffusionPipeline] | None:
     """The pipeline class running ``task`` on a bundle (or a ``model_type``); None when its family lacks the
     task."""
     found = family(str(getattr(bundle_or_type, "model_type", bundle_or_type)))
@@ -95,6 +106,7 @@ def model_types_running(cls: type) -> list[str]:
 
 __all__ = [
     "CLIP_SKIP",
+    "CONSISTENCY",
     "CONTROL",
     "CONTROLNET",
     "CONTROL_IMAGE_TO_IMAGE",
@@ -103,10 +115,15 @@ __all__ = [
     "FAMILIES",
     "IMAGE_TO_IMAGE",
     "INPAINT",
+    "KARRAS_VE",
     "LORA",
+    "REPAINT",
+    "SCORE_SDE_VE",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
     "UNCONDITIONAL",
+    "UNCONDITIONAL_DDIM",
+    "UNCONDITIONAL_PNDM",
     "Family",
     "all_families",
     "class_name",

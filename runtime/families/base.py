@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sdrt.runtime.pipelines.base import DiffusionPipeline
 
 # tasks: what a pipeline does with its inputs (the keys of ``Family.tasks``)
 TEXT_TO_IMAGE = "text-to-image"
@@ -22,6 +25,13 @@ CONTROL = "control"
 CONTROL_IMAGE_TO_IMAGE = "control-image-to-image"
 CONTROL_INPAINT = "control-inpaint"
 UNCONDITIONAL = "unconditional"
+# the unconditional family's other loops, one per diffusers pipeline (the folder's class picks one)
+UNCONDITIONAL_DDIM = "unconditional-ddim"
+UNCONDITIONAL_PNDM = "unconditional-pndm"
+REPAINT = "repaint"
+SCORE_SDE_VE = "score-sde-ve"
+KARRAS_VE = "karras-ve"
+CONSISTENCY = "consistency"
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"
@@ -51,6 +61,8 @@ class Family:
     tasks: Mapping[str, str] = field(default_factory=dict)  # task -> "module:ClassName"; first: the default
     default_steps: int = 50  # sdrt generate's --steps when not given
     fixed_size: bool = False  # the UNet's sample size is the image size (no --size)
+    #: the task whose pipeline has the folder's class name is the one loaded (else the default task)
+    task_by_folder_class: bool = False
     #: which of the families sharing a folder pipeline class a folder is, from its configs (None: the only one)
     recognises: Callable[[Configs], bool] | None = None
 
@@ -58,6 +70,20 @@ class Family:
     def default_task(self) -> str | None:
         """The task ``DiffusionPipeline.from_pretrained`` loads (None: sdrt cannot run this type yet)."""
         return next(iter(self.tasks), None)
+
+    def folder_task(self, pipeline_class: str) -> str | None:
+        """The task ``DiffusionPipeline.from_pretrained`` loads for a bundle built from a folder of
+        ``pipeline_class``: the default task, or (``task_by_folder_class``) the one of that class name."""
+        if self.task_by_folder_class:
+            named = [task for task, ref in self.tasks.items() if class_name(ref) == pipeline_class]
+            if named:
+                return named[0]
+        return self.default_task
+
+    @property
+    def takes_prompt(self) -> bool:
+        """Whether its pipelines read a prompt (a family with a text encoder)."""
+        return "text_encoder" in self.required
 
     @property
     def runnable(self) -> bool:
@@ -70,21 +96,20 @@ class Family:
     def takes(self, feature: str) -> bool:
         return feature in self.features
 
-    def pipeline(self, task: str) -> type:
+    def pipeline(self, task: str) -> type[DiffusionPipeline]:
         """The pipeline class of ``task`` (imported now); KeyError for a task the family lacks."""
         return resolve(self.tasks[task])
 
-    def pipelines(self) -> list[type]:
+    def pipelines(self) -> list[type[DiffusionPipeline]]:
         return [resolve(ref) for ref in self.tasks.values()]
 
 
-def resolve(ref: str) -> type:
+def resolve(ref: str) -> type[DiffusionPipeline]:
     """``"module:ClassName"`` -> the class; a module without a dot is one of ``sdrt.runtime.pipelines``."""
     module, _, name = ref.partition(":")
     if "." not in module:
         module = f"{PIPELINES_PACKAGE}.{module}"
-    cls = getattr(importlib.import_module(module), name)
-    assert isinstance(cls, type), ref
+    cls: type[DiffusionPipeline] = getattr(importlib.import_module(module), name)
     return cls
 
 

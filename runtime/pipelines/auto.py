@@ -1,11 +1,16 @@
-"""Which pipeline class runs a bundle: its family's default task, or its ControlNet task for a bundle built
-with ControlNets (``sdrt.runtime.families``)."""
+"""Which pipeline class runs a bundle: its family's default task (the unconditional family: the task its folder's
+pipeline class names), or its ControlNet task for a bundle built with ControlNets (``sdrt.runtime.families``)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
 from sdrt.runtime.families import CONTROL, all_families, class_name, find_family, resolve
+
+if TYPE_CHECKING:
+    from .base import DiffusionPipeline
 
 
 def pipeline_ref(bundle: Bundle) -> str | None:
@@ -14,7 +19,12 @@ def pipeline_ref(bundle: Bundle) -> str | None:
     found = find_family(bundle.model_type)
     if found is None:
         return None
-    task = CONTROL if bundle.manifest.controlnets and CONTROL in found.tasks else found.default_task
+    manifest = bundle.manifest
+    task = (
+        CONTROL
+        if manifest.controlnets and CONTROL in found.tasks
+        else found.folder_task(manifest.pipeline_class)
+    )
     return None if task is None else found.tasks[task]
 
 
@@ -24,7 +34,7 @@ def pipeline_entry(bundle: Bundle) -> tuple[str, str] | None:
     return None if ref is None else (ref.partition(":")[0], class_name(ref))
 
 
-def pipeline_class_for(bundle: Bundle) -> type:
+def pipeline_class_for(bundle: Bundle) -> type[DiffusionPipeline]:
     """The pipeline class for the bundle (a clear error for one sdrt cannot run)."""
     ref = pipeline_ref(bundle)
     if ref is None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from sdrt.runtime.bundle.bundle import Bundle, open_bundle
 from sdrt.runtime.components import Component, Vae, open_component
+from sdrt.runtime.components.base import ENGINE_SWAPS, current_engines, engines_fixed
 from sdrt.runtime.engines.open import array_module, resolve_provider
 from sdrt.runtime.errors import BundleError, InputError, InputTypeError
 from sdrt.runtime.families import model_types_running
@@ -135,7 +136,7 @@ class DiffusionPipeline:
             scheduler = bundle_scheduler(bundle)
         loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
-            loaded["vae"] = Vae(engines.get("vae_decoder"), engines.get("vae_encoder"), bundle.manifest.vae)
+            loaded["vae"] = Vae.from_engines(engines, bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
             if encoder in engines:
                 from sdrt.runtime.text.tokenizer import CLIPTokenizer
@@ -261,13 +262,22 @@ class DiffusionPipeline:
 
     @contextlib.contextmanager
     def call_state(self) -> Iterator[CallState]:
-        """A fresh :class:`CallState` for the current thread while a call runs (nested calls restore)."""
+        """A fresh :class:`CallState` for the current thread while a call runs (nested calls restore); the
+        engines it runs are fixed at its start (loads and unloads in other threads change later calls)."""
         previous = self._state
-        self._local.state = CallState(copy_scheduler(self._scheduler))
-        try:
-            yield self._local.state
-        finally:
-            self._local.state = previous
+        with ENGINE_SWAPS:  # the engines and LoRA state the call runs, as one consistent set
+            engines = current_engines(self.engines.values())
+            state = CallState(copy_scheduler(self._scheduler), lora=self.lora_at_call_start())
+        with engines_fixed(engines):
+            self._local.state = state
+            try:
+                yield state
+            finally:
+                self._local.state = previous
+
+    def lora_at_call_start(self) -> Any:
+        """What a call needs of the LoRA state to run at its own scale (pipelines with run-time LoRA)."""
+        return None
 
     # ---- diffusers' attributes besides the call (surface.py: what they do here) -------------------------
     @property

@@ -283,6 +283,9 @@ class TextGuidedPipeline(DiffusionPipeline):
     def lora_call_scale(self, scale: float) -> None:
         self.lora_loader.lora_call_scale(scale)
 
+    def lora_at_call_start(self) -> Any:
+        return self.lora_loader.snapshot()
+
     def load_textual_inversion(
         self, pretrained_model_name_or_path: str | os.PathLike[str], token: str | None = None, **kwargs: Any
     ) -> None:

@@ -11,12 +11,17 @@ from sdrt.runtime.errors import BundleError
 
 
 def shared_vae_encoder(cls: Any, bundle: Bundle, provider: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The VAE encoder too, where the bundle has it for ``provider``: ``pipe.vae`` is the whole VAE, as in
-    diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
-    record = bundle.components.get("vae_encoder")
-    if "vae" not in cls.parts or "vae_encoder" in names or record is None:
+    """The VAE encoder (and the preview decoder) too, where the bundle has them for ``provider``: ``pipe.vae``
+    is the whole VAE, as in diffusers, so ``StableDiffusionImg2ImgPipeline(**pipe.components)`` can encode."""
+    if "vae" not in cls.parts:
         return ()
-    return ("vae_encoder",) if get_backend(provider).can_open(bundle, record) else ()
+    shared = ("vae_encoder", "vae_preview_decoder")
+    backend = get_backend(provider)
+    return tuple(
+        n
+        for n in shared
+        if n not in names and n in bundle.components and backend.can_open(bundle, bundle.components[n])
+    )
 
 
 def bundle_scheduler(bundle: Bundle) -> Any:

@@ -9,27 +9,35 @@ Runtime session over the same graph (the engine's ``initializer_overrides``). Ev
 weights, so switching A -> B leaves nothing of A, and unloading gives back the very engine loaded at
 first. TensorRT plans and OpenVINO IR hold their weights fixed: there, ``build-engine --lora`` merges.
 
-A per-call ``cross_attention_kwargs={"scale": s}`` merges again when ``s`` differs from the last call's
-(a new session: calls in other threads at that moment run with the new weights).
+Every call runs the adapters and weights it started with (``call_state``: the engines are fixed at its
+start); loading, unloading, fusing or ``set_adapters`` in another thread changes the calls that start
+later. A call's ``cross_attention_kwargs={"scale": s}`` (s != 1) runs on an engine merged at ``s`` for
+that call alone (``CallScales``), kept for the next calls with the same adapters, weights and scale.
+``fuse_lora`` fuses each adapter once per component, as diffusers (PEFT's ``check_adapters_to_merge``):
+fusing again what is fused does nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import numpy as np
+
+from sdrt.runtime.components.base import ENGINE_CHANGES, ENGINE_SWAPS, pin_engine
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.lora.files import read_lora
 from sdrt.runtime.lora.weights import WeightMap, merged_values, resolve
 
 from .checks import real
+from .lora_scales import LORA_COMPONENTS, CallScales
 
 logger = logging.getLogger(__name__)
 
-LORA_COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 Placed = dict[str, list]  # component -> [(Target, LoraLayer)]
 
 
@@ -41,15 +49,44 @@ class LoraState:
     active: tuple[str, ...] = ()
     weights: tuple[float, ...] = ()
     enabled: bool = True
-    fused: tuple[tuple[Placed, float], ...] | None = None  # fuse_lora's contributions, until unfuse_lora
-    scale: float = 1.0  # the last call's cross_attention_kwargs scale
+    fused: tuple[tuple[str, Placed, float], ...] | None = (
+        None  # (adapter, its fused layers, weight) until unfuse
+    )
 
-    def contributions(self) -> list[tuple[Placed, float]]:
+    def contributions(self, scale: float = 1.0) -> list[tuple[Placed, float]]:
+        """Each adapter's layers and weight at a call's ``scale`` (fused weights do not scale, as in PEFT)."""
         if self.fused is not None:
-            return list(self.fused)
+            return [(placed, weight) for _, placed, weight in self.fused]
         if not self.enabled:
             return []
-        return [(self.adapters[name], weight * self.scale) for name, weight in zip(self.active, self.weights)]
+        return [(self.adapters[name], weight * scale) for name, weight in zip(self.active, self.weights)]
+
+    def scales(self) -> bool:
+        """Whether a call's scale changes what the engines compute."""
+        return bool(self.active) and self.fused is None and self.enabled
+
+
+@dataclass(frozen=True)
+class LoraSnapshot:
+    """The LoRA state a call started with, and each LoRA component's other replaced values then (the
+    embeddings of textual inversion), from which an engine at the call's scale is made."""
+
+    state: LoraState
+    others: dict[str, dict[str, dict[str, np.ndarray]]]  # component -> source -> initializer values
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_change(method: F) -> F:
+    """A change of the LoRA state, from reading it to swapping the engines, one at a time."""
+
+    @functools.wraps(method)
+    def change(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with ENGINE_CHANGES:
+            return method(self, *args, **kwargs)
+
+    return cast(F, change)
 
 
 class LoraLoader:
@@ -59,12 +96,14 @@ class LoraLoader:
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
         self._lora = LoraState()
+        self._scales = CallScales()
 
     @property
     def engines(self) -> dict[str, Any]:
         """The pipeline's engines (its UNet and text encoders are the ones LoRA changes)."""
         return dict(self.pipe.engines)
 
+    @_one_change
     def load_lora_weights(
         self,
         pretrained_model_name_or_path_or_dict: str | os.PathLike[str] | dict[str, Any],
@@ -89,6 +128,7 @@ class LoraLoader:
         self._apply_lora(replace(state, adapters=adapters, active=(name,), weights=(1.0,)))
         logger.info("LoRA %s loaded as %r (%d layers)", lora.source, name, len(lora))
 
+    @_one_change
     def set_adapters(
         self, adapter_names: str | list[str], adapter_weights: float | list[float | None] | None = None
     ) -> None:
@@ -102,8 +142,8 @@ class LoraLoader:
         self._check_names(names)
         if self._lora.fused is not None:
             raise InputError("set_adapters: the LoRA is fused (fuse_lora); call unfuse_lora() first")
-        weights = [1.0 if w is None else real("adapter_weights", w) for w in weights]
-        self._apply_lora(replace(self._lora, active=tuple(names), weights=tuple(weights), enabled=True))
+        chosen = tuple(1.0 if w is None else real("adapter_weights", w) for w in weights)
+        self._apply_lora(replace(self._lora, active=tuple(names), weights=chosen, enabled=True))
 
     def get_active_adapters(self) -> list[str]:
         return list(self._lora.active) if self._lora.enabled else []
@@ -116,6 +156,7 @@ class LoraLoader:
                 listed.setdefault(component, []).append(name)
         return listed
 
+    @_one_change
     def delete_adapters(self, adapter_names: str | list[str]) -> None:
         names = [adapter_names] if isinstance(adapter_names, str) else list(adapter_names)
         self._check_names(names)
@@ -130,17 +171,21 @@ class LoraLoader:
             )
         )
 
+    @_one_change
     def disable_lora(self) -> None:
         self._apply_lora(replace(self._lora, enabled=False))
 
+    @_one_change
     def enable_lora(self) -> None:
         self._apply_lora(replace(self._lora, enabled=True))
 
+    @_one_change
     def unload_lora_weights(self) -> None:
         """Remove every adapter; the engines are the bundle's own again (weights fused by ``fuse_lora``
         stay until ``unfuse_lora``, as in diffusers)."""
         self._apply_lora(replace(self._lora, adapters={}, active=(), weights=()))
 
+    @_one_change
     def fuse_lora(
         self,
         components: list[str] | None = None,
@@ -156,23 +201,46 @@ class LoraLoader:
         self._check_names(names)
         weights = dict(zip(state.active, state.weights))
         scale = real("lora_scale", lora_scale)
-        fused = tuple(
-            (
-                {c: v for c, v in state.adapters[n].items() if components is None or c in components},
-                weights.get(n, 1.0) * scale,
-            )
-            for n in names
-        )
-        self._apply_lora(replace(state, fused=(state.fused or ()) + fused, scale=1.0))
+        done = {(n, c) for n, placed, _ in state.fused or () for c in placed}
+        fused = []
+        for n in names:  # what is fused stays as it is (PEFT's check_adapters_to_merge)
+            placed = {
+                c: v
+                for c, v in state.adapters[n].items()
+                if (components is None or c in components) and (n, c) not in done
+            }
+            if placed:
+                fused.append((n, placed, weights.get(n, 1.0) * scale))
+        if not fused:
+            logger.warning("fuse_lora: all adapters are already fused, nothing to do")
+            return
+        self._apply_lora(replace(state, fused=(state.fused or ()) + tuple(fused)))
 
+    @_one_change
     def unfuse_lora(self, components: list[str] | None = None, **kwargs: Any) -> None:
         self._apply_lora(replace(self._lora, fused=None))
 
     def lora_call_scale(self, scale: float) -> None:
-        """A call's ``cross_attention_kwargs`` scale (1 when it gives none): merge again if it changed."""
-        state = self._lora
-        if state.active and state.fused is None and state.enabled and scale != state.scale:
-            self._apply_lora(replace(state, scale=scale))
+        """A call's ``cross_attention_kwargs`` scale (1 when it gives none): other than 1, the call runs
+        engines merged at ``scale`` from the adapters it started with (its own; shared with equal calls)."""
+        call = self.pipe._state
+        snapshot = call.lora if call is not None and call.lora is not None else self.snapshot()
+        if scale == 1.0 or not snapshot.state.scales():
+            return
+        for name, engine in self._scales.engines(self, snapshot, scale).items():
+            pin_engine(self.engines[name], engine)
+
+    def snapshot(self) -> LoraSnapshot:
+        """The state a call starting now runs (taken under ``ENGINE_SWAPS`` with the engines)."""
+        with ENGINE_SWAPS:
+            state = self._lora
+            others = {}
+            if state.scales():
+                for name in LORA_COMPONENTS:
+                    overrides = getattr(self.engines.get(name), "overrides", None)
+                    if overrides is not None:
+                        others[name] = {k: v for k, v in overrides.sources.items() if k != "lora"}
+            return LoraSnapshot(state, others)
 
     # ---- applying -------------------------------------------------------------------------------
     def _check_names(self, names: list[str]) -> None:
@@ -193,8 +261,9 @@ class LoraLoader:
         return maps
 
     def _apply_lora(self, state: LoraState) -> None:
-        """Open every engine ``state`` needs, then swap them all in (an error changes nothing)."""
-        with _lock(self):
+        """Open every engine ``state`` needs, then swap them all in at once (an error changes nothing; calls
+        running keep the engines they started with)."""
+        with ENGINE_CHANGES:
             contributions = state.contributions()
             swaps = []
             for name in LORA_COMPONENTS:
@@ -205,10 +274,12 @@ class LoraLoader:
                 overrides = _overrides(component)
                 values = merged_values(touched, overrides.base_values) if touched else None
                 swaps.append((component, overrides, *overrides.engine_with("lora", values)))
-            for component, overrides, engine, sources in swaps:
-                component.engine = engine
-                overrides.commit(engine, sources)
-            self._lora = state
+            with ENGINE_SWAPS:
+                for component, overrides, engine, sources in swaps:
+                    component.engine = engine
+                    overrides.commit(engine, sources)
+                self._lora = state
+            self._scales.clear()
 
 
 def _overrides(component: Any) -> Any:
@@ -220,13 +291,3 @@ def _overrides(component: Any) -> Any:
 def _has_lora(component: Any) -> bool:
     overrides = getattr(component, "overrides", None)
     return overrides is not None and "lora" in overrides.sources
-
-
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock(pipe: Any) -> threading.RLock:
-    with _LOCKS_GUARD:
-        if "_lora_lock" not in pipe.__dict__:
-            pipe._lora_lock = threading.RLock()
-        return pipe._lora_lock

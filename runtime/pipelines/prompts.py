@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, overload
 
 from sdrt.runtime.errors import InputError, InputTypeError
 
@@ -27,6 +27,10 @@ class PromptEmbeds:
         return int(self.prompt_embeds.shape[0])
 
 
+@overload
+def prompt_list(prompt: str | list[str]) -> list[str]: ...
+@overload
+def prompt_list(prompt: str | list[str] | None, prompt_embeds: Any) -> list[str] | None: ...
 def prompt_list(prompt: str | list[str] | None, prompt_embeds: Any = None) -> list[str] | None:
     """``prompt`` as a list (``None`` when ``prompt_embeds`` are given instead)."""
     if prompt is not None and prompt_embeds is not None:
@@ -93,7 +97,7 @@ class PromptEncoder:
         """diffusers' ``StableDiffusionPipeline.encode_prompt``, each embedding [images, 77, D]."""
         xp, n = self.xp, num_images_per_prompt
         prompts = prompt_list(prompt, prompt_embeds)
-        if prompt_embeds is None:
+        if prompts is not None:
             output = "clip_skip_hidden_state" if self.clip_skip else "last_hidden_state"
             prompt_embeds = self.hidden_states(prompts, self.tokenizer.model_max_length, output)
         prompt_embeds = to_xp(xp, prompt_embeds)

@@ -70,7 +70,7 @@ class SDXLPromptEncoder:
     ) -> PromptEmbeds:
         xp, n = self.xp, num_images_per_prompt
         prompts = prompt_list(prompt, prompt_embeds)
-        if prompt_embeds is None:
+        if prompts is not None:
             prompts_2 = prompt_list(prompt_2 or prompts)
             if len(prompts_2) != len(prompts):
                 raise InputError(f"`prompt_2` has {len(prompts_2)} entries, `prompt` {len(prompts)}")

@@ -31,7 +31,10 @@ def check_scheduler(value: Any) -> None:
             f"schedulers with diffusers' names and configs: pipe.scheduler = "
             f"sdrt.schedulers.{name}.from_config(pipe.scheduler.config)"
         )
-    if not (callable(getattr(value, "set_timesteps", None)) and callable(getattr(value, "step", None))):
+    steps = any(
+        callable(getattr(value, name, None)) for name in ("step", "step_pred")
+    )  # step_pred: score SDE
+    if not (callable(getattr(value, "set_timesteps", None)) and steps):
         raise InputTypeError(
             f"the scheduler must be an sdrt scheduler (with set_timesteps and step), got {kind.__name__}; "
             "e.g. sdrt.schedulers.EulerDiscreteScheduler.from_config(pipe.scheduler.config)"

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sdrt.runtime.components.base import ENGINE_CHANGES, ENGINE_SWAPS
 from sdrt.runtime.errors import InputError, ProviderNotAvailableError
 from sdrt.runtime.text.embeddings import textual_inversion_vectors
 
@@ -127,9 +128,11 @@ class EmbeddingLoader:
         encoder = self.engines[engine_name]
         overrides = _overrides(encoder)
         values = {table.initializer: table.table()} if table.rows else None
-        engine, sources = overrides.engine_with("textual_inversion", values)
-        encoder.engine = engine
-        overrides.commit(engine, sources)
+        with ENGINE_CHANGES:  # not between a LoRA change's reading of the sources and its swap
+            engine, sources = overrides.engine_with("textual_inversion", values)
+            with ENGINE_SWAPS:  # calls running keep the encoder they started with
+                encoder.engine = engine
+                overrides.commit(engine, sources)
 
 
 def _overrides(encoder: Any) -> Any:

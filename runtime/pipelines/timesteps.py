@@ -41,6 +41,8 @@ def retrieve_timesteps(
                 )
             scheduler.set_timesteps(**{name: value}, **options)
             return scheduler.timesteps, len(scheduler.timesteps)
+    if num_inference_steps is None:
+        raise InputError("pass num_inference_steps, or custom `timesteps` or `sigmas`")
     scheduler.set_timesteps(num_inference_steps, **options)
     return scheduler.timesteps, num_inference_steps
 

@@ -175,3 +175,16 @@ def test_a_rebuild_takes_every_component_over_and_inspect_names_the_controlnets(
     text = describe_bundle(open_bundle(bundle))
     assert "-> StableDiffusionControlNetPipeline" in text
     assert f"controlnet   controlnet_edges: {nets[1].resolve()}" in text
+
+
+def test_controlnets_left_out_by_components_are_refused(model_folders, tmp_path, capsys):
+    """The manifest lists every --controlnet: --components unet would leave them without engines."""
+    from tests.models import make_controlnet
+
+    model = model_folders("sd1")
+    net = make_controlnet(model, tmp_path / "net")
+    out = tmp_path / "out"
+    code = main([str(model), "-o", str(out), "--controlnet", str(net), "--components", "unet", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "without an engine" in err and "--components unet controlnet" in err, err
+    assert not out.exists()

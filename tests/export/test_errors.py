@@ -201,3 +201,33 @@ def test_clip_skip_outside_the_text_encoder(capsys, model_folders, tmp_path, kin
     err = _run(capsys, [model_folders(kind), "-o", tmp_path / "out", "--clip-skip", skip])
     assert message in err
     _no_bundle(tmp_path / "out")
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_self_referencing_pickle_is_refused_not_walked_forever(tmp_path, depth):
+    """``{"state_dict": <itself>}`` (or a longer loop) with --allow-pickle: one line, exit 2, in seconds."""
+    import subprocess
+    import sys
+
+    torch = pytest.importorskip("torch")
+    outer: dict = {"global_step": 1}
+    inner = outer
+    for _ in range(depth - 1):
+        inner["state_dict"] = {}
+        inner = inner["state_dict"]
+    inner["state_dict"] = outer
+    torch.save(outer, tmp_path / "loop.ckpt")
+    command = [sys.executable, "-m", "sdrt.cli.build_engine", str(tmp_path / "loop.ckpt"), "-o"]
+    command += [str(tmp_path / "out"), "--allow-pickle", "--config", "sd15", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "refers back to itself" in done.stderr and "loop.ckpt" in done.stderr
+    _no_bundle(tmp_path / "out")
+
+
+def test_openvino_on_cuda_is_refused(capsys, model_folders, tmp_path):
+    """OpenVINO engines run on the CPU: --device cuda would be ignored."""
+    out = tmp_path / "out"
+    err = _run(capsys, [model_folders("sd1"), "-o", out, "--backend", "openvino", "--device", "cuda"])
+    assert "--backend openvino --device cuda" in err and "run on the CPU" in err
+    _no_bundle(out)

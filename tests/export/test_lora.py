@@ -62,19 +62,27 @@ def test_loras_fused_at_build_match_diffusers(tiny, tmp_path):
 
 
 def test_loras_that_cannot_be_fused_are_clear_errors(tiny, tmp_path, capsys):
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
 
     other = tmp_path / "other.safetensors"
     save_file({"lora_unet_mystery_block.lora_down.weight": torch.zeros(4, 8)}, str(other))
+    state = load_file(str(_kohya_file(tmp_path, tiny.model("sd1"), 2)))
+    transposed, flat = tmp_path / "transposed.safetensors", tmp_path / "flat.safetensors"
+    save_file({k: v.t().contiguous() if v.ndim == 2 else v for k, v in state.items()}, str(transposed))
+    down = next(k for k in sorted(state) if k.startswith("lora_unet") and k.endswith("lora_down.weight"))
+    save_file({**state, down: torch.tensor(1.0)}, str(flat))
     cases = {
         str(tmp_path / "missing.safetensors"): "no such file",
         f"{other}:x": "must be a number",
         str(other): "other.safetensors",
+        str(transposed): "(transposed?)",
+        str(flat): f"{down} [] with its up weight",
     }
     out = tmp_path / "bundle"
     for spec, said in cases.items():
         assert main([str(tiny.model("sd1")), "-o", str(out), "--lora", spec, "--no-validate"]) == 2
-        assert said in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
         assert not out.exists()
 
 

@@ -90,6 +90,24 @@ def test_embeddings_that_cannot_be_added_are_clear_errors(tiny, tmp_path, capsys
     _fails(capsys, tiny, tmp_path, [toy], "not to uncond models", kind="uncond")
 
 
+@pytest.mark.parametrize("values", ["zeros", "nan", "inf"])
+def test_embeddings_of_zeros_or_nan_are_refused(tiny, tmp_path, capsys, values):
+    """Either breaks every prompt holding the token (NaN: and the whole conditioning), so the build refuses."""
+    from safetensors.torch import save_file
+
+    vectors = torch.randn(2, TEXT_HIDDEN, generator=torch.Generator().manual_seed(3))
+    vectors[1] = {"zeros": 0.0, "nan": float("nan"), "inf": float("inf")}[values]
+    bad = tmp_path / "bad.safetensors"
+    save_file({"emb_params": vectors}, str(bad))
+    said = "a vector of zeros" if values == "zeros" else "NaN or Inf"
+    _fails(capsys, tiny, tmp_path, [f"{bad}:<bad>"], said)
+
+
+def test_an_empty_token_is_refused(tiny, tmp_path, capsys):
+    toy = _diffusers_file(tmp_path / "toy.safetensors", "<toy>")
+    _fails(capsys, tiny, tmp_path, [f"{toy}:"], "the token after ':' is empty")
+
+
 def test_sdxl_embedding_for_both_encoders_matches_diffusers(tiny, tmp_path):
     """An SDXL embedding (clip_l and clip_g vectors, two each) added as diffusers' docs add it."""
     from safetensors.torch import load_file, save_file

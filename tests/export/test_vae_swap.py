@@ -122,3 +122,22 @@ def test_single_file_vae_matches_diffusers_with_that_vae(tmp_path):
     own.set_progress_bar_config(disable=True)
     base = own(PROMPT, latents=torch.from_numpy(latents), num_inference_steps=3, output_type="np").images
     assert psnr(actual, base) < PARITY_DB  # the file's VAE, not the model's own
+
+
+def test_single_file_vae_of_another_architecture_is_refused(tmp_path, capsys):
+    """diffusers reads only the blocks the model's config names and drops the rest behind one warning."""
+    from safetensors.torch import save_file
+
+    from tests.export.single_file import make_sd_topology, sd_topology_vae, vae_to_original
+
+    model = make_sd_topology(tmp_path / "model")
+    vae = sd_topology_vae(seed=7)
+    state = vae_to_original(vae.state_dict())
+    extra = {k.replace("down.3.", "down.4."): v for k, v in state.items() if ".down.3." in k}  # a 5th level
+    file = tmp_path / "other-vae.safetensors"
+    save_file({k: v.clone().contiguous() for k, v in {**state, **extra}.items()}, str(file))
+    out = tmp_path / "out"
+    assert main([str(model), "-o", str(out), "--vae", str(file), "--components", "vae_decoder", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "another VAE architecture" in err and str(file) in err and "Traceback" not in err, err
+    assert not out.exists()

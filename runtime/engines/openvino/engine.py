@@ -57,6 +57,12 @@ def cpu_has_bf16(core: Any) -> bool:
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def effective_precision(asked: str, cpu_bf16: bool) -> str:
+    """The precision OpenVINO computes in for ``asked``: bf16 only where the CPU has it (``cpu_has_bf16``);
+    elsewhere OpenVINO takes the bf16 hint and computes fp32."""
+    return "bf16" if asked in ("bf16", "auto") and cpu_bf16 else "fp32"
+
+
 class OpenVinoEngine(Engine):
     """An IR file (``.xml`` beside its ``.bin``) compiled for OpenVINO's CPU plugin."""
 
@@ -77,7 +83,7 @@ class OpenVinoEngine(Engine):
         if not self.path.is_file():
             raise BundleNotFoundError(f"{self.name}: OpenVINO IR {self.path} does not exist")
         core = shared_core()
-        self.precision = ("bf16" if cpu_has_bf16(core) else "fp32") if precision == "auto" else precision
+        self.precision = effective_precision(precision, cpu_has_bf16(core))
         config = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision]}
         cache = Path(cache_dir) if cache_dir is not None else engine_cache_dir("openvino")
         if cache is not None and (folder := _cache_folder(cache, self.precision, self.name)) is not None:

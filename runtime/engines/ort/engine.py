@@ -98,8 +98,9 @@ class OrtEngine(Engine):
         if (reuse_outputs or cuda_graph) and provider != "cuda":
             raise InputError(f"{self.name}: reuse_outputs and cuda_graph are options of provider 'cuda'")
         ort = self._ort = import_onnxruntime(provider)
-        self._cupy: ModuleType | None = None
+        self._cupy: Any = None  # CuPy, imported for the CUDA provider only
         self._stream: Any = None
+        self.initializer_values: list[Any] = []  # OrtValues a session with replaced initializers reads
         self._preallocate = True
         self.cuda_graph = cuda_graph
         self._output_cache: BufferCache | None = None
@@ -126,7 +127,7 @@ class OrtEngine(Engine):
         self.lock: threading.RLock | None = threading.RLock() if provider == "cuda" else None
         if provider == "cuda":
             self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-            cp = self._cupy
+            cp: Any = self._cupy
             if reuse_outputs:
                 self._output_cache = BufferCache(lambda shape, dtype: cp.empty(shape, dtype=dtype))
             if cuda_graph:

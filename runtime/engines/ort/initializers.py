@@ -60,10 +60,15 @@ class InitializerOverrides:
         """The engine with ``source``'s values replaced by ``values`` (None: none) and every other source's,
         and the sources to :meth:`commit` once the caller has swapped it in (nothing is changed here)."""
         sources = {k: v for k, v in {**self.sources, source: values}.items() if v}
-        if not sources:
-            return self._base if self._base is not None else self._reopen(), sources
+        return self.engine_for(sources), sources
+
+    def engine_for(self, sources: dict[str, dict[str, np.ndarray]]) -> Any:
+        """The engine with exactly ``sources``' values in (a new session; the engine as loaded for none),
+        changing nothing here: a pipeline call's own engine (a LoRA at the call's scale)."""
+        if not any(sources.values()):
+            return self._base if self._base is not None else self._reopen()
         merged = {name: value for values in sources.values() for name, value in values.items()}
-        return self._open(merged), sources
+        return self._open(merged)
 
     def commit(self, engine: Any, sources: dict[str, dict[str, np.ndarray]]) -> None:
         """``engine`` (from :meth:`engine_with`) is now the component's: keep the engine as loaded only

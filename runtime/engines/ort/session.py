@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 GRAPH = "graph.onnx"
 THREADS_ENV = "SDRT_CPU_THREADS"
+_WARNED: set[str] = set()
 
 
 def open_session(ort: ModuleType, path: Path, options: Any, providers: list[Any], *, name: str) -> Any:
@@ -111,7 +112,9 @@ def session_options(ort: ModuleType, level: str) -> Any:
 
 def cpu_threads() -> int | None:
     """``$SDRT_CPU_THREADS``: threads per CPU session (None, ONNX Runtime's default: one per core). Several
-    processes on one machine, such as ``sdrt serve``'s replicas, each set it to their share of the cores."""
+    processes on one machine, such as ``sdrt serve``'s replicas, each set it to their share of the cores.
+    More threads than cores only make the threads wait for each other (1000 on 2 cores: 150x slower), so
+    the value is capped at the cores this process may use, with a warning."""
     value = os.environ.get(THREADS_ENV, "").strip()
     if not value:
         return None
@@ -119,7 +122,22 @@ def cpu_threads() -> int | None:
         raise EngineError(
             f"${THREADS_ENV}={value!r}: give a whole number of threads, at least 1 (or unset it)"
         )
+    cores = usable_cores()
+    if int(value) > cores:
+        if value not in _WARNED:  # once per process, not per session
+            _WARNED.add(value)
+            logger.warning(
+                "$%s=%s is more than the %d cores here; using %d", THREADS_ENV, value, cores, cores
+            )
+        return cores
     return int(value)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _entry_name(ort: ModuleType, path: Path, name: str) -> str:

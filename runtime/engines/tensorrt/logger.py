@@ -21,7 +21,9 @@ _LEVELS = {
 def make_logger(trt: ModuleType, *, keep: int = 50) -> Any:
     """Return an ``ILogger`` of module ``trt``; its ``errors`` list holds the last ``keep`` error lines."""
 
-    class CapturingLogger(trt.ILogger):
+    base: Any = trt.ILogger  # the TensorRT module is passed in (tensorrt or tensorrt_rtx)
+
+    class CapturingLogger(base):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []

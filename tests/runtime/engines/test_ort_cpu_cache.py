@@ -122,3 +122,14 @@ def test_sdrt_cpu_threads_sets_the_sessions_threads(tmp_path, cache, monkeypatch
     monkeypatch.setenv("SDRT_CPU_THREADS", "some")
     with pytest.raises(EngineError, match="SDRT_CPU_THREADS"):
         OrtEngine(graph, name="conv")
+
+
+def test_sdrt_cpu_threads_beyond_the_cores_is_capped_with_a_warning(tmp_path, cache, monkeypatch, caplog):
+    from sdrt.runtime.engines.ort.session import usable_cores
+
+    graph = _conv_graph(tmp_path / "conv.onnx")
+    monkeypatch.setenv("SDRT_CPU_THREADS", "1000")
+    with caplog.at_level("WARNING", logger="sdrt.runtime.engines.ort.session"):
+        engine = OrtEngine(graph, name="conv")
+    assert engine.session.get_session_options().intra_op_num_threads == usable_cores() < 1000
+    assert "SDRT_CPU_THREADS=1000 is more than the" in caplog.text
