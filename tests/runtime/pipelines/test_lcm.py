@@ -295,3 +295,24 @@ def test_served_calls_give_an_lcm_pipeline_no_empty_negative_prompt():
     assert call_arguments(plain)["negative_prompt"] == ["", ""]
     negative = Call(settings, (Row("a cat", "blue", 1),), (0,))
     assert call_arguments(negative, takes_negative_prompt=False)["negative_prompt"] == ["blue"]
+
+
+def test_lora_fused_at_build_on_an_lcm_folder(models, tmp_path):
+    """``build-engine --lora`` on a LatentConsistencyModelPipeline folder: diffusers' LCM image with the LoRA."""
+    pytest.importorskip("peft")
+    import sdrt.runtime
+    from tests.lora_files import diffusers_lora_file
+    from tests.parity import PSNR_DB
+
+    lora = diffusers_lora_file(tmp_path, models.folder("lcm"), 4)
+    options = [*OPTIONS, "--components", "text_encoder", "unet", "vae_decoder", "--lora", str(lora)]
+    bundle = build_bundle(models.folder("lcm"), tmp_path / "bundle", options)
+    ref, _ = models.pair("lcm", "LatentConsistencyModelPipeline")
+    ref.load_lora_weights(str(lora))
+    pipe = sdrt.runtime.LatentConsistencyModelPipeline.from_pretrained(bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    latents = initial_latents((1, 4, 8, 8), seed=14)
+    with injected_noise(15) as rng:
+        expected = ref(PROMPT, latents=torch.from_numpy(latents), output_type="np").images
+    actual = pipe(PROMPT, latents=latents, generator=rng, output_type="np").images
+    assert_parity(actual, expected, PSNR_DB)
