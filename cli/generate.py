@@ -159,10 +159,11 @@ def generate(
     else:
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
-        kwargs = {} if guidance is None else {"guidance_scale": guidance}
+        kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
+        if negative_prompt is not None:  # latent consistency pipelines take none
+            kwargs["negative_prompt"] = negative_prompt
         images = pipe(
             prompt,
-            negative_prompt=negative_prompt,
             num_inference_steps=steps,
             num_images_per_prompt=num_images,
             generator=seed,
