@@ -228,3 +228,14 @@ class _Penultimate:
     def __call__(self, ids):
         out = self.encoder(ids, output_hidden_states=True)
         return type("Out", (), {"last_hidden_state": out.hidden_states[-2]})
+
+
+def test_sdrt_generate_takes_the_prompt_syntax(tiny, tmp_path):
+    from tests.cli.test_errors import assert_one_line_error, run
+
+    bundle, out = str(tiny.bundle("sd1")), tmp_path / "cat.png"
+    common = ["--prompt-syntax", "a1111", "--steps", "1", "--seed", "1", "--no-progress", "-o", str(out)]
+    result = run("sdrt", "generate", bundle, "a (red:1.3) cat on [grass]", *common)
+    assert result.returncode == 0 and out.is_file(), result.stderr[-2000:]
+    refused = run("sdrt", "generate", bundle, "cat dog " * 5000, *common)
+    assert_one_line_error(refused, "sdrt generate", "at most 77", "shorten the prompt")
