@@ -63,7 +63,7 @@ class StableDiffusionBase(TextGuidedPipeline):
     @property
     def prompt_encoder(self) -> PromptEncoder:
         syntax = self._state.prompt_syntax if self._state is not None else None
-        limit = sequence_limit(self.unet) if syntax else None
+        limit = sequence_limit(self.manifest) if syntax else None
         return PromptEncoder(self.tokenizer, self.text_encoder, self.xp, bool(self.clip_skip), syntax, limit)
 
     def encode_call_prompts(self, arguments: Mapping[str, Any], guidance: Guidance) -> PromptEmbeds:

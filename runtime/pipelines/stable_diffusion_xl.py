@@ -93,7 +93,7 @@ class StableDiffusionXLBase(TextGuidedPipeline):
     def prompt_encoder(self) -> SDXLPromptEncoder:
         encoders = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
         syntax = self._state.prompt_syntax if self._state is not None else None
-        limit = sequence_limit(self.unet) if syntax else None
+        limit = sequence_limit(self.manifest) if syntax else None
         return SDXLPromptEncoder(
             encoders, self.xp, self.force_zeros_for_empty_prompt, bool(self.clip_skip), syntax, limit
         )

@@ -49,7 +49,7 @@ def pad_chunks(
         raise InputError(
             f"the prompt takes {count} chunks of 75 tokens ({count * CHUNK_LENGTH} with BOS/EOS), but this "
             f"bundle's UNet takes at most {limit} ({limit // CHUNK_LENGTH} chunk(s)): shorten the prompt "
-            "(or the negative prompt); its UNet was exported with a fixed sequence length"
+            f"(or the negative prompt), or rebuild the bundle with build-engine --prompt-chunks {count}"
         )
     empty = prompt_chunks(tokenizer, "")[0]
     return [c + [empty] * (count - len(c)) for c in chunked]
@@ -76,9 +76,15 @@ def emphasis(xp: ModuleType, z: Any, weights: Any) -> Any:
     return weighted * (original / weighted.mean(axis=(1, 2), keepdims=True))
 
 
-def sequence_limit(unet: Any) -> int | None:
-    """The most tokens the UNet's ``encoder_hidden_states`` takes (its fixed sequence dim), or None."""
-    engine = getattr(unet, "engine", unet)
-    spec = getattr(engine, "inputs", {}).get("encoder_hidden_states") if engine is not None else None
-    dim = spec.shape[1] if spec is not None and len(spec.shape) > 1 else None
-    return dim if isinstance(dim, int) else None
+def sequence_limit(manifest: Any) -> int | None:
+    """The most prompt tokens (77 x chunks) the bundle's UNet and ControlNets take: their fixed
+    ``encoder_hidden_states`` length, or the range's top for one built with ``--prompt-chunks N``."""
+    limits = []
+    for record in getattr(manifest, "components", {}).values():
+        spec = record.inputs.get("encoder_hidden_states")
+        if spec is None or len(spec.shape) < 2:
+            continue
+        dim = spec.shape[1]
+        limits.append(dim if isinstance(dim, int) else record.dims.get(dim, (0, None))[1])
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None

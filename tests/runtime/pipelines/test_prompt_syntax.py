@@ -83,12 +83,14 @@ def reference_embeds(tokenizer, text_encoder, fragments, chunks=None):
 
 @pytest.fixture(scope="module")
 def sd1(model_folders, tmp_path_factory):
-    """The tiny SD 1 model with a non-zero final layer-norm bias, as real CLIP models have: with the tiny
-    model's zero bias every token's hidden state has mean 0 and A1111's mean restore divides by ~0."""
+    """The tiny SD 1 model with a non-zero final layer-norm bias, as real CLIP models have (with the tiny
+    model's zero bias every token's hidden state has mean 0 and A1111's mean restore divides by ~0), built
+    with ``--prompt-chunks 3``: its UNet takes 77 x 1..3 tokens."""
     import diffusers
 
+    from sdrt.cli.build_engine import main as build_engine
     from sdrt.runtime import StableDiffusionPipeline
-    from tests.parity import BUILD_OPTIONS, build_bundle
+    from tests.parity import BUILD_OPTIONS
 
     root = tmp_path_factory.mktemp("prompt_syntax")
     ref = diffusers.StableDiffusionPipeline.from_pretrained(model_folders("sd1"))
@@ -97,9 +99,18 @@ def sd1(model_folders, tmp_path_factory):
         norm.bias.copy_(torch.randn(norm.bias.shape, generator=torch.Generator().manual_seed(0)) * 0.5)
     ref.save_pretrained(root / "model")
     ref.set_progress_bar_config(disable=True)
-    pipe = StableDiffusionPipeline.from_pretrained(
-        build_bundle(root / "model", root / "bundle", BUILD_OPTIONS["sd1"]), provider="cpu"
-    )
+    options = [
+        *BUILD_OPTIONS["sd1"],
+        "--prompt-chunks",
+        "3",
+        "--components",
+        "text_encoder",
+        "unet",
+        "vae_decoder",
+    ]
+    build = [str(root / "model"), "-o", str(root / "bundle"), "--backend", "ort", "--precision", "fp32", "-q"]
+    assert build_engine([*build, *options]) in (0, None)  # validated: the UNet's ORT graph at 77 and 154
+    pipe = StableDiffusionPipeline.from_pretrained(root / "bundle", provider="cpu")
     pipe.scheduler = type(pipe.scheduler).from_config(dict(ref.scheduler.config))
     pipe.set_progress_bar_config(disable=True)
     return ref, pipe
@@ -185,11 +196,34 @@ def test_weighted_prompt_image_matches_diffusers_on_the_reference_embeddings(sd1
     assert_parity(actual, expected)
 
 
-@pytest.mark.parametrize("words", [60, 10_000])
-def test_prompts_longer_than_the_unet_takes_are_refused_naming_the_limit(sd1, words):
-    _, pipe = sd1
-    with pytest.raises(InputError, match=r"at most 77 .*fixed sequence length"):
-        pipe(" ".join(["cat dog"] * words), prompt_syntax="a1111", num_inference_steps=1, output_type="np")
+def test_long_prompt_image_matches_diffusers_on_the_reference_embeddings(sd1):
+    ref, pipe = sd1
+    record = pipe.manifest.components["unet"]
+    assert record.inputs["encoder_hidden_states"].shape[1] == "sequence" and record.dims["sequence"] == (
+        77,
+        231,
+    )
+    assert {"sequence": 154}.items() <= record.validation["shapes"][1].items()  # checked against torch
+    latents = initial_latents((1, 4, 8, 8), seed=7)
+    embeds = reference_embeds(ref.tokenizer, ref.text_encoder, [(LONG_WORDS + " ", 1.0), ("red", 1.2)])
+    empty = reference_embeds(ref.tokenizer, ref.text_encoder, [("", 1.0)])
+    kwargs = dict(num_inference_steps=3, output_type="np")
+    expected = ref(
+        prompt_embeds=embeds,
+        negative_prompt_embeds=torch.cat([empty] * 3, dim=1),
+        latents=torch.from_numpy(latents),
+        **kwargs,
+    ).images
+    actual = pipe(LONG_WORDS + " (red:1.2)", prompt_syntax="a1111", latents=latents, **kwargs).images
+    assert_parity(actual, expected)  # PSNR >= 40 dB
+
+
+def test_prompts_longer_than_the_unet_takes_are_refused_naming_the_limit(tiny, sd1):
+    fixed = tiny.pipeline("sd1", "StableDiffusionPipeline")  # built without --prompt-chunks: 77
+    with pytest.raises(InputError, match=r"at most 77 .*--prompt-chunks 2"):
+        fixed(" ".join(["cat dog"] * 60), prompt_syntax="a1111", num_inference_steps=1, output_type="np")
+    with pytest.raises(InputError, match=r"at most 231 \(3 chunk"):
+        sd1[1](" ".join(["cat dog"] * 10_000), prompt_syntax="a1111", num_inference_steps=1, output_type="np")
 
 
 def test_unknown_prompt_syntax_is_refused(sd1):
@@ -239,3 +273,15 @@ def test_sdrt_generate_takes_the_prompt_syntax(tiny, tmp_path):
     assert result.returncode == 0 and out.is_file(), result.stderr[-2000:]
     refused = run("sdrt", "generate", bundle, "cat dog " * 5000, *common)
     assert_one_line_error(refused, "sdrt generate", "at most 77", "shorten the prompt")
+
+
+@pytest.mark.parametrize("chunks", ["0", "17"])
+def test_build_engine_refuses_a_prompt_chunk_count_out_of_range(model_folders, tmp_path, chunks):
+    from tests.cli.test_errors import assert_one_line_error, run
+
+    result = run(
+        "build-engine", str(model_folders("sd1")), "-o", str(tmp_path / "out"), "--prompt-chunks", chunks
+    )
+    assert_one_line_error(
+        result, "build-engine", f"--prompt-chunks {chunks} must be a whole number from 1 to 16"
+    )
