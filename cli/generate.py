@@ -164,9 +164,10 @@ def generate(
         kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
         if prompt_syntax != "diffusers":
             kwargs["prompt_syntax"] = prompt_syntax
+        if negative_prompt is not None:  # latent consistency pipelines take none
+            kwargs["negative_prompt"] = negative_prompt
         images = pipe(
             prompt,
-            negative_prompt=negative_prompt,
             num_inference_steps=steps,
             num_images_per_prompt=num_images,
             generator=seed,

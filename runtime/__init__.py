@@ -26,6 +26,8 @@ _EXPORTS = {
     "StableDiffusionControlNetInpaintPipeline": "pipelines.controlnet_inpaint",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
+    "LatentConsistencyModelPipeline": "pipelines.latent_consistency",
+    "LatentConsistencyModelImg2ImgPipeline": "pipelines.latent_consistency_img2img",
     "DDPMPipeline": "pipelines.ddpm",
     "DDIMPipeline": "pipelines.ddim",
     "PNDMPipeline": "pipelines.pndm",

@@ -42,8 +42,9 @@ def plan_calls(jobs: list[Job], max_rows: int) -> list[Call]:
     return calls
 
 
-def call_arguments(call: Call) -> dict[str, Any]:
-    """The pipeline's keyword arguments (diffusers' names) for one call."""
+def call_arguments(call: Call, takes_negative_prompt: bool = True) -> dict[str, Any]:
+    """The pipeline's keyword arguments (diffusers' names) for one call; a pipeline taking no negative prompt
+    (latent consistency models) gets none where every row's is empty, and refuses one that is not."""
     s, rows = call.settings, call.rows
     kwargs: dict[str, Any] = {
         "prompt": [r.prompt for r in rows],
@@ -52,6 +53,8 @@ def call_arguments(call: Call) -> dict[str, Any]:
         "guidance_scale": s.guidance_scale,
         "generator": [r.seed for r in rows],
     }
+    if not takes_negative_prompt and not any(kwargs["negative_prompt"]):
+        del kwargs["negative_prompt"]
     if s.mode != IMG2IMG:
         kwargs.update(height=s.height, width=s.width)
     if s.mode != TXT2IMG:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 from typing import Any
@@ -87,7 +88,8 @@ class ModelServer:
         settings = call.settings
         self.batch_images.observe(len(call.rows), tags={"model": settings.model, "mode": settings.mode})
         pipe = self._pipeline(settings.mode, settings.sampler, settings.karras)
-        return pipe(**call_arguments(call)).images
+        takes_negative = "negative_prompt" in inspect.signature(type(pipe).__call__).parameters
+        return pipe(**call_arguments(call, takes_negative)).images
 
     def _pipeline(self, mode: str, sampler: str | None, karras: bool) -> Any:
         """The pipeline for a mode and sampler, over the one set of loaded engines (made once)."""

@@ -1,5 +1,5 @@
 """The UNets: ``sample``, ``timestep`` [, ``encoder_hidden_states``, SDXL's ``text_embeds`` and
-``time_ids``] -> ``noise_pred``, the raw model output (epsilon, v or sample, as the manifest says)."""
+``time_ids``, an LCM's ``timestep_cond``] -> ``noise_pred``, the raw model output (epsilon, v or sample, as the manifest says)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from sdrt.runtime.bundle.manifest import Manifest
 from sdrt.runtime.bundle.records import ComponentRecord
 from sdrt.runtime.engines.base import Engine
-from sdrt.runtime.errors import InputError
+from sdrt.runtime.errors import BundleError, InputError
 from sdrt.runtime.tensors import TensorSpec
 
 from .base import Component, ModelInfo
@@ -29,6 +29,8 @@ class UNet(Component):
     Built with ``controlnet_residuals`` (a bundle with ControlNets), it also takes diffusers'
     ``down_block_additional_residuals`` (``down_block_additional_residual_0..N-1``) and
     ``mid_block_additional_residual``; a call without them adds zeros (the plain UNet's output).
+    A UNet whose config has ``time_cond_proj_dim`` (latent consistency models) also takes ``timestep_cond``,
+    the guidance-scale embedding [batch, time_cond_proj_dim].
     """
 
     name = "unet"
@@ -58,6 +60,9 @@ class UNet(Component):
                 "encoder_hidden_states", F32, ("batch", sequence, width)
             )
         inputs |= added_condition_specs(config)
+        if config.get("time_cond_proj_dim") is not None:
+            cond = TensorSpec("timestep_cond", F32, ("batch", int(config["time_cond_proj_dim"])))
+            inputs["timestep_cond"] = cond
         output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
         spec = GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
         if inputs.get("encoder_hidden_states") and inputs["encoder_hidden_states"].shape[1] == "sequence":
@@ -100,6 +105,7 @@ class UNet(Component):
             inputs["sample"],
             inputs["timestep"],
             inputs["encoder_hidden_states"],
+            timestep_cond=inputs.get("timestep_cond"),
             added_cond_kwargs=added,
             down_block_additional_residuals=tuple(down) if down else None,
             mid_block_additional_residual=inputs.get("mid_block_additional_residual"),
@@ -110,6 +116,12 @@ class UNet(Component):
     def __init__(self, engine: Engine, record: ComponentRecord, manifest: Manifest) -> None:
         super().__init__(engine, record, manifest)
         unet = manifest.unet
+        if unet.time_cond_proj_dim is not None and "timestep_cond" not in record.inputs:
+            raise BundleError(
+                f"this bundle's {self.name} has time_cond_proj_dim={unet.time_cond_proj_dim} (a latent consistency "
+                "model) but its engine takes no `timestep_cond`, so the guidance embedding would be dropped; it "
+                "was built by an older sdrt: rebuild it with build-engine MODEL -o BUNDLE --force"
+            )
         self.config = SimpleNamespace(
             in_channels=unet.in_channels,
             sample_size=unet.sample_size,
@@ -127,6 +139,7 @@ class UNet(Component):
         added_cond_kwargs: Mapping[str, Any] | None = None,
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
+        timestep_cond: Any = None,
     ) -> Any:
         sample = self.xp.asarray(sample)
         feeds: dict[str, Any] = {"sample": sample, "timestep": self._timesteps(timestep, sample.shape[0])}
@@ -138,6 +151,7 @@ class UNet(Component):
             "encoder_hidden_states": encoder_hidden_states,
             "text_embeds": text_embeds,
             "time_ids": time_ids,
+            "timestep_cond": timestep_cond,
         }
         for key, value in given.items():
             if key in self.record.inputs:

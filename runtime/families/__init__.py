@@ -40,11 +40,12 @@ if TYPE_CHECKING:
     from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
 from .inpaint import SD_INPAINT
+from .lcm import LCM
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT
 from .uncond import UNCOND
 
-FAMILIES: list[Family] = [SD1, SD2, SDXL, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND]
+FAMILIES: list[Family] = [SD1, SD2, SDXL, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND, LCM]
 
 
 def all_families() -> list[Family]:

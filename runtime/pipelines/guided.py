@@ -28,8 +28,8 @@ from .guidance import apply_guidance
 from .lora import LoraLoader
 from .outputs import StableDiffusionPipelineOutput
 from .prompts import PromptEmbeds
+from .sampling import DIFFUSION, Sampling, guidance_scale_embedding
 from .textual_inversion import EmbeddingLoader
-from .timesteps import retrieve_timesteps, strength_timesteps
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class TextGuidedPipeline(DiffusionPipeline):
 
     #: each text encoder, its tokenizer and, for SDXL, the key of its vectors in an embedding file
     embedding_slots: tuple[tuple[str, str, str | None], ...] = (("text_encoder", "tokenizer", None),)
+    #: how it guides, schedules and decodes (``sampling.CONSISTENCY`` for the latent consistency pipelines)
+    sampling: Sampling = DIFFUSION
 
     def __init__(self, **parts: Any) -> None:
         super().__init__(**parts)
@@ -95,17 +97,13 @@ class TextGuidedPipeline(DiffusionPipeline):
         guidance = self.guidance(arguments["guidance_scale"], arguments.get("guidance_rescale", 0.0))
         embeds = self.encode_call_prompts(arguments, guidance)
         noise = self.noise_source(arguments.get("generator"), embeds.batch)
-        timesteps, steps = retrieve_timesteps(
-            self.scheduler,
-            arguments["num_inference_steps"],
-            arguments.get("timesteps"),
-            arguments.get("sigmas"),
-        )
-        if strength is not None:
-            timesteps, steps = strength_timesteps(self.scheduler, steps, strength)
+        timesteps, steps = self.sampling.timesteps(self.scheduler, arguments, strength)
         call = GuidedCall(
             None, timesteps, steps, embeds, guidance, noise, arguments.get("eta", 0.0), per_prompt
         )
+        if self.sampling.decoded != "latents":
+            call.state[self.sampling.decoded] = None
+        self.add_guidance_embedding(call)
         call.conditioners = list(conditioners)
         for conditioner in call.conditioners:
             conditioner.prepare(self, call)
@@ -115,6 +113,16 @@ class TextGuidedPipeline(DiffusionPipeline):
             call.latents = self.prepare_latents(embeds.batch, in_channels, height, width, noise, latents)
         self.check_channels(call)
         return call
+
+    def add_guidance_embedding(self, call: GuidedCall) -> None:
+        """A UNet with ``time_cond_proj_dim`` (LCM) takes the guidance scale as an embedding of
+        ``guidance_scale - 1`` (``timestep_cond``), as every diffusers pipeline passes it."""
+        dim = self.unet.config.time_cond_proj_dim
+        if dim is None:
+            return
+        w = [call.guidance.scale - 1.0] * call.embeds.batch
+        call.state["w_embedding"] = self.to_xp(guidance_scale_embedding(w, int(dim)))
+        call.unet_inputs["timestep_cond"] = "w_embedding"
 
     def check_channels(self, call: GuidedCall) -> None:
         """The latents and the extra channels the conditioners add make the UNet's input channels."""
@@ -128,7 +136,11 @@ class TextGuidedPipeline(DiffusionPipeline):
             )
 
     def do_guidance(self, guidance_scale: float) -> bool:
-        return guidance_scale > 1 and self.unet.config.time_cond_proj_dim is None
+        return (
+            self.sampling.guidance_batch
+            and guidance_scale > 1
+            and self.unet.config.time_cond_proj_dim is None
+        )
 
     def guidance(self, guidance_scale: float, guidance_rescale: float = 0.0) -> Guidance:
         """The call's guidance settings, also kept in its state for diffusers' properties (``guidance_scale``...)."""
@@ -215,6 +227,8 @@ class TextGuidedPipeline(DiffusionPipeline):
             callback_on_step_end=callback,
             callback_on_step_end_tensor_inputs=arguments["callback_on_step_end_tensor_inputs"],
         )
+        if self.sampling.decoded != "latents":
+            latents = state[self.sampling.decoded]
         images = self.decode_latents(latents, arguments["output_type"])
         return self.output(images, arguments["return_dict"])
 

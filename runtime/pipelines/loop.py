@@ -42,7 +42,10 @@ def denoise(
             if call.interrupt:
                 continue
             model_output = predict(state, t)
-            state["latents"] = scheduler.step(model_output, t, state["latents"], **kwargs).prev_sample
+            output = scheduler.step(model_output, t, state["latents"], **kwargs)
+            state["latents"] = output.prev_sample
+            if "denoised" in state:  # LCM's x0 estimate, what its pipelines decode
+                state["denoised"] = output.denoised
             if after_step is not None:
                 after_step(i, t, state)
             if callback_on_step_end is not None:

@@ -27,8 +27,10 @@ def retrieve_timesteps(
     num_inference_steps: int | None = None,
     timesteps: Sequence[float] | None = None,
     sigmas: Sequence[float] | None = None,
+    **options: Any,
 ) -> tuple[Any, int]:
-    """``scheduler.set_timesteps`` with a step count, custom timesteps or custom sigmas (one of them)."""
+    """``scheduler.set_timesteps`` with a step count, custom timesteps or custom sigmas (one of them), and
+    ``options`` (LCM's ``original_inference_steps``, ``strength``) as diffusers hands them on."""
     if timesteps is not None and sigmas is not None:
         raise InputError("Only one of `timesteps` or `sigmas` can be passed.")
     for name, value in (("timesteps", timesteps), ("sigmas", sigmas)):
@@ -37,11 +39,11 @@ def retrieve_timesteps(
                 raise InputError(
                     f"{type(scheduler).__name__} does not take custom `{name}`; pass num_inference_steps"
                 )
-            scheduler.set_timesteps(**{name: value})
+            scheduler.set_timesteps(**{name: value}, **options)
             return scheduler.timesteps, len(scheduler.timesteps)
     if num_inference_steps is None:
         raise InputError("pass num_inference_steps, or custom `timesteps` or `sigmas`")
-    scheduler.set_timesteps(num_inference_steps)
+    scheduler.set_timesteps(num_inference_steps, **options)
     return scheduler.timesteps, num_inference_steps
 
 
