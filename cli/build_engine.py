@@ -89,6 +89,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="also export the text encoders' hidden states diffusers' clip_skip=N takes (pass it to the calls)",
     )
     p.add_argument(
+        "--prompt-chunks",
+        type=int,
+        help="the UNet takes prompts of up to N chunks of 75 tokens (77 x N embeddings: A1111's long "
+        "prompts, prompt_syntax='a1111' / --prompt-syntax a1111); default 1, diffusers' fixed 77",
+    )
+    p.add_argument(
         "--vae",
         help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
         "with one), e.g. sd-vae-ft-mse, or a tiny AutoencoderTiny folder (TAESD, TAESDXL)",

@@ -59,6 +59,13 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "-n", "--negative-prompt", default=None, help="what the image should not show (default: none)"
     )
     gen.add_argument(
+        "--prompt-syntax",
+        choices=("diffusers", "a1111"),
+        default="diffusers",
+        help="a1111: AUTOMATIC1111's (word:1.2), (word), [word], BREAK and prompts over 75 tokens "
+        "(default: diffusers, the prompt as plain text)",
+    )
+    gen.add_argument(
         "--steps", type=int, default=None, help="denoising steps (default: 50; 1000 for DDPM models)"
     )
     gen.add_argument(
@@ -196,6 +203,7 @@ def _command(args: argparse.Namespace) -> int:
             bundle=args.bundle,
             prompt=args.prompt,
             negative_prompt=args.negative_prompt,
+            prompt_syntax=args.prompt_syntax,
             steps=args.steps,
             guidance=args.guidance,
             scheduler=args.scheduler,

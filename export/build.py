@@ -110,6 +110,7 @@ def _build(
                 options={
                     "clip_skip": options.clip_skip,
                     "controlnet_residuals": bool(manifest.controlnets) or None,
+                    "prompt_chunks": options.prompt_chunks if (options.prompt_chunks or 1) > 1 else None,
                 },
                 asked=options.components,
                 previous=None if options.force else read_previous_manifest(output_dir),

@@ -58,6 +58,9 @@ class BuildOptions:
     clip_skip: int | None = None
     """The text encoders also return the hidden states diffusers' ``clip_skip`` takes (a pipeline call then
     passes that ``clip_skip``)."""
+    prompt_chunks: int | None = None
+    """The UNet takes prompt embeddings of 77 x 1..N tokens (A1111's long prompts, ``prompt_syntax="a1111"``);
+    None or 1: a fixed 77, as diffusers' prompts."""
     vae: str | Path | None = None
     """A diffusers ``AutoencoderKL`` or ``AutoencoderTiny`` folder (or a model folder with one, or a single
     ``.safetensors`` VAE) exported instead of the model's own, as diffusers' ``from_pretrained(..., vae=...)``."""

@@ -54,7 +54,21 @@ def model_folder(
         check_loras(folder, options.loras)
     check_components(folder, options.components)
     check_clip_skip(folder, options.clip_skip)
+    check_prompt_chunks(options.prompt_chunks)
     return folder
+
+
+MAX_PROMPT_CHUNKS = 16  # 1200 tokens; TensorRT's profile and attention memory grow with it
+
+
+def check_prompt_chunks(chunks: int | None) -> None:
+    if chunks is None:
+        return
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or not 1 <= chunks <= MAX_PROMPT_CHUNKS:
+        raise OptionError(
+            f"--prompt-chunks {chunks} must be a whole number from 1 to {MAX_PROMPT_CHUNKS} (chunks of 75 "
+            "prompt tokens the UNet takes)"
+        )
 
 
 def check_runnable(folder: ModelFolder) -> None:

@@ -58,6 +58,14 @@ class GraphSpec:
         """The named dims the inputs use (output-only dims follow from them)."""
         return {d for spec in self.inputs.values() for d in spec.named_dims}
 
+    def second_size(self, dim: str, lo: int, hi: int) -> int:
+        """The second validation size of ``dim``: another batch, two prompt chunks, else the trace size."""
+        if dim == "batch":
+            return min(lo + 1, hi)
+        if dim == "sequence":  # the UNet's prompt tokens with --prompt-chunks: 77 x 2
+            return min(2 * lo, hi)
+        return min(max(self.trace.get(dim, hi), lo), hi)
+
     def validation_sizes(self) -> list[dict[str, int]]:
         """Two sizes to validate at: (min batch, min size) and (another batch, another, non-square size).
 
@@ -71,7 +79,7 @@ class GraphSpec:
             if dim not in self.input_dims or dim in self.derived:
                 continue
             first[dim] = lo
-            second[dim] = min(lo + 1, hi) if dim == "batch" else min(max(self.trace.get(dim, hi), lo), hi)
+            second[dim] = self.second_size(dim, lo, hi)
         # make the second size non-square where the width range allows, to catch swapped axes
         for h, w in (("latent_height", "latent_width"), ("height", "width")):
             if h in second and w in second and second[h] == second[w] and first[w] != second[w]:

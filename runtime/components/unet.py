@@ -39,7 +39,7 @@ class UNet(Component):
     spatial = "latent"
     guided = True
     ort_model_type = "unet"
-    build_options = ("controlnet_residuals",)
+    build_options = ("controlnet_residuals", "prompt_chunks")
     latent_dims = ("latent_height", "latent_width")
 
     @classmethod
@@ -54,13 +54,20 @@ class UNet(Component):
         }
         if "cross_attention_dim" in config:
             width = int(config["cross_attention_dim"])
-            inputs["encoder_hidden_states"] = TensorSpec("encoder_hidden_states", F32, ("batch", 77, width))
+            chunks = int(options.get("prompt_chunks") or 1)  # > 1: A1111's long prompts, 77 x chunks
+            sequence: int | str = "sequence" if chunks > 1 else 77
+            inputs["encoder_hidden_states"] = TensorSpec(
+                "encoder_hidden_states", F32, ("batch", sequence, width)
+            )
         inputs |= added_condition_specs(config)
         if config.get("time_cond_proj_dim") is not None:
             cond = TensorSpec("timestep_cond", F32, ("batch", int(config["time_cond_proj_dim"])))
             inputs["timestep_cond"] = cond
         output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
         spec = GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
+        if inputs.get("encoder_hidden_states") and inputs["encoder_hidden_states"].shape[1] == "sequence":
+            spec.dims["sequence"] = (77, 77 * int(options["prompt_chunks"]))
+            spec.trace["sequence"] = 77
         if options.get("controlnet_residuals"):
             residuals, derived = residual_specs(
                 config, "down_block_additional_residual_", "mid_block_additional_residual"

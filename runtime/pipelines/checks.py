@@ -20,6 +20,7 @@ import numpy as np
 from sdrt.runtime.errors import InputError, InputTypeError
 
 from .torch_interop import torch_module
+from .weighted_prompts import check_syntax
 
 Check = Callable[[str, Any, dict[str, Any], Any, Any], None]  # (name, value, arguments, pipe, state)
 
@@ -159,10 +160,11 @@ def _callable(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state
 
 
 def _legacy(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state: Any) -> None:
-    """diffusers' deprecated ``callback(step, timestep, latents)`` every ``callback_steps`` steps; any other
-    keyword is refused (diffusers would ignore it silently)."""
+    """diffusers' deprecated ``callback(step, timestep, latents)`` every ``callback_steps`` steps; sdrt's
+    ``prompt_syntax="a1111"`` (A1111's prompt weights and long prompts); any other keyword is refused (diffusers would ignore it silently)."""
     extra = dict(value or {})
     callback, steps = extra.pop("callback", None), extra.pop("callback_steps", None)
+    state.prompt_syntax = check_syntax(extra.pop("prompt_syntax", None))  # sdrt's own, see weighted_prompts
     if extra:
         raise InputTypeError(
             f"{type(pipe).__name__}.__call__() got unexpected keyword arguments {sorted(extra)}; see "

@@ -8,8 +8,10 @@ from types import ModuleType
 from typing import Any, overload
 
 from sdrt.runtime.errors import InputError, InputTypeError
+from sdrt.runtime.text.chunks import prompt_chunks
 
 from .arrays import repeat_rows, to_xp
+from .weighted_prompts import A1111, encode_chunks, pad_chunks
 
 
 @dataclass
@@ -69,13 +71,34 @@ def negative_list(negative_prompt: str | list[str] | None, batch_size: int) -> l
 class PromptEncoder:
     """Stable Diffusion 1/2: the text encoder's last hidden state for the prompts and negative prompts;
     with ``clip_skip``, the prompts' come from the earlier layer the bundle was built for (as diffusers,
-    which applies clip_skip to the prompts only)."""
+    which applies clip_skip to the prompts only). ``syntax="a1111"``: A1111's weights, ``BREAK`` and long
+    prompts (``weighted_prompts``; clip_skip then applies to the negative prompts too, as in A1111), up to
+    ``limit`` tokens (77 x chunks) when the UNet's sequence length is fixed."""
 
-    def __init__(self, tokenizer: Any, text_encoder: Any, xp: ModuleType, clip_skip: bool = False) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        text_encoder: Any,
+        xp: ModuleType,
+        clip_skip: bool = False,
+        syntax: str | None = None,
+        limit: int | None = None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
         self.xp = xp
         self.clip_skip = clip_skip
+        self.syntax = syntax
+        self.limit = limit
+
+    def encode_a1111(self, prompts: list[str], negatives: list[str] | None) -> tuple[Any, Any]:
+        """(prompt embeds, negative embeds or None) in A1111's syntax, padded to the same chunk count."""
+        output = "clip_skip_hidden_state" if self.clip_skip else "last_hidden_state"
+        chunked = [prompt_chunks(self.tokenizer, p) for p in prompts + (negatives or [])]
+        chunked = pad_chunks(self.tokenizer, chunked, max(len(c) for c in chunked), self.limit)
+        embeds = encode_chunks(chunked, self.text_encoder, output, self.xp)[0]
+        n = len(prompts)
+        return (embeds[:n], embeds[n:]) if negatives is not None else (embeds, None)
 
     def hidden_states(self, prompts: list[str], max_length: int, output: str = "last_hidden_state") -> Any:
         expand = getattr(self.tokenizer, "expand_multi_vector_tokens", None)  # textual inversions
@@ -97,7 +120,12 @@ class PromptEncoder:
         """diffusers' ``StableDiffusionPipeline.encode_prompt``, each embedding [images, 77, D]."""
         xp, n = self.xp, num_images_per_prompt
         prompts = prompt_list(prompt, prompt_embeds)
-        if prompts is not None:
+        if prompts is not None and self.syntax == A1111:
+            negatives = None
+            if do_classifier_free_guidance and negative_prompt_embeds is None:
+                negatives = negative_list(negative_prompt, len(prompts))
+            prompt_embeds, negative_prompt_embeds = self.encode_a1111(prompts, negatives)
+        elif prompts is not None:
             output = "clip_skip_hidden_state" if self.clip_skip else "last_hidden_state"
             prompt_embeds = self.hidden_states(prompts, self.tokenizer.model_max_length, output)
         prompt_embeds = to_xp(xp, prompt_embeds)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .guided import Guidance, TextGuidedPipeline
 from .prompts import PromptEmbeds, PromptEncoder
+from .weighted_prompts import sequence_limit
 
 
 class StableDiffusionBase(TextGuidedPipeline):
@@ -61,7 +62,9 @@ class StableDiffusionBase(TextGuidedPipeline):
 
     @property
     def prompt_encoder(self) -> PromptEncoder:
-        return PromptEncoder(self.tokenizer, self.text_encoder, self.xp, clip_skip=bool(self.clip_skip))
+        syntax = self._state.prompt_syntax if self._state is not None else None
+        limit = sequence_limit(self.manifest) if syntax else None
+        return PromptEncoder(self.tokenizer, self.text_encoder, self.xp, bool(self.clip_skip), syntax, limit)
 
     def encode_call_prompts(self, arguments: Mapping[str, Any], guidance: Guidance) -> PromptEmbeds:
         return self.prompt_encoder.encode(

@@ -15,6 +15,7 @@ from .guided import Guidance, TextGuidedPipeline
 from .outputs import StableDiffusionXLPipelineOutput
 from .prompts import PromptEmbeds
 from .sdxl_prompts import SDXLPromptEncoder
+from .weighted_prompts import sequence_limit
 
 
 class StableDiffusionXLBase(TextGuidedPipeline):
@@ -91,8 +92,10 @@ class StableDiffusionXLBase(TextGuidedPipeline):
     @property
     def prompt_encoder(self) -> SDXLPromptEncoder:
         encoders = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
+        syntax = self._state.prompt_syntax if self._state is not None else None
+        limit = sequence_limit(self.manifest) if syntax else None
         return SDXLPromptEncoder(
-            encoders, self.xp, self.force_zeros_for_empty_prompt, clip_skip=bool(self.clip_skip)
+            encoders, self.xp, self.force_zeros_for_empty_prompt, bool(self.clip_skip), syntax, limit
         )
 
     def encode_call_prompts(self, arguments: Mapping[str, Any], guidance: Guidance) -> PromptEmbeds:
