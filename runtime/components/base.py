@@ -43,8 +43,9 @@ _CALL_ENGINES: ContextVar[dict[Component, Engine] | None] = ContextVar("sdrt_cal
 
 
 def current_engines(components: Iterable[Component]) -> dict[Component, Engine]:
-    """The engines ``components`` run now in this thread (take it under ``ENGINE_SWAPS`` for a consistent set)."""
-    return {component: component.engine for component in components}
+    """The engines ``components`` run now in this thread (take it under ``ENGINE_SWAPS`` for a consistent set);
+    a part the caller replaced with its own callable (as diffusers allows) has no engine to fix."""
+    return {component: component.engine for component in components if isinstance(component, Component)}
 
 
 @contextlib.contextmanager
