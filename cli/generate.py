@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
-from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
+from sdrt.runtime.families import CLASS_CONDITIONAL, DEPTH, IMAGE_TO_IMAGE, REPAINT, family
 
 from .options import scheduler_class_name
 from .task_choice import (
@@ -128,11 +128,13 @@ def generate(
     inputs: ImageInputs = NO_IMAGE_INPUTS,
     loras: list[str] | None = None,
     prompt_syntax: str = "diffusers",
+    class_labels: list[str] | None = None,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``).
-    ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``)."""
+    ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``).
+    ``class_labels``: DiT's classes, names or ids (one image each, ``num_images`` times)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
@@ -143,8 +145,9 @@ def generate(
         steps = default_steps(manifest.model_type, manifest.pipeline_class)
     found = family(manifest.model_type)
     cls = found.pipeline(task)
+    check_class_labels(task, class_labels)
     if not found.takes_prompt:
-        check_no_text(cls, prompt, negative_prompt, guidance, size)
+        check_no_text(cls, prompt, negative_prompt, None if task == CLASS_CONDITIONAL else guidance, size)
     pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
@@ -154,10 +157,8 @@ def generate(
             pipe.scheduler.config
         )
     if not found.takes_prompt:
-        images = pipe(
-            generator=seed, num_inference_steps=steps, **unconditional_arguments(task, inputs, num_images)
-        )
-        images = images.images
+        arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        images = pipe(generator=seed, num_inference_steps=steps, **arguments).images
     else:
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
@@ -201,8 +202,27 @@ def check_no_text(
         raise InputError("--size does not apply to unconditional models (their size is fixed)")
 
 
-def unconditional_arguments(task: str, inputs: ImageInputs, num_images: int) -> dict[str, Any]:
-    """RePaint's picture and mask (once per image), or the batch size of the pipelines that start from noise."""
+def check_class_labels(task: str, class_labels: list[str] | None) -> None:
+    """``--class-label`` for the class-conditional models (DiT) only, and they need one."""
+    if class_labels and task != CLASS_CONDITIONAL:
+        raise InputError("--class-label is for class-conditional (DiT) bundles; this bundle takes none")
+    if task == CLASS_CONDITIONAL and not class_labels:
+        raise InputError(
+            'this bundle is a class-conditional (DiT) model: pass --class-label NAME (e.g. "golden retriever", or a '
+            "class id), once per image"
+        )
+
+
+def unconditional_arguments(
+    task: str, inputs: ImageInputs, num_images: int, class_labels: list[str], guidance: float | None
+) -> dict[str, Any]:
+    """RePaint's picture and mask (once per image), DiT's class labels (ids or names; and the guidance scale), or
+    the batch size of the pipelines that start from noise."""
+    if task == CLASS_CONDITIONAL:
+        labels: list[int | str] = [
+            int(n) if n.isdigit() else n for n in class_labels for _ in range(num_images)
+        ]
+        return {"class_labels": labels} | ({} if guidance is None else {"guidance_scale": guidance})
     if task != REPAINT:
         return {"batch_size": num_images}
     assert inputs.image is not None and inputs.mask is not None  # chosen_task asked for both

@@ -4,6 +4,7 @@ sdrt generate engines/NAME "a photo of a cat" -n "blurry" --steps 30 --seed 1234
 sdrt generate engines/NAME "a cat in snow" --image cat.png --strength 0.6 -o snowy.png
 sdrt generate engines/NAME "a red hat" --image cat.png --mask hat-mask.png -o hat.png
 sdrt generate engines/DEPTH "a stone statue" --image cat.png [--depth-map depth.npy] -o statue.png
+sdrt generate engines/DIT --class-label "golden retriever" --class-label 1 -o dogs.png
 sdrt inspect engines/NAME
 sdrt bench engines/NAME --steps 30 --runs 3 --compare-diffusers MODEL_DIR --json bench.json
 sdrt serve engines/NAME [engines/OTHER ...] --port 7860 --replicas 2
@@ -112,6 +113,13 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
 def _image_options(gen: argparse.ArgumentParser) -> None:
     """The flags that start from a picture or guide by control images (the bundle and these choose the pipeline)."""
     gen.add_argument(
+        "--class-label",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; repeat for several images',
+    )
+    gen.add_argument(
         "--image",
         type=Path,
         default=None,
@@ -214,6 +222,7 @@ def _command(args: argparse.Namespace) -> int:
             output=args.output,
             progress=not args.no_progress,
             loras=args.lora,
+            class_labels=args.class_label,
             inputs=ImageInputs(
                 args.image,
                 args.mask,

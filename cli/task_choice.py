@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
+    CLASS_CONDITIONAL,
     CONTROL,
     CONTROL_IMAGE_TO_IMAGE,
     CONTROL_INPAINT,
@@ -53,6 +54,7 @@ STARTS_FROM = {
     INPAINT: "masked images",
     DEPTH: "images and depth maps",
     REPAINT: "masked images",
+    CLASS_CONDITIONAL: "class labels",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 

@@ -35,6 +35,7 @@ _EXPORTS = {
     "ScoreSdeVePipeline": "pipelines.score_sde_ve",
     "KarrasVePipeline": "pipelines.karras_ve",
     "ConsistencyModelPipeline": "pipelines.consistency_models",
+    "DiTPipeline": "pipelines.dit",
     "TorchCompatibleGenerator": "random.torch_generator",
     "CLIPTokenizer": "text.tokenizer",
     "make_image_grid": "images",

@@ -3,6 +3,7 @@ the UNet, VAE and text settings the runtime needs, the build's size units, the s
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,25 +12,35 @@ from sdrt.runtime.bundle.manifest import TextInfo, UNetInfo, VaeInfo
 from .folder import ModelFolder
 
 
+def vae_part(folder: ModelFolder) -> str | None:
+    """The folder part that decodes latents: ``vae``, or latent diffusion's ``vqvae`` (None: a pixel model)."""
+    return next((part for part in ("vae", "vqvae") if part in folder.configs), None)
+
+
 def vae_scale(folder: ModelFolder) -> int:
     """Image pixels per latent pixel: 2 per VAE down block after the first (1 without a VAE)."""
-    vae = folder.configs.get("vae")
-    return 2 ** (len(vae["block_out_channels"]) - 1) if vae else 1
+    part = vae_part(folder)
+    return 2 ** (len(folder.configs[part]["block_out_channels"]) - 1) if part else 1
 
 
 def size_units(folder: ModelFolder) -> tuple[tuple[int, int], int]:
     """(the model's default image (height, width), the multiple every image size must be)."""
-    unet, scale = folder.configs["unet"], vae_scale(folder)
+    unet, scale = folder.configs[folder.family.denoiser], vae_scale(folder)
     sample = unet.get("sample_size", 64)
     sample_h, sample_w = (sample, sample) if isinstance(sample, int) else sample
-    multiple = max(8, scale * 2 ** (len(unet["block_out_channels"]) - 1))
+    if "block_out_channels" in unet:
+        downsampling = 2 ** (len(unet["block_out_channels"]) - 1)
+    else:  # a transformer: its patches
+        downsampling = int(unet.get("patch_size") or 1)
+    multiple = max(8, scale * downsampling)
     return (sample_h * scale, sample_w * scale), multiple
 
 
 def unet_info(folder: ModelFolder) -> UNetInfo:
-    unet = folder.configs["unet"]
+    denoiser = folder.family.denoiser
+    unet = folder.configs[denoiser]
     return UNetInfo(
-        class_name=folder.classes["unet"][1],
+        class_name=folder.classes[denoiser][1],
         in_channels=unet.get("in_channels", 4),
         out_channels=unet.get("out_channels", 4),
         sample_size=unet.get("sample_size", 64),
@@ -39,11 +50,12 @@ def unet_info(folder: ModelFolder) -> UNetInfo:
 
 
 def vae_info(folder: ModelFolder) -> VaeInfo | None:
-    vae = folder.configs.get("vae")
-    if vae is None:
+    part = vae_part(folder)
+    if part is None:
         return None
+    vae = folder.configs[part]
     return VaeInfo(
-        class_name=folder.classes["vae"][1],
+        class_name=folder.classes[part][1],
         scaling_factor=vae.get("scaling_factor", VaeInfo.scaling_factor),
         shift_factor=vae.get("shift_factor"),
         latent_channels=vae.get("latent_channels", VaeInfo.latent_channels),
@@ -80,6 +92,11 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     for tokenizer in ("tokenizer", "tokenizer_2"):
         if tokenizer_encoder(tokenizer) in folder.classes:
             copy_tokenizer(folder.part_path(tokenizer), work / tokenizer)
+    id2label = folder.model_index.get("id2label") or folder.configs.get(folder.family.denoiser, {}).get(
+        "id2label"
+    )
+    if id2label:  # DiT's class names (DiTPipeline's ``id2label``)
+        (work / "id2label.json").write_text(json.dumps(id2label, indent=1), encoding="utf-8")
     if "depth_estimator" in folder.classes:
         (work / "feature_extractor").mkdir(parents=True, exist_ok=True)
         processor = folder.path / "feature_extractor" / "preprocessor_config.json"

@@ -15,6 +15,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
+from .transformer import DiTTransformer
 from .unet import UncondUNet, UNet
 from .vae import PreviewVaeDecoder, TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder
 
@@ -23,6 +24,7 @@ COMPONENTS: list[type[Component]] = [
     TextEncoder2,
     UNet,
     UncondUNet,
+    DiTTransformer,
     ControlNet,
     VaeEncoder,
     TinyVaeEncoder,
@@ -61,6 +63,7 @@ __all__ = [
     "COMPONENTS",
     "Component",
     "ControlNet",
+    "DiTTransformer",
     "DepthEstimator",
     "ModelInfo",
     "MultiControlNetModel",

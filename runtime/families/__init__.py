@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sdrt.runtime.errors import BundleError
 
 from .base import (
+    CLASS_CONDITIONAL,
     CLIP_SKIP,
     CONSISTENCY,
     CONTROL,
@@ -22,9 +23,11 @@ from .base import (
     IMAGE_TO_IMAGE,
     INPAINT,
     KARRAS_VE,
+    LATENT_UNCONDITIONAL,
     LORA,
     REPAINT,
     SCORE_SDE_VE,
+    SUPER_RESOLUTION,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     UNCONDITIONAL,
@@ -39,13 +42,14 @@ from .base import (
 if TYPE_CHECKING:
     from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
+from .dit import DIT
 from .inpaint import SD_INPAINT
 from .lcm import LCM
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT
 from .uncond import UNCOND
 
-FAMILIES: list[Family] = [SD1, SD2, SDXL, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND, LCM]
+FAMILIES: list[Family] = [SD1, SD2, SDXL, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND, LCM, DIT]
 
 
 def all_families() -> list[Family]:
@@ -105,6 +109,7 @@ def model_types_running(cls: type) -> list[str]:
 
 
 __all__ = [
+    "CLASS_CONDITIONAL",
     "CLIP_SKIP",
     "CONSISTENCY",
     "CONTROL",
@@ -116,9 +121,11 @@ __all__ = [
     "IMAGE_TO_IMAGE",
     "INPAINT",
     "KARRAS_VE",
+    "LATENT_UNCONDITIONAL",
     "LORA",
     "REPAINT",
     "SCORE_SDE_VE",
+    "SUPER_RESOLUTION",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
     "UNCONDITIONAL",

@@ -32,6 +32,10 @@ REPAINT = "repaint"
 SCORE_SDE_VE = "score-sde-ve"
 KARRAS_VE = "karras-ve"
 CONSISTENCY = "consistency"
+# latent models of their own kinds: DiT's class labels, latent diffusion's unconditional and super-resolution loops
+CLASS_CONDITIONAL = "class-conditional"
+LATENT_UNCONDITIONAL = "latent-unconditional"
+SUPER_RESOLUTION = "super-resolution"
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"
@@ -61,6 +65,9 @@ class Family:
     tasks: Mapping[str, str] = field(default_factory=dict)  # task -> "module:ClassName"; first: the default
     default_steps: int = 50  # sdrt generate's --steps when not given
     fixed_size: bool = False  # the UNet's sample size is the image size (no --size)
+    denoiser: str = (
+        "unet"  # the folder part that denoises (DiT: "transformer"): the manifest's ``unet`` settings
+    )
     #: the task whose pipeline has the folder's class name is the one loaded (else the default task)
     task_by_folder_class: bool = False
     #: which of the families sharing a folder pipeline class a folder is, from its configs (None: the only one)

@@ -60,6 +60,8 @@ class DiffusionPipeline:
     part_loaders: tuple[type[PartLoader], ...] = ()
     #: diffusers' names of the pipeline's parts: its constructor's arguments, ``pipe.components``' keys
     parts: tuple[str, ...] = ("unet", "scheduler")
+    #: the part that denoises (DiT: ``transformer``): the pipeline's bundle, manifest and provider come from it
+    denoiser_part = "unet"
     output_types: tuple[str, ...] = ("pil", "np", "pt", "latent")
     _callback_tensor_inputs: tuple[str, ...] = ("latents",)
     # the parts every pipeline has a slot for (None where its class or the bundle has none)
@@ -77,11 +79,12 @@ class DiffusionPipeline:
         self._progress_bar_config: dict[str, Any] = {}
         for name, value in parts.items():
             check_part(type(self).__name__, name, value)
-        unet: Any = parts.get("unet")
+        unet: Any = parts.get(self.denoiser_part)
         if getattr(unet, "manifest", None) is None:
             raise BundleError(
-                f"{type(self).__name__} needs `unet`: the UNet engine of an sdrt bundle; load the pipeline with "
-                f"{type(self).__name__}.from_pretrained(bundle) or pass pipe.components of a loaded one"
+                f"{type(self).__name__} needs `{self.denoiser_part}`: the {self.denoiser_part} engine of an sdrt "
+                f"bundle; load the pipeline with {type(self).__name__}.from_pretrained(bundle) or pass "
+                "pipe.components of a loaded one"
             )
         self.bundle: Bundle = unet.bundle
         self.manifest = unet.manifest
@@ -91,6 +94,7 @@ class DiffusionPipeline:
         for name in ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
             setattr(self, name, parts.get(name))
         self.unet = unet
+        setattr(self, self.denoiser_part, unet)
         self.vae_scale_factor = self.manifest.vae_scale_factor
         self._check_engines()
         if parts.get("scheduler") is None:
@@ -211,7 +215,9 @@ class DiffusionPipeline:
     def engines(self) -> dict[str, Component]:
         """The component wrappers by their bundle names (``unet``, ``vae_decoder``, ``vae_encoder``...)."""
         vae = self.vae if "vae" in self.parts else None
-        found = {engine: getattr(self, part, None) for part, engine in ENGINE_PARTS.items()}
+        found = {
+            engine: getattr(self, part, None) for part, engine in ENGINE_PARTS.items() if part in self.parts
+        }
         found |= {"vae_decoder": getattr(vae, "decoder", None), "vae_encoder": getattr(vae, "encoder", None)}
         for loader in self.part_loaders:
             found |= loader.engines(getattr(self, loader.name, None))

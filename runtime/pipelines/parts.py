@@ -28,6 +28,7 @@ class PartLoader(Protocol):
 # a pipeline part that is one engine -> the engine's name
 ENGINE_PARTS = {
     "unet": "unet",
+    "transformer": "transformer",
     "text_encoder": "text_encoder",
     "text_encoder_2": "text_encoder_2",
     "depth_estimator": "depth_estimator",
