@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
-from sdrt.runtime.families import CLASS_CONDITIONAL, DEPTH, IMAGE_TO_IMAGE, REPAINT, family
+from sdrt.runtime.families import CLASS_CONDITIONAL, DEPTH, IMAGE_TO_IMAGE, REPAINT, SUPER_RESOLUTION, family
 
 from .options import scheduler_class_name
 from .task_choice import (
@@ -190,16 +190,16 @@ def check_no_text(
     """An unconditional model reads no text and has a fixed size: the flags saying otherwise are errors."""
     if prompt:
         raise InputError(
-            f"this bundle is an unconditional model ({cls.__name__}): it takes no prompt, got {prompt!r}; "
+            f"this bundle's model is guided by no text ({cls.__name__}): it takes no prompt, got {prompt!r}; "
             "drop the prompt (sdrt generate BUNDLE --seed N)"
         )
     for flag, value in (("--negative-prompt", negative_prompt), ("--guidance", guidance)):
         if value is not None:
-            raise InputError(
-                f"{flag}: this bundle is an unconditional model ({cls.__name__}), guided by no text"
-            )
+            raise InputError(f"{flag}: this bundle's model ({cls.__name__}) is guided by no text")
     if size is not None:
-        raise InputError("--size does not apply to unconditional models (their size is fixed)")
+        raise InputError(
+            "--size does not apply to models without text (their size is fixed, or the --image's for super-resolution)"
+        )
 
 
 def check_class_labels(task: str, class_labels: list[str] | None) -> None:
@@ -223,6 +223,11 @@ def unconditional_arguments(
             int(n) if n.isdigit() else n for n in class_labels for _ in range(num_images)
         ]
         return {"class_labels": labels} | ({} if guidance is None else {"guidance_scale": guidance})
+    if task == SUPER_RESOLUTION:
+        if num_images != 1:
+            raise InputError("--num-images: super-resolution makes one image of --image; drop --num-images")
+        assert inputs.image is not None  # chosen_task asked for it
+        return {"image": read_image(inputs.image, "--image", "RGB")}
     if task != REPAINT:
         return {"batch_size": num_images}
     assert inputs.image is not None and inputs.mask is not None  # chosen_task asked for both

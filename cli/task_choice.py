@@ -22,7 +22,9 @@ from sdrt.runtime.families import (
     DEPTH,
     IMAGE_TO_IMAGE,
     INPAINT,
+    LATENT_UNCONDITIONAL,
     REPAINT,
+    SUPER_RESOLUTION,
     TEXT_TO_IMAGE,
     UNCONDITIONAL,
     Family,
@@ -38,6 +40,7 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     INPAINT: (("--image", "--mask"), ("--image", "--mask", "--strength")),
     DEPTH: (("--image",), ("--image", "--strength", "--depth-map")),
     REPAINT: (("--image", "--mask"), ("--image", "--mask")),
+    SUPER_RESOLUTION: (("--image",), ("--image",)),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -45,6 +48,7 @@ NEEDS = {
     INPAINT: "--image (the picture) and --mask (white = repaint)",
     DEPTH: "--image (the picture to start from), and --depth-map where the bundle has no depth estimator",
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
+    SUPER_RESOLUTION: "--image (the low-resolution picture to upscale)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -55,6 +59,8 @@ STARTS_FROM = {
     DEPTH: "images and depth maps",
     REPAINT: "masked images",
     CLASS_CONDITIONAL: "class labels",
+    LATENT_UNCONDITIONAL: "noise",
+    SUPER_RESOLUTION: "low-resolution images",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 

@@ -36,6 +36,8 @@ _EXPORTS = {
     "KarrasVePipeline": "pipelines.karras_ve",
     "ConsistencyModelPipeline": "pipelines.consistency_models",
     "DiTPipeline": "pipelines.dit",
+    "LDMPipeline": "pipelines.ldm",
+    "LDMSuperResolutionPipeline": "pipelines.ldm_super_resolution",
     "TorchCompatibleGenerator": "random.torch_generator",
     "CLIPTokenizer": "text.tokenizer",
     "make_image_grid": "images",

@@ -16,19 +16,21 @@ from .controlnet import ControlNet, MultiControlNetModel
 from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
-from .unet import UncondUNet, UNet
-from .vae import PreviewVaeDecoder, TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder
+from .unet import LatentUNet2D, UncondUNet, UNet
+from .vae import PreviewVaeDecoder, TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder, VqVaeDecoder
 
 COMPONENTS: list[type[Component]] = [
     TextEncoder,
     TextEncoder2,
     UNet,
     UncondUNet,
+    LatentUNet2D,
     DiTTransformer,
     ControlNet,
     VaeEncoder,
     TinyVaeEncoder,
     VaeDecoder,
+    VqVaeDecoder,
     PreviewVaeDecoder,
     DepthEstimator,
 ]
@@ -72,10 +74,12 @@ __all__ = [
     "TextEncoder2",
     "TinyVaeEncoder",
     "UNet",
+    "LatentUNet2D",
     "UncondUNet",
     "Vae",
     "VaeDecoder",
     "VaeEncoder",
+    "VqVaeDecoder",
     "component_class",
     "components_of",
     "open_component",

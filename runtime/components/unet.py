@@ -220,5 +220,22 @@ class UncondUNet(UNet):
     latent_dims = ("height", "width")
 
     @classmethod
+    def present_in(cls, model: ModelInfo) -> bool:
+        return super().present_in(model) and "vqvae" not in model.classes
+
+
+class LatentUNet2D(UncondUNet):
+    """UNet2DModel on latent diffusion's VQ-VAE latents (LDMPipeline, LDMSuperResolutionPipeline): the same graph
+    as ``UncondUNet``'s, its size dims in latent pixels."""
+
+    spatial = "latent"
+    latent_dims = ("latent_height", "latent_width")
+
+    @classmethod
+    def present_in(cls, model: ModelInfo) -> bool:
+        entry = model.classes.get(cls.source)
+        return entry is not None and entry[1] in cls.model_classes and "vqvae" in model.classes
+
+    @classmethod
     def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {"noise_pred": model(inputs["sample"], inputs["timestep"], return_dict=False)[0]}

@@ -143,6 +143,14 @@ class PreviewVaeDecoder(VaeDecoder):
         return {"image": model.decode(latent, return_dict=False)[0]}
 
 
+class VqVaeDecoder(VaeDecoder):
+    """Latent diffusion's ``vqvae`` part (VQModel: ``quantize``, ``post_quant_conv`` and the decoder; or an
+    AutoencoderKL, as LDMTextToImagePipeline folders have it), exported as the bundle's ``vae_decoder``."""
+
+    source = "vqvae"
+    model_classes = ("VQModel", "AutoencoderKL")
+
+
 def _divide(pixels: Range, scale: int) -> Range:
     return pixels[0] // scale, pixels[1] // scale
 

@@ -45,11 +45,24 @@ from .depth import SD_DEPTH
 from .dit import DIT
 from .inpaint import SD_INPAINT
 from .lcm import LCM
+from .ldm import LDM, LDM_SUPER_RESOLUTION
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT
 from .uncond import UNCOND
 
-FAMILIES: list[Family] = [SD1, SD2, SDXL, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND, LCM, DIT]
+FAMILIES: list[Family] = [
+    SD1,
+    SD2,
+    SDXL,
+    SD_INPAINT,
+    SDXL_INPAINT,
+    SD_DEPTH,
+    UNCOND,
+    LCM,
+    DIT,
+    LDM,
+    LDM_SUPER_RESOLUTION,
+]
 
 
 def all_families() -> list[Family]:

@@ -62,6 +62,8 @@ class DiffusionPipeline:
     parts: tuple[str, ...] = ("unet", "scheduler")
     #: the part that denoises (DiT: ``transformer``): the pipeline's bundle, manifest and provider come from it
     denoiser_part = "unet"
+    #: the part that decodes latents (latent diffusion's ``vqvae``): ``self.vae`` whatever its name
+    vae_part = "vae"
     output_types: tuple[str, ...] = ("pil", "np", "pt", "latent")
     _callback_tensor_inputs: tuple[str, ...] = ("latents",)
     # the parts every pipeline has a slot for (None where its class or the bundle has none)
@@ -91,8 +93,10 @@ class DiffusionPipeline:
         self.provider: str = unet.provider
         self.xp = array_module(self.provider)
         self._check_model_type(self.bundle)
-        for name in ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
+        for name in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
             setattr(self, name, parts.get(name))
+        self.vae = parts.get(self.vae_part)
+        setattr(self, self.vae_part, self.vae)
         self.unet = unet
         setattr(self, self.denoiser_part, unet)
         self.vae_scale_factor = self.manifest.vae_scale_factor
@@ -142,7 +146,7 @@ class DiffusionPipeline:
             scheduler = bundle_scheduler(bundle)
         loaded: dict[str, Any] = {name: engines.get(engine) for name, engine in ENGINE_PARTS.items()}
         if "vae_decoder" in engines or "vae_encoder" in engines:
-            loaded["vae"] = Vae.from_engines(engines, bundle.manifest.vae)
+            loaded[cls.vae_part] = Vae.from_engines(engines, bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
             if encoder in engines:
                 from sdrt.runtime.text.tokenizer import CLIPTokenizer
@@ -214,7 +218,7 @@ class DiffusionPipeline:
     @property
     def engines(self) -> dict[str, Component]:
         """The component wrappers by their bundle names (``unet``, ``vae_decoder``, ``vae_encoder``...)."""
-        vae = self.vae if "vae" in self.parts else None
+        vae = self.vae if self.vae_part in self.parts else None
         found = {
             engine: getattr(self, part, None) for part, engine in ENGINE_PARTS.items() if part in self.parts
         }

@@ -17,7 +17,7 @@ from sdrt.runtime.images import load_image
 
 def repaint_image(image: Any) -> np.ndarray:
     """The picture(s) to inpaint -> float32 NCHW in [-1, 1]."""
-    images = _items(image, "image")
+    images = image_items(image, "image")
     if isinstance(images[0], Image.Image):
         w, h = (x - x % 8 for x in images[0].size)
         arrays = [np.array(i.resize((w, h), resample=Image.Resampling.LANCZOS))[None, :] for i in images]
@@ -25,12 +25,12 @@ def repaint_image(image: Any) -> np.ndarray:
         if pixels.ndim != 4:
             raise InputError(f"`image` must be RGB; got a {images[0].mode} image (pass image.convert('RGB'))")
         return 2.0 * pixels.transpose(0, 3, 1, 2) - 1.0
-    return _arrays(images, "image")
+    return image_arrays(images, "image")
 
 
 def repaint_mask(mask_image: Any) -> np.ndarray:
     """The mask(s) -> float32, 1 where the original is kept and 0 where RePaint generates."""
-    masks = _items(mask_image, "mask_image")
+    masks = image_items(mask_image, "mask_image")
     if isinstance(masks[0], Image.Image):
         w, h = (x - x % 32 for x in masks[0].size)
         arrays = [
@@ -38,10 +38,10 @@ def repaint_mask(mask_image: Any) -> np.ndarray:
         ]
         values = np.concatenate(arrays, axis=0).astype(np.float32) / 255.0
         return np.where(values < 0.5, 0.0, 1.0).astype(np.float32)
-    return _arrays(masks, "mask_image")
+    return image_arrays(masks, "mask_image")
 
 
-def _items(value: Any, what: str) -> list[Any]:
+def image_items(value: Any, what: str) -> list[Any]:
     if value is None:
         raise InputError(f"`{what}` is required")
     items = [load_image(v, what) for v in (value if isinstance(value, list | tuple) else [value])]
@@ -52,7 +52,7 @@ def _items(value: Any, what: str) -> list[Any]:
     return items
 
 
-def _arrays(items: list[Any], what: str) -> np.ndarray:
+def image_arrays(items: list[Any], what: str) -> np.ndarray:
     """Arrays or torch tensors (by their own methods: torch is not imported here), concatenated on axis 0."""
     parts = []
     for item in items:
