@@ -8,6 +8,7 @@ its folder's class names, which takes no prompt).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -162,18 +163,9 @@ def generate(
     else:
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
-        kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
-        if prompt_syntax != "diffusers":
-            kwargs["prompt_syntax"] = prompt_syntax
-        if negative_prompt is not None:  # latent consistency pipelines take none
-            kwargs["negative_prompt"] = negative_prompt
+        kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
         images = pipe(
-            prompt,
-            num_inference_steps=steps,
-            num_images_per_prompt=num_images,
-            generator=seed,
-            **image_arguments(task, inputs, size),
-            **kwargs,
+            num_inference_steps=steps, generator=seed, **image_arguments(task, inputs, size), **kwargs
         ).images
     paths = output_paths(output, len(images))
     if len(images) > 1:
@@ -182,6 +174,24 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def text_arguments(
+    cls: type, prompt: str, negative_prompt: str | None, guidance: float | None, syntax: str, num_images: int
+) -> dict[str, Any]:
+    """The prompt arguments the pipeline takes: the prompt (once per image where it takes no
+    ``num_images_per_prompt``: LDMTextToImagePipeline), the negative prompt, guidance scale and prompt syntax."""
+    accepted = inspect.signature(cls.__call__).parameters
+    kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
+    if syntax != "diffusers":
+        kwargs["prompt_syntax"] = syntax
+    if negative_prompt is not None:
+        if "negative_prompt" not in accepted:  # latent consistency, latent diffusion text-to-image
+            raise InputError(f"--negative-prompt: {cls.__name__} takes no negative prompt; drop it")
+        kwargs["negative_prompt"] = negative_prompt
+    if "num_images_per_prompt" in accepted:
+        return {"prompt": prompt, "num_images_per_prompt": num_images, **kwargs}
+    return {"prompt": [prompt] * num_images, **kwargs}
 
 
 def check_no_text(

@@ -38,6 +38,7 @@ _EXPORTS = {
     "DiTPipeline": "pipelines.dit",
     "LDMPipeline": "pipelines.ldm",
     "LDMSuperResolutionPipeline": "pipelines.ldm_super_resolution",
+    "LDMTextToImagePipeline": "pipelines.ldm_text_to_image",
     "TorchCompatibleGenerator": "random.torch_generator",
     "CLIPTokenizer": "text.tokenizer",
     "make_image_grid": "images",

@@ -258,9 +258,17 @@ def load_part(folder: ModelFolder, part: str):
             kwargs = {} if class_name == "CLIPTokenizer" else {"dtype": torch.float32}
             module = getattr(transformers, class_name).from_pretrained(str(path), **kwargs)
         else:
+            import importlib
+
             import diffusers
 
-            module = getattr(diffusers, class_name).from_pretrained(str(path), torch_dtype=torch.float32)
+            # a class of one pipeline's own (LDMBertModel: ["latent_diffusion", ...]) lives in its pipeline module
+            owner = (
+                diffusers
+                if library == "diffusers"
+                else importlib.import_module(f"diffusers.pipelines.{library}")
+            )
+            module = getattr(owner, class_name).from_pretrained(str(path), torch_dtype=torch.float32)
     except Exception as err:  # safetensors, torch and the libraries raise their own kinds for a bad file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelFolderError(

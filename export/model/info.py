@@ -92,6 +92,8 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     for tokenizer in ("tokenizer", "tokenizer_2"):
         if tokenizer_encoder(tokenizer) in folder.classes:
             copy_tokenizer(folder.part_path(tokenizer), work / tokenizer)
+    if "bert" in folder.classes:  # LDMTextToImagePipeline's BERT tokenizer, read by sdrt.runtime.text.bert
+        shutil.copytree(folder.part_path("tokenizer"), work / "tokenizer", dirs_exist_ok=True)
     id2label = folder.model_index.get("id2label") or folder.configs.get(folder.family.denoiser, {}).get(
         "id2label"
     )

@@ -14,7 +14,7 @@ from sdrt.runtime.errors import BundleError
 from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .depth_estimator import DepthEstimator
-from .text_encoder import TextEncoder, TextEncoder2
+from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
 from .vae import PreviewVaeDecoder, TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder, VqVaeDecoder
@@ -22,6 +22,7 @@ from .vae import PreviewVaeDecoder, TinyVaeEncoder, Vae, VaeDecoder, VaeEncoder,
 COMPONENTS: list[type[Component]] = [
     TextEncoder,
     TextEncoder2,
+    LDMBertEncoder,
     UNet,
     UncondUNet,
     LatentUNet2D,
@@ -66,6 +67,7 @@ __all__ = [
     "Component",
     "ControlNet",
     "DiTTransformer",
+    "LDMBertEncoder",
     "DepthEstimator",
     "ModelInfo",
     "MultiControlNetModel",

@@ -117,3 +117,38 @@ class TextEncoder2(TextEncoder):
     @classmethod
     def penultimate(cls, model: ModelInfo) -> bool:
         return True
+
+
+class LDMBertEncoder(TextEncoder):
+    """LDMTextToImagePipeline's ``bert`` (diffusers' LDMBertModel): ``input_ids`` [B, 77] -> ``last_hidden_state``
+    [B, 77, d_model], exported as the bundle's ``text_encoder`` (no attention mask, as diffusers calls it)."""
+
+    source = "bert"
+    model_classes = ("LDMBertModel",)
+    ort_model_type = "bert"
+    build_options = ()
+
+    @classmethod
+    def graph(
+        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
+    ) -> GraphSpec:
+        config = model.configs[cls.source]
+        seq, hidden = int(config["max_position_embeddings"]), int(config["d_model"])
+        output = TensorSpec("last_hidden_state", np.dtype(np.float32), ("batch", seq, hidden))
+        return GraphSpec(
+            inputs={"input_ids": TensorSpec("input_ids", np.dtype(np.int32), ("batch", seq))},
+            outputs={"last_hidden_state": output},
+            dims=dict(ranges),
+            trace=dict(trace),
+            extra={"vocab_size": int(config["vocab_size"])},
+        )
+
+    @classmethod
+    def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        shape = spec.inputs["input_ids"].concrete(sizes)
+        return {"input_ids": rng.integers(0, spec.extra["vocab_size"], size=shape).astype(np.int32)}
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"last_hidden_state": model(inputs["input_ids"].long(), return_dict=False)[0]}

@@ -45,7 +45,7 @@ from .depth import SD_DEPTH
 from .dit import DIT
 from .inpaint import SD_INPAINT
 from .lcm import LCM
-from .ldm import LDM, LDM_SUPER_RESOLUTION
+from .ldm import LDM, LDM_SUPER_RESOLUTION, LDM_TEXT
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT
 from .uncond import UNCOND
@@ -62,6 +62,7 @@ FAMILIES: list[Family] = [
     DIT,
     LDM,
     LDM_SUPER_RESOLUTION,
+    LDM_TEXT,
 ]
 
 

@@ -90,7 +90,7 @@ class Family:
     @property
     def takes_prompt(self) -> bool:
         """Whether its pipelines read a prompt (a family with a text encoder)."""
-        return "text_encoder" in self.required
+        return "text_encoder" in self.required or "bert" in self.required
 
     @property
     def runnable(self) -> bool:

@@ -6,7 +6,7 @@ since one has a fixed size and the other takes any size in the bundle's range.""
 
 from __future__ import annotations
 
-from .base import LATENT_UNCONDITIONAL, SUPER_RESOLUTION, Family
+from .base import LATENT_UNCONDITIONAL, SUPER_RESOLUTION, TEXT_TO_IMAGE, Family
 
 LDM_PARTS = {"unet": ("UNet2DModel",), "vqvae": ("VQModel",)}
 
@@ -27,4 +27,18 @@ LDM_SUPER_RESOLUTION = Family(
     required=LDM_PARTS,
     tasks={SUPER_RESOLUTION: "ldm_super_resolution:LDMSuperResolutionPipeline"},
     default_steps=100,
+)
+
+LDM_TEXT = Family(
+    name="ldm-text",
+    title="latent diffusion text-to-image",
+    folder_pipelines=("LDMTextToImagePipeline",),
+    required={
+        "vqvae": ("VQModel", "AutoencoderKL"),
+        "bert": ("LDMBertModel",),
+        "unet": ("UNet2DConditionModel",),
+    },
+    support=("tokenizer",),
+    tasks={TEXT_TO_IMAGE: "ldm_text_to_image:LDMTextToImagePipeline"},
+    default_steps=50,
 )

@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,13 +150,18 @@ class DiffusionPipeline:
             loaded[cls.vae_part] = Vae.from_engines(engines, bundle.manifest.vae)
         for name, encoder in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
             if encoder in engines:
-                from sdrt.runtime.text.tokenizer import CLIPTokenizer
-
-                loaded[name] = CLIPTokenizer.from_pretrained(bundle.path / name)
+                loaded[name] = cls.load_tokenizer(bundle.path / name)
         loaded |= cls.parts_from_engines(engines)
         loaded = {k: v for k, v in {**loaded, "scheduler": scheduler, **parts}.items() if k in cls.parts}
         logger.info("loaded %s (%s) from %s on %s", cls.__name__, bundle.model_type, bundle.path, provider)
         return cls(**loaded)
+
+    @staticmethod
+    def load_tokenizer(folder: Path) -> Any:
+        """The tokenizer in a bundle's ``folder`` (CLIP's; LDMTextToImagePipeline reads BERT's)."""
+        from sdrt.runtime.text.tokenizer import CLIPTokenizer
+
+        return CLIPTokenizer.from_pretrained(folder)
 
     @classmethod
     def components_to_load(cls, bundle: Bundle) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ ENGINE_PARTS = {
     "unet": "unet",
     "transformer": "transformer",
     "text_encoder": "text_encoder",
+    "bert": "text_encoder",  # LDMTextToImagePipeline's name for its text encoder
     "text_encoder_2": "text_encoder_2",
     "depth_estimator": "depth_estimator",
 }
