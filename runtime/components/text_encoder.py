@@ -126,7 +126,6 @@ class LDMBertEncoder(TextEncoder):
     source = "bert"
     model_classes = ("LDMBertModel",)
     ort_model_type = "bert"
-    build_options = ()
 
     @classmethod
     def graph(

@@ -16,7 +16,7 @@ from .outputs import ImagePipelineOutput
 class UnconditionalPipeline(DiffusionPipeline):
     """A pipeline of pixels straight from a UNet2DModel (no VAE, no text); ``pipe(unet=, scheduler=)``."""
 
-    required_components = ("unet",)
+    required_components: tuple[str, ...] = ("unet",)
     output_types = ("pil", "np")
 
     def __init__(self, unet: Any = None, scheduler: Any = None) -> None:
