@@ -223,6 +223,10 @@ class UncondUNet(UNet):
     def present_in(cls, model: ModelInfo) -> bool:
         return super().present_in(model) and "vqvae" not in model.classes
 
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"noise_pred": model(inputs["sample"], inputs["timestep"], return_dict=False)[0]}
+
 
 class LatentUNet2D(UncondUNet):
     """UNet2DModel on latent diffusion's VQ-VAE latents (LDMPipeline, LDMSuperResolutionPipeline): the same graph
@@ -235,7 +239,3 @@ class LatentUNet2D(UncondUNet):
     def present_in(cls, model: ModelInfo) -> bool:
         entry = model.classes.get(cls.source)
         return entry is not None and entry[1] in cls.model_classes and "vqvae" in model.classes
-
-    @classmethod
-    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return {"noise_pred": model(inputs["sample"], inputs["timestep"], return_dict=False)[0]}
