@@ -166,6 +166,7 @@ def test_progress_of_an_unknown_job(server: ServerProcess) -> None:
     waiting = _post(server, "/internal/progress", {"id_task": "no-such-job"})  # A1111's web page's route
     assert waiting.status_code == 200
     assert waiting.json()["active"] is False and waiting.json()["textinfo"] == "Waiting..."
+    assert _get(server, "/sdapi/v1/progress", skip_current_image="maybe").status_code == 400
 
 
 def test_openai_streams_partial_images_then_the_image(server: ServerProcess) -> None:
