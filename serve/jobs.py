@@ -22,6 +22,8 @@ from typing import Any
 log = logging.getLogger("ray.serve")
 
 KEEP_FINISHED = 256  # finished jobs remembered (``/internal/progress`` answers "completed" for them)
+KEEP_ALL = 4096  # jobs remembered at most (an ingress that died never finished its jobs)
+STALE_S = 600.0  # a running job not reported for this long is not "the current job" (its replica died)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class JobState:
     preview: bytes | None = None  # the latest preview, a PNG
     preview_count: int = 0  # previews made so far
     finished: bool = False
+    reported_at: float = 0.0
 
     @property
     def skipped(self) -> bool:
@@ -57,6 +60,8 @@ class JobBoard:
     def queue(self, job: str, model: str) -> None:
         if job not in self.jobs:  # its replica may have reported first
             self.jobs[job] = JobState(job, model, time.time())
+        while len(self.jobs) > KEEP_ALL:
+            self.jobs.popitem(last=False)
 
     def report(self, updates: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, int | None]]:
         """Replica -> board: each job's new fields; answers each job's (interrupted, skip_call)."""
@@ -65,6 +70,7 @@ class JobBoard:
             state = self.jobs.get(job)
             if state is None:  # queued by an ingress that restarted, or reported after its finish
                 state = self.jobs[job] = JobState(job, fields.get("model", ""), time.time())
+            state.reported_at = time.time()
             if state.started_at is None:
                 state.started_at = time.time()
                 state.job_timestamp = time.strftime("%Y%m%d%H%M%S")
@@ -123,11 +129,18 @@ class JobBoard:
         if job is not None:
             state = self.jobs.get(job)
             return [state] if state is not None and not state.finished else []
-        return [s for s in self.jobs.values() if s.started_at is not None and not s.finished]
+        return self._running()
 
     def _current(self) -> JobState | None:
-        running = [s for s in self.jobs.values() if s.started_at is not None and not s.finished]
-        return max(running, key=lambda s: s.started_at or 0.0, default=None)
+        return max(self._running(), key=lambda s: s.started_at or 0.0, default=None)
+
+    def _running(self) -> list[JobState]:
+        recent = time.time() - STALE_S
+        return [
+            s
+            for s in self.jobs.values()
+            if s.started_at is not None and not s.finished and s.reported_at > recent
+        ]
 
 
 class Board:
