@@ -77,9 +77,12 @@ def parse_lora_spec(spec: str, flag: str = "--lora") -> tuple[Path, float]:
     if not path.exists() and ":" in spec:
         file, scale = spec.rsplit(":", 1)
         try:
-            return Path(file), float(scale)
-        except ValueError as error:
-            raise InputError(f"{flag} {spec}: the scale after ':' must be a number") from error
+            value = float(scale)
+        except ValueError:
+            value = float("nan")
+        if not np.isfinite(value):  # NaN or Inf would make every image NaN, blamed on the model
+            raise InputError(f"{flag} {spec}: the scale after ':' must be a number (finite, e.g. 0.8)")
+        return Path(file), value
     return path, 1.0
 
 
