@@ -71,7 +71,7 @@ def _lora(state: Any) -> list[str]:
 
 def _embeddings(pipe: Any, state: Any) -> list[str]:
     """The run-time embeddings' tokens that this call's prompts hold."""
-    loaded = set()
+    loaded: set[str] = set()
     for engine in pipe.engines.values():
         loaded.update(getattr(getattr(engine, "embedding_table", None), "tokens", None) or ())
     texts = []
