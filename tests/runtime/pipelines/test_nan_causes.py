@@ -89,3 +89,11 @@ def test_with_no_suspect_the_engines_are_checked(pipe):
     said = str(nonfinite_error(pipe, "the denoising loop produced NaN/Inf latents", "unet"))
     assert "unet engine is fp32" in said and f"sdrt inspect {pipe.bundle.path} --verify" in said, said
     assert "fp16" not in said, said
+
+
+def test_unconditional_pixels_name_the_engine_not_fp16(tiny):
+    pipe = tiny.pipeline("uncond", "DDPMPipeline")
+    with pipe.call_state(), pytest.raises(EngineError) as error:
+        pipe.images_out(np.full((1, 3, 8, 8), np.nan, np.float32), "np", True)
+    said = str(error.value)
+    assert "NaN/Inf pixels" in said and "unet engine is fp32" in said and "fp16" not in said, said
