@@ -102,6 +102,17 @@ def long_job(browser: Any, server: ServerProcess) -> dict:
     return {"page": page, "values": values, "seconds": seconds}
 
 
+def test_the_page_is_open_and_serves_only_its_own_files(server: ServerProcess) -> None:
+    page = requests.get(f"{server.url}/", timeout=30)  # no credentials: the page asks for them itself
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    script = requests.get(f"{server.url}/web/app.js", timeout=30)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    for path in ("/web/index.py", "/web/..%2Fhttp.py", "/web/%2E%2E/app.py", "/web/"):
+        assert requests.get(f"{server.url}{path}", timeout=30).status_code in (401, 404), path
+    assert requests.get(f"{server.url}/sdapi/v1/sd-models", timeout=30).status_code == 401
+
+
 def test_the_page_asks_for_the_key_and_refuses_a_wrong_one(browser: Any, server: ServerProcess) -> None:
     page = browser.new_page()
     page.goto(server.url)
