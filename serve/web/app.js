@@ -52,8 +52,9 @@ async function loadPickers() {
   options($("sampler"), samplers.map((s) => [s.name, s.name]));
   try {
     const loras = await call("GET", "/sdapi/v1/loras");
+    $("lora").replaceChildren(new Option("add a LoRA…", ""));
     options($("lora"), loras.map((l) => [l.name, l.alias || l.name]));
-    $("lora-label").hidden = false;
+    $("lora-label").hidden = loras.length === 0;
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 404)) throw error;
   }
