@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
-from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
+from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, PANORAMA, REPAINT, SAFE, SEMANTIC, family
 
 from .options import scheduler_class_name
 from .task_choice import (
@@ -92,6 +92,8 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
+    if task == PANORAMA and size is None:
+        return {}  # the pipeline's own panorama size (diffusers': 2048x512)
     if inputs.image is None:
         height, width = size or (None, None)
         return {"height": height, "width": width}
@@ -172,6 +174,7 @@ def generate(
             num_images_per_prompt=num_images,
             generator=seed,
             **image_arguments(task, inputs, size),
+            **guided_arguments(task, inputs),
             **kwargs,
         ).images
     paths = output_paths(output, len(images))
@@ -181,6 +184,20 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def guided_arguments(task: str, inputs: ImageInputs) -> dict[str, Any]:
+    """The guided loops' own arguments: SEGA's editing prompts, an SLD preset's settings."""
+    if task == SEMANTIC:
+        scale = (
+            {} if inputs.edit_guidance_scale is None else {"edit_guidance_scale": inputs.edit_guidance_scale}
+        )
+        return {"editing_prompt": list(inputs.editing_prompts), **scale}
+    if task == SAFE and inputs.safety_preset is not None:
+        from sdrt.runtime.pipelines.safe_guidance import safety_preset
+
+        return safety_preset(inputs.safety_preset)
+    return {}
 
 
 def check_no_text(
