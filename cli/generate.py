@@ -155,6 +155,7 @@ def generate(
         pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
             pipe.scheduler.config
         )
+    depth: list[Any] = []
     if not found.takes_prompt:
         images = pipe(
             generator=seed, num_inference_steps=steps, **unconditional_arguments(task, inputs, num_images)
@@ -176,14 +177,24 @@ def generate(
             **image_arguments(task, inputs, size),
             **guided_arguments(task, inputs),
             **kwargs,
-        ).images
+        )
+        depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
+        images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
     if len(images) > 1:
         images = [*images, make_image_grid(images)]
         paths.append(output.with_name(f"{output.stem}-grid{output.suffix}"))
     for image, path in zip(images, paths):
         save_image(image, path)
-    return paths
+    return paths + save_depth_maps(depth, paths)
+
+
+def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:
+    """LDM3D's 16-bit depth maps beside their pictures (``NAME-depth.png``)."""
+    written = [path.with_name(f"{path.stem}-depth.png") for path in paths[: len(depth)]]
+    for image, path in zip(depth, written):
+        save_image(image, path)
+    return written
 
 
 def guided_arguments(task: str, inputs: ImageInputs) -> dict[str, Any]:

@@ -219,6 +219,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(f"sdrt {args.command}", lambda: _command(args))
 
 
+def _inputs(args: argparse.Namespace) -> ImageInputs:
+    """generate's flags that, with the bundle, choose the pipeline."""
+    return ImageInputs(
+        args.image,
+        args.mask,
+        args.strength,
+        args.depth_map,
+        tuple(args.control_image or ()),
+        tuple(args.control_scale or ()),
+        args.panorama,
+        tuple(args.editing_prompt or ()),
+        args.edit_guidance_scale,
+        args.safety_preset,
+    )
+
+
 def _command(args: argparse.Namespace) -> int:
     from sdrt.runtime.bundle.bundle import open_bundle
 
@@ -240,18 +256,7 @@ def _command(args: argparse.Namespace) -> int:
             output=args.output,
             progress=not args.no_progress,
             loras=args.lora,
-            inputs=ImageInputs(
-                args.image,
-                args.mask,
-                args.strength,
-                args.depth_map,
-                tuple(args.control_image or ()),
-                tuple(args.control_scale or ()),
-                args.panorama,
-                tuple(args.editing_prompt or ()),
-                args.edit_guidance_scale,
-                args.safety_preset,
-            ),
+            inputs=_inputs(args),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "serve":

@@ -28,6 +28,7 @@ _EXPORTS = {
     "SemanticStableDiffusionPipeline": "pipelines.semantic",
     "StableDiffusionPipelineSafe": "pipelines.safe",
     "SafetyConfig": "pipelines.safe_guidance",
+    "StableDiffusionLDM3DPipeline": "pipelines.ldm3d",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
     "LatentConsistencyModelPipeline": "pipelines.latent_consistency",
