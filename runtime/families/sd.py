@@ -15,6 +15,7 @@ from .base import (
     PANORAMA,
     SAFE,
     SEMANTIC,
+    SD_LATENT_RGB,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -51,6 +52,7 @@ def is_sd2(configs: Configs) -> bool:
 SD1 = Family(
     name="sd1",
     title="SD 1.x",
+    latent_rgb=SD_LATENT_RGB,
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
@@ -62,6 +64,7 @@ SD1 = Family(
 SD2 = Family(
     name="sd2",
     title="SD 2.x",
+    latent_rgb=SD_LATENT_RGB,
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
