@@ -25,8 +25,11 @@ from .base import (
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
     LORA,
+    PANORAMA,
     REPAINT,
+    SAFE,
     SCORE_SDE_VE,
+    SEMANTIC,
     SUPER_RESOLUTION,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
@@ -46,6 +49,7 @@ from .dit import DIT
 from .inpaint import SD_INPAINT
 from .lcm import LCM
 from .ldm import LDM, LDM_SUPER_RESOLUTION, LDM_TEXT
+from .ldm3d import LDM3D
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT
 from .uncond import UNCOND
@@ -63,6 +67,7 @@ FAMILIES: list[Family] = [
     LDM,
     LDM_SUPER_RESOLUTION,
     LDM_TEXT,
+    LDM3D,
 ]
 
 
@@ -137,9 +142,12 @@ __all__ = [
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LORA",
+    "PANORAMA",
     "REPAINT",
+    "SAFE",
     "SCORE_SDE_VE",
     "SUPER_RESOLUTION",
+    "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
     "UNCONDITIONAL",

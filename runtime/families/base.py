@@ -36,6 +36,10 @@ CONSISTENCY = "consistency"
 CLASS_CONDITIONAL = "class-conditional"
 LATENT_UNCONDITIONAL = "latent-unconditional"
 SUPER_RESOLUTION = "super-resolution"
+# text-to-image loops of their own over the SD engines (diffusers' guided pipelines)
+PANORAMA = "panorama"
+SEMANTIC = "semantic"
+SAFE = "safe"
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"
