@@ -95,6 +95,16 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         "prompts, prompt_syntax='a1111' / --prompt-syntax a1111); default 1, diffusers' fixed 77",
     )
     p.add_argument(
+        "--deepcache",
+        type=int,
+        nargs="?",
+        const=0,
+        metavar="BRANCH",
+        help="also export the UNet split for step caching (DeepCache): unet_deepcache_full and "
+        "unet_deepcache_shallow, so pipelines take cache_interval=N (sdrt generate --cache-interval N); BRANCH "
+        "as DeepCache's cache_branch_id (default 0: the shallowest, fastest)",
+    )
+    p.add_argument(
         "--vae",
         help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
         "with one), e.g. sd-vae-ft-mse, or a tiny AutoencoderTiny folder (TAESD, TAESDXL)",

@@ -72,6 +72,14 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "--guidance", type=float, default=None, help="guidance scale (default: the pipeline's, 7.5; SDXL 5.0)"
     )
     gen.add_argument(
+        "--cache-interval",
+        type=int,
+        default=1,
+        metavar="N",
+        help="step caching (DeepCache): the full UNet every N steps, its shallow part on the cached feature in "
+        "between (default 1: off; the bundle built with build-engine --deepcache)",
+    )
+    gen.add_argument(
         "--scheduler",
         default=None,
         help="scheduler class or alias: euler, euler_a, dpmpp, ddim, pndm, unipc... "
@@ -204,6 +212,7 @@ def _command(args: argparse.Namespace) -> int:
             prompt=args.prompt,
             negative_prompt=args.negative_prompt,
             prompt_syntax=args.prompt_syntax,
+            cache_interval=args.cache_interval,
             steps=args.steps,
             guidance=args.guidance,
             scheduler=args.scheduler,

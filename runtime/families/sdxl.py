@@ -3,7 +3,7 @@ penultimate layer; its inpainting folders export but have no sdrt pipeline yet, 
 
 from __future__ import annotations
 
-from .base import CLIP_SKIP, CONTROL, CONTROLNET, LORA, TEXT_TO_IMAGE, TEXTUAL_INVERSION, Family
+from .base import CLIP_SKIP, CONTROL, CONTROLNET, DEEPCACHE, LORA, TEXT_TO_IMAGE, TEXTUAL_INVERSION, Family
 
 SDXL_PARTS = {
     "text_encoder": ("CLIPTextModel",),
@@ -18,7 +18,7 @@ SDXL = Family(
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
     dual_text_encoders=True,
     tasks={
         TEXT_TO_IMAGE: "sdxl:StableDiffusionXLPipeline",
