@@ -167,3 +167,14 @@ def test_build_refuses_controlnet_and_unknown_branches(
         assert build_engine([str(model), "-o", str(out), "-q", *extra]) == 2
         assert words in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_sdrt_generate_cache_interval(deepcache_bundle: Path, tmp_path: Path, capsys: Any) -> None:
+    from sdrt.cli.sdrt import main
+
+    out = tmp_path / "cat.png"
+    common = ["generate", str(deepcache_bundle), "a cat", "--steps", "4", "--size", "64x64", "--no-progress"]
+    assert main([*common, "--cache-interval", "2", "-o", str(out)]) == 0
+    assert out.exists()
+    assert main([*common, "--cache-interval", "0", "-o", str(tmp_path / "no.png")]) == 2
+    assert "`cache_interval` must be at least 1" in capsys.readouterr().err
