@@ -178,3 +178,32 @@ def test_sdrt_generate_cache_interval(deepcache_bundle: Path, tmp_path: Path, ca
     assert out.exists()
     assert main([*common, "--cache-interval", "0", "-o", str(tmp_path / "no.png")]) == 2
     assert "`cache_interval` must be at least 1" in capsys.readouterr().err
+
+
+def test_sdxl_interval_matches_deepcache_helper(tiny: Any, tmp_path: Path) -> None:
+    """SDXL (added time conditions, two text encoders) against DeepCache's helper on diffusers' SDXL pipeline."""
+    pytest.importorskip("DeepCache")
+    import diffusers
+    import torch
+    from DeepCache import DeepCacheSDHelper
+
+    import sdrt.runtime
+
+    options = [*BUILD_OPTIONS["sdxl"], "unet_deepcache_full", "unet_deepcache_shallow", "--deepcache"]
+    bundle = build_bundle(tiny.model("sdxl"), tmp_path / "sdxl", options)
+    reference = diffusers.StableDiffusionXLPipeline.from_pretrained(tiny.model("sdxl"))
+    reference.set_progress_bar_config(disable=True)
+    helper = DeepCacheSDHelper(pipe=reference)
+    helper.set_params(cache_interval=3, cache_branch_id=0)
+    helper.enable()
+    arguments: dict[str, Any] = {
+        "num_inference_steps": STEPS,
+        "height": SIZE,
+        "width": SIZE,
+        "output_type": "np",
+    }
+    expected = reference("a red cube", generator=torch.Generator().manual_seed(0), **arguments).images
+    helper.disable()
+    pipe = sdrt.runtime.StableDiffusionXLPipeline.from_pretrained(bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    assert psnr(pipe("a red cube", generator=0, cache_interval=3, **arguments).images, expected) >= PSNR_DB
