@@ -14,7 +14,7 @@ from typing import Any
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
 
-from .options import scheduler_class_name
+from .options import check_writable, scheduler_class_name
 from .task_choice import (
     CONTROL_TASKS,
     NO_IMAGE_INPUTS,
@@ -140,6 +140,8 @@ def generate(
     from sdrt.schedulers import get_scheduler_class
 
     manifest = open_bundle(bundle).manifest
+    for path in output_paths(output, num_images):  # before the work, whose images would have nowhere to go
+        check_writable(path, "-o", make_parents=True)
     task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets), manifest.pipeline_class)
     if steps is None:
         steps = default_steps(manifest.model_type, manifest.pipeline_class)
@@ -163,13 +165,7 @@ def generate(
     else:
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
-        kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
-        if prompt_syntax != "diffusers":
-            kwargs["prompt_syntax"] = prompt_syntax
-        if cache_interval != 1:
-            kwargs["cache_interval"] = cache_interval
-        if negative_prompt is not None:  # latent consistency pipelines take none
-            kwargs["negative_prompt"] = negative_prompt
+        kwargs = _call_options(guidance, prompt_syntax, cache_interval, negative_prompt)
         images = pipe(
             prompt,
             num_inference_steps=steps,
@@ -185,6 +181,20 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def _call_options(
+    guidance: float | None, prompt_syntax: str, cache_interval: int, negative_prompt: str | None
+) -> dict[str, Any]:
+    """The text-guided call's keywords the flags set (only those given, so each pipeline's defaults hold)."""
+    kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
+    if prompt_syntax != "diffusers":
+        kwargs["prompt_syntax"] = prompt_syntax
+    if cache_interval != 1:
+        kwargs["cache_interval"] = cache_interval
+    if negative_prompt is not None:  # latent consistency pipelines take none
+        kwargs["negative_prompt"] = negative_prompt
+    return kwargs
 
 
 def check_no_text(
