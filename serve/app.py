@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from .fields import RequestError
 from .guard import Guard, error_body, json_response
+from .network_routes import network_routes
 from .samplers import SAMPLERS, SCHEDULES
 from .schemas import (
     ImageGenerateParams,
@@ -42,6 +43,7 @@ def make_app(api: Api) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     _a1111_routes(app, api)
     _openai_routes(app, api)
+    network_routes(app, api)
     return app
 
 

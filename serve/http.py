@@ -17,6 +17,7 @@ from .auth import Auth
 from .catalog import Catalog, served_model
 from .fields import Limits, RequestError, check_plain
 from .guard import request_id
+from .loras import LoraLibrary
 from .requests import Job, JobResult
 from .schemas import (
     ImageGenerateParams,
@@ -28,7 +29,12 @@ from .schemas import (
 
 class Api:
     def __init__(
-        self, bundles: list[str], handles: dict[str, Any], limits: dict[str, Any], auth: dict[str, Any]
+        self,
+        bundles: list[str],
+        handles: dict[str, Any],
+        limits: dict[str, Any],
+        auth: dict[str, Any],
+        lora_dir: str | None = None,
     ):
         from .loopback import keep_on_loopback
 
@@ -39,6 +45,7 @@ class Api:
         self.auth = Auth.from_options(**auth)
         self.active = self.catalog.default
         self.options: dict[str, Any] = {}
+        self.loras = LoraLibrary(lora_dir)
 
     def __serve_build_asgi_app__(self) -> Any:
         from .app import make_app
@@ -61,9 +68,13 @@ class Api:
     async def a1111(
         self, body: StableDiffusionProcessingTxt2Img | StableDiffusionProcessingImg2Img
     ) -> dict[str, Any]:
-        job = a1111.parse(body, self.catalog, self.active, self.limits)
+        job = a1111.parse(body, self.catalog, self.active, self.limits, self.loras)
         result = await self._run(job)
         return a1111.answer(body, job, result, self.catalog.models[job.settings.model])
+
+    async def embeddings(self) -> dict[str, Any]:
+        """The active model's embeddings as its replica loaded them (A1111 lists the active model's)."""
+        return await self.handles[self.active].embeddings_listed.remote()
 
     async def openai(self, body: ImageGenerateParams) -> dict[str, Any]:
         job = openai_images.parse(body, self.catalog, self.limits)
