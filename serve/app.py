@@ -26,6 +26,7 @@ from .schemas import (
     StableDiffusionProcessingTxt2Img,
     TextToImageResponse,
 )
+from .web_page import web_page_routes
 
 if TYPE_CHECKING:
     from .http import Api
@@ -46,6 +47,7 @@ def make_app(api: Api) -> FastAPI:
     job_routes(app, api)
     _openai_routes(app, api)
     network_routes(app, api)
+    web_page_routes(app)
     return app
 
 
