@@ -142,12 +142,14 @@ def generate(
     loras: list[str] | None = None,
     prompt_syntax: str = "diffusers",
     class_labels: list[str] | None = None,
+    cache_interval: int = 1,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``).
     ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``).
-    ``class_labels``: DiT's classes, names or ids (one image each, ``num_images`` times)."""
+    ``class_labels``: DiT's classes, names or ids (one image each, ``num_images`` times).
+    ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
@@ -179,6 +181,7 @@ def generate(
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
         kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
+        kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
         images = pipe(
             num_inference_steps=steps,
             generator=seed,

@@ -13,6 +13,7 @@ from sdrt.runtime.errors import BundleError
 
 from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
+from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
@@ -24,6 +25,8 @@ COMPONENTS: list[type[Component]] = [
     TextEncoder2,
     LDMBertEncoder,
     UNet,
+    DeepCacheFullUNet,
+    DeepCacheShallowUNet,
     UncondUNet,
     LatentUNet2D,
     DiTTransformer,
@@ -66,6 +69,8 @@ __all__ = [
     "COMPONENTS",
     "Component",
     "ControlNet",
+    "DeepCacheFullUNet",
+    "DeepCacheShallowUNet",
     "DiTTransformer",
     "LDMBertEncoder",
     "DepthEstimator",

@@ -19,6 +19,7 @@ from .base import (
     CONTROL_IMAGE_TO_IMAGE,
     CONTROL_INPAINT,
     CONTROLNET,
+    DEEPCACHE,
     DEPTH,
     IMAGE_TO_IMAGE,
     INPAINT,
@@ -130,6 +131,7 @@ def model_types_running(cls: type) -> list[str]:
 __all__ = [
     "CLASS_CONDITIONAL",
     "CLIP_SKIP",
+    "DEEPCACHE",
     "CONSISTENCY",
     "CONTROL",
     "CONTROLNET",
