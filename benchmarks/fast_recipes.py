@@ -307,13 +307,13 @@ def _child(library: str, settings: dict, optimum_python: str | None) -> dict:
 
 def measure(work: Path, args: argparse.Namespace) -> list[dict]:
     """Every (size, repetition, recipe, library) in a fresh process, one at a time; the library order is
-    reversed every other repetition. Results are saved after each process (``WORK/fr/fast_recipes.json``)."""
+    reversed every other repetition. Results are saved after each process (``--json``)."""
     results: list[dict] = []
-    path = work / "fr" / "fast_recipes.json"
+    path = args.json or work / "fr" / "fast_recipes.json"
     for size in args.sizes:
         repeats = args.repeats if size < 512 else args.repeats_512 or args.repeats
         for rep in range(repeats):
-            order = LIBRARIES if rep % 2 == 0 else LIBRARIES[::-1]
+            order = args.libraries if rep % 2 == 0 else args.libraries[::-1]
             for name in args.recipes:
                 for library in order:
                     settings = _settings(work, RECIPES[name], library, size, args)
@@ -363,6 +363,7 @@ def main() -> None:
     p.add_argument("--optimum-python", help="python of a venv with optimum-intel (else no optimum rows)")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    p.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES))
     p.add_argument("--repeats", type=int, default=2, help="fresh processes per library and recipe")
     p.add_argument(
         "--repeats-512", type=int, default=None, help="repeats at 512 px and above (default: --repeats)"
@@ -371,12 +372,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="override every recipe's steps (for trying)")
     p.add_argument("--prompt", default="a photo of a cat")
     p.add_argument("--tiny", action="store_true", help="tiny models (try the script; use --sizes 64)")
+    p.add_argument("--json", type=Path, help="results file (default: WORK/fr/fast_recipes.json)")
     p.add_argument("--no-build", action="store_true", help="build no bundle (rows of missing ones skipped)")
     p.add_argument("--prepare-only", action="store_true", help="make the models and bundles, time nothing")
-    p.add_argument("--summarize", type=Path, metavar="JSON", help="print the table of an earlier run")
+    p.add_argument(
+        "--summarize", type=Path, nargs="+", metavar="JSON", help="print the table of earlier runs"
+    )
     args = p.parse_args()
     if args.summarize:
-        print(table(json.loads(args.summarize.read_text())["results"]))
+        print(table([r for path in args.summarize for r in json.loads(path.read_text())["results"]]))
         return
     (args.work / "fr").mkdir(parents=True, exist_ok=True)
     prepare(args.work, args.recipes, args.optimum_python, args.tiny, not args.no_build)
