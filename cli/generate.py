@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
-from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
+from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, PANORAMA, REPAINT, SAFE, SEMANTIC, family
 
-from .options import scheduler_class_name
+from .options import check_writable, scheduler_class_name
 from .task_choice import (
     CONTROL_TASKS,
     NO_IMAGE_INPUTS,
@@ -92,6 +92,8 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
+    if task == PANORAMA and size is None:
+        return {}  # the pipeline's own panorama size (diffusers': 2048x512)
     if inputs.image is None:
         height, width = size or (None, None)
         return {"height": height, "width": width}
@@ -138,6 +140,8 @@ def generate(
     from sdrt.schedulers import get_scheduler_class
 
     manifest = open_bundle(bundle).manifest
+    for path in output_paths(output, num_images):  # before the work, whose images would have nowhere to go
+        check_writable(path, "-o", make_parents=True)
     task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets), manifest.pipeline_class)
     if steps is None:
         steps = default_steps(manifest.model_type, manifest.pipeline_class)
@@ -153,6 +157,7 @@ def generate(
         pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
             pipe.scheduler.config
         )
+    depth: list[Any] = []
     if not found.takes_prompt:
         images = pipe(
             generator=seed, num_inference_steps=steps, **unconditional_arguments(task, inputs, num_images)
@@ -172,15 +177,40 @@ def generate(
             num_images_per_prompt=num_images,
             generator=seed,
             **image_arguments(task, inputs, size),
+            **guided_arguments(task, inputs),
             **kwargs,
-        ).images
+        )
+        depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
+        images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
     if len(images) > 1:
         images = [*images, make_image_grid(images)]
         paths.append(output.with_name(f"{output.stem}-grid{output.suffix}"))
     for image, path in zip(images, paths):
         save_image(image, path)
-    return paths
+    return paths + save_depth_maps(depth, paths)
+
+
+def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:
+    """LDM3D's 16-bit depth maps beside their pictures (``NAME-depth.png``)."""
+    written = [path.with_name(f"{path.stem}-depth.png") for path in paths[: len(depth)]]
+    for image, path in zip(depth, written):
+        save_image(image, path)
+    return written
+
+
+def guided_arguments(task: str, inputs: ImageInputs) -> dict[str, Any]:
+    """The guided loops' own arguments: SEGA's editing prompts, an SLD preset's settings."""
+    if task == SEMANTIC:
+        scale = (
+            {} if inputs.edit_guidance_scale is None else {"edit_guidance_scale": inputs.edit_guidance_scale}
+        )
+        return {"editing_prompt": list(inputs.editing_prompts), **scale}
+    if task == SAFE and inputs.safety_preset is not None:
+        from sdrt.runtime.pipelines.safe_guidance import safety_preset
+
+        return safety_preset(inputs.safety_preset)
+    return {}
 
 
 def check_no_text(

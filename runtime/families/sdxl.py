@@ -3,7 +3,16 @@ penultimate layer; its inpainting folders export but have no sdrt pipeline yet, 
 
 from __future__ import annotations
 
-from .base import CLIP_SKIP, CONTROL, CONTROLNET, LORA, TEXT_TO_IMAGE, TEXTUAL_INVERSION, Family
+from .base import (
+    CLIP_SKIP,
+    CONTROL,
+    CONTROLNET,
+    LORA,
+    SDXL_LATENT_RGB,
+    TEXT_TO_IMAGE,
+    TEXTUAL_INVERSION,
+    Family,
+)
 
 SDXL_PARTS = {
     "text_encoder": ("CLIPTextModel",),
@@ -15,6 +24,7 @@ SDXL_PARTS = {
 SDXL = Family(
     name="sdxl",
     title="SDXL",
+    latent_rgb=SDXL_LATENT_RGB,
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
@@ -29,6 +39,7 @@ SDXL = Family(
 SDXL_INPAINT = Family(
     name="sdxl-inpaint",
     title="SDXL inpainting",
+    latent_rgb=SDXL_LATENT_RGB,
     folder_pipelines=("StableDiffusionXLInpaintPipeline",),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
