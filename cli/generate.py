@@ -130,11 +130,13 @@ def generate(
     inputs: ImageInputs = NO_IMAGE_INPUTS,
     loras: list[str] | None = None,
     prompt_syntax: str = "diffusers",
+    cache_interval: int = 1,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``).
-    ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``)."""
+    ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``).
+    ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
@@ -166,11 +168,7 @@ def generate(
     else:
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
-        kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
-        if prompt_syntax != "diffusers":
-            kwargs["prompt_syntax"] = prompt_syntax
-        if negative_prompt is not None:  # latent consistency pipelines take none
-            kwargs["negative_prompt"] = negative_prompt
+        kwargs = _call_options(guidance, prompt_syntax, cache_interval, negative_prompt)
         images = pipe(
             prompt,
             num_inference_steps=steps,
@@ -211,6 +209,20 @@ def guided_arguments(task: str, inputs: ImageInputs) -> dict[str, Any]:
 
         return safety_preset(inputs.safety_preset)
     return {}
+
+
+def _call_options(
+    guidance: float | None, prompt_syntax: str, cache_interval: int, negative_prompt: str | None
+) -> dict[str, Any]:
+    """The text-guided call's keywords the flags set (only those given, so each pipeline's defaults hold)."""
+    kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
+    if prompt_syntax != "diffusers":
+        kwargs["prompt_syntax"] = prompt_syntax
+    if cache_interval != 1:
+        kwargs["cache_interval"] = cache_interval
+    if negative_prompt is not None:  # latent consistency pipelines take none
+        kwargs["negative_prompt"] = negative_prompt
+    return kwargs
 
 
 def check_no_text(

@@ -71,6 +71,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--guidance", type=float, default=None, help="guidance scale (default: the pipeline's, 7.5; SDXL 5.0)"
     )
+    _cache_option(gen)
     gen.add_argument(
         "--scheduler",
         default=None,
@@ -108,6 +109,17 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _cache_option(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument(
+        "--cache-interval",
+        type=int,
+        default=1,
+        metavar="N",
+        help="step caching (DeepCache): the full UNet every N steps, its shallow part on the cached feature in "
+        "between (default 1: off; the bundle built with build-engine --deepcache)",
+    )
 
 
 def _image_options(gen: argparse.ArgumentParser) -> None:
@@ -247,6 +259,7 @@ def _command(args: argparse.Namespace) -> int:
             prompt=args.prompt,
             negative_prompt=args.negative_prompt,
             prompt_syntax=args.prompt_syntax,
+            cache_interval=args.cache_interval,
             steps=args.steps,
             guidance=args.guidance,
             scheduler=args.scheduler,

@@ -7,6 +7,7 @@ from .base import (
     CLIP_SKIP,
     CONTROL,
     CONTROLNET,
+    DEEPCACHE,
     LORA,
     SDXL_LATENT_RGB,
     TEXT_TO_IMAGE,
@@ -28,7 +29,7 @@ SDXL = Family(
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
     dual_text_encoders=True,
     tasks={
         TEXT_TO_IMAGE: "sdxl:StableDiffusionXLPipeline",
