@@ -217,7 +217,8 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--compare-diffusers",
         metavar="MODEL_DIR",
-        help="also time diffusers on this model folder (the one the bundle was built from), runs alternating",
+        help="also time diffusers on this model folder (the one the bundle was built from), in a process "
+        "of its own, runs alternating",
     )
     bench.add_argument(
         "--diffusers-dtype",

@@ -11,10 +11,12 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.backends import get_backend
+from sdrt.runtime.bench.process import ProcessRunner
 from sdrt.runtime.bench.runner import BenchSettings
 from sdrt.runtime.bench.stages import (
     DENOISE_LOOP,
@@ -68,19 +70,21 @@ class DiffusersReference:
     def check(self, bundle: Bundle) -> None:
         check_comparison_model(bundle, self.model_dir)
 
-    def runner(self, settings: BenchSettings, sdrt: dict[str, Any]) -> DiffusersRunner:
+    def runner(self, settings: BenchSettings, sdrt: dict[str, Any]) -> ProcessRunner:
         """diffusers with sdrt's scheduler, on the GPU when sdrt runs there, in the asked dtype (``auto``: fp16
-        when sdrt's engines are, else fp32)."""
+        when sdrt's engines are, else fp32), in a process of its own (``sdrt.export.diffusers_process``):
+        never in the process that has run sdrt's engines, whose thread pools and memory it would share."""
         dtype = self.dtype
         if dtype == "auto":
             dtype = "float16" if "fp16" in sdrt["precision"] else "float32"
-        return DiffusersRunner(
-            self.model_dir,
-            settings,
-            scheduler=sdrt["scheduler"],
-            on_gpu=get_backend(sdrt["provider"]).on_gpu,
-            dtype=dtype,
-        )
+        request = {
+            "model_dir": str(self.model_dir),
+            "settings": asdict(settings),
+            "scheduler": sdrt["scheduler"],
+            "on_gpu": get_backend(sdrt["provider"]).on_gpu,
+            "dtype": dtype,
+        }
+        return ProcessRunner("sdrt.export.diffusers_process", "diffusers", request)
 
 
 def check_comparison_model(bundle: Bundle, model_dir: Path) -> None:

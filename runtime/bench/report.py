@@ -105,8 +105,11 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(_align([header, *_stage_rows(result), *_totals_rows(result)]))
     if ref:
         lines.append(
-            "speed-up = diffusers median / sdrt median (above 1: sdrt is faster); peak host RSS of diffusers "
-            "is the process's peak with both pipelines loaded"
+            "speed-up = diffusers median / sdrt median (above 1: sdrt is faster); diffusers ran in a process "
+            "of its own, so its peak host RSS is its own"
+            if ref.get("process") == "separate"
+            else "speed-up = diffusers median / sdrt median (above 1: sdrt is faster); peak host RSS of "
+            "diffusers is the process's peak with both pipelines loaded"
         )
     return "\n".join(lines)
 
@@ -124,9 +127,15 @@ def _title(result: dict[str, Any]) -> list[str]:
     if ref:
         lines.append(
             f"compared with diffusers {ref['pipeline']} on {s['compare_diffusers']} ({ref['device']}, "
-            f"{ref['dtype']}, {ref['torch_threads']} torch threads), runs alternating"
+            f"{ref['dtype']}, {ref['torch_threads']} torch threads), {_where(ref)}runs alternating"
         )
     return lines
+
+
+def _where(ref: dict[str, Any]) -> str:
+    if ref.get("process") == "separate":
+        return f"in a process of its own (pid {ref['pid']}, not sdrt's), "
+    return "in sdrt's process, "
 
 
 def _stage_rows(result: dict[str, Any]) -> list[list[str]]:

@@ -2,8 +2,10 @@
 
 Order of work: check the bundle (and the comparison model, before anything is loaded); load sdrt's
 pipeline and make the first image (the cold figure); warm-up runs; peak memory of sdrt alone; then,
-with a comparison model, the same for diffusers; then the timed runs, alternating sdrt and diffusers
-so that both see the same machine load. Every run is timed per stage (see ``stages``).
+with a comparison model, the same for diffusers, which runs in a process of its own (the reference's
+runner is a ``process.ProcessRunner``: never in the process that has run sdrt's engines); then the
+timed runs, alternating sdrt and diffusers so that both see the same machine load (each waits while the
+other works). Every run is timed per stage (see ``stages``).
 """
 
 from __future__ import annotations

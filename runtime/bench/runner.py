@@ -42,7 +42,8 @@ class Reference(Protocol):
         """Refuse, before anything is loaded, a source that is not what ``bundle`` was built from."""
 
     def runner(self, settings: BenchSettings, sdrt: dict[str, Any]) -> Runner:
-        """Load it, set like sdrt's side (``sdrt``: what :meth:`SdrtRunner.describe` says)."""
+        """Load it, set like sdrt's side (``sdrt``: what :meth:`SdrtRunner.describe` says); diffusers'
+        loads in a process of its own (:class:`~sdrt.runtime.bench.process.ProcessRunner`)."""
 
 
 @dataclass(frozen=True)

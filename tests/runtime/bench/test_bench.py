@@ -4,6 +4,7 @@ the comparison with diffusers, and the refusal of a comparison model the bundle 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,10 @@ def test_bench_compare_diffusers(tiny, tmp_path, capsys):
     assert "speed-up" in out and "diffusers" in out
     result = json.loads(path.read_text())
     ref = result["diffusers"]
+    # diffusers ran in a process of its own, not in this one, which ran sdrt's engines; the table says so
+    assert ref["process"] == "separate" and ref["pid"] != os.getpid()
+    assert f"in a process of its own (pid {ref['pid']}" in out
+    assert ref["memory"]["peak_rss_mib"] > 0
     assert (
         ref["pipeline"] == "StableDiffusionPipeline" and ref["device"] == "cpu" and ref["dtype"] == "float32"
     )
@@ -118,6 +123,15 @@ def test_bench_compare_diffusers(tiny, tmp_path, capsys):
     assert set(ratios) == STAGES - {"denoise_loop"} | {"cold", "images_per_s"}
     expected = ref["stages"]["pipeline"]["median_s"] / result["sdrt"]["stages"]["pipeline"]["median_s"]
     assert ratios["pipeline"] == pytest.approx(expected)
+
+
+def test_a_child_that_dies_is_an_sdrt_error():
+    """A comparison process that ends without answering is an EngineError in the bench's process."""
+    from sdrt.runtime.bench.process import ProcessRunner
+    from sdrt.runtime.errors import EngineError
+
+    with pytest.raises(EngineError, match=r"the diffusers bench process ended \(exit status 1\)"):
+        ProcessRunner("sdrt.runtime.no_such_module", "diffusers", {})
 
 
 def test_bench_refuses_another_model_type(tiny, capsys):
