@@ -25,6 +25,8 @@ _EXPORTS = {
     "StableDiffusionControlNetImg2ImgPipeline": "pipelines.controlnet_img2img",
     "StableDiffusionControlNetInpaintPipeline": "pipelines.controlnet_inpaint",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "pipelines.sdxl_img2img",
+    "StableDiffusionXLInpaintPipeline": "pipelines.sdxl_inpaint",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
     "LatentConsistencyModelPipeline": "pipelines.latent_consistency",
     "LatentConsistencyModelImg2ImgPipeline": "pipelines.latent_consistency_img2img",

@@ -42,10 +42,10 @@ from .depth import SD_DEPTH
 from .inpaint import SD_INPAINT
 from .lcm import LCM
 from .sd import SD1, SD2
-from .sdxl import SDXL, SDXL_INPAINT
+from .sdxl import SDXL, SDXL_INPAINT, SDXL_REFINER
 from .uncond import UNCOND
 
-FAMILIES: list[Family] = [SD1, SD2, SDXL, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND, LCM]
+FAMILIES: list[Family] = [SD1, SD2, SDXL, SDXL_REFINER, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND, LCM]
 
 
 def all_families() -> list[Family]:

@@ -82,8 +82,8 @@ class Family:
 
     @property
     def takes_prompt(self) -> bool:
-        """Whether its pipelines read a prompt (a family with a text encoder)."""
-        return "text_encoder" in self.required
+        """Whether its pipelines read a prompt (a family with a text encoder: SDXL's refiner has the second only)."""
+        return "text_encoder" in self.required or "text_encoder_2" in self.required
 
     @property
     def runnable(self) -> bool:
