@@ -15,6 +15,7 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
 
 from .options import scheduler_class_name
+from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
     CONTROL_TASKS,
     NO_IMAGE_INPUTS,
@@ -128,15 +129,18 @@ def generate(
     inputs: ImageInputs = NO_IMAGE_INPUTS,
     loras: list[str] | None = None,
     prompt_syntax: str = "diffusers",
+    refiner: Refiner = NO_REFINER,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``).
-    ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``)."""
+    ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``).
+    ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
     from sdrt.schedulers import get_scheduler_class
 
+    refiner.check()
     manifest = open_bundle(bundle).manifest
     task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets), manifest.pipeline_class)
     if steps is None:
@@ -149,9 +153,12 @@ def generate(
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
         load_loras(pipe, loras)
-    if scheduler:
-        pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
-            pipe.scheduler.config
+    pipes = [pipe]
+    if refiner.bundle is not None:
+        pipes.append(load_refiner(pipe, refiner, provider, progress))
+    for each in pipes if scheduler else ():
+        each.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
+            each.scheduler.config
         )
     if not found.takes_prompt:
         images = pipe(
@@ -161,19 +168,15 @@ def generate(
     else:
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
-        kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
+        kwargs: dict[str, Any] = {"num_inference_steps": steps, "generator": seed}
+        kwargs |= {} if guidance is None else {"guidance_scale": guidance}
         if prompt_syntax != "diffusers":
             kwargs["prompt_syntax"] = prompt_syntax
         if negative_prompt is not None:  # latent consistency pipelines take none
             kwargs["negative_prompt"] = negative_prompt
-        images = pipe(
-            prompt,
-            num_inference_steps=steps,
-            num_images_per_prompt=num_images,
-            generator=seed,
-            **image_arguments(task, inputs, size),
-            **kwargs,
-        ).images
+        images = prompted_images(
+            pipes, prompt, num_images, image_arguments(task, inputs, size), kwargs, refiner
+        )
     paths = output_paths(output, len(images))
     if len(images) > 1:
         images = [*images, make_image_grid(images)]
@@ -181,6 +184,25 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def prompted_images(
+    pipes: list[Any],
+    prompt: str,
+    num_images: int,
+    images: dict[str, Any],
+    call: dict[str, Any],
+    refiner: Refiner,
+) -> Any:
+    """The base pipeline's images for ``prompt``; with a refiner (``pipes[1]``), the base stops at
+    ``refiner.fraction`` of the schedule and hands its latents on."""
+    if len(pipes) == 1:
+        return pipes[0](prompt, num_images_per_prompt=num_images, **images, **call).images
+    start = refiner.fraction
+    latents = pipes[0](
+        prompt, num_images_per_prompt=num_images, denoising_end=start, output_type="latent", **images, **call
+    ).images
+    return refined(pipes[1], latents, prompt, call, start)
 
 
 def check_no_text(

@@ -68,7 +68,10 @@ def added_condition_specs(config: Mapping[str, Any], pooled: int | None = None) 
     it, 6."""
     if config.get("addition_embed_type") != "text_time":
         return {}
-    time_embed, embed_input = int(config["addition_time_embed_dim"]), int(config["projection_class_embeddings_input_dim"])
+    time_embed, embed_input = (
+        int(config["addition_time_embed_dim"]),
+        int(config["projection_class_embeddings_input_dim"]),
+    )
     count = 6 if pooled is None else (embed_input - pooled) // time_embed
     return {
         "text_embeds": TensorSpec("text_embeds", F32, ("batch", embed_input - count * time_embed)),

@@ -90,7 +90,10 @@ class StableDiffusionXLImg2ImgPipeline(StableDiffusionXLBase):
         conditioners = [ImageLatents(pixels, latents, add_noise=denoising_start is None)]
         conditioners.append(self.image_added_conditions(size))
         call = self.open_call(
-            size, conditioners, strength=strength, denoising=(denoising_start if starts else None, denoising_end)
+            size,
+            conditioners,
+            strength=strength,
+            denoising=(denoising_start if starts else None, denoising_end),
         )
         return self.generate(call)
 

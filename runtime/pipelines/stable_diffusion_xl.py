@@ -184,7 +184,11 @@ class StableDiffusionXLBase(TextGuidedPipeline):
         negative_target = a["negative_target_size"] or target
         if self.requires_aesthetics_score:
             values = [*original, *a["crops_coords_top_left"], a["aesthetic_score"]]
-            negative = [*negative_original, *a["negative_crops_coords_top_left"], a["negative_aesthetic_score"]]
+            negative = [
+                *negative_original,
+                *a["negative_crops_coords_top_left"],
+                a["negative_aesthetic_score"],
+            ]
         else:  # diffusers pairs the negative sizes with the positive crop here
             values = [*original, *a["crops_coords_top_left"], *target]
             negative = [*negative_original, *a["crops_coords_top_left"], *negative_target]

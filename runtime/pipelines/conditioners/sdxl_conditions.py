@@ -29,7 +29,9 @@ class AddedConditions(Conditioner):
         if self.blocks:
             add_time_ids = xp.tile(add_time_ids, (embeds.batch, 1))
             if call.guidance.enabled:
-                add_time_ids = xp.concatenate([xp.tile(self.negative_time_ids, (embeds.batch, 1)), add_time_ids])
+                add_time_ids = xp.concatenate(
+                    [xp.tile(self.negative_time_ids, (embeds.batch, 1)), add_time_ids]
+                )
         else:  # diffusers' text-to-image repeats the [negative, positive] pair: rows alternate
             if call.guidance.enabled:
                 add_time_ids = xp.concatenate([self.negative_time_ids, add_time_ids])
