@@ -63,16 +63,22 @@ def load_refiner(base: Any, refiner: Refiner, provider: str, progress: bool) -> 
             f"--refiner {refiner.bundle}: a {bundle.model_type!r} bundle cannot refine (no image-to-image pipeline "
             "taking denoising_start); pass an SDXL refiner or base bundle"
         )
+    check_latent_width(base, bundle, refiner.bundle)
     pipe: Any = cls.from_pretrained(refiner.bundle, provider=provider)
     pipe.set_progress_bar_config(disable=not progress)
+    return pipe
+
+
+def check_latent_width(base: Any, bundle: Any, path: Any) -> None:
+    """The refiner's latents (its manifest's VAE: channels, pixels per latent) are the base pipeline's."""
+    vae = bundle.manifest.vae
+    theirs = (vae.latent_channels, vae.scale_factor) if vae is not None else (None, None)
     mine = (base.vae.config.latent_channels, base.vae_scale_factor)
-    theirs = (pipe.vae.config.latent_channels, pipe.vae_scale_factor)
     if mine != theirs:
         raise InputError(
-            f"--refiner {refiner.bundle}: its latents are {theirs[0]} channels at 1/{theirs[1]} of the image size, "
-            f"the base's {mine[0]} at 1/{mine[1]}; pass a refiner of the base's latent width (the same VAE family)"
+            f"--refiner {path}: its latents are {theirs[0]} channels at 1/{theirs[1]} of the image size, the "
+            f"base's {mine[0]} at 1/{mine[1]}; pass a refiner of the base's latent width (the same VAE family)"
         )
-    return pipe
 
 
 def refined(refiner_pipe: Any, latents: Any, prompt: str, call: dict[str, Any], start: float) -> Any:
