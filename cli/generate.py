@@ -138,7 +138,6 @@ def generate(
     ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
-    from sdrt.schedulers import get_scheduler_class
 
     refiner.check()
     manifest = open_bundle(bundle).manifest
@@ -155,11 +154,9 @@ def generate(
         load_loras(pipe, loras)
     pipes = [pipe]
     if refiner.bundle is not None:
-        pipes.append(load_refiner(pipe, refiner, provider, progress))
-    for each in pipes if scheduler else ():
-        each.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
-            each.scheduler.config
-        )
+        pipes.append(load_refiner(pipe, refiner.bundle, provider, progress))
+    for each in pipes:
+        set_scheduler(each, scheduler)
     if not found.takes_prompt:
         images = pipe(
             generator=seed, num_inference_steps=steps, **unconditional_arguments(task, inputs, num_images)
@@ -184,6 +181,15 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def set_scheduler(pipe: Any, scheduler: str | None) -> None:
+    """``--scheduler``: the class (or alias) from the pipeline's scheduler config."""
+    from sdrt.schedulers import get_scheduler_class
+
+    if scheduler:
+        chosen = get_scheduler_class(scheduler_class_name(scheduler))
+        pipe.scheduler = chosen.from_config(pipe.scheduler.config)
 
 
 def prompted_images(

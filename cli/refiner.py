@@ -46,7 +46,7 @@ def takes(cls: type, argument: str) -> bool:
     return argument in inspect.signature(cls.__call__).parameters
 
 
-def load_refiner(base: Any, refiner: Refiner, provider: str, progress: bool) -> Any:
+def load_refiner(base: Any, path: Path, provider: str, progress: bool) -> Any:
     """The refiner bundle's image-to-image pipeline, checked against the base pipeline ``base``: one that takes
     ``denoising_start``, on latents of the base's width (channels and pixels per latent)."""
     from sdrt.runtime.bundle.bundle import open_bundle
@@ -56,15 +56,15 @@ def load_refiner(base: Any, refiner: Refiner, provider: str, progress: bool) -> 
             f"--refiner: the base bundle runs {type(base).__name__}, which does not stop early for a refiner "
             "(denoising_end); use an SDXL base bundle"
         )
-    bundle = open_bundle(refiner.bundle)
+    bundle = open_bundle(path)
     cls = task_pipeline(bundle, IMAGE_TO_IMAGE)
     if cls is None or not takes(cls, "denoising_start"):
         raise InputError(
-            f"--refiner {refiner.bundle}: a {bundle.model_type!r} bundle cannot refine (no image-to-image pipeline "
+            f"--refiner {path}: a {bundle.model_type!r} bundle cannot refine (no image-to-image pipeline "
             "taking denoising_start); pass an SDXL refiner or base bundle"
         )
-    check_latent_width(base, bundle, refiner.bundle)
-    pipe: Any = cls.from_pretrained(refiner.bundle, provider=provider)
+    check_latent_width(base, bundle, path)
+    pipe: Any = cls.from_pretrained(path, provider=provider)
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
 

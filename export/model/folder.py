@@ -150,7 +150,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
 
 def _listed(index: dict[str, Any], name: str) -> bool:
     entry = index.get(name)
-    return bool(entry) and entry[0] is not None and entry[1] is not None
+    return isinstance(entry, list) and len(entry) == 2 and None not in entry
 
 
 def _parts_kind(index: dict[str, Any], candidates: list[Family]) -> Family:

@@ -11,6 +11,7 @@ from sdrt.runtime.images import ImageInput, preprocess_image
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
+from .conditioners.base import Conditioner
 from .conditioners.image_latents import ImageLatents
 from .outputs import StableDiffusionXLPipelineOutput
 from .stable_diffusion_xl import StableDiffusionXLBase
@@ -87,7 +88,7 @@ class StableDiffusionXLImg2ImgPipeline(StableDiffusionXLBase):
         scale = self.vae_scale_factor if pixels.shape[1] == channels else 1
         size = (pixels.shape[2] * scale, pixels.shape[3] * scale)
         starts = denoising_start is not None and 0 < denoising_start < 1
-        conditioners = [ImageLatents(pixels, latents, add_noise=denoising_start is None)]
+        conditioners: list[Conditioner] = [ImageLatents(pixels, latents, add_noise=denoising_start is None)]
         conditioners.append(self.image_added_conditions(size))
         call = self.open_call(
             size,
