@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import scheduler_class_name
+from sdrt.runtime.errors import InputError
+
+from .options import check_writable, scheduler_class_name
 
 
 def bench(
@@ -26,6 +28,8 @@ def bench(
     from sdrt.runtime.bench.report import format_table, write_json
     from sdrt.runtime.bench.run import run_bench
 
+    if json_path is not None:
+        check_writable(json_path, "--json")
     reference = None
     if compare_diffusers is not None:
         from sdrt.export.diffusers_reference import DiffusersReference
@@ -45,5 +49,8 @@ def bench(
         reference=reference,
     )
     if json_path is not None:
-        write_json(result, json_path)
+        try:
+            write_json(result, json_path)
+        except OSError as error:  # removed or made read-only during the run
+            raise InputError(f"--json {json_path}: cannot write there ({error})") from None
     return format_table(result)

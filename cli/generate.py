@@ -14,7 +14,7 @@ from typing import Any
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
 
-from .options import scheduler_class_name
+from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
     CONTROL_TASKS,
@@ -141,6 +141,8 @@ def generate(
 
     refiner.check()
     manifest = open_bundle(bundle).manifest
+    for path in output_paths(output, num_images):  # before the work, whose images would have nowhere to go
+        check_writable(path, "-o", make_parents=True)
     task = chosen_task(manifest.model_type, inputs, list(manifest.controlnets), manifest.pipeline_class)
     if steps is None:
         steps = default_steps(manifest.model_type, manifest.pipeline_class)

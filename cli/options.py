@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sdrt.runtime.errors import InputError
 
@@ -58,3 +59,18 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or min(parts) <= 0:
         raise argparse.ArgumentTypeError(f"--size must be WxH (e.g. 768x512) or one number, got {text!r}")
     return parts[1], parts[0]
+
+
+def check_writable(path: Path, flag: str, *, make_parents: bool = False) -> None:
+    """That a file can be written at ``path`` (the name not too long, the folder there and writable), before
+    minutes of work whose result would have nowhere to go: probed by opening it, removed again if new."""
+    try:
+        existed = path.exists()
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except (OSError, ValueError) as error:
+        raise InputError(f"{flag} {path}: cannot write there ({error}); choose another {flag}") from None
+    if not existed:
+        path.unlink(missing_ok=True)

@@ -78,7 +78,18 @@ def default_size(image: Any, height: int | None, width: int | None, scale_factor
         height = image.height if isinstance(image, Image.Image) else image.shape[2]
     if width is None:
         width = image.width if isinstance(image, Image.Image) else image.shape[3]
-    return height - height % scale_factor, width - width % scale_factor
+    height, width = height - height % scale_factor, width - width % scale_factor
+    if height < 1 or width < 1:  # an image smaller than one latent pixel: nothing to resize to
+        size = (
+            f"{image.width}x{image.height}"
+            if isinstance(image, Image.Image)
+            else "x".join(map(str, image.shape[2:][::-1]))
+        )
+        raise InputError(
+            f"the image is {size} pixels (width x height), smaller than the model's {scale_factor}-pixel "
+            "grid; pass a larger image, or height and width to resize it to"
+        )
+    return height, width
 
 
 def nearest_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from .fields import RequestError
 from .guard import Guard, error_body, json_response
+from .job_routes import job_routes
 from .samplers import SAMPLERS, SCHEDULES
 from .schemas import (
     ImageGenerateParams,
@@ -41,6 +42,7 @@ def make_app(api: Api) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     _a1111_routes(app, api)
+    job_routes(app, api)
     _openai_routes(app, api)
     return app
 
@@ -94,7 +96,10 @@ def _openai_routes(app: FastAPI, api: Api) -> None:
         response_model_exclude_none=True,
         tags=["openai"],
     )
-    async def generations(body: ImageGenerateParams) -> dict[str, Any]:
+    async def generations(body: ImageGenerateParams) -> Any:
+        """Images as JSON, or with ``stream: true`` as server-sent events (``partial_images`` previews first)."""
+        if body.stream:
+            return await api.openai_stream(body)
         return await api.openai(body)
 
 

@@ -64,13 +64,22 @@ def call_arguments(call: Call, takes_negative_prompt: bool = True) -> dict[str, 
     return kwargs
 
 
-def run_jobs(jobs: list[Job], max_rows: int, run_call: Callable[[Call], list[Any]]) -> list[JobResult]:
-    """Every job's PNGs, in order; ``run_call`` runs one Call and returns its PIL images.
+def run_jobs(
+    jobs: list[Job],
+    max_rows: int,
+    run_call: Callable[[Call], list[Any]],
+    keep: Callable[[Call], Call | None] | None = None,
+) -> list[JobResult]:
+    """Every job's PNGs, in order; ``run_call`` runs one Call and returns its PIL images; ``keep`` (called
+    just before each call) drops rows of it (those of interrupted jobs), or all of it (None).
 
     A call that fails fails only the jobs in it (their result carries the error)."""
     results = [JobResult([], 0, 0, 0.0) for _ in jobs]
     start = time.perf_counter()
-    for call in plan_calls(jobs, max_rows):
+    for planned in plan_calls(jobs, max_rows):
+        call = keep(planned) if keep is not None else planned
+        if call is None:
+            continue
         try:
             images = run_call(call)
         except Exception as error:  # noqa: BLE001 - handed to the caller of each job in the call

@@ -13,10 +13,12 @@ import dataclasses
 from typing import Any
 
 from . import a1111, openai_images
+from .application import APP_NAME
 from .auth import Auth
 from .catalog import Catalog, served_model
 from .fields import Limits, RequestError, check_plain
 from .guard import request_id
+from .jobs import Board
 from .requests import Job, JobResult
 from .schemas import (
     ImageGenerateParams,
@@ -39,6 +41,7 @@ class Api:
         self.auth = Auth.from_options(**auth)
         self.active = self.catalog.default
         self.options: dict[str, Any] = {}
+        self.board = Board(APP_NAME)
 
     def __serve_build_asgi_app__(self) -> Any:
         from .app import make_app
@@ -61,7 +64,7 @@ class Api:
     async def a1111(
         self, body: StableDiffusionProcessingTxt2Img | StableDiffusionProcessingImg2Img
     ) -> dict[str, Any]:
-        job = a1111.parse(body, self.catalog, self.active, self.limits)
+        job = self.identified(a1111.parse(body, self.catalog, self.active, self.limits), body.force_task_id)
         result = await self._run(job)
         return a1111.answer(body, job, result, self.catalog.models[job.settings.model])
 
@@ -69,11 +72,43 @@ class Api:
         job = openai_images.parse(body, self.catalog, self.limits)
         return openai_images.answer(job, await self._run(job))
 
+    async def openai_stream(self, body: ImageGenerateParams) -> Any:
+        """A StreamingResponse of ``openai_stream.image_events`` (the request checked before it starts)."""
+        from starlette.responses import StreamingResponse
+
+        from .openai_stream import image_events
+
+        partial = body.partial_images or 0
+        job = self.identified(openai_images.parse(body, self.catalog, self.limits), previews=partial)
+        return StreamingResponse(image_events(self, job, partial), media_type="text/event-stream")
+
+    def identified(self, job: Job, job_id: str | None = None, previews: int | None = None) -> Job:
+        """The job with this request's id, its job id (``job_id``, else the request id) and how often it
+        previews: ``previews`` evenly spread over its steps (OpenAI's ``partial_images``), else every
+        A1111's option ``show_progress_every_n_steps`` (10; off with ``live_previews_enable: false``)."""
+        if previews is not None:
+            every = job.settings.steps // (previews + 1) if previews else 0
+        elif self.options.get("live_previews_enable", True) is False:
+            every = 0
+        else:
+            every = self.options.get("show_progress_every_n_steps", 10)
+            every = every if isinstance(every, int) and every > 0 else 0
+        rid = request_id.get()
+        return dataclasses.replace(job, request_id=rid, job_id=job_id or rid, preview_every=every)
+
     async def _run(self, job: Job) -> JobResult:
         """The job's result from its model's deployment: 503 if the replica died, 504 past the timeout."""
+        if not job.job_id:
+            job = self.identified(job)
+        self.board.tell("queue", job.job_id, job.settings.model)
+        try:
+            return await self._answer(job)
+        finally:
+            self.board.tell("finish", job.job_id)
+
+    async def _answer(self, job: Job) -> JobResult:
         from ray import exceptions
 
-        job = dataclasses.replace(job, request_id=request_id.get())
         response = self.handles[job.settings.model].generate.remote(job)
         try:
             result = await asyncio.wait_for(_resolved(response), self.limits.timeout_s)

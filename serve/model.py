@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -13,8 +14,11 @@ from ray.serve.metrics import Counter, Histogram
 
 from sdrt.runtime.families import TEXT_TO_IMAGE, family
 
-from .batching import Call, call_arguments, run_jobs
+from .application import APP_NAME
+from .batching import Call, call_arguments, plan_calls, run_jobs
 from .catalog import MODE_TASKS, served_model
+from .jobs import Board
+from .reporter import BatchReporter
 from .requests import Job, JobResult
 from .samplers import make_scheduler
 
@@ -40,6 +44,7 @@ class ModelServer:
         self.base = DiffusionPipeline.from_pretrained(bundle, provider=provider)
         self.base.set_progress_bar_config(disable=True)
         self.pipelines: dict[tuple[Any, ...], Any] = {}
+        self.board = Board(APP_NAME)
         self.max_rows = max(1, min(max_batch_size, self.model.batch[1]))
         batched: Any = self.generate  # @serve.batch adds these setters to the method
         batched.set_max_batch_size(max_batch_size)
@@ -61,7 +66,9 @@ class ModelServer:
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
     async def generate(self, jobs: list[Job]) -> list[JobResult]:
-        results = await asyncio.to_thread(run_jobs, jobs, self.max_rows, self._run_call)
+        reporter = BatchReporter(self.board, jobs, plan_calls(jobs, self.max_rows))
+        run_call = functools.partial(self._run_call, reporter=reporter)
+        results = await asyncio.to_thread(run_jobs, jobs, self.max_rows, run_call, reporter.keep)
         for job, result in zip(jobs, results):
             self._record(job, result)
         return results
@@ -84,12 +91,17 @@ class ModelServer:
             f" error={result.error}" if result.error else "",
         )
 
-    def _run_call(self, call: Call) -> list[Any]:
+    def _run_call(self, call: Call, reporter: BatchReporter) -> list[Any]:
         settings = call.settings
         self.batch_images.observe(len(call.rows), tags={"model": settings.model, "mode": settings.mode})
         pipe = self._pipeline(settings.mode, settings.sampler, settings.karras)
         takes_negative = "negative_prompt" in inspect.signature(type(pipe).__call__).parameters
-        return pipe(**call_arguments(call, takes_negative)).images
+        try:
+            return pipe(
+                **call_arguments(call, takes_negative), callback_on_step_end=reporter.callback(call)
+            ).images
+        finally:
+            reporter.ended(call)
 
     def _pipeline(self, mode: str, sampler: str | None, karras: bool) -> Any:
         """The pipeline for a mode and sampler, over the one set of loaded engines (made once)."""

@@ -52,6 +52,10 @@ class Job:
     settings: Settings
     rows: tuple[Row, ...]
     request_id: str = ""
+    job_id: str = (
+        ""  # what /progress, /interrupt and /skip name it by (``jobs.py``); the request id if not set
+    )
+    preview_every: int = 0  # a preview every this many steps (0: none)
 
 
 @dataclass

@@ -53,6 +53,11 @@ class StableDiffusionProcessingTxt2Img(_Body):
     width: Side | None = Field(None, description="default: the bundle's default width")
     height: Side | None = Field(None, description="default: the bundle's default height")
     override_settings: dict[str, Any] | None = None
+    force_task_id: str | None = Field(
+        None,
+        max_length=128,
+        description="the job's id for /sdapi/v1/progress?id_task= (default: the request id)",
+    )
 
 
 class StableDiffusionProcessingImg2Img(StableDiffusionProcessingTxt2Img):
@@ -97,6 +102,12 @@ class ImageGenerateParams(_Body):
     guidance_scale: Guidance | None = 7.5
     sampler_name: str | None = None
     scheduler: str | None = None
+    stream: bool | None = Field(
+        False, description="answer server-sent events (partial images, then the image)"
+    )
+    partial_images: Annotated[int, _Number, Field(ge=0, le=3)] | None = Field(
+        None, description="previews sent while streaming (0-3)"
+    )
 
 
 class Image(BaseModel):

@@ -99,6 +99,9 @@ def _add(loader, embedding: Embedding, sdxl_key: str | None) -> None:
         loader.load_textual_inversion(source, token=embedding.token)
     except (ValueError, KeyError, RuntimeError, OSError) as error:  # diffusers' own checks, safetensors'
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "incorrect shape" in reason:  # diffusers' message has unfilled {...} placeholders
+            width = loader.text_encoder.get_input_embeddings().weight.shape[-1]
+            reason = f"its vectors are not {width} wide as this model's tokens are; it was trained for another model"
         raise ModelFolderError(
             f"--textual-inversion {embedding}: diffusers cannot add it: {reason}"
         ) from error

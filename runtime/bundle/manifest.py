@@ -263,11 +263,30 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
     _check_version(data.get("format_version"), path, bundle_dir)
     _check_seal(raw, path, bundle_dir)
     try:
-        return Manifest.from_json(data)
+        manifest = Manifest.from_json(data)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise BundleError(
             f"{path} is damaged ({type(err).__name__}: {err}); rebuild the bundle with: {_rebuild(bundle_dir)}"
         ) from err
+    _check_shape_ranges(manifest, path, bundle_dir)
+    return manifest
+
+
+def _check_shape_ranges(manifest: Manifest, path: Path, bundle_dir: Path) -> None:
+    """The sizes a call may ask for lie inside every engine's latent ranges: an engine cannot run beyond the
+    shapes it was built for (an unsealed manifest widened by hand would fail in ORT's allocation, or worse)."""
+    shapes, scale = manifest.shapes, manifest.vae_scale_factor
+    for name, record in manifest.components.items():
+        for dim, pixels in (("latent_height", shapes.height), ("latent_width", shapes.width)):
+            built = record.dims.get(dim)
+            if built is not None and not built[0] <= pixels[0] // scale <= pixels[1] // scale <= built[1]:
+                size = dim.removeprefix("latent_")
+                raise BundleError(
+                    f"{path}: shapes.{size} {pixels[0]}..{pixels[1]} is not inside what the {name} engine was "
+                    f"built for ({built[0] * scale}..{built[1] * scale} pixels); the manifest was edited or is "
+                    f"damaged. Rebuild the bundle for the sizes you need: {_rebuild(bundle_dir)} "
+                    "--min-size/--max-size"
+                )
 
 
 def read_previous_manifest(bundle_dir: str | Path) -> Manifest | None:

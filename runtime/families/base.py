@@ -41,6 +41,22 @@ CLIP_SKIP = "clip_skip"
 
 PIPELINES_PACKAGE = "sdrt.runtime.pipelines"
 
+# latent -> RGB factors for cheap previews, one (r, g, b) row per latent channel: AUTOMATIC1111's "Approx cheap"
+# (modules/sd_vae_approx.py, cheap_approximation; from https://discuss.huggingface.co/t/23204/2), applied to
+# the latents as the sampler holds them, giving about [-1, 1]
+SD_LATENT_RGB = (
+    (0.298, 0.207, 0.208),
+    (0.187, 0.286, 0.173),
+    (-0.158, 0.189, 0.264),
+    (-0.184, -0.271, -0.473),
+)
+SDXL_LATENT_RGB = (
+    (0.3448, 0.4168, 0.4395),
+    (-0.1953, -0.0290, 0.0250),
+    (0.1074, 0.0886, -0.0163),
+    (-0.3730, -0.2499, -0.2088),
+)
+
 Parts = Mapping[str, tuple[str, ...]]  # folder part -> the classes accepted for it
 Configs = Mapping[str, Mapping[str, Any]]  # folder part -> its config.json
 
@@ -63,6 +79,8 @@ class Family:
     fixed_size: bool = False  # the UNet's sample size is the image size (no --size)
     #: the task whose pipeline has the folder's class name is the one loaded (else the default task)
     task_by_folder_class: bool = False
+    #: latent -> RGB factors for previews without a preview VAE (None: no cheap preview)
+    latent_rgb: tuple[tuple[float, float, float], ...] | None = None
     #: which of the families sharing a folder pipeline class a folder is, from its configs (None: the only one)
     recognises: Callable[[Configs], bool] | None = None
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from .base import CLIP_SKIP, DEPTH, Family
+from .base import CLIP_SKIP, DEPTH, SD_LATENT_RGB, Family
 from .sd import SD_PARTS
 
 SD_DEPTH = Family(
     name="depth",
     title="depth-to-image",
+    latent_rgb=SD_LATENT_RGB,
     folder_pipelines=("StableDiffusionDepth2ImgPipeline",),
     required=SD_PARTS,
     optional={"depth_estimator": ("DPTForDepthEstimation",)},

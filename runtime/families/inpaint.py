@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from .base import CLIP_SKIP, INPAINT, LORA, TEXTUAL_INVERSION, Family
+from .base import CLIP_SKIP, INPAINT, LORA, SD_LATENT_RGB, TEXTUAL_INVERSION, Family
 from .sd import SD_PARTS
 
 SD_INPAINT = Family(
     name="inpaint",
     title="inpainting",
+    latent_rgb=SD_LATENT_RGB,
     folder_pipelines=("StableDiffusionInpaintPipeline",),
     required=SD_PARTS,
     support=("tokenizer",),

@@ -3,12 +3,13 @@ whose UNet takes the guidance scale as an embedding, ``time_cond_proj_dim``, and
 
 from __future__ import annotations
 
-from .base import CLIP_SKIP, IMAGE_TO_IMAGE, LORA, TEXT_TO_IMAGE, TEXTUAL_INVERSION, Family
+from .base import CLIP_SKIP, IMAGE_TO_IMAGE, LORA, SD_LATENT_RGB, TEXT_TO_IMAGE, TEXTUAL_INVERSION, Family
 from .sd import SD_PARTS
 
 LCM = Family(
     name="lcm",
     title="latent consistency",
+    latent_rgb=SD_LATENT_RGB,
     folder_pipelines=("LatentConsistencyModelPipeline", "LatentConsistencyModelImg2ImgPipeline"),
     required=SD_PARTS,
     support=("tokenizer",),

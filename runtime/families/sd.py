@@ -12,6 +12,7 @@ from .base import (
     IMAGE_TO_IMAGE,
     INPAINT,
     LORA,
+    SD_LATENT_RGB,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -38,6 +39,7 @@ def is_sd2(configs: Configs) -> bool:
 SD1 = Family(
     name="sd1",
     title="SD 1.x",
+    latent_rgb=SD_LATENT_RGB,
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
@@ -49,6 +51,7 @@ SD1 = Family(
 SD2 = Family(
     name="sd2",
     title="SD 2.x",
+    latent_rgb=SD_LATENT_RGB,
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),

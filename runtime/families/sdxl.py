@@ -11,6 +11,7 @@ from .base import (
     IMAGE_TO_IMAGE,
     INPAINT,
     LORA,
+    SDXL_LATENT_RGB,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -41,6 +42,7 @@ def refiner(configs: Configs) -> bool:
 SDXL = Family(
     name="sdxl",
     title="SDXL",
+    latent_rgb=SDXL_LATENT_RGB,
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
@@ -58,6 +60,7 @@ SDXL = Family(
 SDXL_REFINER = Family(
     name="sdxl-refiner",
     title="SDXL refiner",
+    latent_rgb=SDXL_LATENT_RGB,
     folder_pipelines=("StableDiffusionXLImg2ImgPipeline",),
     required=REFINER_PARTS,
     support=("tokenizer_2",),
@@ -69,6 +72,7 @@ SDXL_REFINER = Family(
 SDXL_INPAINT = Family(
     name="sdxl-inpaint",
     title="SDXL inpainting",
+    latent_rgb=SDXL_LATENT_RGB,
     folder_pipelines=("StableDiffusionXLInpaintPipeline",),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),

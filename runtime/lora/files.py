@@ -77,9 +77,12 @@ def parse_lora_spec(spec: str, flag: str = "--lora") -> tuple[Path, float]:
     if not path.exists() and ":" in spec:
         file, scale = spec.rsplit(":", 1)
         try:
-            return Path(file), float(scale)
-        except ValueError as error:
-            raise InputError(f"{flag} {spec}: the scale after ':' must be a number") from error
+            value = float(scale)
+        except ValueError:
+            value = float("nan")
+        if not np.isfinite(value):  # NaN or Inf would make every image NaN, blamed on the model
+            raise InputError(f"{flag} {spec}: the scale after ':' must be a number (finite, e.g. 0.8)")
+        return Path(file), value
     return path, 1.0
 
 
@@ -131,13 +134,31 @@ def parse_lora(tensors: dict[str, np.ndarray], metadata: dict[str, str], source:
             raise InputError(
                 f"LoRA {source}: {pair['key']} has no matching {'up' if 'down' in pair else 'down'}"
             )
-        rank = int(pair["down"].shape[0])
-        given = pair.get("alpha")
-        alpha = float(np.asarray(given).reshape(-1)[0]) if given is not None else alphas(part, module, rank)
-        file.layers.setdefault(part, {})[module] = LoraLayer(pair["key"], pair["down"], pair["up"], alpha)
+        file.layers.setdefault(part, {})[module] = _layer(source, part, module, pair, alphas)
     if not len(file):
         raise InputError(f"LoRA {source}: holds no LoRA weights")
     return file
+
+
+def _layer(source: str, part: str, module: str, pair: dict[str, Any], alphas: Any) -> LoraLayer:
+    """One layer's down, up and alpha, checked: matrices (or conv kernels) of finite numbers, a finite alpha;
+    NaN or Inf there would turn every image drawn with the LoRA into NaN, blamed on the engines."""
+    down, up = np.asarray(pair["down"]), np.asarray(pair["up"])
+    for role, value in (("down", down), ("up", up)):
+        if value.ndim < 2 or 0 in value.shape:
+            raise InputError(
+                f"LoRA {source}: the {role} weight of {pair['key']} has shape {list(value.shape)}, not a matrix; "
+                "the file is damaged or not a LoRA"
+            )
+    rank = int(down.shape[0])
+    given = pair.get("alpha")
+    alpha = float(np.asarray(given).reshape(-1)[0]) if given is not None else alphas(part, module, rank)
+    if not (np.isfinite(alpha) and np.isfinite(down).all() and np.isfinite(up).all()):
+        raise InputError(
+            f"LoRA {source}: {pair['key']} (its down, up or alpha) holds NaN or Inf values, which would make "
+            "every image NaN; the file is damaged or its training diverged, use another"
+        )
+    return LoraLayer(pair["key"], down, up, alpha)
 
 
 def _kohya_key(key: str) -> tuple[str, str, str] | None:

@@ -124,12 +124,23 @@ def merged_values(
         for target, layer in layers:
             value = base[target.initializer]
             shape = value.shape[::-1] if target.layout == "T" else value.shape
-            delta = layer.delta(tuple(shape)) * np.float32(weight)
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+                delta = layer.delta(tuple(shape)) * np.float32(weight)
             delta = delta.T if target.layout == "T" else delta
             deltas[target.initializer] = (
                 deltas[target.initializer] + delta if target.initializer in deltas else delta
             )
-    return {
-        name: np.ascontiguousarray((base[name].astype(np.float32) + delta).astype(base[name].dtype))
-        for name, delta in deltas.items()
-    }
+    with np.errstate(over="ignore", invalid="ignore"):
+        merged = {
+            name: np.ascontiguousarray((base[name].astype(np.float32) + delta).astype(base[name].dtype))
+            for name, delta in deltas.items()
+        }
+    for name, value in merged.items():
+        if not np.isfinite(value).all():  # finite factors whose product overflows: a huge alpha or scale
+            layer, weight = next((la, w) for ls, w in contributions for t, la in ls if t.initializer == name)
+            raise InputError(
+                f"LoRA layer {layer.key} (alpha {layer.alpha:g}, rank {layer.rank}) at weight {weight:g} makes "
+                f"{name} overflow to Inf/NaN; lower the adapter weight or the call's scale (set_adapters, "
+                "cross_attention_kwargs) or check the LoRA's alpha"
+            )
+    return merged

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sdrt.runtime.errors import EngineError, InputError
+from sdrt.runtime.errors import InputError
 from sdrt.runtime.images import denormalize, postprocess
 
+from .nan_causes import nonfinite_error
 from .torch_interop import to_torch
 
 if TYPE_CHECKING:
@@ -38,24 +39,20 @@ def check_size(pipe: DiffusionPipeline, height: int, width: int) -> None:
 
 def decode_latents(pipe: DiffusionPipeline, latents: Any, output_type: str = "pil") -> Any:
     """``vae.decode(latents / scaling_factor (+ shift_factor))`` -> images of ``output_type``; NaN or Inf
-    latents or pixels are an :class:`EngineError` (an overflowing fp16 engine), never a black picture."""
+    latents or pixels are an :class:`EngineError` naming the call's suspects (``nan_causes``), never a black picture."""
     if output_type == "latent":
         return latents
     if output_type not in ("pil", "np", "pt"):
         raise InputError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
     if not bool(pipe.xp.isfinite(latents).all()):
-        raise EngineError(
-            "the denoising loop produced NaN/Inf latents (the UNet engine or the scheduler); an fp16 UNet "
-            "overflowing? rebuild with build-engine --precision fp32, or check the latents a callback returns"
-        )
+        raise nonfinite_error(pipe, "the denoising loop produced NaN/Inf latents", "unet")
     latents = latents / pipe.vae.config.scaling_factor
     if pipe.vae.config.shift_factor is not None:
         latents = latents + pipe.vae.config.shift_factor
     images = pipe.vae.decode(latents)
     if not bool(pipe.xp.isfinite(images).all()):
-        raise EngineError(
-            "the VAE decoder produced NaN/Inf pixels from finite latents; an fp16 VAE overflowing? rebuild "
-            "with build-engine --vae-fp32 (or --precision fp32)"
+        raise nonfinite_error(
+            pipe, "the VAE decoder produced NaN/Inf pixels from finite latents", "vae_decoder"
         )
     if output_type == "pt":
         return to_torch(denormalize(images))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdrt.runtime.errors import EngineError, InputError
+from sdrt.runtime.errors import InputError
 from sdrt.runtime.images import numpy_to_pil, to_host
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
 from .base import DiffusionPipeline
+from .nan_causes import nonfinite_error
 from .outputs import ImagePipelineOutput
 
 
@@ -45,10 +46,7 @@ class UnconditionalPipeline(DiffusionPipeline):
     def images_out(self, pixels: Any, output_type: str, return_dict: bool) -> ImagePipelineOutput | tuple:
         """NCHW pixels in [0, 1] (clipped here) -> images of ``output_type``; NaN or Inf pixels are an error."""
         if not bool(self.xp.isfinite(pixels).all()):
-            raise EngineError(
-                "the denoising loop produced NaN/Inf pixels (the UNet engine or the scheduler); an fp16 UNet "
-                "overflowing? rebuild with build-engine --precision fp32"
-            )
+            raise nonfinite_error(self, "the denoising loop produced NaN/Inf pixels", "unet")
         image: Any = to_host(pixels.clip(0, 1)).transpose(0, 2, 3, 1)
         if output_type == "pil":
             image = numpy_to_pil(image)

@@ -34,7 +34,7 @@ def textual_inversion_vectors(
                 f"textual inversion {path}: an SDXL embedding holds clip_l and clip_g tensors and takes a token "
                 f"(token='<name>'); this file has {', '.join(sorted(tensors))}"
             )
-        return token, np.atleast_2d(tensors[key])
+        return token, _checked(path, token, tensors[key])
     if "emb_params" in tensors:
         vectors, own = tensors["emb_params"], None
     elif len(tensors) == 1:
@@ -47,4 +47,27 @@ def textual_inversion_vectors(
     token = token or own
     if not token:
         raise InputError(f"textual inversion {path} names no token (A1111 format): pass token='<name>'")
-    return token, np.atleast_2d(vectors)
+    return token, _checked(path, token, vectors)
+
+
+def _checked(path: Path, token: str, vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as [n, width], refused (naming the file and token) when they are not vectors, or hold NaN,
+    Inf or a vector of zeros: any of those would break every prompt using the token."""
+    vectors = np.atleast_2d(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        raise InputError(
+            f"textual inversion {path} ({token}): the embedding has shape {tuple(vectors.shape)}, not [vectors, "
+            "width]; the file is not a textual-inversion embedding"
+        )
+    if not np.issubdtype(vectors.dtype, np.floating) or not np.isfinite(vectors).all():
+        problem = (
+            "NaN or Inf values" if np.issubdtype(vectors.dtype, np.floating) else f"{vectors.dtype} values"
+        )
+    elif (np.abs(vectors).max(axis=1) == 0).any():
+        problem = "a vector of zeros"
+    else:
+        return vectors
+    raise InputError(
+        f"textual inversion {path} ({token}): the embedding holds {problem}, which would break every prompt "
+        "using it; the file is damaged or was not trained, use another (nothing was loaded)"
+    )

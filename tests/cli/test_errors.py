@@ -76,8 +76,9 @@ def bundles(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny SD1 bundle, and damaged copies of it."""
     good = tiny.bundle("sd1")
     root = tmp_path_factory.mktemp("bad_bundles")
-    newer, truncated, garbage, flipped, scheduler = (
-        shutil.copytree(good, root / n) for n in ("newer", "truncated", "garbage", "flipped", "scheduler")
+    newer, truncated, garbage, flipped, scheduler, widened = (
+        shutil.copytree(good, root / n)
+        for n in ("newer", "truncated", "garbage", "flipped", "scheduler", "widened")
     )
     (scheduler / "scheduler" / "scheduler_config.json").write_text('{"_class_name": "FancyScheduler"}')
     manifest = json.loads((good / "manifest.json").read_text())
@@ -89,7 +90,14 @@ def bundles(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = bytearray(decoder.read_bytes())
     data[len(data) // 2] ^= 1  # one bit: the size stays, the sha256 does not
     decoder.write_bytes(bytes(data))
+    wide = {**manifest, "shapes": {**manifest["shapes"], "height": [8, 4096]}}  # by hand, beyond the engines
+    (widened / "manifest.json").write_text(json.dumps(wide))
+    (widened / "manifest.sha256").unlink()  # as a bundle from before the seal: the edit goes unseen by it
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(root / "one-pixel.png")
     return {
+        "widened": widened,
         "good": good,
         "newer": newer,
         "truncated": truncated,
@@ -112,12 +120,21 @@ SDRT_ERRORS = [
     (lambda b: ["generate", str(b["good"]), "a cat", "--provider", "cuda"], ["provider 'cuda' is not available"]),
     (lambda b: ["generate", str(b["good"]), "a cat", "--num-images", "0"], ["--num-images must be at least 1"]),
     (lambda b: ["generate", str(b["good"]), "a cat", "--steps", "1", "-o", str(b["good"] / "manifest.json" / "x.png")],
-     ["cannot write the image", "choose another -o"]),
+     ["cannot write there", "choose another -o"]),  # checked before the run
     (lambda b: ["bench", str(b["good"]), "--runs", "0"], ["--runs >= 1"]),
     (lambda b: ["generate", str(b["scheduler"]), "a cat"], ["'FancyScheduler'", "Rebuild the bundle"]),
     (lambda b: ["generate", str(b["good"]), "a cat", "--steps", "0"], ["num_inference_steps", "at least 1"]),
     (lambda b: ["generate", str(b["good"]), "a cat", "--guidance", "nan"], ["guidance_scale", "finite"]),
     (lambda b: ["inspect", str(b["flipped"]), "--verify"], ["vae_decoder: ort/vae_decoder.onnx does not match its sha256"]),
+    (lambda b: ["generate", str(b["good"]), "a cat", "--image", str(b["root"] / "one-pixel.png")],
+     ["the image is 1x1 pixels", "pass a larger image"]),
+    (lambda b: ["generate", str(b["good"]), "a cat", "-o", str(b["root"] / ("a" * 300 + ".png"))],
+     ["cannot write there", "File name too long", "choose another -o"]),
+    (lambda b: ["generate", str(b["good"]), "a cat", "-o", "/proc/x.png"], ["-o /proc/x.png: cannot write there"]),
+    (lambda b: ["bench", str(b["good"]), "--json", str(b["root"] / "missing" / "b.json")],
+     ["--json", "cannot write there", "choose another --json"]),
+    (lambda b: ["generate", str(b["widened"]), "a cat"],
+     ["shapes.height 8..4096 is not inside what the unet engine was built for", "--max-size"]),
 ]  # fmt: skip
 
 
@@ -126,6 +143,26 @@ def test_sdrt_errors(argv, expected, bundles) -> None:
     words = argv(bundles)
     result = run("sdrt", *words, *(["--no-progress"] if words[0] == "generate" else []))
     assert_one_line_error(result, f"sdrt {words[0]}", *expected)
+
+
+def test_a_closed_stdout_ends_quietly(bundles) -> None:
+    """``sdrt inspect B | head -1``: the reader gone, the command stops as Unix tools do (status 141, no
+    traceback)."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before the first line
+    try:
+        result = subprocess.run(
+            [shutil.which("sdrt"), "inspect", str(bundles["good"])],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr[-2000:]
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, capsys) -> None:

@@ -74,6 +74,8 @@ def test_loras_that_cannot_be_fused_are_clear_errors(tiny, tmp_path, capsys):
     cases = {
         str(tmp_path / "missing.safetensors"): "no such file",
         f"{other}:x": "must be a number",
+        f"{other}:nan": "must be a number (finite",
+        f"{other}:-inf": "must be a number (finite",
         str(other): "other.safetensors",
         str(transposed): "(transposed?)",
         str(flat): f"{down} [] with its up weight",

@@ -4,6 +4,7 @@ encoder and decoder; its images are diffusers' with ``vae=AutoencoderTiny.from_p
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sdrt.cli.build_engine import main
@@ -130,3 +131,25 @@ def test_preview_vae_must_be_a_tiny_vae(model_folders, tmp_path, capsys):
     code = main([str(model), "-o", str(tmp_path / "out"), "--preview-vae", str(model / "vae"), "-q"])
     err = capsys.readouterr().err
     assert code == 2 and "--preview-vae" in err and "is an AutoencoderKL" in err and "TAESD" in err, err
+
+
+def test_step_previews_use_the_preview_vae(tiny_vae_bundle):
+    """``previews.preview_images`` in a step callback: the preview VAE's pictures, as diffusers' decodes them."""
+    from sdrt.runtime.pipelines.previews import preview_images
+
+    _, vae, bundle = tiny_vae_bundle
+    pipe = sdrt_pipeline("StableDiffusionPipeline", bundle)
+    seen = []
+
+    def on_step(p, step, timestep, tensors):
+        seen.append((tensors["latents"].copy(), preview_images(p, tensors["latents"])))
+        return {}
+
+    pipe(PROMPT, num_inference_steps=2, height=64, width=64, callback_on_step_end=on_step)
+    latents, previews = seen[-1]
+    tiny = diffusers.AutoencoderTiny.from_pretrained(vae.parent / "taesd-preview")
+    with torch.no_grad():
+        decoded = tiny.decode(torch.from_numpy(latents) / tiny.config.scaling_factor).sample
+    expected = ((decoded * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round()
+    assert previews[0].size == (64, 64)
+    assert np.abs(expected[0] - np.asarray(previews[0])).max() <= 2

@@ -65,6 +65,7 @@ A1111_FIELDS = {
         '{"sd_model_checkpoint": 5}',
         '{"sd_model_checkpoint": "nope"}',
     ],
+    "force_task_id": ["5", NAN, "[]", "{}", json.dumps("a" * 200)],
     "unknown_extra": [NAN, INF, BIG, "[" * 40 + "1" + "]" * 40],
 }
 IMG2IMG_FIELDS = {
@@ -86,6 +87,8 @@ OPENAI_FIELDS = {
     "negative_prompt": STRING_JUNK,
     "sampler_name": [*STRING_JUNK, '"Mystery"'],
     "scheduler": ["5", NAN, '"sideways"'],
+    "stream": ["5", '"x"', NAN, "[]", "{}"],
+    "partial_images": [*INTEGER_JUNK, "4"],
     "unknown_extra": [NAN, INF, BIG],
 }
 OPTIONS_FIELDS = {"sd_model_checkpoint": ["5", NAN, "[]", '"nope"'], "unknown_extra": [NAN, INF, BIG, NESTED]}

@@ -200,14 +200,14 @@ ERRORS = [
         "t2i",
         lambda: {"callback_on_step_end": _set_latents(np.nan)},
         EngineError,
-        "denoising loop produced NaN/Inf latents",
+        r"^(?!.*fp16).*denoising loop produced NaN/Inf latents; suspects: the latents the call's callback returns",
     ),
     Bad(
         "vae-overflow",
         "t2i",
         lambda: {"callback_on_step_end": _set_latents(1e36)},
         EngineError,
-        r"VAE decoder produced NaN/Inf.*--vae-fp32",
+        r"^(?!.*fp16).*VAE decoder produced NaN/Inf.*callback returns",  # an fp32 bundle: not its precision
     ),
     # image inputs
     Bad(

@@ -109,3 +109,27 @@ def test_sdxl_embedding_for_both_encoders_matches_diffusers(tiny, tmp_path):
     assert_parity(actual, expected)
     with pytest.raises(InputError, match="clip_l and clip_g"):
         pipe.load_textual_inversion(str(file))  # no token
+
+
+@pytest.mark.parametrize("values", ["zeros", "nan", "inf"])
+def test_embeddings_of_zeros_or_nan_are_refused_and_change_nothing(pipes, tmp_path, values):
+    """As at build: either would break every prompt holding the token (NaN: the whole conditioning), so the
+    load refuses it naming the file and token, and the embeddings loaded before it keep working."""
+    pipe, _ = pipes
+    toy, _ = _files(tmp_path)
+    pipe.load_textual_inversion(str(toy))
+    before = _run(pipe, "a photo of <cat-toy>")
+    vectors = torch.randn(2, TEXT_HIDDEN, generator=torch.Generator().manual_seed(3))
+    vectors[1] = {"zeros": 0.0, "nan": float("nan"), "inf": float("inf")}[values]
+    bad = tmp_path / "bad.safetensors"
+    safetensors_torch.save_file({"emb_params": vectors}, str(bad))
+    said = "a vector of zeros" if values == "zeros" else "NaN or Inf"
+    with pytest.raises(InputError, match=f"bad.safetensors \\(<bad>\\).*{said}.*use another"):
+        pipe.load_textual_inversion(str(bad), token="<bad>")
+    assert "<bad>" not in pipe.tokenizer.vocab
+    np.testing.assert_array_equal(_run(pipe, "a photo of <cat-toy>"), before)
+    wide = tmp_path / "wide.safetensors"
+    safetensors_torch.save_file({"<wide>": torch.ones(TEXT_HIDDEN + 8)}, str(wide))
+    with pytest.raises(InputError, match=f"{TEXT_HIDDEN + 8} wide.*another model") as error:
+        pipe.load_textual_inversion(str(wide))
+    assert "{" not in str(error.value)
