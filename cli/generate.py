@@ -168,11 +168,7 @@ def generate(
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
         kwargs: dict[str, Any] = {"num_inference_steps": steps, "generator": seed}
-        kwargs |= {} if guidance is None else {"guidance_scale": guidance}
-        if prompt_syntax != "diffusers":
-            kwargs["prompt_syntax"] = prompt_syntax
-        if negative_prompt is not None:  # latent consistency pipelines take none
-            kwargs["negative_prompt"] = negative_prompt
+        kwargs |= text_arguments(guidance, prompt_syntax, negative_prompt)
         images = prompted_images(
             pipes, prompt, num_images, image_arguments(task, inputs, size), kwargs, refiner
         )
@@ -183,6 +179,16 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths
+
+
+def text_arguments(guidance: float | None, prompt_syntax: str, negative_prompt: str | None) -> dict[str, Any]:
+    """``--guidance``, ``--prompt-syntax`` and ``--negative-prompt`` as the call's arguments, where given."""
+    kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
+    if prompt_syntax != "diffusers":
+        kwargs["prompt_syntax"] = prompt_syntax
+    if negative_prompt is not None:  # latent consistency pipelines take none
+        kwargs["negative_prompt"] = negative_prompt
+    return kwargs
 
 
 def set_scheduler(pipe: Any, scheduler: str | None) -> None:
