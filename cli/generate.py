@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
-from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, REPAINT, family
+from sdrt.runtime.families import DEPTH, IMAGE_TO_IMAGE, PANORAMA, REPAINT, SAFE, SEMANTIC, family
 
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
@@ -93,6 +93,8 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
+    if task == PANORAMA and size is None:
+        return {}  # the pipeline's own panorama size (diffusers': 2048x512)
     if inputs.image is None:
         height, width = size or (None, None)
         return {"height": height, "width": width}
@@ -159,6 +161,7 @@ def generate(
         pipes.append(load_refiner(pipe, refiner.bundle, provider, progress))
     for each in pipes:
         set_scheduler(each, scheduler)
+    depth: list[Any] = []
     if not found.takes_prompt:
         images = pipe(
             generator=seed, num_inference_steps=steps, **unconditional_arguments(task, inputs, num_images)
@@ -169,16 +172,39 @@ def generate(
             raise InputError(f"{cls.__name__} needs a prompt")
         kwargs: dict[str, Any] = {"num_inference_steps": steps, "generator": seed}
         kwargs |= text_arguments(guidance, prompt_syntax, negative_prompt)
-        images = prompted_images(
-            pipes, prompt, num_images, image_arguments(task, inputs, size), kwargs, refiner
-        )
+        images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
+        images = prompted_output(pipes, prompt, num_images, images_in, kwargs, refiner)
+        depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
+        images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
     if len(images) > 1:
         images = [*images, make_image_grid(images)]
         paths.append(output.with_name(f"{output.stem}-grid{output.suffix}"))
     for image, path in zip(images, paths):
         save_image(image, path)
-    return paths
+    return paths + save_depth_maps(depth, paths)
+
+
+def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:
+    """LDM3D's 16-bit depth maps beside their pictures (``NAME-depth.png``)."""
+    written = [path.with_name(f"{path.stem}-depth.png") for path in paths[: len(depth)]]
+    for image, path in zip(depth, written):
+        save_image(image, path)
+    return written
+
+
+def guided_arguments(task: str, inputs: ImageInputs) -> dict[str, Any]:
+    """The guided loops' own arguments: SEGA's editing prompts, an SLD preset's settings."""
+    if task == SEMANTIC:
+        scale = (
+            {} if inputs.edit_guidance_scale is None else {"edit_guidance_scale": inputs.edit_guidance_scale}
+        )
+        return {"editing_prompt": list(inputs.editing_prompts), **scale}
+    if task == SAFE and inputs.safety_preset is not None:
+        from sdrt.runtime.pipelines.safe_guidance import safety_preset
+
+        return safety_preset(inputs.safety_preset)
+    return {}
 
 
 def text_arguments(guidance: float | None, prompt_syntax: str, negative_prompt: str | None) -> dict[str, Any]:
@@ -200,7 +226,7 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> None:
         pipe.scheduler = chosen.from_config(pipe.scheduler.config)
 
 
-def prompted_images(
+def prompted_output(
     pipes: list[Any],
     prompt: str,
     num_images: int,
@@ -208,10 +234,10 @@ def prompted_images(
     call: dict[str, Any],
     refiner: Refiner,
 ) -> Any:
-    """The base pipeline's images for ``prompt``; with a refiner (``pipes[1]``), the base stops at
-    ``refiner.fraction`` of the schedule and hands its latents on."""
+    """The base pipeline's output for ``prompt``; with a refiner (``pipes[1]``), the base stops at
+    ``refiner.fraction`` of the schedule and hands its latents on, and the refiner's output is returned."""
     if len(pipes) == 1:
-        return pipes[0](prompt, num_images_per_prompt=num_images, **images, **call).images
+        return pipes[0](prompt, num_images_per_prompt=num_images, **images, **call)
     start = refiner.fraction
     latents = pipes[0](
         prompt, num_images_per_prompt=num_images, denoising_end=start, output_type="latent", **images, **call

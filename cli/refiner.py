@@ -82,11 +82,11 @@ def check_latent_width(base: Any, bundle: Any, path: Any) -> None:
 
 
 def refined(refiner_pipe: Any, latents: Any, prompt: str, call: dict[str, Any], start: float) -> Any:
-    """The refiner's images from the base's ``latents`` (one prompt per latent), the call's seed, steps,
+    """The refiner's output from the base's ``latents`` (one prompt per latent), the call's seed, steps,
     guidance and negative prompt as the base had them."""
     count = len(latents)
     keep = ("num_inference_steps", "generator", "guidance_scale", "prompt_syntax")
     arguments = {k: v for k, v in call.items() if k in keep}
     if call.get("negative_prompt") is not None:
         arguments["negative_prompt"] = [call["negative_prompt"]] * count
-    return refiner_pipe([prompt] * count, image=latents, denoising_start=start, **arguments).images
+    return refiner_pipe([prompt] * count, image=latents, denoising_start=start, **arguments)

@@ -105,6 +105,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
     _image_options(gen)
+    _guided_options(gen)
     _refiner_options(gen)
     gen.add_argument(
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
@@ -171,6 +172,31 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
     )
 
 
+def _guided_options(gen: argparse.ArgumentParser) -> None:
+    """The flags that pick one of the guided text-to-image loops (SD 1.x / 2.x bundles)."""
+    gen.add_argument(
+        "--panorama",
+        action="store_true",
+        help="a panorama by MultiDiffusion (StableDiffusionPanoramaPipeline): --size is the whole picture "
+        "(default 2048x512), denoised as 512x512 views; the engines' size range must hold it",
+    )
+    gen.add_argument(
+        "--editing-prompt",
+        action="append",
+        default=None,
+        help="SEGA (SemanticStableDiffusionPipeline): a concept to steer the picture towards; repeatable",
+    )
+    gen.add_argument(
+        "--edit-guidance-scale", type=float, default=None, help="SEGA's edit guidance scale (default: 5)"
+    )
+    gen.add_argument(
+        "--safety-preset",
+        choices=("weak", "medium", "strong", "max"),
+        default=None,
+        help="safe latent diffusion (StableDiffusionPipelineSafe) with diffusers' SafetyConfig preset",
+    )
+
+
 def _bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("bundle", help="engine bundle folder")
     bench.add_argument("--steps", type=int, default=30, help="denoising steps per generation (default: 30)")
@@ -214,6 +240,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(f"sdrt {args.command}", lambda: _command(args))
 
 
+def _inputs(args: argparse.Namespace) -> ImageInputs:
+    """generate's flags that, with the bundle, choose the pipeline."""
+    return ImageInputs(
+        args.image,
+        args.mask,
+        args.strength,
+        args.depth_map,
+        tuple(args.control_image or ()),
+        tuple(args.control_scale or ()),
+        args.panorama,
+        tuple(args.editing_prompt or ()),
+        args.edit_guidance_scale,
+        args.safety_preset,
+    )
+
+
 def _command(args: argparse.Namespace) -> int:
     from sdrt.runtime.bundle.bundle import open_bundle
 
@@ -236,14 +278,7 @@ def _command(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             loras=args.lora,
             refiner=Refiner(args.refiner, args.refiner_start),
-            inputs=ImageInputs(
-                args.image,
-                args.mask,
-                args.strength,
-                args.depth_map,
-                tuple(args.control_image or ()),
-                tuple(args.control_scale or ()),
-            ),
+            inputs=_inputs(args),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "serve":

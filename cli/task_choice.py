@@ -3,7 +3,8 @@
 ``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
-``--mask``: inpainting). The family (``sdrt.runtime.families``) names the pipeline of the task.
+``--mask``: inpainting); ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
+and safe latent diffusion loops. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from sdrt.runtime.families import (
     DEPTH,
     IMAGE_TO_IMAGE,
     INPAINT,
+    PANORAMA,
     REPAINT,
+    SAFE,
+    SEMANTIC,
     TEXT_TO_IMAGE,
     UNCONDITIONAL,
     Family,
@@ -37,6 +41,9 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     INPAINT: (("--image", "--mask"), ("--image", "--mask", "--strength")),
     DEPTH: (("--image",), ("--image", "--strength", "--depth-map")),
     REPAINT: (("--image", "--mask"), ("--image", "--mask")),
+    PANORAMA: (("--panorama",), ("--panorama",)),
+    SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
+    SAFE: (("--safety-preset",), ("--safety-preset",)),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -44,6 +51,7 @@ NEEDS = {
     INPAINT: "--image (the picture) and --mask (white = repaint)",
     DEPTH: "--image (the picture to start from), and --depth-map where the bundle has no depth estimator",
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
+    SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -53,6 +61,9 @@ STARTS_FROM = {
     INPAINT: "masked images",
     DEPTH: "images and depth maps",
     REPAINT: "masked images",
+    PANORAMA: "text",
+    SEMANTIC: "text",
+    SAFE: "text",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -68,6 +79,10 @@ class ImageInputs:
     depth_map: Path | None = None
     control_images: tuple[Path, ...] = ()
     control_scales: tuple[float, ...] = ()
+    panorama: bool = False  # --panorama: MultiDiffusion over --size (default 2048x512)
+    editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
+    edit_guidance_scale: float | None = None
+    safety_preset: str | None = None  # --safety-preset: safe latent diffusion
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -75,6 +90,10 @@ class ImageInputs:
             "--depth-map": self.depth_map,
             "--control-image": self.control_images or None,
             "--control-scale": self.control_scales or None,
+            "--panorama": self.panorama or None,
+            "--editing-prompt": self.editing_prompts or None,
+            "--edit-guidance-scale": self.edit_guidance_scale,
+            "--safety-preset": self.safety_preset,
         }
         return [flag for flag, value in flags.items() if value is not None]
 
@@ -104,6 +123,8 @@ def chosen_task(
     if default in fitting:
         article = "an" if found.title[0] in "aeiou" else "a"
         raise InputError(f"this bundle is {article} {found.title} model: pass {NEEDS[default]}")
+    if fitting and fitting[0] in NEEDS and "--image" not in TASK_FLAGS[fitting[0]][0]:
+        raise InputError(f"{', '.join(given)} need {NEEDS[fitting[0]]}")
     if fitting:
         raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
     if "--depth-map" in given:

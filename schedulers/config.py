@@ -38,6 +38,10 @@ class FrozenConfig(dict):
     __setitem__ = __delitem__ = setdefault = pop = popitem = update = clear = _readonly
     __setattr__ = _readonly
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenConfig:
+        """Frozen: a copied scheduler shares its config (MultiDiffusion copies one scheduler per view batch)."""
+        return self
+
 
 def register_to_config(init):
     """Decorator for ``__init__``: records every argument (passed or default) in ``self.config``."""

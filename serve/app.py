@@ -25,6 +25,7 @@ from .schemas import (
     StableDiffusionProcessingTxt2Img,
     TextToImageResponse,
 )
+from .web_page import web_page_routes
 
 if TYPE_CHECKING:
     from .http import Api
@@ -44,6 +45,7 @@ def make_app(api: Api) -> FastAPI:
     _a1111_routes(app, api)
     job_routes(app, api)
     _openai_routes(app, api)
+    web_page_routes(app)
     return app
 
 

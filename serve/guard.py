@@ -18,6 +18,7 @@ from typing import Any
 
 from .auth import Auth
 from .fields import RequestError
+from .web_page import is_page_path
 
 log = logging.getLogger("ray.serve")
 Scope = MutableMapping[str, Any]
@@ -100,7 +101,7 @@ class Guard:
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         try:
-            if path not in OPEN_PATHS:
+            if path not in OPEN_PATHS and not is_page_path(path):
                 self.auth.check(_header(scope, b"authorization"))
             receive = await self._capped(scope, receive)
         except RequestError as error:

@@ -85,10 +85,8 @@ def _tokenizer(*, pad_token: str = "<|endoftext|>"):
 
 
 def _finish_tokenizers(folder: Path, *, keep_tokenizer_json: bool) -> None:
-    """Add vocab.json/merges.txt beside what transformers saved (the published SD repos ship them).
-
-    With ``keep_tokenizer_json=False`` the folder has the SD 1.x/2.x repo layout (no tokenizer.json).
-    """
+    """Add vocab.json/merges.txt beside what transformers saved (the published SD repos ship them); with
+    ``keep_tokenizer_json=False`` the folder has the SD 1.x/2.x repo layout (no tokenizer.json)."""
     for name in ("tokenizer", "tokenizer_2"):
         sub = folder / name
         if sub.is_dir():
@@ -115,13 +113,12 @@ def _text_config(tokenizer, *, hidden_act: str = "quick_gelu", projection_dim: i
     )
 
 
-def _vae(*, seed: int):
+def _vae(*, seed: int, channels: int = 3):
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
     return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
+        **dict(in_channels=channels, out_channels=channels),
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         block_out_channels=(8, 16, 16, 16),
@@ -176,20 +173,22 @@ def _text_encoder(tokenizer, *, seed: int, projection: bool = False, **config_ex
     return cls(config).eval()
 
 
-def make_sd1(folder: Path, *, seed: int = 0) -> Path:
-    """A Stable Diffusion 1.x-shaped pipeline (epsilon prediction)."""
-    from diffusers import StableDiffusionPipeline
+def make_sd1(folder: Path, *, seed: int = 0, vae_channels: int = 3) -> Path:
+    """A Stable Diffusion 1.x-shaped pipeline (epsilon prediction); ``vae_channels=4``: an LDM3D one (RGB + depth)."""
+    from diffusers import StableDiffusionLDM3DPipeline as LDM3D
+    from diffusers import StableDiffusionPipeline as SD
 
     folder = Path(folder)
     tokenizer = _tokenizer()
-    pipe = StableDiffusionPipeline(
-        vae=_vae(seed=seed + 1),
+    pipe = (SD if vae_channels == 3 else LDM3D)(
+        vae=_vae(seed=seed + 1, channels=vae_channels),
         text_encoder=_text_encoder(tokenizer, seed=seed + 2),
         tokenizer=tokenizer,
         unet=_unet(seed=seed + 3),
         scheduler=_scheduler(),
         safety_checker=None,
         feature_extractor=None,
+        image_encoder=None,
         requires_safety_checker=False,
     )
     pipe.save_pretrained(folder)
@@ -397,4 +396,5 @@ MAKERS = {
     "inpaint": make_inpaint,
     "depth": make_depth,
     "uncond": make_uncond,
+    "ldm3d": lambda folder: make_sd1(folder, vae_channels=4),
 }

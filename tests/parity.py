@@ -32,6 +32,7 @@ BUILD_OPTIONS = {
     "inpaint": ["--min-size", "32", "--max-size", "128", "--max-batch", "2"],
     "uncond": ["--max-batch", "2"],
     "depth": ["--min-size", "32", "--max-size", "128", "--max-batch", "2"],
+    "ldm3d": ["--min-size", "32", "--max-size", "128", "--max-batch", "2", *_NO_ENCODER],
 }
 
 

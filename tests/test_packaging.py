@@ -38,6 +38,10 @@ def test_wheel_installs_in_fresh_venv(tmp_path: Path) -> None:
         "sdrt/export/model/configs/clip/vocab.json",
     ]
     assert not set(shipped) - names, "the shipped model configurations are missing from the wheel"
+    page = {f"sdrt/serve/web/{p.name}" for p in (ROOT / "serve" / "web").iterdir()}
+    assert "sdrt/serve/web/index.html" in page and not page - names, (
+        "sdrt serve's web page is missing from the wheel"
+    )
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

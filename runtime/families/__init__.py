@@ -23,8 +23,11 @@ from .base import (
     INPAINT,
     KARRAS_VE,
     LORA,
+    PANORAMA,
     REPAINT,
+    SAFE,
     SCORE_SDE_VE,
+    SEMANTIC,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     UNCONDITIONAL,
@@ -41,11 +44,23 @@ if TYPE_CHECKING:
 from .depth import SD_DEPTH
 from .inpaint import SD_INPAINT
 from .lcm import LCM
+from .ldm3d import LDM3D
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT, SDXL_REFINER
 from .uncond import UNCOND
 
-FAMILIES: list[Family] = [SD1, SD2, SDXL, SDXL_REFINER, SD_INPAINT, SDXL_INPAINT, SD_DEPTH, UNCOND, LCM]
+FAMILIES: list[Family] = [
+    SD1,
+    SD2,
+    SDXL,
+    SDXL_REFINER,
+    SD_INPAINT,
+    SDXL_INPAINT,
+    SD_DEPTH,
+    UNCOND,
+    LCM,
+    LDM3D,
+]
 
 
 def all_families() -> list[Family]:
@@ -117,8 +132,11 @@ __all__ = [
     "INPAINT",
     "KARRAS_VE",
     "LORA",
+    "PANORAMA",
     "REPAINT",
+    "SAFE",
     "SCORE_SDE_VE",
+    "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
     "UNCONDITIONAL",

@@ -32,6 +32,10 @@ REPAINT = "repaint"
 SCORE_SDE_VE = "score-sde-ve"
 KARRAS_VE = "karras-ve"
 CONSISTENCY = "consistency"
+# text-to-image loops of their own over the SD engines (diffusers' guided pipelines)
+PANORAMA = "panorama"
+SEMANTIC = "semantic"
+SAFE = "safe"
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"

@@ -12,7 +12,10 @@ from .base import (
     IMAGE_TO_IMAGE,
     INPAINT,
     LORA,
+    PANORAMA,
+    SAFE,
     SD_LATENT_RGB,
+    SEMANTIC,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -20,7 +23,14 @@ from .base import (
 )
 
 SD_PARTS = {"text_encoder": ("CLIPTextModel",), "unet": ("UNet2DConditionModel",), "vae": ("AutoencoderKL",)}
-SD_FOLDERS = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
+# the folders of diffusers' SD pipelines that load SD 1.x / 2.x weights (their own tasks below)
+SD_FOLDERS = (
+    "StableDiffusionPipeline",
+    "StableDiffusionImg2ImgPipeline",
+    "StableDiffusionPanoramaPipeline",
+    "SemanticStableDiffusionPipeline",
+    "StableDiffusionPipelineSafe",
+)
 SD_TASKS = {
     TEXT_TO_IMAGE: "text_to_image:StableDiffusionPipeline",
     IMAGE_TO_IMAGE: "image_to_image:StableDiffusionImg2ImgPipeline",
@@ -28,6 +38,9 @@ SD_TASKS = {
     CONTROL: "controlnet:StableDiffusionControlNetPipeline",
     CONTROL_IMAGE_TO_IMAGE: "controlnet_img2img:StableDiffusionControlNetImg2ImgPipeline",
     CONTROL_INPAINT: "controlnet_inpaint:StableDiffusionControlNetInpaintPipeline",
+    PANORAMA: "panorama:StableDiffusionPanoramaPipeline",  # MultiDiffusion
+    SEMANTIC: "semantic:SemanticStableDiffusionPipeline",  # SEGA
+    SAFE: "safe:StableDiffusionPipelineSafe",  # safe latent diffusion
 }
 
 

@@ -60,6 +60,17 @@ def copy_scheduler(scheduler: Any) -> Any:
     return copy.deepcopy(scheduler)
 
 
+def take_callback(state: CallState | None, callback: Any, callback_steps: Any) -> None:
+    """The deprecated pipelines' own ``callback(step, timestep, latents)`` every ``callback_steps`` steps."""
+    if state is None:
+        return
+    if callback is not None and not callable(callback):
+        raise InputTypeError(f"`callback` must be callable, got {type(callback).__name__}")
+    if isinstance(callback_steps, bool) or not isinstance(callback_steps, int) or callback_steps < 1:
+        raise InputTypeError(f"`callback_steps` has to be a positive integer but is {callback_steps!r}")
+    state.callback, state.callback_steps = callback, callback_steps
+
+
 def pipeline_call(method: F) -> F:
     """Decorator of a pipeline's ``__call__``: the call runs with a :class:`CallState` of its own, and its
     arguments are checked by name first (``checks.check_arguments``: types, ranges, unsupported options)."""

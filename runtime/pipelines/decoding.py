@@ -37,9 +37,13 @@ def check_size(pipe: DiffusionPipeline, height: int, width: int) -> None:
             )
 
 
-def decode_latents(pipe: DiffusionPipeline, latents: Any, output_type: str = "pil") -> Any:
+def decode_latents(
+    pipe: DiffusionPipeline, latents: Any, output_type: str = "pil", circular_padding: int = 0
+) -> Any:
     """``vae.decode(latents / scaling_factor (+ shift_factor))`` -> images of ``output_type``; NaN or Inf
-    latents or pixels are an :class:`EngineError` naming the call's suspects (``nan_causes``), never a black picture."""
+    latents or pixels are an :class:`EngineError` naming the call's suspects (``nan_causes``), never a black picture.
+    ``circular_padding``: latent columns wrapped around each side before decoding, their pixels cut after
+    (diffusers' panorama ``decode_latents_with_padding``)."""
     if output_type == "latent":
         return latents
     if output_type not in ("pil", "np", "pt"):
@@ -49,7 +53,13 @@ def decode_latents(pipe: DiffusionPipeline, latents: Any, output_type: str = "pi
     latents = latents / pipe.vae.config.scaling_factor
     if pipe.vae.config.shift_factor is not None:
         latents = latents + pipe.vae.config.shift_factor
+    if circular_padding:
+        pad = circular_padding
+        latents = pipe.xp.concatenate([latents[..., -pad:], latents, latents[..., :pad]], axis=-1)
     images = pipe.vae.decode(latents)
+    if circular_padding:
+        pixels = pipe.vae_scale_factor * circular_padding
+        images = images[..., pixels:-pixels]
     if not bool(pipe.xp.isfinite(images).all()):
         raise nonfinite_error(
             pipe, "the VAE decoder produced NaN/Inf pixels from finite latents", "vae_decoder"

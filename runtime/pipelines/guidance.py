@@ -22,3 +22,25 @@ def apply_guidance(xp: Any, noise_pred: Any, guidance_scale: float, guidance_res
     if guidance_rescale > 0.0:
         guided = rescale_noise_cfg(xp, guided, noise_pred_text, guidance_rescale)
     return guided
+
+
+class ConceptGuidance:
+    """A guidance rule over [negative, positive, *concepts] UNet predictions: ``embeds`` are the concepts' prompt
+    embeddings (``count`` of them per image, after the positive ones in the UNet's batch), and a call makes one
+    prediction of the chunks at each step, counting the steps itself (SEGA's edits, SLD's safety concept)."""
+
+    def __init__(self, embeds: Any, count: int) -> None:
+        self.embeds = embeds
+        self.count = count
+        self.step_index = 0
+
+    def __call__(self, xp: Any, noise_pred: Any, guidance_scale: float) -> Any:
+        chunks = xp.split(noise_pred, 2 + self.count)
+        guided = self.combine(xp, chunks[0], chunks[1], chunks[2:], guidance_scale, self.step_index)
+        self.step_index += 1
+        return guided
+
+    def combine(
+        self, xp: Any, uncond: Any, text: Any, concepts: Any, guidance_scale: float, i: int
+    ) -> Any:  # pragma: no cover - each rule's own
+        raise NotImplementedError

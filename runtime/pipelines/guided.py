@@ -24,7 +24,7 @@ from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generato
 
 from .base import DiffusionPipeline
 from .conditioners.base import Conditioner
-from .guidance import apply_guidance
+from .guidance import ConceptGuidance, apply_guidance
 from .lora import LoraLoader
 from .outputs import StableDiffusionPipelineOutput
 from .prompts import PromptEmbeds
@@ -57,6 +57,10 @@ class GuidedCall:
     unet_inputs: dict[str, str] = field(default_factory=dict)  # UNet keyword -> state entry (SDXL)
     extra_channels: tuple[str, ...] = ()  # state entries concatenated to the latents (inpainting, depth)
     conditioners: list[Conditioner] = field(default_factory=list)
+    #: a guidance rule with concept prompts after [negative, positive] (SEGA's edits, SLD's safety concept)
+    rule: ConceptGuidance | None = None
+    #: replaces predict + ``scheduler.step`` (``loop.denoise``'s ``step``: MultiDiffusion's views)
+    step: Callable[[dict[str, Any], Any, dict[str, Any]], Any] | None = None
 
     def after_step(self, i: int, t: Any, state: dict[str, Any]) -> None:
         for conditioner in self.conditioners:
@@ -95,7 +99,7 @@ class TextGuidedPipeline(DiffusionPipeline):
         arguments = self.call_arguments()
         height, width = size
         per_prompt = arguments.get("num_images_per_prompt", 1)
-        self.check_inputs(height, width, per_prompt, arguments["callback_on_step_end_tensor_inputs"])
+        self.check_inputs(height, width, per_prompt, self.callback_inputs(arguments))
         guidance = self.guidance(arguments["guidance_scale"], arguments.get("guidance_rescale", 0.0))
         embeds = self.encode_call_prompts(arguments, guidance)
         noise = self.noise_source(arguments.get("generator"), embeds.batch)
@@ -191,7 +195,8 @@ class TextGuidedPipeline(DiffusionPipeline):
     def guided_noise(self, call: GuidedCall, state: dict[str, Any], t: Any) -> Any:
         """One UNet evaluation: duplicate for guidance, ``scale_model_input``, conditioners' inputs, guide."""
         latents = state["latents"]
-        model_input = self.xp.concatenate([latents] * 2) if call.guidance.enabled else latents
+        copies = 2 + (call.rule.count if call.rule is not None else 0)
+        model_input = self.xp.concatenate([latents] * copies) if call.guidance.enabled else latents
         model_input = self.scheduler.scale_model_input(model_input, t)
         added = {name: state[key] for name, key in call.unet_inputs.items()}
         for conditioner in call.conditioners:
@@ -199,6 +204,8 @@ class TextGuidedPipeline(DiffusionPipeline):
         if call.extra_channels:
             model_input = self.xp.concatenate([model_input, *(state[k] for k in call.extra_channels)], axis=1)
         noise_pred = self.unet(model_input, t, state["prompt_embeds"], **added)
+        if call.guidance.enabled and call.rule is not None:
+            return call.rule(self.xp, noise_pred, call.guidance.scale)
         if call.guidance.enabled:
             noise_pred = apply_guidance(self.xp, noise_pred, call.guidance.scale, call.guidance.rescale)
         return noise_pred
@@ -211,7 +218,10 @@ class TextGuidedPipeline(DiffusionPipeline):
         embeds = call.embeds
         unet_embeds = embeds.prompt_embeds
         if call.guidance.enabled:
-            unet_embeds = self.xp.concatenate([embeds.negative_prompt_embeds, embeds.prompt_embeds])
+            concepts = [] if call.rule is None or call.rule.embeds is None else [call.rule.embeds]
+            unet_embeds = self.xp.concatenate(
+                [embeds.negative_prompt_embeds, embeds.prompt_embeds, *concepts]
+            )
         state = {
             "latents": call.latents,
             "prompt_embeds": unet_embeds,
@@ -227,12 +237,19 @@ class TextGuidedPipeline(DiffusionPipeline):
             eta=call.eta,
             after_step=call.after_step if call.conditioners else None,
             callback_on_step_end=callback,
-            callback_on_step_end_tensor_inputs=arguments["callback_on_step_end_tensor_inputs"],
+            callback_on_step_end_tensor_inputs=self.callback_inputs(arguments),
+            step=call.step,
         )
         if self.sampling.decoded != "latents":
             latents = state[self.sampling.decoded]
         images = self.decode_latents(latents, arguments["output_type"])
         return self.output(images, arguments["return_dict"])
+
+    @staticmethod
+    def callback_inputs(arguments: Mapping[str, Any]) -> Sequence[str]:
+        """The step-end callback's tensor names (the deprecated pipelines without one: the latents)."""
+        names: Sequence[str] = arguments.get("callback_on_step_end_tensor_inputs", ("latents",))
+        return names
 
     def output(self, images: Any, return_dict: bool) -> Any:
         return StableDiffusionPipelineOutput(images) if return_dict else (images, None)

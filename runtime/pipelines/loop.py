@@ -25,11 +25,14 @@ def denoise(
     after_step: Callable[[int, Any, dict[str, Any]], None] | None = None,
     callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
     callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    step: Callable[[dict[str, Any], Any, dict[str, Any]], Any] | None = None,
 ) -> Any:
     """``pipe``'s loop: predict, ``scheduler.step``, ``after_step``, callbacks, progress.
 
     ``state`` holds ``latents`` and whatever the callback may read or replace; the call's own scheduler
     and loop state (``interrupt``, the deprecated ``callback``) come from its :class:`CallState`.
+    ``step(state, t, step_kwargs)``, when given, replaces predict + ``scheduler.step`` and returns the new
+    latents (MultiDiffusion steps each view with a scheduler of its own).
     """
     call = pipe._state or CallState(pipe.scheduler)
     scheduler = call.scheduler
@@ -41,11 +44,13 @@ def denoise(
         for i, t in enumerate(timesteps):
             if call.interrupt:
                 continue
-            model_output = predict(state, t)
-            output = scheduler.step(model_output, t, state["latents"], **kwargs)
-            state["latents"] = output.prev_sample
-            if "denoised" in state:  # LCM's x0 estimate, what its pipelines decode
-                state["denoised"] = output.denoised
+            if step is not None:
+                state["latents"] = step(state, t, kwargs)
+            else:
+                output = scheduler.step(predict(state, t), t, state["latents"], **kwargs)
+                state["latents"] = output.prev_sample
+                if "denoised" in state:  # LCM's x0 estimate, what its pipelines decode
+                    state["denoised"] = output.denoised
             if after_step is not None:
                 after_step(i, t, state)
             if callback_on_step_end is not None:

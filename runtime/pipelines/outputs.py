@@ -31,3 +31,24 @@ class StableDiffusionXLPipelineOutput:
 
     def __getitem__(self, index: int) -> Any:
         return (self.images,)[index]
+
+
+@dataclass
+class SemanticStableDiffusionPipelineOutput(StableDiffusionPipelineOutput):
+    """``SemanticStableDiffusionPipeline``'s output: ``images`` (no safety checker runs: ``nsfw_content_detected``
+    None)."""
+
+
+@dataclass
+class StableDiffusionSafePipelineOutput:
+    """``StableDiffusionPipelineSafe``'s output: ``applied_safety_concept`` is the concept text when safe latent
+    guidance ran, else None; no safety checker runs (``nsfw_content_detected``, ``unsafe_images``: None)."""
+
+    images: Any
+    nsfw_content_detected: list[bool] | None = None
+    unsafe_images: Any = None
+    applied_safety_concept: str | None = None
+
+    def __getitem__(self, index: int) -> Any:
+        fields = (self.images, self.nsfw_content_detected, self.applied_safety_concept, self.unsafe_images)
+        return fields[index]

@@ -58,7 +58,15 @@ def old_bundle(model_folders, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return model, out, time.perf_counter() - started
 
 
-@pytest.mark.parametrize("moment", range(MOMENTS + 1))
+# Five moments in the default run (early/mid/late, with and without an old bundle, and the swap hook);
+# the other six under -m slow: each moment is a killed build plus a full rebuild.
+QUICK_MOMENTS = {0, 4, 5, 9, MOMENTS}
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [m if m in QUICK_MOMENTS else pytest.param(m, marks=pytest.mark.slow) for m in range(MOMENTS + 1)],
+)
 def test_killed_build_leaves_old_or_new_bundle(old_bundle, tmp_path, moment) -> None:
     model, old, seconds = old_bundle
     existing = moment % 2 == 0
