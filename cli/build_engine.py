@@ -60,6 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
         "a GPU), and torch's export device where torch can use it (else the CPU)",
     )
     _model_options(p)
+    _deepcache_option(p)
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument(
         "--no-validate", dest="validate", action="store_false", help="skip the ORT-vs-torch validation gate"
@@ -68,6 +69,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     _tensorrt_options(p.add_argument_group("TensorRT (--backend tensorrt)"))
     return p
+
+
+def _deepcache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--deepcache",
+        type=int,
+        nargs="?",
+        const=0,
+        metavar="BRANCH",
+        help="also export the UNet split for step caching (DeepCache): unet_deepcache_full and "
+        "unet_deepcache_shallow, so pipelines take cache_interval=N (sdrt generate --cache-interval N); BRANCH "
+        "as DeepCache's cache_branch_id (default 0: the shallowest, fastest)",
+    )
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:

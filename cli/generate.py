@@ -131,12 +131,14 @@ def generate(
     inputs: ImageInputs = NO_IMAGE_INPUTS,
     loras: list[str] | None = None,
     prompt_syntax: str = "diffusers",
+    cache_interval: int = 1,
     refiner: Refiner = NO_REFINER,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``).
     ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``).
+    ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache).
     ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
@@ -171,7 +173,7 @@ def generate(
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
         kwargs: dict[str, Any] = {"num_inference_steps": steps, "generator": seed}
-        kwargs |= text_arguments(guidance, prompt_syntax, negative_prompt)
+        kwargs |= _call_options(guidance, prompt_syntax, cache_interval, negative_prompt)
         images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
         images = prompted_output(pipes, prompt, num_images, images_in, kwargs, refiner)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
@@ -207,11 +209,15 @@ def guided_arguments(task: str, inputs: ImageInputs) -> dict[str, Any]:
     return {}
 
 
-def text_arguments(guidance: float | None, prompt_syntax: str, negative_prompt: str | None) -> dict[str, Any]:
-    """``--guidance``, ``--prompt-syntax`` and ``--negative-prompt`` as the call's arguments, where given."""
+def _call_options(
+    guidance: float | None, prompt_syntax: str, cache_interval: int, negative_prompt: str | None
+) -> dict[str, Any]:
+    """The text-guided call's keywords the flags set (only those given, so each pipeline's defaults hold)."""
     kwargs: dict[str, Any] = {} if guidance is None else {"guidance_scale": guidance}
     if prompt_syntax != "diffusers":
         kwargs["prompt_syntax"] = prompt_syntax
+    if cache_interval != 1:
+        kwargs["cache_interval"] = cache_interval
     if negative_prompt is not None:  # latent consistency pipelines take none
         kwargs["negative_prompt"] = negative_prompt
     return kwargs

@@ -73,6 +73,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--guidance", type=float, default=None, help="guidance scale (default: the pipeline's, 7.5; SDXL 5.0)"
     )
+    _cache_option(gen)
     gen.add_argument(
         "--scheduler",
         default=None,
@@ -128,6 +129,17 @@ def _refiner_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FRACTION",
         help="with --refiner: the fraction of the schedule where the refiner takes over (default: 0.8)",
+    )
+
+
+def _cache_option(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument(
+        "--cache-interval",
+        type=int,
+        default=1,
+        metavar="N",
+        help="step caching (DeepCache): the full UNet every N steps, its shallow part on the cached feature in "
+        "between (default 1: off; the bundle built with build-engine --deepcache)",
     )
 
 
@@ -267,6 +279,7 @@ def _command(args: argparse.Namespace) -> int:
             prompt=args.prompt,
             negative_prompt=args.negative_prompt,
             prompt_syntax=args.prompt_syntax,
+            cache_interval=args.cache_interval,
             steps=args.steps,
             guidance=args.guidance,
             scheduler=args.scheduler,

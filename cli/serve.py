@@ -38,6 +38,18 @@ def serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--provider", default="auto", help="auto, cpu, openvino, cuda or tensorrt (default: auto)"
     )
+    parser.add_argument(
+        "--lora-dir",
+        default=None,
+        metavar="DIR",
+        help="LoRA .safetensors files that A1111 prompts name as <lora:FILE_STEM:WEIGHT>",
+    )
+    parser.add_argument(
+        "--embeddings-dir",
+        default=None,
+        metavar="DIR",
+        help="textual-inversion embeddings, each used in prompts by its file's stem (as A1111)",
+    )
     _deployment_options(parser)
     _limit_options(parser)
     parser.add_argument(
@@ -130,7 +142,13 @@ def serve_args(args: argparse.Namespace) -> Any:
         limits=limits,
         api_auth=args.api_auth,
         api_key=args.api_key,
+        lora_dir=_folder(args.lora_dir),
+        embeddings_dir=_folder(args.embeddings_dir),
     )
+
+
+def _folder(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
 
 
 def _autoscale(value: str | None) -> tuple[int, int] | None:

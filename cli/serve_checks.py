@@ -33,6 +33,11 @@ def check_options(args: argparse.Namespace) -> None:
         if port is not None and not 1 <= port <= 65535:
             raise InputError(f"--port {port} is not a TCP port (1..65535)")
     _check_api_auth(args.api_auth)
+    for flag in ("lora_dir", "embeddings_dir"):
+        folder = getattr(args, flag, None)
+        if folder is not None and not Path(folder).is_dir():
+            what = "is not a folder" if Path(folder).exists() else "does not exist"
+            raise InputError(f"--{flag.replace('_', '-')} {folder} {what}; give the folder holding the files")
     if args.provider.lower() not in (AUTO, *backend_names()):
         raise InputError(f"--provider {args.provider!r}: use one of {AUTO}, {', '.join(backend_names())}")
 

@@ -111,6 +111,7 @@ def _build(
                     "clip_skip": options.clip_skip,
                     "controlnet_residuals": bool(manifest.controlnets) or None,
                     "prompt_chunks": options.prompt_chunks if (options.prompt_chunks or 1) > 1 else None,
+                    "deepcache": folder.deepcache,
                 },
                 asked=options.components,
                 previous=None if options.force else read_previous_manifest(output_dir),
@@ -169,6 +170,7 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
         tools=tools,
         sdrt_version=tools["sdrt"],
     )
+    manifest.unet.deepcache_branch = folder.deepcache
     if manifest.text is not None:
         manifest.text.clip_skip = clip_skip
     return manifest

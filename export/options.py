@@ -61,6 +61,10 @@ class BuildOptions:
     prompt_chunks: int | None = None
     """The UNet takes prompt embeddings of 77 x 1..N tokens (A1111's long prompts, ``prompt_syntax="a1111"``);
     None or 1: a fixed 77, as diffusers' prompts."""
+    deepcache: int | None = None
+    """Also export the UNet split for step caching (DeepCache) at this branch (DeepCache's ``cache_branch_id``;
+    0: the shallowest): ``unet_deepcache_full`` and ``unet_deepcache_shallow``, so pipelines take
+    ``cache_interval``. None: not exported."""
     vae: str | Path | None = None
     """A diffusers ``AutoencoderKL`` or ``AutoencoderTiny`` folder (or a model folder with one, or a single
     ``.safetensors`` VAE) exported instead of the model's own, as diffusers' ``from_pretrained(..., vae=...)``."""

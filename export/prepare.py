@@ -8,7 +8,8 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
-from sdrt.runtime.families import CLIP_SKIP, all_families
+from sdrt.runtime.components.deepcache import branch_problem
+from sdrt.runtime.families import CLIP_SKIP, DEEPCACHE, all_families
 
 from .errors import ModelFolderError, OptionError
 from .model.controlnet import add_controlnets
@@ -52,6 +53,9 @@ def model_folder(
         check_textual_inversions(folder, options.textual_inversions)
     if options.loras:
         check_loras(folder, options.loras)
+    if options.deepcache is not None:
+        check_deepcache(folder, options.deepcache)
+        folder = dataclasses.replace(folder, deepcache=options.deepcache)
     check_components(folder, options.components)
     check_clip_skip(folder, options.clip_skip)
     check_prompt_chunks(options.prompt_chunks)
@@ -115,3 +119,21 @@ def check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
             f"--clip-skip {clip_skip} must be a whole number from 1 to {layers - 1} (the text encoder has {layers} "
             "layers); drop the option for no clip skip"
         )
+
+
+def check_deepcache(folder: ModelFolder, branch: int) -> None:
+    """``--deepcache BRANCH``: a family that takes it, no ControlNets (their residuals enter the deep blocks),
+    a branch the UNet has."""
+    if not folder.family.takes(DEEPCACHE):
+        raise OptionError(
+            f"--deepcache: step caching splits the UNet of SD 1.x/2.x, SDXL, inpainting and LCM models; this is a "
+            f"{folder.model_type} model; drop --deepcache"
+        )
+    if any(part.startswith("controlnet") for part in folder.classes):
+        raise OptionError(
+            "--deepcache with --controlnet: sdrt's step caching does not take ControlNet residuals (they enter the "
+            "deep blocks the shallow UNet skips); build the ControlNet bundle and the --deepcache bundle apart"
+        )
+    problem = branch_problem(folder.configs["unet"], branch)
+    if problem is not None:
+        raise OptionError(f"--deepcache {branch}: {problem}; pass another BRANCH (0: the shallowest)")

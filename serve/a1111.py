@@ -7,6 +7,7 @@ name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -16,6 +17,7 @@ from . import fields
 from .catalog import Catalog, ServedModel
 from .fields import Limits, RequestError
 from .images import decode_image, fit
+from .loras import LoraLibrary
 from .requests import Job, JobResult, Row, Settings
 from .samplers import a1111_name, sampler_settings
 from .schemas import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
@@ -112,8 +114,9 @@ def _pictures(
     return pictures, mask
 
 
-def parse(body: Body, catalog: Catalog, active: str, limits: Limits) -> Job:
-    """A ``/sdapi/v1/txt2img`` or ``/img2img`` body as a Job (every field checked before any work)."""
+def parse(body: Body, catalog: Catalog, active: str, limits: Limits, loras: LoraLibrary | None = None) -> Job:
+    """A ``/sdapi/v1/txt2img`` or ``/img2img`` body as a Job (every field checked before any work): the
+    prompt in A1111's syntax, its ``<lora:NAME:WEIGHT>`` tags taken out and resolved against ``loras``."""
     fields.check_plain(body.model_extra)
     fields.check_plain({"override_settings": body.override_settings})
     model = active_model(body, catalog, active)
@@ -123,6 +126,8 @@ def parse(body: Body, catalog: Catalog, active: str, limits: Limits) -> Job:
     settings = _settings(body, model, mode, limits)
     prompt = fields.text("prompt", body.prompt, limits.max_prompt_chars)
     negative = fields.text("negative_prompt", body.negative_prompt, limits.max_prompt_chars)
+    prompt, uses = (loras or LoraLibrary(None)).take(prompt)
+    settings = dataclasses.replace(settings, loras=uses, prompt_syntax="a1111")
     batch, n_iter = _count(body, limits)
     seed = -1 if body.seed is None else body.seed
     all_seeds = fields.seeds(seed, batch * n_iter)

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from .fields import RequestError
 from .guard import Guard, error_body, json_response
 from .job_routes import job_routes
+from .network_routes import network_routes
 from .samplers import SAMPLERS, SCHEDULES
 from .schemas import (
     ImageGenerateParams,
@@ -45,6 +46,7 @@ def make_app(api: Api) -> FastAPI:
     _a1111_routes(app, api)
     job_routes(app, api)
     _openai_routes(app, api)
+    network_routes(app, api)
     web_page_routes(app)
     return app
 

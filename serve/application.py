@@ -32,6 +32,8 @@ class ServeArgs:
     limits: dict[str, Any] = field(default_factory=dict)
     api_auth: str | None = None  # secrets are left out of config files: a cluster reads $SDRT_API_AUTH
     api_key: str | None = None  # and $SDRT_API_KEY
+    lora_dir: str | None = None  # <lora:NAME:WEIGHT> names the .safetensors files here
+    embeddings_dir: str | None = None  # textual-inversion embeddings, each file's stem its trigger word
 
     @classmethod
     def from_dict(cls, args: dict[str, Any]) -> ServeArgs:
@@ -79,13 +81,13 @@ def build(args: dict[str, Any]) -> Any:
         deployment = serve.deployment(name=deployment_name(name), **model_options(parsed))(ModelServer)
         threads = max(1, round(parsed.cpus_per_replica)) if parsed.cpus_per_replica > 0 else None
         handles[name] = deployment.bind(
-            path, parsed.provider, parsed.max_batch_size, parsed.batch_wait_ms, threads
+            path, parsed.provider, parsed.max_batch_size, parsed.batch_wait_ms, threads, parsed.embeddings_dir
         )
     ingress = serve.deployment(name="api", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(
         serve.ingress()(Api)
     )
     auth = {"api_key": parsed.api_key, "api_auth": parsed.api_auth}
-    return ingress.bind(parsed.bundles, handles, parsed.limits, auth)
+    return ingress.bind(parsed.bundles, handles, parsed.limits, auth, parsed.lora_dir)
 
 
 def config_args(args: ServeArgs) -> dict[str, Any]:

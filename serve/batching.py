@@ -1,6 +1,7 @@
 """Jobs grouped by settings and cut into pipeline calls: the torch-free part of dynamic batching.
 
-Requests that arrived in one batch window run together only when their ``Settings`` are equal; each
+Requests that arrived in one batch window run together only when their ``Settings`` are equal (their LoRA
+sets included, so a request never runs another's LoRA); each
 group's images are cut into pipeline calls of at most ``max_rows`` prompts (the bundle's batch range
 and the server's ``--max-batch-size``), each image with its own seed's generator.
 """
@@ -53,6 +54,8 @@ def call_arguments(call: Call, takes_negative_prompt: bool = True) -> dict[str, 
         "guidance_scale": s.guidance_scale,
         "generator": [r.seed for r in rows],
     }
+    if s.prompt_syntax is not None:
+        kwargs["prompt_syntax"] = s.prompt_syntax
     if not takes_negative_prompt and not any(kwargs["negative_prompt"]):
         del kwargs["negative_prompt"]
     if s.mode != IMG2IMG:

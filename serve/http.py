@@ -19,6 +19,7 @@ from .catalog import Catalog, served_model
 from .fields import Limits, RequestError, check_plain
 from .guard import request_id
 from .jobs import Board
+from .loras import LoraLibrary
 from .requests import Job, JobResult
 from .schemas import (
     ImageGenerateParams,
@@ -30,7 +31,12 @@ from .schemas import (
 
 class Api:
     def __init__(
-        self, bundles: list[str], handles: dict[str, Any], limits: dict[str, Any], auth: dict[str, Any]
+        self,
+        bundles: list[str],
+        handles: dict[str, Any],
+        limits: dict[str, Any],
+        auth: dict[str, Any],
+        lora_dir: str | None = None,
     ):
         from .loopback import keep_on_loopback
 
@@ -42,6 +48,7 @@ class Api:
         self.active = self.catalog.default
         self.options: dict[str, Any] = {}
         self.board = Board(APP_NAME)
+        self.loras = LoraLibrary(lora_dir)
 
     def __serve_build_asgi_app__(self) -> Any:
         from .app import make_app
@@ -64,9 +71,15 @@ class Api:
     async def a1111(
         self, body: StableDiffusionProcessingTxt2Img | StableDiffusionProcessingImg2Img
     ) -> dict[str, Any]:
-        job = self.identified(a1111.parse(body, self.catalog, self.active, self.limits), body.force_task_id)
+        job = self.identified(
+            a1111.parse(body, self.catalog, self.active, self.limits, self.loras), body.force_task_id
+        )
         result = await self._run(job)
         return a1111.answer(body, job, result, self.catalog.models[job.settings.model])
+
+    async def embeddings(self) -> dict[str, Any]:
+        """The active model's embeddings as its replica loaded them (A1111 lists the active model's)."""
+        return await self.handles[self.active].embeddings_listed.remote()
 
     async def openai(self, body: ImageGenerateParams) -> dict[str, Any]:
         job = openai_images.parse(body, self.catalog, self.limits)

@@ -17,7 +17,9 @@ from sdrt.runtime.families import TEXT_TO_IMAGE, family
 from .application import APP_NAME
 from .batching import Call, call_arguments, plan_calls, run_jobs
 from .catalog import MODE_TASKS, served_model
+from .embeddings import load_embeddings
 from .jobs import Board
+from .lora_calls import CallLoras
 from .reporter import BatchReporter
 from .requests import Job, JobResult
 from .samplers import make_scheduler
@@ -29,7 +31,13 @@ class ModelServer:
     """Loads the bundle once; ``generate`` takes one Job and answers with its JobResult."""
 
     def __init__(
-        self, bundle: str, provider: str, max_batch_size: int, batch_wait_ms: float, cpu_threads: int | None
+        self,
+        bundle: str,
+        provider: str,
+        max_batch_size: int,
+        batch_wait_ms: float,
+        cpu_threads: int | None,
+        embeddings_dir: str | None = None,
     ) -> None:
         from sdrt.runtime import DiffusionPipeline
         from sdrt.runtime.engines.ort.session import THREADS_ENV
@@ -43,6 +51,8 @@ class ModelServer:
         self.model = served_model(bundle)
         self.base = DiffusionPipeline.from_pretrained(bundle, provider=provider)
         self.base.set_progress_bar_config(disable=True)
+        self.loras = CallLoras(self.base, self.model.name)
+        self.embeddings = load_embeddings(self.base, embeddings_dir)
         self.pipelines: dict[tuple[Any, ...], Any] = {}
         self.board = Board(APP_NAME)
         self.max_rows = max(1, min(max_batch_size, self.model.batch[1]))
@@ -97,6 +107,7 @@ class ModelServer:
         pipe = self._pipeline(settings.mode, settings.sampler, settings.karras)
         takes_negative = "negative_prompt" in inspect.signature(type(pipe).__call__).parameters
         try:
+            self.loras.apply(settings.loras)
             return pipe(
                 **call_arguments(call, takes_negative), callback_on_step_end=reporter.callback(call)
             ).images
@@ -120,6 +131,10 @@ class ModelServer:
             pipe.set_progress_bar_config(disable=True)
             self.pipelines[key] = pipe
         return self.pipelines[key]
+
+    def embeddings_listed(self) -> dict[str, Any]:
+        """A1111's ``/sdapi/v1/embeddings`` for this replica's model."""
+        return self.embeddings
 
     def check_health(self) -> None:
         """Ray Serve's health check: the engines are loaded (raising here restarts the replica)."""

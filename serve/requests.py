@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .loras import LoraUse
+
 TXT2IMG, IMG2IMG, INPAINT = "txt2img", "img2img", "inpaint"  # A1111's modes (routes), not model types
 MODES = (TXT2IMG, IMG2IMG, INPAINT)
 
@@ -26,10 +28,14 @@ class Settings:
     sampler: str | None  # A1111's name; None: the model's own scheduler
     karras: bool = False
     strength: float | None = None  # img2img and inpaint
+    loras: tuple[LoraUse, ...] = ()  # the prompt's <lora:NAME:WEIGHT>, sorted by name
+    prompt_syntax: str | None = None  # "a1111" on A1111's routes, None (diffusers' plain prompts) on OpenAI's
 
     def describe(self) -> str:
         sampler = (self.sampler or "model's") + (" Karras" if self.karras else "")
         extra = "" if self.strength is None else f" strength={self.strength}"
+        if self.loras:
+            extra += " loras=" + ",".join(f"{u.name}:{u.weight:g}" for u in self.loras)
         return (
             f"model={self.model} mode={self.mode} size={self.width}x{self.height} steps={self.steps} "
             f"sampler={sampler!r} cfg={self.guidance_scale}{extra}"

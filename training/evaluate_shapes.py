@@ -132,9 +132,17 @@ def load_sdrt_pipeline(bundle_dir: str | Path, *, provider: str = "cpu", schedul
 
 
 def generate_sdrt(
-    pipe, cases: Sequence[Case], *, steps: int = 25, guidance: float = 7.5, batch_size: int = 16
+    pipe,
+    cases: Sequence[Case],
+    *,
+    steps: int = 25,
+    guidance: float = 7.5,
+    batch_size: int = 16,
+    cache_interval: int = 1,
 ) -> list[Image.Image]:
-    """The cases' pictures from sdrt's runtime; integer seeds draw what diffusers' torch generators draw."""
+    """The cases' pictures from sdrt's runtime; integer seeds draw what diffusers' torch generators draw.
+    ``cache_interval`` > 1: step caching (DeepCache; a bundle built with ``build-engine --deepcache``)."""
+    caching = {} if cache_interval == 1 else {"cache_interval": cache_interval}
     images: list[Image.Image] = []
     for start in tqdm(range(0, len(cases), batch_size), desc="generate", dynamic_ncols=True):
         batch = cases[start : start + batch_size]
@@ -143,6 +151,7 @@ def generate_sdrt(
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=[c.seed for c in batch],
+            **caching,
         )
         images.extend(out.images)
     return images
@@ -161,6 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bundle", type=Path, default=None, help="score sdrt's runtime on this engine bundle")
     p.add_argument("--provider", default="cpu", help="sdrt provider for --bundle (cpu, openvino, ...)")
     p.add_argument(
+        "--cache-interval",
+        type=int,
+        default=1,
+        help="with --bundle: step caching (DeepCache), the full UNet every N steps (a --deepcache bundle)",
+    )
+    p.add_argument(
         "--scheduler",
         default=DEFAULT_SCHEDULER,
         help="scheduler class name, or 'model' for the model's own config",
@@ -175,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     cases = evaluation_cases(args.per_pair, seed=args.seed)
     if args.bundle:
         pipe = load_sdrt_pipeline(args.bundle, provider=args.provider, scheduler=args.scheduler)
-        images = generate_sdrt(pipe, cases, steps=args.steps, guidance=args.guidance)
+        images = generate_sdrt(
+            pipe, cases, steps=args.steps, guidance=args.guidance, cache_interval=args.cache_interval
+        )
     else:
         pipe = load_diffusers_pipeline(args.model_dir, scheduler=args.scheduler)
         images = generate_diffusers(pipe, cases, steps=args.steps, guidance=args.guidance)

@@ -57,6 +57,7 @@ class ModelFolder:
     loras: tuple[str, ...] = ()  # LoRAs fused into the UNet and text encoders (FILE[:SCALE])
     vae_file: Path | None = None  # build-engine --vae FILE.safetensors, converted when the build starts
     checkpoint: Checkpoint | None = None  # the single-file checkpoint this folder was saved from
+    deepcache: int | None = None  # build-engine --deepcache BRANCH: the UNet split for step caching
 
     def part_path(self, part: str) -> Path:
         """The folder a part (``unet``, ``vae``, ...) is read from."""

@@ -62,6 +62,8 @@ class UNetInfo:
     sample_size: int | list[int] = 64
     addition_embed_type: str | None = None
     time_cond_proj_dim: int | None = None
+    # build-engine --deepcache BRANCH: the branch the unet_deepcache_* engines split the UNet at (None: none)
+    deepcache_branch: int | None = None
 
     @property
     def sample_hw(self) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from sdrt.runtime.errors import BundleError
 
 from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
+from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
 from .text_encoder import TextEncoder, TextEncoder2
 from .unet import UncondUNet, UNet
@@ -22,6 +23,8 @@ COMPONENTS: list[type[Component]] = [
     TextEncoder,
     TextEncoder2,
     UNet,
+    DeepCacheFullUNet,
+    DeepCacheShallowUNet,
     UncondUNet,
     ControlNet,
     VaeEncoder,
@@ -61,6 +64,8 @@ __all__ = [
     "COMPONENTS",
     "Component",
     "ControlNet",
+    "DeepCacheFullUNet",
+    "DeepCacheShallowUNet",
     "DepthEstimator",
     "ModelInfo",
     "MultiControlNetModel",

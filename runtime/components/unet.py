@@ -142,6 +142,34 @@ class UNet(Component):
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
     ) -> Any:
+        return self.run(
+            **self.feeds(
+                sample,
+                timestep,
+                encoder_hidden_states,
+                text_embeds=text_embeds,
+                time_ids=time_ids,
+                added_cond_kwargs=added_cond_kwargs,
+                down_block_additional_residuals=down_block_additional_residuals,
+                mid_block_additional_residual=mid_block_additional_residual,
+                timestep_cond=timestep_cond,
+            )
+        )["noise_pred"]
+
+    def feeds(
+        self,
+        sample: Any,
+        timestep: Any,
+        encoder_hidden_states: Any = None,
+        *,
+        text_embeds: Any = None,
+        time_ids: Any = None,
+        added_cond_kwargs: Mapping[str, Any] | None = None,
+        down_block_additional_residuals: Sequence[Any] | None = None,
+        mid_block_additional_residual: Any = None,
+        timestep_cond: Any = None,
+    ) -> dict[str, Any]:
+        """The engine's inputs for a call (diffusers' UNet arguments)."""
         sample = self.xp.asarray(sample)
         feeds: dict[str, Any] = {"sample": sample, "timestep": self._timesteps(timestep, sample.shape[0])}
         feeds |= self._residuals(sample.shape, down_block_additional_residuals, mid_block_additional_residual)
@@ -159,7 +187,7 @@ class UNet(Component):
                 if value is None:
                     raise InputError(f"the {self.name} engine needs `{key}`")
                 feeds[key] = value
-        return self.run(**feeds)["noise_pred"]
+        return feeds
 
     def _residuals(self, shape: tuple[int, ...], down: Sequence[Any] | None, mid: Any) -> dict[str, Any]:
         """The ControlNet residual inputs: the given ones, or zeros where none are given."""

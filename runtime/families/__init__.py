@@ -18,6 +18,7 @@ from .base import (
     CONTROL_IMAGE_TO_IMAGE,
     CONTROL_INPAINT,
     CONTROLNET,
+    DEEPCACHE,
     DEPTH,
     IMAGE_TO_IMAGE,
     INPAINT,
@@ -121,6 +122,7 @@ def model_types_running(cls: type) -> list[str]:
 
 __all__ = [
     "CLIP_SKIP",
+    "DEEPCACHE",
     "CONSISTENCY",
     "CONTROL",
     "CONTROLNET",

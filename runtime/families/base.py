@@ -42,6 +42,7 @@ LORA = "lora"
 TEXTUAL_INVERSION = "textual_inversion"
 CONTROLNET = "controlnet"
 CLIP_SKIP = "clip_skip"
+DEEPCACHE = "deepcache"  # build-engine --deepcache: the UNet split for step caching
 
 PIPELINES_PACKAGE = "sdrt.runtime.pipelines"
 

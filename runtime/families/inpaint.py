@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import CLIP_SKIP, INPAINT, LORA, SD_LATENT_RGB, TEXTUAL_INVERSION, Family
+from .base import CLIP_SKIP, DEEPCACHE, INPAINT, LORA, SD_LATENT_RGB, TEXTUAL_INVERSION, Family
 from .sd import SD_PARTS
 
 SD_INPAINT = Family(
@@ -12,6 +12,6 @@ SD_INPAINT = Family(
     folder_pipelines=("StableDiffusionInpaintPipeline",),
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CLIP_SKIP}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CLIP_SKIP, DEEPCACHE}),
     tasks={INPAINT: "inpaint:StableDiffusionInpaintPipeline"},
 )

@@ -3,7 +3,16 @@ whose UNet takes the guidance scale as an embedding, ``time_cond_proj_dim``, and
 
 from __future__ import annotations
 
-from .base import CLIP_SKIP, IMAGE_TO_IMAGE, LORA, SD_LATENT_RGB, TEXT_TO_IMAGE, TEXTUAL_INVERSION, Family
+from .base import (
+    CLIP_SKIP,
+    DEEPCACHE,
+    IMAGE_TO_IMAGE,
+    LORA,
+    SD_LATENT_RGB,
+    TEXT_TO_IMAGE,
+    TEXTUAL_INVERSION,
+    Family,
+)
 from .sd import SD_PARTS
 
 LCM = Family(
@@ -13,7 +22,7 @@ LCM = Family(
     folder_pipelines=("LatentConsistencyModelPipeline", "LatentConsistencyModelImg2ImgPipeline"),
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CLIP_SKIP}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CLIP_SKIP, DEEPCACHE}),
     tasks={
         TEXT_TO_IMAGE: "latent_consistency:LatentConsistencyModelPipeline",
         IMAGE_TO_IMAGE: "latent_consistency_img2img:LatentConsistencyModelImg2ImgPipeline",

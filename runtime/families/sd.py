@@ -9,6 +9,7 @@ from .base import (
     CONTROL_IMAGE_TO_IMAGE,
     CONTROL_INPAINT,
     CONTROLNET,
+    DEEPCACHE,
     IMAGE_TO_IMAGE,
     INPAINT,
     LORA,
@@ -56,7 +57,7 @@ SD1 = Family(
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
     tasks=SD_TASKS,
     recognises=lambda configs: not is_sd2(configs),
 )
@@ -68,7 +69,7 @@ SD2 = Family(
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
     tasks=SD_TASKS,
     recognises=is_sd2,
 )

@@ -46,6 +46,7 @@ class CallState:
     callback: Callable[..., Any] | None = None  # diffusers' deprecated per-step callback
     callback_steps: int = 1
     prompt_syntax: str | None = None  # "a1111": A1111's prompt syntax (``weighted_prompts``)
+    step_cache: Any = None  # cache_interval / cache_branch (``step_cache.CacheSettings``; None: not given)
     lora: Any = None  # the LoRA adapters and weights as at the call's start (``lora.LoraSnapshot``)
     # the call's arguments by name, defaults applied (what the shared opening steps read: ``guided.open_call``)
     arguments: dict[str, Any] = field(default_factory=dict)

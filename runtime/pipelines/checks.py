@@ -19,6 +19,7 @@ import numpy as np
 
 from sdrt.runtime.errors import InputError, InputTypeError
 
+from .step_cache import cache_settings
 from .torch_interop import torch_module
 from .weighted_prompts import check_syntax
 
@@ -161,10 +162,14 @@ def _callable(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state
 
 def _legacy(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state: Any) -> None:
     """diffusers' deprecated ``callback(step, timestep, latents)`` every ``callback_steps`` steps; sdrt's
-    ``prompt_syntax="a1111"`` (A1111's prompt weights and long prompts); any other keyword is refused (diffusers would ignore it silently)."""
+    ``prompt_syntax="a1111"`` (A1111's prompt weights and long prompts), ``cache_interval`` / ``cache_branch``
+    (step caching, ``step_cache``); any other keyword is refused (diffusers would ignore it silently)."""
     extra = dict(value or {})
     callback, steps = extra.pop("callback", None), extra.pop("callback_steps", None)
     state.prompt_syntax = check_syntax(extra.pop("prompt_syntax", None))  # sdrt's own, see weighted_prompts
+    state.step_cache = cache_settings(
+        extra.pop("cache_interval", None), extra.pop("cache_branch", None)
+    )  # DeepCache
     if extra:
         raise InputTypeError(
             f"{type(pipe).__name__}.__call__() got unexpected keyword arguments {sorted(extra)}; see "

@@ -29,6 +29,7 @@ from .lora import LoraLoader
 from .outputs import StableDiffusionPipelineOutput
 from .prompts import PromptEmbeds
 from .sampling import DIFFUSION, Sampling, guidance_scale_embedding
+from .step_cache import step_unet
 from .textual_inversion import EmbeddingLoader
 
 
@@ -61,6 +62,7 @@ class GuidedCall:
     rule: ConceptGuidance | None = None
     #: replaces predict + ``scheduler.step`` (``loop.denoise``'s ``step``: MultiDiffusion's views)
     step: Callable[[dict[str, Any], Any, dict[str, Any]], Any] | None = None
+    unet: Any = None  # the UNet the loop runs: the pipeline's, or a DeepCache StepCache (cache_interval > 1)
 
     def after_step(self, i: int, t: Any, state: dict[str, Any]) -> None:
         for conditioner in self.conditioners:
@@ -110,6 +112,7 @@ class TextGuidedPipeline(DiffusionPipeline):
         if self.sampling.decoded != "latents":
             call.state[self.sampling.decoded] = None
         self.add_guidance_embedding(call)
+        call.unet = step_unet(self, getattr(self._state, "step_cache", None))
         call.conditioners = list(conditioners)
         for conditioner in call.conditioners:
             conditioner.prepare(self, call)
@@ -203,7 +206,7 @@ class TextGuidedPipeline(DiffusionPipeline):
             added |= conditioner.step_inputs(state, t, model_input)
         if call.extra_channels:
             model_input = self.xp.concatenate([model_input, *(state[k] for k in call.extra_channels)], axis=1)
-        noise_pred = self.unet(model_input, t, state["prompt_embeds"], **added)
+        noise_pred = (call.unet or self.unet)(model_input, t, state["prompt_embeds"], **added)
         if call.guidance.enabled and call.rule is not None:
             return call.rule(self.xp, noise_pred, call.guidance.scale)
         if call.guidance.enabled:

@@ -44,6 +44,31 @@ SERVER_OPTIONS = (
 
 
 @pytest.fixture(scope="session")
+def network_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``--lora-dir`` (tiny.safetensors, other.safetensors: kohya-layout LoRA of the shipped model) and
+    ``--embeddings-dir`` (shapestyle.safetensors, A1111's format; two bad files the server must skip)."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from tests.lora_files import kohya_lora_file
+
+    root = tmp_path_factory.mktemp("serve_networks")
+    loras, embeddings = root / "loras", root / "embeddings"
+    loras.mkdir()
+    embeddings.mkdir()
+    for seed, name in ((1, "tiny"), (2, "other")):
+        kohya_lora_file(root, SHIPPED_MODEL, seed).rename(loras / f"{name}.safetensors")
+    width = json.loads((SHIPPED_MODEL / "text_encoder" / "config.json").read_text())["hidden_size"]
+    vectors = np.random.default_rng(0).standard_normal((2, width)).astype(np.float32)
+    save_file({"emb_params": vectors}, str(embeddings / "shapestyle.safetensors"))
+    save_file({"emb_params": vectors[:1, :-1].copy()}, str(embeddings / "narrow.safetensors"))
+    (embeddings / "broken.safetensors").write_bytes(b"not a safetensors file")
+    return loras, embeddings
+
+
+@pytest.fixture(scope="session")
 def _shared_server(request: pytest.FixtureRequest) -> dict:
     """One ``sdrt serve`` for every module that asks for ``server``, stopped after the last of them (so
     the modules that start their own Ray do not run beside it)."""
@@ -56,13 +81,22 @@ def _shared_server(request: pytest.FixtureRequest) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, _shared_server: dict, shapes_bundle: Path, second_bundle: Path):
-    """``sdrt serve`` of two bundles with an API key, Basic auth, a 2 MB body cap and 8 images per request."""
+def server(
+    request: pytest.FixtureRequest,
+    _shared_server: dict,
+    shapes_bundle: Path,
+    second_bundle: Path,
+    network_dirs: tuple[Path, Path],
+):
+    """``sdrt serve`` of two bundles with an API key, Basic auth, a 2 MB body cap, 8 images per request,
+    and ``network_dirs``' LoRA and embeddings."""
     from benchmarks.serve_load import ServerProcess
 
     shared = _shared_server
     if shared["running"] is None:
-        shared["running"] = ServerProcess([str(shapes_bundle), str(second_bundle)], *SERVER_OPTIONS)
+        loras, embeddings = network_dirs
+        options = (*SERVER_OPTIONS, "--lora-dir", str(loras), "--embeddings-dir", str(embeddings))
+        shared["running"] = ServerProcess([str(shapes_bundle), str(second_bundle)], *options)
     yield shared["running"]
     shared["users"].discard(request.module.__name__)
     if not shared["users"]:

@@ -62,6 +62,9 @@ def test_config_args_build_the_application(shapes_bundle: Path, capsys: pytest.C
         (["--cpus-per-replica", "-1"], "--cpus-per-replica"),
         (["--gpus-per-replica", "nan"], "--gpus-per-replica"),
         (["--metrics-port", "0"], "--port"),
+        (["--lora-dir", "/no/such/loras"], "--lora-dir /no/such/loras does not exist"),
+        (["--embeddings-dir", "/no/such/embeddings"], "--embeddings-dir"),
+        (["--lora-dir", __file__], "is not a folder"),
     ],
 )
 def test_bad_options_are_refused_before_ray_starts(
