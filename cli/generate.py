@@ -26,6 +26,7 @@ from sdrt.runtime.families import (
 )
 
 from .options import check_writable, scheduler_class_name
+from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
     CONTROL_TASKS,
     NO_IMAGE_INPUTS,
@@ -143,17 +144,19 @@ def generate(
     prompt_syntax: str = "diffusers",
     class_labels: list[str] | None = None,
     cache_interval: int = 1,
+    refiner: Refiner = NO_REFINER,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``steps``: None for the model's default (``task_choice.default_steps``).
     ``loras``: ``FILE[:SCALE]`` LoRAs applied at run time (``load_lora_weights`` and ``set_adapters``).
     ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``).
     ``class_labels``: DiT's classes, names or ids (one image each, ``num_images`` times).
-    ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache)."""
+    ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache).
+    ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``)."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
-    from sdrt.schedulers import get_scheduler_class
 
+    refiner.check()
     manifest = open_bundle(bundle).manifest
     for path in output_paths(output, num_images):  # before the work, whose images would have nowhere to go
         check_writable(path, "-o", make_parents=True)
@@ -169,10 +172,11 @@ def generate(
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
         load_loras(pipe, loras)
-    if scheduler:
-        pipe.scheduler = get_scheduler_class(scheduler_class_name(scheduler)).from_config(
-            pipe.scheduler.config
-        )
+    pipes = [pipe]
+    if refiner.bundle is not None:
+        pipes.append(load_refiner(pipe, refiner.bundle, provider, progress))
+    for each in pipes:
+        set_scheduler(each, scheduler)
     depth: list[Any] = []
     if not found.takes_prompt:
         arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
@@ -181,14 +185,10 @@ def generate(
         if not prompt:
             raise InputError(f"{cls.__name__} needs a prompt")
         kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
+        kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
-        images = pipe(
-            num_inference_steps=steps,
-            generator=seed,
-            **image_arguments(task, inputs, size),
-            **guided_arguments(task, inputs),
-            **kwargs,
-        )
+        images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
+        images = prompted_output(pipes, prompt, images_in, kwargs, refiner)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
@@ -238,6 +238,28 @@ def text_arguments(
     if "num_images_per_prompt" in accepted:
         return {"prompt": prompt, "num_images_per_prompt": num_images, **kwargs}
     return {"prompt": [prompt] * num_images, **kwargs}
+
+
+def set_scheduler(pipe: Any, scheduler: str | None) -> None:
+    """``--scheduler``: the class (or alias) from the pipeline's scheduler config."""
+    from sdrt.schedulers import get_scheduler_class
+
+    if scheduler:
+        chosen = get_scheduler_class(scheduler_class_name(scheduler))
+        pipe.scheduler = chosen.from_config(pipe.scheduler.config)
+
+
+def prompted_output(
+    pipes: list[Any], prompt: str, images: dict[str, Any], call: dict[str, Any], refiner: Refiner
+) -> Any:
+    """The base pipeline's output (``call`` holds the prompt arguments, ``text_arguments``); with a refiner
+    (``pipes[1]``), the base stops at ``refiner.fraction`` of the schedule and hands its latents on, and the
+    refiner's output is returned."""
+    if len(pipes) == 1:
+        return pipes[0](**images, **call)
+    start = refiner.fraction
+    latents = pipes[0](denoising_end=start, output_type="latent", **images, **call).images
+    return refined(pipes[1], latents, prompt, call, start)
 
 
 def check_no_text(

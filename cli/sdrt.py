@@ -5,6 +5,7 @@ sdrt generate engines/NAME "a cat in snow" --image cat.png --strength 0.6 -o sno
 sdrt generate engines/NAME "a red hat" --image cat.png --mask hat-mask.png -o hat.png
 sdrt generate engines/DEPTH "a stone statue" --image cat.png [--depth-map depth.npy] -o statue.png
 sdrt generate engines/DIT --class-label "golden retriever" --class-label 1 -o dogs.png
+sdrt generate engines/SDXL "a lion at dusk" --refiner engines/SDXL_REFINER [--refiner-start 0.8] -o lion.png
 sdrt inspect engines/NAME
 sdrt bench engines/NAME --steps 30 --runs 3 --compare-diffusers MODEL_DIR --json bench.json
 sdrt serve engines/NAME [engines/OTHER ...] --port 7860 --replicas 2
@@ -25,6 +26,7 @@ from . import run
 from .bench import bench
 from .generate import ImageInputs, generate
 from .options import parse_size
+from .refiner import Refiner
 from .serve import serve, serve_options
 
 
@@ -106,10 +108,29 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
     )
     _image_options(gen)
     _guided_options(gen)
+    _refiner_options(gen)
     gen.add_argument(
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _refiner_options(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument(
+        "--refiner",
+        type=Path,
+        default=None,
+        metavar="REFINER_BUNDLE",
+        help="SDXL base + refiner: the base denoises the first --refiner-start of the schedule, this refiner "
+        "bundle (an SDXL refiner's or base's, built by build-engine) the rest",
+    )
+    gen.add_argument(
+        "--refiner-start",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="with --refiner: the fraction of the schedule where the refiner takes over (default: 0.8)",
+    )
 
 
 def _cache_option(gen: argparse.ArgumentParser) -> None:
@@ -279,6 +300,7 @@ def _command(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             loras=args.lora,
             class_labels=args.class_label,
+            refiner=Refiner(args.refiner, args.refiner_start),
             inputs=_inputs(args),
         )
         print("\n".join(str(path) for path in paths))

@@ -30,6 +30,8 @@ _EXPORTS = {
     "SafetyConfig": "pipelines.safe_guidance",
     "StableDiffusionLDM3DPipeline": "pipelines.ldm3d",
     "StableDiffusionXLPipeline": "pipelines.sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "pipelines.sdxl_img2img",
+    "StableDiffusionXLInpaintPipeline": "pipelines.sdxl_inpaint",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
     "LatentConsistencyModelPipeline": "pipelines.latent_consistency",
     "LatentConsistencyModelImg2ImgPipeline": "pipelines.latent_consistency_img2img",

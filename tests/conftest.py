@@ -29,14 +29,16 @@ class ModelFolders:
     def __call__(self, kind: str) -> Path:
         if kind not in self._made:
             from tests.models import MAKERS
+            from tests.sdxl_models import SDXL_MAKERS
 
-            self._made[kind] = MAKERS[kind](self.root / kind)
+            self._made[kind] = {**MAKERS, **SDXL_MAKERS}[kind](self.root / kind)
         return self._made[kind]
 
 
 @pytest.fixture(scope="session")
 def model_folders(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
-    """``model_folders("sd1")`` -> path of a tiny, seeded SD 1.x folder (sd1 sd2 sdxl inpaint uncond)."""
+    """``model_folders("sd1")`` -> path of a tiny, seeded SD 1.x folder (sd1 sd2 sdxl inpaint uncond depth,
+    sdxl-refiner sdxl-inpaint)."""
     return ModelFolders(tmp_path_factory.mktemp("model_folders"))
 
 

@@ -124,7 +124,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
             f"{index_path}: pipeline class {pipeline_class or '(none)'!r} is not supported; sdrt exports "
             f"{', '.join(sorted(folder_pipeline_classes()))}"
         )
-    kind = candidates[0]  # the families sharing a folder class share its parts
+    kind = _parts_kind(index, candidates)
     classes = {
         name: _check_part(path, index, name, accepted, pipeline_class)
         for name, accepted in kind.required.items()
@@ -147,6 +147,18 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         configs=configs,
         model_index=index,
     )
+
+
+def _listed(index: dict[str, Any], name: str) -> bool:
+    entry = index.get(name)
+    return isinstance(entry, list) and len(entry) == 2 and None not in entry
+
+
+def _parts_kind(index: dict[str, Any], candidates: list[Family]) -> Family:
+    """The family whose parts the folder is checked for: the first sharing its class whose required parts
+    model_index.json all lists (an SDXL refiner lists no ``text_encoder``), else the first (its errors)."""
+    listing = [f for f in candidates if all(_listed(index, name) for name in f.required)]
+    return (listing or candidates)[0]
 
 
 def _model_index_path(path: Path) -> Path:

@@ -65,10 +65,12 @@ def vae_info(folder: ModelFolder) -> VaeInfo | None:
 
 
 def text_info(folder: ModelFolder) -> TextInfo | None:
-    if "text_encoder" not in folder.configs:
+    """The text settings; from the second text encoder where the folder has no first (SDXL's refiner)."""
+    encoder = next((e for e in ("text_encoder", "text_encoder_2") if e in folder.configs), None)
+    if encoder is None:
         return None
     return TextInfo(
-        max_length=folder.configs["text_encoder"].get("max_position_embeddings", 77),
+        max_length=folder.configs[encoder].get("max_position_embeddings", 77),
         tokenizers=[t for t in ("tokenizer", "tokenizer_2") if tokenizer_encoder(t) in folder.configs],
         force_zeros_for_empty_prompt=folder.model_index.get("force_zeros_for_empty_prompt"),
         requires_aesthetics_score=folder.model_index.get("requires_aesthetics_score"),

@@ -61,22 +61,30 @@ def residual_specs(
     return specs, derived
 
 
-def added_condition_specs(config: Mapping[str, Any]) -> dict[str, TensorSpec]:
-    """SDXL's ``text_embeds`` (pooled) and ``time_ids`` inputs for a ``text_time`` config (UNet or ControlNet)."""
+def added_condition_specs(config: Mapping[str, Any], pooled: int | None = None) -> dict[str, TensorSpec]:
+    """SDXL's ``text_embeds`` (pooled) and ``time_ids`` inputs for a ``text_time`` config (UNet or ControlNet).
+    ``pooled``: the pooled embeddings' width (the second text encoder's ``projection_dim``), which tells 6 time
+    ids (original size, crop, target size) from a refiner's 5 (original size, crop, aesthetic score); without
+    it, 6."""
     if config.get("addition_embed_type") != "text_time":
         return {}
-    time_embeds = 6 * int(config["addition_time_embed_dim"])
-    pooled = int(config["projection_class_embeddings_input_dim"]) - time_embeds
+    time_embed, embed_input = (
+        int(config["addition_time_embed_dim"]),
+        int(config["projection_class_embeddings_input_dim"]),
+    )
+    count = 6 if pooled is None else (embed_input - pooled) // time_embed
     return {
-        "text_embeds": TensorSpec("text_embeds", F32, ("batch", pooled)),
-        "time_ids": TensorSpec("time_ids", F32, ("batch", 6)),
+        "text_embeds": TensorSpec("text_embeds", F32, ("batch", embed_input - count * time_embed)),
+        "time_ids": TensorSpec("time_ids", F32, ("batch", count)),
     }
 
 
 def time_ids_for(sizes: Mapping[str, int], shape: tuple[int, ...]) -> np.ndarray:
-    """Validation time ids: the original and target size of the latent size, no crop."""
+    """Validation time ids: the original and target size of the latent size, no crop (a refiner's 5: the
+    original size, no crop, diffusers' default aesthetic score 6)."""
     height, width = sizes.get("latent_height", 64) * 8, sizes.get("latent_width", 64) * 8
-    return np.broadcast_to(np.array([height, width, 0, 0, height, width], np.float32), shape).copy()
+    values = [height, width, 0, 0, height, width] if shape[-1] == 6 else [height, width, 0, 0, 6.0]
+    return np.broadcast_to(np.array(values, np.float32), shape).copy()
 
 
 def derived_ranges(ranges: Mapping[str, Range], derived: Mapping[str, tuple[str, int, int]]) -> dict:

@@ -59,7 +59,8 @@ class UNet(Component):
             inputs["encoder_hidden_states"] = TensorSpec(
                 "encoder_hidden_states", F32, ("batch", sequence, width)
             )
-        inputs |= added_condition_specs(config)
+        encoder_2 = model.configs.get("text_encoder_2")
+        inputs |= added_condition_specs(config, int(encoder_2["projection_dim"]) if encoder_2 else None)
         if config.get("time_cond_proj_dim") is not None:
             cond = TensorSpec("timestep_cond", F32, ("batch", int(config["time_cond_proj_dim"])))
             inputs["timestep_cond"] = cond

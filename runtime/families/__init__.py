@@ -52,13 +52,14 @@ from .lcm import LCM
 from .ldm import LDM, LDM_SUPER_RESOLUTION, LDM_TEXT
 from .ldm3d import LDM3D
 from .sd import SD1, SD2
-from .sdxl import SDXL, SDXL_INPAINT
+from .sdxl import SDXL, SDXL_INPAINT, SDXL_REFINER
 from .uncond import UNCOND
 
 FAMILIES: list[Family] = [
     SD1,
     SD2,
     SDXL,
+    SDXL_REFINER,
     SD_INPAINT,
     SDXL_INPAINT,
     SD_DEPTH,

@@ -112,8 +112,9 @@ class Family:
 
     @property
     def takes_prompt(self) -> bool:
-        """Whether its pipelines read a prompt (a family with a text encoder)."""
-        return "text_encoder" in self.required or "bert" in self.required
+        """Whether its pipelines read a prompt (a family with a text encoder: SDXL's refiner has the second only,
+        latent diffusion's text-to-image LDMBert)."""
+        return any(part in self.required for part in ("text_encoder", "text_encoder_2", "bert"))
 
     @property
     def runnable(self) -> bool:

@@ -1,5 +1,6 @@
 """Stable Diffusion XL: two CLIP text encoders (the second with a projection), conditioned on the
-penultimate layer; its inpainting folders export but have no sdrt pipeline yet, so the build refuses them."""
+penultimate layer; its refiner (the second text encoder only, an aesthetic score in the time ids) and its
+inpainting models (9-channel UNets)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from .base import (
     CONTROL,
     CONTROLNET,
     DEEPCACHE,
+    IMAGE_TO_IMAGE,
+    INPAINT,
     LORA,
     SDXL_LATENT_RGB,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
+    Configs,
     Family,
 )
 
@@ -21,6 +25,20 @@ SDXL_PARTS = {
     "unet": ("UNet2DConditionModel",),
     "vae": ("AutoencoderKL",),
 }
+REFINER_PARTS = {name: classes for name, classes in SDXL_PARTS.items() if name != "text_encoder"}
+
+IMG2IMG = "sdxl_img2img:StableDiffusionXLImg2ImgPipeline"
+INPAINTING = "sdxl_inpaint:StableDiffusionXLInpaintPipeline"
+
+
+def has_first_text_encoder(configs: Configs) -> bool:
+    return "text_encoder" in configs
+
+
+def refiner(configs: Configs) -> bool:
+    """A refiner folder: ``text_encoder`` (and ``tokenizer``) None in model_index.json."""
+    return "text_encoder" not in configs
+
 
 SDXL = Family(
     name="sdxl",
@@ -33,8 +51,23 @@ SDXL = Family(
     dual_text_encoders=True,
     tasks={
         TEXT_TO_IMAGE: "sdxl:StableDiffusionXLPipeline",
+        IMAGE_TO_IMAGE: IMG2IMG,
+        INPAINT: INPAINTING,
         CONTROL: "sdxl_controlnet:StableDiffusionXLControlNetPipeline",
     },
+    recognises=has_first_text_encoder,
+)
+
+SDXL_REFINER = Family(
+    name="sdxl-refiner",
+    title="SDXL refiner",
+    latent_rgb=SDXL_LATENT_RGB,
+    folder_pipelines=("StableDiffusionXLImg2ImgPipeline",),
+    required=REFINER_PARTS,
+    support=("tokenizer_2",),
+    dual_text_encoders=True,
+    tasks={IMAGE_TO_IMAGE: IMG2IMG, INPAINT: INPAINTING},
+    recognises=refiner,
 )
 
 SDXL_INPAINT = Family(
@@ -46,4 +79,5 @@ SDXL_INPAINT = Family(
     support=("tokenizer", "tokenizer_2"),
     features=frozenset({CLIP_SKIP}),
     dual_text_encoders=True,
+    tasks={INPAINT: INPAINTING},
 )

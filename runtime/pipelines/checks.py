@@ -197,7 +197,10 @@ CHECKS: dict[str, Check] = {
     "guidance_rescale": _number(0.0, 1.0),
     "eta": _number(0.0, 1.0),
     "strength": _strength,
-    "denoising_end": _number(optional=True),
+    "denoising_start": _number(0.0, 1.0, optional=True),  # fractions of the schedule (SDXL)
+    "denoising_end": _number(0.0, 1.0, optional=True),
+    "aesthetic_score": _number(),
+    "negative_aesthetic_score": _number(),
     "height": _size,
     "width": _size,
     "num_images_per_prompt": _count,

@@ -93,9 +93,11 @@ class TextGuidedPipeline(DiffusionPipeline):
         conditioners: Sequence[Conditioner] = (),
         *,
         strength: float | None = None,
+        denoising: tuple[float | None, float | None] = (None, None),
     ) -> GuidedCall:
         """The call prepared up to the loop: checks, guidance, prompts, noise, timesteps (the tail ``strength``
-        keeps, when given), each conditioner's ``prepare`` in order, and noise latents unless one set them."""
+        keeps, when given; SDXL's ``denoising`` start and end fractions), each conditioner's ``prepare`` in
+        order, and noise latents unless one set them."""
         arguments = self.call_arguments()
         height, width = size
         per_prompt = arguments.get("num_images_per_prompt", 1)
@@ -103,7 +105,7 @@ class TextGuidedPipeline(DiffusionPipeline):
         guidance = self.guidance(arguments["guidance_scale"], arguments.get("guidance_rescale", 0.0))
         embeds = self.encode_call_prompts(arguments, guidance)
         noise = self.noise_source(arguments.get("generator"), embeds.batch)
-        timesteps, steps = self.sampling.timesteps(self.scheduler, arguments, strength)
+        timesteps, steps = self.sampling.timesteps(self.scheduler, arguments, strength, denoising)
         call = GuidedCall(
             None, timesteps, steps, embeds, guidance, noise, arguments.get("eta", 0.0), per_prompt
         )

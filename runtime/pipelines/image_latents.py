@@ -21,12 +21,20 @@ def encode_image(vae: Vae, image: Any, noise: NoiseSource) -> Any:
 
 
 def noised_image_latents(
-    vae: Vae, scheduler: Any, image: Any, timesteps: Any, batch_size: int, noise: NoiseSource
+    vae: Vae,
+    scheduler: Any,
+    image: Any,
+    timesteps: Any,
+    batch_size: int,
+    noise: NoiseSource,
+    add_noise: bool = True,
 ) -> Any:
-    """The image's latents repeated to the batch and noised to the first of ``timesteps``."""
+    """The image's latents repeated to the batch and noised to the first of ``timesteps`` (``add_noise``)."""
     xp = noise.xp
     if noise.is_list and image.shape[0] < batch_size:
         image = repeat_to_batch(xp, image, batch_size, "image")
     latents = repeat_to_batch(xp, encode_image(vae, image, noise), batch_size, "image")
+    if not add_noise:
+        return latents
     timestep = np.repeat(np.asarray(timesteps[:1]), batch_size)
     return scheduler.add_noise(latents, noise.randn(latents.shape), timestep)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .timesteps import retrieve_timesteps, strength_timesteps
+from .timesteps import cut_at_denoising_end, retrieve_timesteps, start_timesteps, strength_timesteps
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,15 @@ class Sampling:
     decoded: str = "latents"  # the loop state entry the VAE decodes at the end
 
     def timesteps(
-        self, scheduler: Any, arguments: Mapping[str, Any], strength: float | None
+        self,
+        scheduler: Any,
+        arguments: Mapping[str, Any],
+        strength: float | None,
+        denoising: tuple[float | None, float | None] = (None, None),
     ) -> tuple[Any, int]:
-        """The call's timesteps and step count (diffusers' ``retrieve_timesteps``, then ``get_timesteps``)."""
+        """The call's timesteps and step count (diffusers' ``retrieve_timesteps``, then ``get_timesteps``);
+        ``denoising``: SDXL's (``denoising_start``, ``denoising_end``), the fractions of the training schedule
+        a refiner starts at (instead of ``strength``) and a base stops at."""
         options = {k: arguments[k] for k in self.schedule_arguments if arguments.get(k) is not None}
         if strength is not None and self.strength_in_schedule:
             options["strength"] = strength
@@ -43,8 +49,14 @@ class Sampling:
             arguments.get("sigmas"),
             **options,
         )
-        if strength is not None and not self.strength_in_schedule:
+        start, end = denoising
+        if start is not None and 0 < start < 1:
+            timesteps, steps = start_timesteps(scheduler, start)
+        elif strength is not None and not self.strength_in_schedule:
             timesteps, steps = strength_timesteps(scheduler, steps, strength)
+        if end is not None and 0 < end < 1:
+            timesteps = cut_at_denoising_end(scheduler, timesteps, end)
+            steps = len(timesteps)
         return timesteps, steps
 
 

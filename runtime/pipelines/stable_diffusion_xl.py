@@ -60,9 +60,11 @@ class StableDiffusionXLBase(TextGuidedPipeline):
         feature_extractor: Any = None,
         force_zeros_for_empty_prompt: bool | None = None,
         add_watermarker: bool | None = None,
+        requires_aesthetics_score: bool | None = None,
     ) -> None:
-        """diffusers' constructor; ``force_zeros_for_empty_prompt`` defaults to the bundle's (the model's)
-        setting; sdrt adds no watermark (``add_watermarker=True`` is refused)."""
+        """diffusers' constructor; ``force_zeros_for_empty_prompt`` and (img2img, inpainting)
+        ``requires_aesthetics_score`` default to the bundle's (the model's) settings; sdrt adds no watermark
+        (``add_watermarker=True`` is refused)."""
         if add_watermarker:
             raise InputError("add_watermarker=True: sdrt adds no invisible watermark; pass None or False")
         super().__init__(
@@ -78,9 +80,17 @@ class StableDiffusionXLBase(TextGuidedPipeline):
         )
         self.image_encoder = self.feature_extractor = None
         self._force_zeros = force_zeros_for_empty_prompt
+        self._aesthetics = requires_aesthetics_score
 
     def _config_values(self) -> dict[str, Any]:
         return {"force_zeros_for_empty_prompt": self.force_zeros_for_empty_prompt}
+
+    @property
+    def requires_aesthetics_score(self) -> bool:
+        """A refiner's time ids hold an aesthetic score where a base's hold the target size."""
+        if self._aesthetics is not None:
+            return bool(self._aesthetics)
+        return bool(self.manifest.text and self.manifest.text.requires_aesthetics_score)
 
     @property
     def force_zeros_for_empty_prompt(self) -> bool:
@@ -92,6 +102,7 @@ class StableDiffusionXLBase(TextGuidedPipeline):
     @property
     def prompt_encoder(self) -> SDXLPromptEncoder:
         encoders = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
+        encoders = [pair for pair in encoders if pair[1] is not None]  # a refiner: the second only
         syntax = self._state.prompt_syntax if self._state is not None else None
         limit = sequence_limit(self.manifest) if syntax else None
         return SDXLPromptEncoder(
@@ -162,6 +173,39 @@ class StableDiffusionXLBase(TextGuidedPipeline):
                 negative_original, arguments["negative_crops_coords_top_left"], negative_target
             )
         return AddedConditions(time_ids, negative_time_ids)
+
+    def image_added_conditions(self, size: tuple[int, int]) -> AddedConditions:
+        """The added conditions of diffusers' SDXL img2img and inpainting pipelines: with
+        ``requires_aesthetics_score`` (a refiner) the original size, crop and ``aesthetic_score`` (the negative
+        ones: ``negative_aesthetic_score``), else the original size, crop and target size; rows in blocks."""
+        a = self.call_arguments()
+        original, target = a["original_size"] or size, a["target_size"] or size
+        negative_original = a["negative_original_size"] or original
+        negative_target = a["negative_target_size"] or target
+        if self.requires_aesthetics_score:
+            values = [*original, *a["crops_coords_top_left"], a["aesthetic_score"]]
+            negative = [
+                *negative_original,
+                *a["negative_crops_coords_top_left"],
+                a["negative_aesthetic_score"],
+            ]
+        else:  # diffusers pairs the negative sizes with the positive crop here
+            values = [*original, *a["crops_coords_top_left"], *target]
+            negative = [*negative_original, *a["crops_coords_top_left"], *negative_target]
+        self.check_time_ids(len(values))
+        as_row = [np.asarray([v], dtype=np.float32) for v in (values, negative)]
+        return AddedConditions(*(self.xp.asarray(row) for row in as_row), blocks=True)
+
+    def check_time_ids(self, count: int) -> None:
+        """``count`` time ids against the UNet engine's ``time_ids`` width (5 for a refiner, 6 for a base)."""
+        spec = self.unet.record.inputs.get("time_ids") if self.unet is not None else None
+        width = spec.shape[-1] if spec is not None else None
+        if isinstance(width, int) and width != count:
+            fix = "True" if width == 5 else "False"
+            raise InputError(
+                f"the UNet takes {width} time ids but requires_aesthetics_score={self.requires_aesthetics_score} "
+                f"makes {count}; load the pipeline with requires_aesthetics_score={fix} (or leave it to the bundle)"
+            )
 
     def time_ids(self, original_size: Sequence[int], crops: Sequence[int], target_size: Sequence[int]) -> Any:
         """[[orig_h, orig_w, crop_top, crop_left, target_h, target_w]] (float32)."""

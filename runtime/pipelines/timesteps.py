@@ -47,9 +47,11 @@ def retrieve_timesteps(
     return scheduler.timesteps, num_inference_steps
 
 
-def check_strength(strength: float) -> None:
-    if not 0 <= strength <= 1:
-        raise InputError(f"The value of strength should in [0.0, 1.0] but is {strength}")
+def check_strength(strength: float, *, zero: bool = True) -> None:
+    """``strength`` in [0, 1] (``zero=False``: in (0, 1], where 0 would leave no step)."""
+    if not 0 <= strength <= 1 or (strength == 0 and not zero):
+        interval = "[0.0, 1.0]" if zero else "(0.0, 1.0]"
+        raise InputError(f"The value of strength should in {interval} but is {strength}")
 
 
 def strength_timesteps(scheduler: Any, num_inference_steps: int, strength: float) -> tuple[Any, int]:
@@ -66,6 +68,36 @@ def strength_timesteps(scheduler: Any, num_inference_steps: int, strength: float
             "raise either of them"
         )
     return timesteps, steps
+
+
+def check_denoising_fractions(denoising_start: float | None, denoising_end: float | None) -> None:
+    """``denoising_start`` / ``denoising_end``: fractions of the training schedule in [0, 1] (diffusers ignores
+    others silently; sdrt refuses them), the start before the end."""
+    for name, value in (("denoising_start", denoising_start), ("denoising_end", denoising_end)):
+        if value is not None and not 0 <= value <= 1:
+            raise InputError(f"`{name}` is a fraction of the schedule in [0, 1], got {value}")
+    if denoising_start is not None and denoising_end is not None and 0 < denoising_start < 1:
+        if 0 < denoising_end < 1 and denoising_start >= denoising_end:
+            raise InputError(
+                f"`denoising_start`: {denoising_start} cannot be larger than or equal to `denoising_end`: "
+                f"{denoising_end}"
+            )
+
+
+def start_timesteps(scheduler: Any, denoising_start: float) -> tuple[Any, int]:
+    """The tail of the schedule below ``denoising_start`` (a fraction of the training schedule), as SDXL's
+    img2img and inpainting ``get_timesteps`` cut it for a refiner (``strength`` is then ignored)."""
+    train_steps = scheduler.config.num_train_timesteps
+    cutoff = int(round(train_steps - denoising_start * train_steps))
+    steps = int(sum(1 for t in scheduler.timesteps if t < cutoff))
+    if scheduler.order == 2 and steps % 2 == 0:
+        steps += 1  # end after the second-order step, not between its two halves
+    t_start = len(scheduler.timesteps) - steps
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(t_start)
+    if steps < 1:
+        raise InputError(f"denoising_start={denoising_start} leaves no denoising step; lower it")
+    return scheduler.timesteps[t_start:], steps
 
 
 def cut_at_denoising_end(scheduler: Any, timesteps: Any, denoising_end: float | None) -> Any:

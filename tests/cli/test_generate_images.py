@@ -82,7 +82,7 @@ def test_image_flags_that_cannot_apply_are_one_line_errors(tiny, tmp_path, capsy
         (tiny.bundle("inpaint"), (), "pass --image (the picture) and --mask"),
         (tiny.bundle("inpaint"), ("--image", str(image)), "pass --image (the picture) and --mask"),
         (tiny.bundle("uncond"), ("--image", str(image)), "unconditional models"),
-        (tiny.bundle("sdxl"), ("--image", str(image), "--mask", str(mask)), "SDXL bundles from text only"),
+        (tiny.bundle("sdxl"), ("--refiner-start", "0.5"), "--refiner-start needs --refiner"),
     ]
     (tmp_path / "bad.png").write_text("not a picture")
     cases.append((tiny.bundle("sd1"), ("--image", str(tmp_path / "bad.png")), "not an image Pillow can read"))

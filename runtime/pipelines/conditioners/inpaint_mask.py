@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 class InpaintMask(Conditioner):
     """``image`` (N x 3 x H x W in [-1, 1]) and ``mask`` (N x 1 x H x W, 1 = repaint) at the call's size;
-    ``masked_image_latents`` replaces the masked image; ``latents`` are the caller's starting noise."""
+    ``masked_image_latents`` replaces the masked image; ``latents`` are the caller's starting noise;
+    ``add_noise=False`` (SDXL's ``denoising_start``): start from the image's latents as they are."""
 
     def __init__(
         self,
@@ -36,8 +37,9 @@ class InpaintMask(Conditioner):
         strength: float,
         masked_image_latents: Any = None,
         latents: Any = None,
+        add_noise: bool = True,
     ) -> None:
-        self.image, self.mask, self.strength = image, mask, strength
+        self.image, self.mask, self.strength, self.add_noise = image, mask, strength, add_noise
         self.masked = image * (mask < 0.5) if masked_image_latents is None else masked_image_latents
         self.latents = latents
         self.repaint: RepaintOutsideMask | None = None
@@ -68,9 +70,11 @@ class InpaintMask(Conditioner):
         shape = (batch, pipe.vae.config.latent_channels, height // scale, width // scale)
         is_strength_max = self.strength == 1.0
         image_latents = None
-        if plain_unet or (self.latents is None and not is_strength_max):
+        if plain_unet or not self.add_noise or (self.latents is None and not is_strength_max):
             encoded = encode_image(pipe.vae, pipe.to_xp(self.image), noise)
             image_latents = repeat_to_batch(pipe.xp, encoded, batch, "image")
+        if not self.add_noise:  # diffusers draws the noise all the same (for the plain UNet's repaint)
+            return image_latents, noise.randn(shape), image_latents
         if self.latents is not None:
             drawn = pipe.to_xp(self.latents)
             if tuple(drawn.shape) != shape:

@@ -66,19 +66,23 @@ def test_a_new_model_type_needs_one_family_and_a_registry_row(model_folders, tmp
     assert np.asarray(actual).shape == (1, 64, 64, 3)
 
 
-def test_a_type_no_pipeline_runs_is_refused_before_the_build(model_folders, tmp_path) -> None:
-    """sdxl-inpaint folders export, but no sdrt pipeline runs them: the build says so, by name, first."""
+def test_a_type_no_pipeline_runs_is_refused_before_the_build(model_folders, tmp_path, monkeypatch) -> None:
+    """A type whose family has no task yet exports nothing: the build says so, by name, first."""
     from sdrt.export import export_pipeline
     from sdrt.export.errors import ModelFolderError
 
-    model = tmp_path / "sdxl-inpaint"
-    shutil.copytree(model_folders("sdxl"), model)
-    index = json.loads((model / "model_index.json").read_text())
-    (model / "model_index.json").write_text(
-        json.dumps({**index, "_class_name": "StableDiffusionXLInpaintPipeline"})
+    taskless = Family(
+        name="taskless",
+        title="taskless",
+        folder_pipelines=("TasklessDiffusionPipeline",),
+        required=SD_PARTS,
+        support=("tokenizer",),
     )
-    with pytest.raises(
-        ModelFolderError, match="'sdxl-inpaint' model .*sdrt cannot run SDXL inpainting models yet"
-    ):
+    monkeypatch.setattr(families, "FAMILIES", [*families.FAMILIES, taskless])
+    model = tmp_path / "taskless"
+    shutil.copytree(model_folders("sd1"), model)
+    index = json.loads((model / "model_index.json").read_text())
+    (model / "model_index.json").write_text(json.dumps({**index, "_class_name": "TasklessDiffusionPipeline"}))
+    with pytest.raises(ModelFolderError, match="'taskless' model .*sdrt cannot run taskless models yet"):
         export_pipeline(model, tmp_path / "bundle", progress=False)
     assert not (tmp_path / "bundle").exists()
