@@ -16,7 +16,10 @@ CONFIGS = {
     "sd15-alpha-one": dict(SD15_PIPELINE, set_alpha_to_one=True),
     "sd15-trailing-v": dict(SD15_PIPELINE, timestep_spacing="trailing", prediction_type="v_prediction"),
     "cosine-sample-clipped": dict(
-        beta_schedule="squaredcos_cap_v2", prediction_type="sample", clip_sample=True, clip_sample_range=0.5,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="sample",
+        clip_sample=True,
+        clip_sample_range=0.5,
         set_alpha_to_one=False,
     ),
 }
