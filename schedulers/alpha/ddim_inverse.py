@@ -40,7 +40,8 @@ class DDIMInverseScheduler(AlphaScheduler):
         check_choice(name, "prediction_type", prediction_type, sched.PREDICTION_TYPES)
         check_choice(name, "timestep_spacing", timestep_spacing, SPACINGS)
         self._init_training_alphas()
-        self.timesteps = self.timesteps[::-1].copy()  # ascending: inversion walks towards noise
+        # ascending: inversion walks towards noise
+        self.timesteps = np.arange(self.config.num_train_timesteps, dtype=np.int64)
         # alpha-bar "before" the first training step, where the first inversion step starts from
         self.initial_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
 
