@@ -76,6 +76,12 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
     )
     _cache_option(gen)
     gen.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="the scheduler's eta: DDIM's noise, TCD's gamma (0.3 in TCD's recipe) (default: the pipeline's, 0)",
+    )
+    gen.add_argument(
         "--scheduler",
         default=None,
         help="scheduler class or alias: euler, euler_a, dpmpp, ddim, pndm, unipc... "
@@ -289,6 +295,7 @@ def _command(args: argparse.Namespace) -> int:
             negative_prompt=args.negative_prompt,
             prompt_syntax=args.prompt_syntax,
             cache_interval=args.cache_interval,
+            eta=args.eta,
             steps=args.steps,
             guidance=args.guidance,
             scheduler=args.scheduler,
