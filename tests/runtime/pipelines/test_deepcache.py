@@ -189,7 +189,7 @@ def test_sdxl_interval_matches_deepcache_helper(tiny: Any, tmp_path: Path) -> No
 
     import sdrt.runtime
 
-    options = [*BUILD_OPTIONS["sdxl"], "unet_deepcache_full", "unet_deepcache_shallow", "--deepcache"]
+    options = [*BUILD_OPTIONS["sdxl"], "--deepcache"]
     bundle = build_bundle(tiny.model("sdxl"), tmp_path / "sdxl", options)
     reference = diffusers.StableDiffusionXLPipeline.from_pretrained(tiny.model("sdxl"))
     reference.set_progress_bar_config(disable=True)
