@@ -145,6 +145,7 @@ def generate(
     class_labels: list[str] | None = None,
     cache_interval: int = 1,
     refiner: Refiner = NO_REFINER,
+    eta: float | None = None,
 ) -> list[Path]:
     """Load the bundle, generate, save the images (and a grid for several); return the paths written.
     ``steps``: None for the model's default (``task_choice.default_steps``).
@@ -152,7 +153,8 @@ def generate(
     ``prompt_syntax``: "a1111" for A1111's weights, BREAK and long prompts (the pipelines' ``prompt_syntax``).
     ``class_labels``: DiT's classes, names or ids (one image each, ``num_images`` times).
     ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache).
-    ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``)."""
+    ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``).
+    ``eta``: the scheduler's eta (DDIM's noise, TCD's gamma); None for the pipeline's default."""
     from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
 
@@ -187,6 +189,7 @@ def generate(
         kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
+        kwargs |= {} if eta is None else {"eta": eta}
         images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
         images = prompted_output(pipes, prompt, images_in, kwargs, refiner)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps

@@ -75,12 +75,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "--guidance", type=float, default=None, help="guidance scale (default: the pipeline's, 7.5; SDXL 5.0)"
     )
     _cache_option(gen)
-    gen.add_argument(
-        "--scheduler",
-        default=None,
-        help="scheduler class or alias: euler, euler_a, dpmpp, ddim, pndm, unipc... "
-        "(default: the bundle's scheduler/scheduler_config.json, as the model ships it)",
-    )
+    _scheduler_options(gen)
     gen.add_argument(
         "--seed",
         type=int,
@@ -113,6 +108,21 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _scheduler_options(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="the scheduler's eta: DDIM's noise, TCD's gamma (0.3 in TCD's recipe) (default: the pipeline's, 0)",
+    )
+    gen.add_argument(
+        "--scheduler",
+        default=None,
+        help="scheduler class or alias: euler, euler_a, dpmpp, ddim, pndm, unipc... "
+        "(default: the bundle's scheduler/scheduler_config.json, as the model ships it)",
+    )
 
 
 def _refiner_options(gen: argparse.ArgumentParser) -> None:
@@ -289,6 +299,7 @@ def _command(args: argparse.Namespace) -> int:
             negative_prompt=args.negative_prompt,
             prompt_syntax=args.prompt_syntax,
             cache_interval=args.cache_interval,
+            eta=args.eta,
             steps=args.steps,
             guidance=args.guidance,
             scheduler=args.scheduler,

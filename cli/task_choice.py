@@ -21,6 +21,7 @@ from sdrt.runtime.families import (
     CONTROL_IMAGE_TO_IMAGE,
     CONTROL_INPAINT,
     DEPTH,
+    DIFFEDIT,
     IMAGE_TO_IMAGE,
     INPAINT,
     LATENT_UNCONDITIONAL,
@@ -72,6 +73,7 @@ STARTS_FROM = {
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",
+    DIFFEDIT: "images",  # Python only: generate_mask, invert, then the edit
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 

@@ -27,6 +27,8 @@ _EXPORTS = {
     "StableDiffusionPanoramaPipeline": "pipelines.panorama",
     "SemanticStableDiffusionPipeline": "pipelines.semantic",
     "StableDiffusionPipelineSafe": "pipelines.safe",
+    "StableDiffusionDiffEditPipeline": "pipelines.diffedit",
+    "DiffEditInversionPipelineOutput": "pipelines.outputs",
     "SafetyConfig": "pipelines.safe_guidance",
     "StableDiffusionLDM3DPipeline": "pipelines.ldm3d",
     "StableDiffusionXLPipeline": "pipelines.sdxl",

@@ -29,6 +29,7 @@ from .scheduler import KARRAS_COMPATIBLES, SchedulerMixin
 _CLASSES = {
     "DDPMScheduler": "alpha.ddpm",
     "DDIMScheduler": "alpha.ddim",
+    "DDIMInverseScheduler": "alpha.ddim_inverse",
     "PNDMScheduler": "alpha.pndm",
     "LCMScheduler": "alpha.lcm",
     "TCDScheduler": "alpha.tcd",
@@ -57,6 +58,7 @@ OWN_LOOP_SCHEDULERS = (
     "ScoreSdeVeScheduler",
     "KarrasVeScheduler",
     "CMStochasticIterativeScheduler",
+    "DDIMInverseScheduler",  # steps towards noise: DiffEdit's inversion
 )
 PIPELINE_SCHEDULER_NAMES = tuple(name for name in SCHEDULER_NAMES if name not in OWN_LOOP_SCHEDULERS)
 

@@ -40,6 +40,7 @@ SUPER_RESOLUTION = "super-resolution"
 PANORAMA = "panorama"
 SEMANTIC = "semantic"
 SAFE = "safe"
+DIFFEDIT = "diffedit"  # mask from two prompts, DDIM inversion, masked denoising
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"

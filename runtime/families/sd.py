@@ -10,6 +10,7 @@ from .base import (
     CONTROL_INPAINT,
     CONTROLNET,
     DEEPCACHE,
+    DIFFEDIT,
     IMAGE_TO_IMAGE,
     INPAINT,
     LORA,
@@ -31,6 +32,7 @@ SD_FOLDERS = (
     "StableDiffusionPanoramaPipeline",
     "SemanticStableDiffusionPipeline",
     "StableDiffusionPipelineSafe",
+    "StableDiffusionDiffEditPipeline",
 )
 SD_TASKS = {
     TEXT_TO_IMAGE: "text_to_image:StableDiffusionPipeline",
@@ -42,6 +44,7 @@ SD_TASKS = {
     PANORAMA: "panorama:StableDiffusionPanoramaPipeline",  # MultiDiffusion
     SEMANTIC: "semantic:SemanticStableDiffusionPipeline",  # SEGA
     SAFE: "safe:StableDiffusionPipelineSafe",  # safe latent diffusion
+    DIFFEDIT: "diffedit:StableDiffusionDiffEditPipeline",  # mask, DDIM inversion, masked denoising
 }
 
 

@@ -217,6 +217,14 @@ class TextGuidedPipeline(DiffusionPipeline):
         """Denoise ``call``, decode it, and return the pipeline's output (``output_type``, ``return_dict`` and
         the step-end callback are the call's arguments)."""
         arguments = self.call_arguments()
+        latents = self.run_loop(call)
+        images = self.decode_latents(latents, arguments["output_type"])
+        return self.output(images, arguments["return_dict"])
+
+    def run_loop(self, call: GuidedCall) -> Any:
+        """Denoise ``call``: guidance, its conditioners' hooks, the step-end callback; the final latents (or
+        what the sampling decodes), not decoded."""
+        arguments = self.call_arguments()
         callback: Callable[..., dict[str, Any]] | None = arguments.get("callback_on_step_end")
         embeds = call.embeds
         unet_embeds = embeds.prompt_embeds
@@ -245,8 +253,7 @@ class TextGuidedPipeline(DiffusionPipeline):
         )
         if self.sampling.decoded != "latents":
             latents = state[self.sampling.decoded]
-        images = self.decode_latents(latents, arguments["output_type"])
-        return self.output(images, arguments["return_dict"])
+        return latents
 
     @staticmethod
     def callback_inputs(arguments: Mapping[str, Any]) -> Sequence[str]:

@@ -52,3 +52,15 @@ class StableDiffusionSafePipelineOutput:
     def __getitem__(self, index: int) -> Any:
         fields = (self.images, self.nsfw_content_detected, self.applied_safety_concept, self.unsafe_images)
         return fields[index]
+
+
+@dataclass
+class DiffEditInversionPipelineOutput:
+    """``StableDiffusionDiffEditPipeline.invert``'s output: ``latents`` [batch, steps, C, h, w], the inverted
+    trajectory from the least to the most noised; ``images`` decoded from them with ``decode_latents``, else None."""
+
+    latents: Any
+    images: Any = None
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.latents, self.images)[index]
