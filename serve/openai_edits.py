@@ -55,6 +55,8 @@ def parse_edit(form: Form, catalog: Catalog, limits: Limits) -> Job:
         params = ImageGenerateParams.model_validate(text)
     except ValidationError as error:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from error
+    if params.stream:
+        raise RequestError("stream is not served on edits; leave it out for one JSON answer", field="stream")
     job = openai_images.parse(params, catalog, limits)
     s = job.settings
     mask = _mask(form, image)
