@@ -15,6 +15,7 @@ from typing import Any
 
 from . import fields
 from .catalog import Catalog, ServedModel
+from .controlnet_units import parse_units
 from .fields import Limits, RequestError
 from .images import decode_image, fit
 from .loras import LoraLibrary
@@ -127,7 +128,10 @@ def parse(body: Body, catalog: Catalog, active: str, limits: Limits, loras: Lora
     prompt = fields.text("prompt", body.prompt, limits.max_prompt_chars)
     negative = fields.text("negative_prompt", body.negative_prompt, limits.max_prompt_chars)
     prompt, uses = (loras or LoraLibrary(None)).take(prompt)
-    settings = dataclasses.replace(settings, loras=uses, prompt_syntax="a1111")
+    controls, control_images = parse_units(body.model_extra, model.controlnets, model.name)
+    if controls:
+        model.check_control(mode)
+    settings = dataclasses.replace(settings, loras=uses, prompt_syntax="a1111", controlnets=controls)
     batch, n_iter = _count(body, limits)
     seed = -1 if body.seed is None else body.seed
     all_seeds = fields.seeds(seed, batch * n_iter)
@@ -135,7 +139,7 @@ def parse(body: Body, catalog: Catalog, active: str, limits: Limits, loras: Lora
     if isinstance(body, StableDiffusionProcessingImg2Img):
         pictures, mask = _pictures(body, settings, batch)
     rows = tuple(
-        Row(prompt, negative, seed, pictures[i % batch % len(pictures)], mask)
+        Row(prompt, negative, seed, pictures[i % batch % len(pictures)], mask, control_images)
         for i, seed in enumerate(all_seeds)
     )
     return Job(settings, rows)
@@ -147,7 +151,7 @@ def answer(body: Body, job: Job, result: JobResult, model: ServedModel) -> dict[
 
     s, rows = job.settings, job.rows
     sampler = (s.sampler or a1111_name(model.scheduler)) + (" Karras" if s.karras else "")
-    parameters = body.model_dump(exclude={"init_images", "mask"})
+    parameters = body.model_dump(exclude={"init_images", "mask", "alwayson_scripts"})
     parameters.update(
         prompt=rows[0].prompt,
         negative_prompt=rows[0].negative_prompt,

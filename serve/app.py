@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from .controlnet_routes import controlnet_routes
 from .fields import RequestError
 from .guard import Guard, error_body, json_response
 from .job_routes import job_routes
@@ -47,6 +48,7 @@ def make_app(api: Api) -> FastAPI:
     job_routes(app, api)
     _openai_routes(app, api)
     network_routes(app, api)
+    controlnet_routes(app, api)
     web_page_routes(app)
     return app
 
@@ -105,6 +107,17 @@ def _openai_routes(app: FastAPI, api: Api) -> None:
         if body.stream:
             return await api.openai_stream(body)
         return await api.openai(body)
+
+    @app.post(
+        "/v1/images/edits", response_model=ImagesResponse, response_model_exclude_none=True, tags=["openai"]
+    )
+    async def edits(request: Request) -> Any:
+        """OpenAI's multipart form: ``image``, optional ``mask`` (transparent = edit), ``prompt``, ``n``,
+        ``size``, ``response_format``; inpainting (img2img where nothing is transparent)."""
+        from .openai_edits import parse_edit, read_form
+
+        form = read_form(request.headers.get("content-type", ""), await request.body())
+        return await api.openai_job(parse_edit(form, api.catalog, api.limits))
 
 
 def _path(request: Request) -> str:

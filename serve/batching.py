@@ -64,7 +64,26 @@ def call_arguments(call: Call, takes_negative_prompt: bool = True) -> dict[str, 
         kwargs.update(image=[r.image for r in rows], strength=s.strength)
     if s.mode == INPAINT:
         kwargs["mask_image"] = [r.mask for r in rows]
+    if s.controlnets:
+        kwargs.update(_control_arguments(call))
     return kwargs
+
+
+def _control_arguments(call: Call) -> dict[str, Any]:
+    """diffusers' ControlNet arguments: the control images (``image`` for text-to-image, ``control_image``
+    beside the init image; with several ControlNets one list per prompt, as diffusers transposes them),
+    each ControlNet's scale and guidance window."""
+    uses, rows = call.settings.controlnets, call.rows
+    many = len(uses) > 1
+    images = [list(r.control) if many else r.control[0] for r in rows]
+    return {
+        "image" if call.settings.mode == TXT2IMG else "control_image": images,
+        "controlnet_conditioning_scale": [u.weight for u in uses] if many else uses[0].weight,
+        "control_guidance_start": [u.start for u in uses] if many else uses[0].start,
+        "control_guidance_end": [u.end for u in uses] if many else uses[0].end,
+        "height": call.settings.height,
+        "width": call.settings.width,
+    }
 
 
 def run_jobs(

@@ -14,12 +14,23 @@ from typing import Any
 
 from sdrt.runtime.bundle.bundle import open_bundle
 from sdrt.runtime.errors import InputError
-from sdrt.runtime.families import IMAGE_TO_IMAGE, INPAINT, TEXT_TO_IMAGE, all_families, find_family
+from sdrt.runtime.families import (
+    CONTROL,
+    CONTROL_IMAGE_TO_IMAGE,
+    CONTROL_INPAINT,
+    IMAGE_TO_IMAGE,
+    INPAINT,
+    TEXT_TO_IMAGE,
+    all_families,
+    find_family,
+)
 
 from .fields import RequestError
 
 #: the family tasks a server offers, as the modes its APIs name them
 MODE_TASKS = {"txt2img": TEXT_TO_IMAGE, "img2img": IMAGE_TO_IMAGE, "inpaint": INPAINT}
+#: the same modes with ControlNet units
+CONTROL_TASKS = {"txt2img": CONTROL, "img2img": CONTROL_IMAGE_TO_IMAGE, "inpaint": CONTROL_INPAINT}
 
 
 def family_modes(model_type: str) -> tuple[str, ...]:
@@ -42,6 +53,7 @@ class ServedModel:
     default_size: tuple[int, int]  # (height, width)
     scheduler: str  # the bundle's own scheduler class
     sha256: str  # of manifest.json
+    controlnets: tuple[str, ...] = ()  # the bundle's ControlNet components (sd-webui-controlnet's models)
 
     @property
     def title(self) -> str:
@@ -55,6 +67,16 @@ class ServedModel:
                     f"heights {self.height[0]}..{self.height[1]} in multiples of {self.size_multiple}",
                     field=field,
                 )
+
+    def check_control(self, mode: str) -> None:
+        """ControlNet units in ``mode``: refused (naming the units) where the family has no such pipeline."""
+        found = find_family(self.model_type)
+        if found is None or CONTROL_TASKS[mode] not in found.tasks:
+            raise RequestError(
+                f"model {self.name} ({self.model_type}) takes ControlNet units in "
+                f"{', '.join(m for m, t in CONTROL_TASKS.items() if found and t in found.tasks)}, not {mode}",
+                field="alwayson_scripts.controlnet.args",
+            )
 
     def check_mode(self, mode: str) -> None:
         if mode not in self.modes:
@@ -74,11 +96,6 @@ def served_model(path: str | Path) -> ServedModel:
             f"{path}: sdrt serve does not serve {bundle.model_type} bundles; it serves {served} models (serve "
             "this one from Python with its pipeline)"
         )
-    if getattr(manifest, "controlnets", None):
-        raise InputError(
-            f"{path}: a bundle with ControlNets needs control images, which neither API carries; serve a bundle "
-            "built without --controlnet"
-        )
     if "vae_encoder" not in bundle.components:
         modes = tuple(m for m in modes if m == "txt2img")
     shapes = manifest.shapes
@@ -95,6 +112,7 @@ def served_model(path: str | Path) -> ServedModel:
         default_size=_pair(manifest.default_size),
         scheduler=config.get("_class_name", ""),
         sha256=hashlib.sha256((bundle.path / "manifest.json").read_bytes()).hexdigest(),
+        controlnets=tuple(manifest.controlnets or ()),
     )
 
 

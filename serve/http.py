@@ -82,7 +82,9 @@ class Api:
         return await self.handles[self.active].embeddings_listed.remote()
 
     async def openai(self, body: ImageGenerateParams) -> dict[str, Any]:
-        job = openai_images.parse(body, self.catalog, self.limits)
+        return await self.openai_job(openai_images.parse(body, self.catalog, self.limits))
+
+    async def openai_job(self, job: Job) -> dict[str, Any]:
         return openai_images.answer(job, await self._run(job))
 
     async def openai_stream(self, body: ImageGenerateParams) -> Any:

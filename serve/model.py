@@ -13,10 +13,11 @@ from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from sdrt.runtime.families import TEXT_TO_IMAGE, family
+from sdrt.runtime.pipelines.controlnet_part import ControlNetPart
 
 from .application import APP_NAME
 from .batching import Call, call_arguments, plan_calls, run_jobs
-from .catalog import MODE_TASKS, served_model
+from .catalog import CONTROL_TASKS, MODE_TASKS, served_model
 from .embeddings import load_embeddings
 from .jobs import Board
 from .lora_calls import CallLoras
@@ -104,7 +105,8 @@ class ModelServer:
     def _run_call(self, call: Call, reporter: BatchReporter) -> list[Any]:
         settings = call.settings
         self.batch_images.observe(len(call.rows), tags={"model": settings.model, "mode": settings.mode})
-        pipe = self._pipeline(settings.mode, settings.sampler, settings.karras)
+        nets = tuple(u.name for u in settings.controlnets)
+        pipe = self._pipeline(settings.mode, settings.sampler, settings.karras, nets)
         takes_negative = "negative_prompt" in inspect.signature(type(pipe).__call__).parameters
         try:
             self.loras.apply(settings.loras)
@@ -114,19 +116,22 @@ class ModelServer:
         finally:
             reporter.ended(call)
 
-    def _pipeline(self, mode: str, sampler: str | None, karras: bool) -> Any:
-        """The pipeline for a mode and sampler, over the one set of loaded engines (made once)."""
-        key = (mode, sampler, karras)
+    def _pipeline(self, mode: str, sampler: str | None, karras: bool, nets: tuple[str, ...] = ()) -> Any:
+        """The pipeline for a mode, sampler and ControlNets (by name, in the units' order), over the one
+        set of loaded engines (made once). Without ControlNets a ControlNet bundle runs its plain
+        pipeline (its UNet then adds zero residuals)."""
+        key = (mode, sampler, karras, nets)
         if key not in self.pipelines:
-            task = MODE_TASKS[mode]
-            cls = (
-                family(self.base.bundle.model_type).pipeline(task)
-                if task != TEXT_TO_IMAGE
-                else type(self.base)
-            )
-            parts = {}
+            task = (CONTROL_TASKS if nets else MODE_TASKS)[mode]
+            cls = family(self.base.bundle.model_type).pipeline(task)
+            if task == TEXT_TO_IMAGE and not self.model.controlnets:
+                cls = type(self.base)
+            parts: dict[str, Any] = {}
             if sampler is not None:
                 parts["scheduler"] = make_scheduler(sampler, karras, dict(self.base.scheduler.config))
+            if nets:
+                loaded = ControlNetPart.engines(self.base.controlnet)
+                parts["controlnet"] = [loaded[name] for name in nets]
             pipe = cls.from_pipe(self.base, **parts)
             pipe.set_progress_bar_config(disable=True)
             self.pipelines[key] = pipe

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .controlnet_units import ControlUse
 from .loras import LoraUse
 
 TXT2IMG, IMG2IMG, INPAINT = "txt2img", "img2img", "inpaint"  # A1111's modes (routes), not model types
@@ -30,12 +31,15 @@ class Settings:
     strength: float | None = None  # img2img and inpaint
     loras: tuple[LoraUse, ...] = ()  # the prompt's <lora:NAME:WEIGHT>, sorted by name
     prompt_syntax: str | None = None  # "a1111" on A1111's routes, None (diffusers' plain prompts) on OpenAI's
+    controlnets: tuple[ControlUse, ...] = ()  # sd-webui-controlnet's units, in the request's order
 
     def describe(self) -> str:
         sampler = (self.sampler or "model's") + (" Karras" if self.karras else "")
         extra = "" if self.strength is None else f" strength={self.strength}"
         if self.loras:
             extra += " loras=" + ",".join(f"{u.name}:{u.weight:g}" for u in self.loras)
+        if self.controlnets:
+            extra += " controlnets=" + ",".join(f"{u.name}:{u.weight:g}" for u in self.controlnets)
         return (
             f"model={self.model} mode={self.mode} size={self.width}x{self.height} steps={self.steps} "
             f"sampler={sampler!r} cfg={self.guidance_scale}{extra}"
@@ -51,6 +55,7 @@ class Row:
     seed: int
     image: Any = None  # PIL image (img2img, inpaint), already at the request's size
     mask: Any = None  # PIL "L" image (inpaint)
+    control: tuple[Any, ...] = ()  # PIL control images, one per ``Settings.controlnets``
 
 
 @dataclass(frozen=True)

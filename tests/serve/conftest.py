@@ -30,6 +30,19 @@ def second_bundle(shapes_bundle: Path) -> Path:
     return copy
 
 
+@pytest.fixture(scope="session")
+def controlnet_served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """The shipped model with two tiny ControlNets (``controlnet``, ``controlnet_edges``): a third served
+    bundle, ``sd-shapes-cn``, and the ControlNet folders (diffusers' references)."""
+    pytest.importorskip("diffusers")
+    from tests.parity import controlnet_bundle
+
+    bundle, nets = controlnet_bundle(tmp_path_factory.mktemp("serve_controlnet"), SHIPPED_MODEL)
+    served = bundle.with_name("sd-shapes-cn")
+    bundle.rename(served)
+    return served, nets
+
+
 KEY, USER, PASSWORD = "test-key-123", "ann", "s3cret"
 SERVER_OPTIONS = (
     "--api-key",
@@ -40,6 +53,8 @@ SERVER_OPTIONS = (
     "2",
     "--max-images",
     "8",
+    "--cpus-per-replica",  # three model replicas on a 2-core machine (each still gets one ORT thread)
+    "0.5",
 )
 
 
@@ -87,8 +102,9 @@ def server(
     shapes_bundle: Path,
     second_bundle: Path,
     network_dirs: tuple[Path, Path],
+    controlnet_served: tuple[Path, list[Path]],
 ):
-    """``sdrt serve`` of two bundles with an API key, Basic auth, a 2 MB body cap, 8 images per request,
+    """``sdrt serve`` of three bundles (the last with ControlNets) with an API key, Basic auth, a 2 MB body cap, 8 images per request,
     and ``network_dirs``' LoRA and embeddings."""
     from benchmarks.serve_load import ServerProcess
 
@@ -96,7 +112,9 @@ def server(
     if shared["running"] is None:
         loras, embeddings = network_dirs
         options = (*SERVER_OPTIONS, "--lora-dir", str(loras), "--embeddings-dir", str(embeddings))
-        shared["running"] = ServerProcess([str(shapes_bundle), str(second_bundle)], *options)
+        shared["running"] = ServerProcess(
+            [str(shapes_bundle), str(second_bundle), str(controlnet_served[0])], *options
+        )
     yield shared["running"]
     shared["users"].discard(request.module.__name__)
     if not shared["users"]:

@@ -100,7 +100,7 @@ def test_openai_images_generate_equals_sdrt_generate(server, shapes_bundle: Path
     image = Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))).convert("RGB")
     expected = generated(shapes_bundle, tmp_path, "a yellow circle", 9, "--size", "64x64")
     np.testing.assert_array_equal(np.asarray(image), expected)
-    assert [m.id for m in client.models.list()] == ["sd-shapes", "sd-shapes-b"]
+    assert [m.id for m in client.models.list()] == ["sd-shapes", "sd-shapes-b", "sd-shapes-cn"]
 
 
 def test_each_image_of_a_batch_is_its_seed_alone(webui) -> None:

@@ -123,7 +123,7 @@ def test_the_page_asks_for_the_key_and_refuses_a_wrong_one(browser: Any, server:
     page.close()
     page = open_page(browser, server, f"{USER}:{PASSWORD}")  # --api-auth's Basic credentials also work
     models = page.get_by_label("Model").locator("option").all_inner_texts()
-    assert models == ["sd-shapes", "sd-shapes-b"]
+    assert models == ["sd-shapes", "sd-shapes-b", "sd-shapes-cn"]
     assert "Euler a" in page.get_by_label("Sampler").locator("option").all_inner_texts()
     loras = requests.get(
         f"{server.url}/sdapi/v1/loras", headers={"Authorization": f"Bearer {KEY}"}, timeout=30
