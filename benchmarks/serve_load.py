@@ -99,8 +99,9 @@ class ServerProcess:
         self.stop()
 
 
-def replica_pids(deployment: str = "model-") -> list[int]:
-    """PIDs of the running Ray Serve replicas whose deployment name starts with ``deployment``."""
+def replica_pids(deployment: str = "model-", root: int | None = None) -> list[int]:
+    """PIDs of the running Ray Serve replicas whose deployment name starts with ``deployment``; with ``root``,
+    only those descending from that process (one ``sdrt serve``'s own Ray, when another runs beside it)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -108,9 +109,22 @@ def replica_pids(deployment: str = "model-") -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if re.search(rf"ServeReplica:\w+:{re.escape(deployment)}", cmdline):
+            found = re.search(rf"ServeReplica:\w+:{re.escape(deployment)}", cmdline)
+            if found and (root is None or _descends_from(int(entry.name), root)):
                 pids.append(int(entry.name))
     return pids
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    while pid > 1:
+        if pid == root:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid, after the (command name)
+    return False
 
 
 @dataclass
@@ -153,9 +167,17 @@ def payload(index: int, steps: int, size: int) -> dict:
 
 
 def run_load(
-    url: str, report: LoadReport, *, steps: int, size: int, timeout: float, kill_after: int | None
+    url: str,
+    report: LoadReport,
+    *,
+    steps: int,
+    size: int,
+    timeout: float,
+    kill_after: int | None,
+    root: int | None = None,
 ) -> None:
-    """Send the requests; fill ``report`` (status "error:Kind" for a request that got no answer)."""
+    """Send the requests; fill ``report`` (status "error:Kind" for a request that got no answer); with
+    ``kill_after``, SIGKILL a replica (of the server process ``root``, if given) after that many answers."""
     lock, answered = threading.Lock(), [0]
     statuses, batches = Counter(), Counter()
 
@@ -175,7 +197,7 @@ def run_load(
             report.latencies_ms.append((time.perf_counter() - start) * 1000)
             answered[0] += 1
             if kill_after is not None and answered[0] == kill_after and report.killed_pid is None:
-                pids = replica_pids()
+                pids = replica_pids(root=root)
                 if pids:
                     report.killed_pid = pids[0]
                     os.kill(pids[0], signal.SIGKILL)

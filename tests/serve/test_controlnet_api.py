@@ -20,7 +20,7 @@ webuiapi = pytest.importorskip("webuiapi")
 
 SETTINGS = {"steps": 6, "cfg_scale": 7.5, "width": 64, "height": 64, "sampler_name": "Euler a"}
 PROMPT, SEED = "a red circle", 4
-NEAR_DIFFUSERS_DB = 33.0  # the serve path is ~36 dB from diffusers without ControlNet too (test_loras.py)
+NEAR_DIFFUSERS_DB = 40.0  # measured: the served image equals diffusers' after 8-bit rounding (inf dB)
 
 
 def control_image(flip: bool = False) -> Image.Image:

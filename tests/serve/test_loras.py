@@ -18,7 +18,7 @@ from sdrt.cli.sdrt import main as sdrt_main
 from sdrt.serve.batching import plan_calls
 from sdrt.serve.loras import LoraUse
 from sdrt.serve.requests import Job, Row, Settings
-from tests.parity import psnr
+from tests.parity import psnr as psnr_unit
 
 from .conftest import PASSWORD, SHIPPED_MODEL, USER
 
@@ -26,10 +26,16 @@ webuiapi = pytest.importorskip("webuiapi")
 
 # Euler a: the shipped model's own scheduler, so that diffusers' pipeline on the model folder is a reference
 SETTINGS = {"steps": 8, "cfg_scale": 7.5, "width": 64, "height": 64, "sampler_name": "Euler a"}
-# served images are bit-equal to sdrt generate's, but only ~36 dB from diffusers' even without LoRA or
-# embeddings (in-process calls are 90+ dB from diffusers: a serve-path difference, not a LoRA one), so
-# diffusers is the reference for the LoRA's and embedding's effect, much larger than that
-NEAR_DIFFUSERS_DB = 33.0
+
+
+# served images are bit-equal to sdrt generate's and 86 dB from diffusers' with the same LoRA (76 dB with the
+# embedding), measured on this machine
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two uint8 pictures, scaled to [0, 1] as tests.parity's psnr takes them."""
+    return psnr_unit(a / 255.0, b / 255.0)
+
+
+NEAR_DIFFUSERS_DB = 40.0
 
 
 @pytest.fixture
@@ -135,7 +141,9 @@ def test_embedding_by_file_name_equals_diffusers(webui, network_dirs) -> None:
     expected = _diffusers("a shapestyle circle", 4, embedding=embeddings / "shapestyle.safetensors")
     without = _diffusers("a shapestyle circle", 4)  # the word alone, no embedding loaded
     near, far = psnr(served, expected), psnr(served, without)
-    assert near > far + 8, f"served image {near:.1f} dB from diffusers' with the embedding, {far:.1f} without"
+    assert near >= NEAR_DIFFUSERS_DB and near > far + 8, (
+        f"served image {near:.1f} dB from diffusers' with the embedding, {far:.1f} without"
+    )
     assert psnr(served, _image(webui, "a circle", 4)) < 30
 
 
