@@ -180,6 +180,7 @@ def test_sdrt_generate_cache_interval(deepcache_bundle: Path, tmp_path: Path, ca
     assert "`cache_interval` must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # its own SDXL build with --deepcache; the SD 1.x tests cover the loop
 def test_sdxl_interval_matches_deepcache_helper(tiny: Any, tmp_path: Path) -> None:
     """SDXL (added time conditions, two text encoders) against DeepCache's helper on diffusers' SDXL pipeline."""
     pytest.importorskip("DeepCache")
