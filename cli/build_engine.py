@@ -142,6 +142,18 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="export a diffusers ControlNetModel folder as the component controlnet (then controlnet_1...) "
         "or controlnet_NAME, and a UNet that takes its residuals; repeatable",
     )
+    p.add_argument(
+        "--ip-adapter",
+        metavar="FILE",
+        help="export an IP-Adapter (.safetensors, diffusers' load_ip_adapter layout): the UNet takes image tokens "
+        "(pipelines then take ip_adapter_image and set_ip_adapter_scale), its projection as image_projection; "
+        "needs --image-encoder",
+    )
+    p.add_argument(
+        "--image-encoder",
+        metavar="DIR",
+        help="the CLIPVisionModelWithProjection folder of --ip-adapter, exported as image_encoder",
+    )
 
 
 def _size_options(size: argparse._ArgumentGroup) -> None:

@@ -77,6 +77,11 @@ class BuildOptions:
     """``FILE[:SCALE]`` LoRAs fused as diffusers' ``load_lora_weights``, ``set_adapters``, ``fuse_lora``."""
     controlnets: list[str] | None = None
     """``DIR[:NAME]`` ControlNetModel folders, each its own component (the UNet takes their residuals)."""
+    ip_adapter: str | Path | None = None
+    """An IP-Adapter ``.safetensors`` file (diffusers' ``load_ip_adapter`` layout) loaded into the UNet as diffusers
+    loads it: the UNet takes the image tokens and a per-layer scale, the projection is ``image_projection``."""
+    image_encoder: str | Path | None = None
+    """The ``CLIPVisionModelWithProjection`` folder of ``ip_adapter``, exported as ``image_encoder``."""
     config: str | Path | None = None
     """With a single-file checkpoint: the diffusers folder of its model, or a configuration sdrt ships
     (``sd15``, ``sd2``, ``sd2-base``, ``sdxl``); default: the one diffusers infers."""

@@ -14,6 +14,7 @@ from sdrt.runtime.families import CLIP_SKIP, DEEPCACHE, all_families
 from .errors import ModelFolderError, OptionError
 from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
+from .model.ip_adapter import add_ip_adapter
 from .model.lora import check_loras, loras_merged
 from .model.single_file import Checkpoint
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
@@ -49,6 +50,8 @@ def model_folder(
         folder = add_preview_vae(folder, options.preview_vae)
     if options.controlnets:
         folder = add_controlnets(folder, options.controlnets)
+    if options.ip_adapter is not None or options.image_encoder is not None:
+        folder = _with_ip_adapter(folder, options)
     if options.textual_inversions:
         check_textual_inversions(folder, options.textual_inversions)
     if options.loras:
@@ -119,6 +122,18 @@ def check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
             f"--clip-skip {clip_skip} must be a whole number from 1 to {layers - 1} (the text encoder has {layers} "
             "layers); drop the option for no clip skip"
         )
+
+
+def _with_ip_adapter(folder: ModelFolder, options: BuildOptions) -> ModelFolder:
+    if options.ip_adapter is None:
+        raise OptionError(
+            f"--image-encoder {options.image_encoder}: sdrt exports an image encoder with --ip-adapter FILE; add it"
+        )
+    if options.deepcache is not None:
+        raise OptionError(
+            "--ip-adapter with --deepcache: sdrt's step-caching UNets take no image tokens; build them apart"
+        )
+    return add_ip_adapter(folder, options.ip_adapter, options.image_encoder)
 
 
 def check_deepcache(folder: ModelFolder, branch: int) -> None:

@@ -101,7 +101,9 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     )
     if id2label:  # DiT's class names (DiTPipeline's ``id2label``)
         (work / "id2label.json").write_text(json.dumps(id2label, indent=1), encoding="utf-8")
-    if "depth_estimator" in folder.classes:
+    processor = folder.path / "feature_extractor" / "preprocessor_config.json"
+    # the depth estimator's processor; an image encoder's (IP-Adapter) where the model has one, as diffusers
+    # then uses the pipeline's feature_extractor
+    if "depth_estimator" in folder.classes or ("image_encoder" in folder.classes and processor.is_file()):
         (work / "feature_extractor").mkdir(parents=True, exist_ok=True)
-        processor = folder.path / "feature_extractor" / "preprocessor_config.json"
         shutil.copy2(processor, work / "feature_extractor" / "preprocessor_config.json")

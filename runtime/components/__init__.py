@@ -15,6 +15,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
+from .image_projection import ImageProjection
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
@@ -31,6 +32,7 @@ COMPONENTS: list[type[Component]] = [
     LatentUNet2D,
     DiTTransformer,
     ControlNet,
+    ImageProjection,
     VaeEncoder,
     TinyVaeEncoder,
     VaeDecoder,
@@ -74,6 +76,7 @@ __all__ = [
     "DiTTransformer",
     "LDMBertEncoder",
     "DepthEstimator",
+    "ImageProjection",
     "ModelInfo",
     "MultiControlNetModel",
     "PreviewVaeDecoder",

@@ -48,6 +48,7 @@ TEXTUAL_INVERSION = "textual_inversion"
 CONTROLNET = "controlnet"
 CLIP_SKIP = "clip_skip"
 DEEPCACHE = "deepcache"  # build-engine --deepcache: the UNet split for step caching
+IP_ADAPTER = "ip_adapter"  # build-engine --ip-adapter: image prompts (text-to-image)
 
 PIPELINES_PACKAGE = "sdrt.runtime.pipelines"
 

@@ -13,6 +13,7 @@ from .base import (
     DIFFEDIT,
     IMAGE_TO_IMAGE,
     INPAINT,
+    IP_ADAPTER,
     LORA,
     PANORAMA,
     SAFE,
@@ -60,7 +61,7 @@ SD1 = Family(
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     tasks=SD_TASKS,
     recognises=lambda configs: not is_sd2(configs),
 )
@@ -72,7 +73,7 @@ SD2 = Family(
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     tasks=SD_TASKS,
     recognises=is_sd2,
 )

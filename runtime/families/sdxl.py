@@ -11,6 +11,7 @@ from .base import (
     DEEPCACHE,
     IMAGE_TO_IMAGE,
     INPAINT,
+    IP_ADAPTER,
     LORA,
     SDXL_LATENT_RGB,
     TEXT_TO_IMAGE,
@@ -47,7 +48,7 @@ SDXL = Family(
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     dual_text_encoders=True,
     tasks={
         TEXT_TO_IMAGE: "sdxl:StableDiffusionXLPipeline",
