@@ -15,6 +15,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
+from .image_encoder import ImageEncoder
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
@@ -37,6 +38,7 @@ COMPONENTS: list[type[Component]] = [
     VqVaeDecoder,
     PreviewVaeDecoder,
     DepthEstimator,
+    ImageEncoder,
 ]
 
 
@@ -74,6 +76,7 @@ __all__ = [
     "DiTTransformer",
     "LDMBertEncoder",
     "DepthEstimator",
+    "ImageEncoder",
     "ModelInfo",
     "MultiControlNetModel",
     "PreviewVaeDecoder",
