@@ -15,6 +15,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
+from .image_encoder import ImageEncoder
 from .image_projection import ImageProjection
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
@@ -39,6 +40,7 @@ COMPONENTS: list[type[Component]] = [
     VqVaeDecoder,
     PreviewVaeDecoder,
     DepthEstimator,
+    ImageEncoder,
 ]
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "DiTTransformer",
     "LDMBertEncoder",
     "DepthEstimator",
+    "ImageEncoder",
     "ImageProjection",
     "ModelInfo",
     "MultiControlNetModel",
