@@ -174,6 +174,7 @@ def generate(
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
         load_loras(pipe, loras)
+    ip_adapter = ip_adapter_arguments(pipe, inputs)
     pipes = [pipe]
     if refiner.bundle is not None:
         pipes.append(load_refiner(pipe, refiner.bundle, provider, progress))
@@ -190,7 +191,7 @@ def generate(
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
         kwargs |= {} if eta is None else {"eta": eta}
-        images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
+        images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs), **ip_adapter}
         images = prompted_output(pipes, prompt, images_in, kwargs, refiner)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
@@ -201,6 +202,20 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths + save_depth_maps(depth, paths)
+
+
+def ip_adapter_arguments(pipe: Any, inputs: ImageInputs) -> dict[str, Any]:
+    """``--ip-adapter-image`` as ``ip_adapter_image`` (the pipeline refuses it where it runs no IP-Adapter) and
+    ``--ip-adapter-scale`` through ``set_ip_adapter_scale``."""
+    if inputs.ip_adapter_scale is not None:
+        if inputs.ip_adapter_image is None:
+            raise InputError("--ip-adapter-scale scales --ip-adapter-image; pass both")
+        if not hasattr(pipe, "set_ip_adapter_scale"):
+            raise InputError(f"--ip-adapter-scale: {type(pipe).__name__} runs no IP-Adapter")
+        pipe.set_ip_adapter_scale(inputs.ip_adapter_scale)
+    if inputs.ip_adapter_image is None:
+        return {}
+    return {"ip_adapter_image": read_image(inputs.ip_adapter_image, "--ip-adapter-image", "RGB")}
 
 
 def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:

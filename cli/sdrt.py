@@ -200,6 +200,16 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
     )
+    gen.add_argument(
+        "--ip-adapter-image",
+        type=Path,
+        help="image prompt for a bundle built with build-engine --ip-adapter (text-to-image: ip_adapter_image)",
+    )
+    gen.add_argument(
+        "--ip-adapter-scale",
+        type=float,
+        help="the IP-Adapter's scale, every layer (set_ip_adapter_scale; default 1.0)",
+    )
 
 
 def _guided_options(gen: argparse.ArgumentParser) -> None:
@@ -284,6 +294,8 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         tuple(args.editing_prompt or ()),
         args.edit_guidance_scale,
         args.safety_preset,
+        ip_adapter_image=args.ip_adapter_image,
+        ip_adapter_scale=args.ip_adapter_scale,
     )
 
 

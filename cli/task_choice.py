@@ -93,6 +93,8 @@ class ImageInputs:
     editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
+    ip_adapter_image: Path | None = None  # --ip-adapter-image: a bundle built with --ip-adapter
+    ip_adapter_scale: float | None = None  # --ip-adapter-scale: set_ip_adapter_scale
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}

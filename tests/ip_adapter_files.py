@@ -1,7 +1,8 @@
 """Tiny IP-Adapter files for the tiny models: a CLIPVisionModelWithProjection folder and a random adapter in the
 layout diffusers' ``load_ip_adapter`` reads (``image_proj.proj.*``, ``image_proj.norm.*``, ``ip_adapter.N.to_k_ip``
 / ``to_v_ip`` for N = 1, 3, 5... over the UNet's cross-attention layers, as ``_convert_ip_adapter_attn_to_diffusers``
-counts them), saved as ``FOLDER/ip_adapter/ip-adapter.safetensors`` with the encoder in ``FOLDER/image_encoder``."""
+counts them), saved as ``FOLDER/ip_adapter/ip-adapter.safetensors`` with the encoder in ``FOLDER/ip_adapter/image_encoder`` (h94/IP-Adapter's
+layout: ``load_ip_adapter(FOLDER, subfolder="ip_adapter", weight_name=...)`` finds both)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def make_ip_adapter(model_dir: Path, folder: Path, *, seed: int = 41, cross: int
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    encoder = make_image_encoder(folder / "image_encoder")
+    encoder = make_image_encoder(folder / SUBFOLDER / "image_encoder")
     embed_dim = json.loads((encoder / "config.json").read_text())["projection_dim"]
     unet = UNet2DConditionModel.from_pretrained(Path(model_dir) / "unet")
     width = cross or unet.config.cross_attention_dim
