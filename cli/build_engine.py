@@ -142,6 +142,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="export a diffusers ControlNetModel folder as the component controlnet (then controlnet_1...) "
         "or controlnet_NAME, and a UNet that takes its residuals; repeatable",
     )
+    _ip_adapter_options(p)
+
+
+def _ip_adapter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ip-adapter",
         metavar="FILE",

@@ -20,9 +20,9 @@ def is_ip_adapter_processor(processor: Any) -> bool:
 class MatmulIPAdapterAttnProcessor(torch.nn.Module):
     """``ip``'s computation with plain matmuls (its weights stay its own, so ``.to()`` and the state dict see them)."""
 
-    def __init__(self, ip: torch.nn.Module) -> None:
+    def __init__(self, ip: Any) -> None:
         super().__init__()
-        self.ip = ip
+        self.ip: Any = ip  # diffusers' IPAdapterAttnProcessor2_0: its to_k_ip / to_v_ip lists and scales
 
     def forward(
         self,

@@ -47,10 +47,6 @@ class ImageProjection(Component):
         return {"image_prompt_embeds": model(inputs["image_embeds"])}
 
     @property
-    def tokens(self) -> int:
-        return int(self.record.outputs["image_prompt_embeds"].shape[1])
-
-    @property
     def takes_hidden_states(self) -> bool:
         """Plus: the encoder's penultimate hidden states, as diffusers' ``encode_image(output_hidden_states=True)``."""
         return len(self.record.inputs["image_embeds"].shape) == 3

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sdrt.runtime.clip_processor import CLIPImageProcessor
-from sdrt.runtime.components import open_component
+from sdrt.runtime.components import ImageProjection, open_component
 from sdrt.runtime.components.ip_adapter import IP_SCALE, IP_TOKENS
 from sdrt.runtime.errors import BundleError, InputError
 
@@ -38,7 +38,10 @@ class IPAdapterParts:
         bundle = pipe.bundle
         if PROJECTION not in bundle.components:
             raise InputError(f"{bundle.path} has no IP-Adapter; {_REBUILD}")
-        self.projection = open_component(bundle, PROJECTION, pipe.provider)
+        projection = open_component(bundle, PROJECTION, pipe.provider)
+        if not isinstance(projection, ImageProjection):
+            raise BundleError(f"{bundle.path}: its {PROJECTION} is a {type(projection).__name__}; {_REBUILD}")
+        self.projection = projection
         given = getattr(pipe, "image_encoder", None)
         self.encoder = given if given is not None else _optional(bundle, ENCODER, pipe.provider)
         processor = bundle.path / "feature_extractor" / "preprocessor_config.json"
