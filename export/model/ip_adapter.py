@@ -2,8 +2,9 @@
 ``image_proj.*`` and ``ip_adapter.N.to_k_ip/to_v_ip`` tensors) and its CLIP vision encoder folder taken in as parts
 of the model. The file is checked against the UNet before anything is built; the UNet is then exported with the
 adapter loaded by diffusers' own ``_load_ip_adapter_weights`` (its IPAdapterAttnProcessor2_0 layers take the image
-tokens as an input and their per-layer scale as another), the projection (diffusers' ``ImageProjection`` or
-``IPAdapterPlusImageProjection``) as the ``image_projection`` component and the encoder as ``image_encoder``."""
+tokens as an input and their per-layer scale as another), the projection (diffusers' ``ImageProjection``; the
+component and runtime also describe Plus's ``IPAdapterPlusImageProjection``, which the file check refuses until it is
+tested) as the ``image_projection`` component and the encoder as ``image_encoder``."""
 
 from __future__ import annotations
 
@@ -96,13 +97,10 @@ def read_ip_adapter(path: Path, unet: dict[str, Any]) -> IPAdapter:
     if "proj.weight" in proj:
         out, embed_dim = proj["proj.weight"]
         projection, tokens, cross = "ImageProjection", 4, out // 4
-    elif "latents" in proj and "proj_out.weight" in proj:
-        projection, tokens = "IPAdapterPlusImageProjection", proj["latents"][1]
-        embed_dim, cross = proj["proj_in.weight"][1], proj["proj_out.weight"][0]
     else:
         raise ModelFolderError(
-            f"--ip-adapter {path}: its image projection is neither the plain IP-Adapter's nor Plus's; sdrt exports "
-            "those two (Full-face and FaceID adapters are not supported)"
+            f"--ip-adapter {path}: its image projection is not the plain IP-Adapter's (image_proj.proj.weight); sdrt "
+            "exports the plain IP-Adapter (ip-adapter_sd15, ip-adapter_sdxl...), not yet Plus, Full-face or FaceID"
         )
     layers = _check_layers(path, attn, unet, cross)
     return IPAdapter(path, projection, embed_dim, tokens, cross, layers)

@@ -144,6 +144,16 @@ def test_an_adapter_for_another_model_is_refused_before_anything_is_built(setup,
     args = [str(setup[0]), "-o", str(out), "-q", "--ip-adapter", str(setup[1])]
     assert build_engine(args) == 2  # no --image-encoder
     assert "--image-encoder" in capsys.readouterr().err and not out.exists()
+    from safetensors.torch import save_file
+
+    plus = wrong.with_name(
+        "plus.safetensors"
+    )  # an IP-Adapter Plus projection (a resampler): not exported yet
+    save_file(
+        {"image_proj.latents": torch.zeros(1, 4, 8), "ip_adapter.1.to_k_ip.weight": torch.zeros(16, 32)}, plus
+    )
+    assert build(setup[0], out, plus) == 2
+    assert "not yet Plus" in capsys.readouterr().err and not out.exists()
 
 
 def test_calls_a_bundle_cannot_serve_are_refused(setup, tiny):
