@@ -142,6 +142,14 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="export a diffusers ControlNetModel folder as the component controlnet (then controlnet_1...) "
         "or controlnet_NAME, and a UNet that takes its residuals; repeatable",
     )
+    p.add_argument(
+        "--adapter",
+        action="append",
+        dest="adapters",
+        metavar="DIR[:NAME]",
+        help="export a diffusers T2IAdapter folder as the component adapter (then adapter_1...) or adapter_NAME, "
+        "and a UNet that takes its feature maps; repeatable (several: MultiAdapter)",
+    )
 
 
 def _size_options(size: argparse._ArgumentGroup) -> None:

@@ -35,6 +35,8 @@ _EXPORTS = {
     "StableDiffusionXLImg2ImgPipeline": "pipelines.sdxl_img2img",
     "StableDiffusionXLInpaintPipeline": "pipelines.sdxl_inpaint",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
+    "StableDiffusionAdapterPipeline": "pipelines.t2i_adapter",
+    "StableDiffusionXLAdapterPipeline": "pipelines.sdxl_adapter",
     "LatentConsistencyModelPipeline": "pipelines.latent_consistency",
     "LatentConsistencyModelImg2ImgPipeline": "pipelines.latent_consistency_img2img",
     "DDPMPipeline": "pipelines.ddpm",
