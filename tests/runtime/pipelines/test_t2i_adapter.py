@@ -49,11 +49,13 @@ def sketch(size: int = 64, flip: bool = False, mode: str = "RGB") -> Image.Image
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
 
 
-def build(model: Path, out: Path, adapters: list[str], validate: bool = False) -> int | None:
+def build(
+    model: Path, out: Path, adapters: list[str], validate: bool = False, extra: tuple[str, ...] = ()
+) -> int | None:
     from sdrt.cli.build_engine import main as build_engine
 
     options = ["--backend", "ort", "--precision", "fp32", "-q", "--min-size", "32", "--max-size", "128"]
-    options += ["--max-batch", "2", *([] if validate else ["--no-validate"])]
+    options += ["--max-batch", "2", *([] if validate else ["--no-validate"]), *extra]
     for adapter in adapters:
         options += ["--adapter", adapter]
     return build_engine([str(model), "-o", str(out), *options])
