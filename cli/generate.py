@@ -22,6 +22,7 @@ from sdrt.runtime.families import (
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     family,
 )
 
@@ -100,10 +101,43 @@ def read_image(path: Path, flag: str, mode: str) -> Any:
         raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
 
 
+def adapter_arguments(inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
+    """The T2I-Adapter pipelines' conditioning images (grayscale kept: sketch adapters take one channel), scales
+    and size."""
+    count, scales = len(inputs.adapter_images), list(inputs.adapter_scales) or [1.0]
+    if len(scales) not in (1, count):
+        raise InputError(
+            f"{len(scales)} --adapter-scale for {count} --adapter-image: pass one, or one per image"
+        )
+    images = [
+        read_image(path, "--adapter-image", "L" if _grayscale(path) else "RGB")
+        for path in inputs.adapter_images
+    ]
+    height, width = size or (None, None)
+    return {
+        "image": images[0] if count == 1 else images,
+        "adapter_conditioning_scale": scales[0] if len(scales) == 1 else scales,
+        "height": height,
+        "width": width,
+    }
+
+
+def _grayscale(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.mode in ("1", "L", "LA", "I", "I;16", "F")
+    except (OSError, UnidentifiedImageError):
+        return False  # read_image names the fault
+
+
 def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
+    if task == T2I_ADAPTER:
+        return adapter_arguments(inputs, size)
     if task == PANORAMA and size is None:
         return {}  # the pipeline's own panorama size (diffusers': 2048x512)
     if inputs.image is None:

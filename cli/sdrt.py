@@ -200,6 +200,21 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
     )
+    gen.add_argument(
+        "--adapter-image",
+        type=Path,
+        action="append",
+        default=None,
+        help="conditioning image for the bundle's T2I-Adapter (built with build-engine --adapter), resized to the "
+        "output size (grayscale kept for 1-channel adapters); repeatable, one per adapter in build order",
+    )
+    gen.add_argument(
+        "--adapter-scale",
+        type=float,
+        action="append",
+        default=None,
+        help="adapter_conditioning_scale: one for all, or one per --adapter-image (default: 1.0)",
+    )
 
 
 def _guided_options(gen: argparse.ArgumentParser) -> None:
@@ -284,6 +299,8 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         tuple(args.editing_prompt or ()),
         args.edit_guidance_scale,
         args.safety_preset,
+        tuple(args.adapter_image or ()),
+        tuple(args.adapter_scale or ()),
     )
 
 

@@ -3,7 +3,7 @@
 ``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
-``--mask``: inpainting); ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
+``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
 and safe latent diffusion loops. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
@@ -30,6 +30,7 @@ from sdrt.runtime.families import (
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     UNCONDITIONAL,
     Family,
@@ -49,6 +50,7 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
+    T2I_ADAPTER: (("--adapter-image",), ("--adapter-image", "--adapter-scale")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -73,6 +75,7 @@ STARTS_FROM = {
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",
+    T2I_ADAPTER: "text and adapter images",
     DIFFEDIT: "images",  # Python only: generate_mask, invert, then the edit
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
@@ -93,6 +96,8 @@ class ImageInputs:
     editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
+    adapter_images: tuple[Path, ...] = ()  # --adapter-image: T2I-Adapter conditioning, one per adapter
+    adapter_scales: tuple[float, ...] = ()  # --adapter-scale: adapter_conditioning_scale
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -104,6 +109,8 @@ class ImageInputs:
             "--editing-prompt": self.editing_prompts or None,
             "--edit-guidance-scale": self.edit_guidance_scale,
             "--safety-preset": self.safety_preset,
+            "--adapter-image": self.adapter_images or None,
+            "--adapter-scale": self.adapter_scales or None,
         }
         return [flag for flag, value in flags.items() if value is not None]
 

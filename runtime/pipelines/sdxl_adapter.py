@@ -93,6 +93,7 @@ class StableDiffusionXLAdapterPipeline(StableDiffusionXLBase):
         adapter_conditioning_scale: float | list[float] = 1.0,
         adapter_conditioning_factor: float = 1.0,
         clip_skip: int | None = None,
+        **kwargs: Any,
     ) -> StableDiffusionXLPipelineOutput | tuple:
         """diffusers' arguments and defaults. ``image``: the adapter's conditioning image (PIL, resized to
         ``height`` x ``width``, default: its own size floored to the adapter's downscale factor, also the default

@@ -77,11 +77,13 @@ class StableDiffusionAdapterPipeline(StableDiffusionBase):
         cross_attention_kwargs: dict[str, Any] | None = None,
         adapter_conditioning_scale: float | list[float] = 1.0,
         clip_skip: int | None = None,
+        **kwargs: Any,
     ) -> StableDiffusionPipelineOutput | tuple:
         """diffusers' arguments and defaults. ``image``: the adapter's conditioning image (PIL, resized to
         ``height`` x ``width``, default: its own size floored to the adapter's downscale factor; or a NumPy
         HWC / torch CHW array of the call's size), or a list (several adapters: one per adapter).
-        ``output_type``: "pil", "latent", else NumPy (diffusers' ``decode_latents``)."""
+        ``output_type``: "pil", "latent", else NumPy (diffusers' ``decode_latents``). ``kwargs``: sdrt's own
+        options, as in StableDiffusionPipeline (``prompt_syntax``...)."""
         take_callback(self._state, callback, callback_steps)
         if output_type not in ("pil", "latent"):
             self.call_arguments()["output_type"] = "np"

@@ -206,3 +206,34 @@ def test_an_adapter_for_another_model_is_refused_at_build(setup, tmp_path, capsy
     assert not out.exists() and not list(tmp_path.glob(".bundle*"))
     config = json.loads((wide / "config.json").read_text())
     assert config["channels"] == [32, 64]
+
+
+def _generate(bundle: Path, out: Path, *flags: str) -> int:
+    from sdrt.cli.sdrt import main
+
+    argv = ["generate", str(bundle), PROMPT, "--steps", "4", "--seed", "99", "--provider", "cpu"]
+    return main([*argv, "--no-progress", "-o", str(out), *flags])
+
+
+def test_sdrt_generate_adapter_images_with_scales_match_diffusers(setup, tmp_path):
+    pictures = [tmp_path / "sketch.png", tmp_path / "gray.png"]
+    sketch().save(pictures[0])
+    sketch(flip=True, mode="L").save(pictures[1])  # the grayscale adapter's, read as one channel
+    flags = ["--adapter-image", str(pictures[0]), "--adapter-image", str(pictures[1])]
+    out = tmp_path / "adapter.png"
+    assert _generate(setup[1], out, *flags, "--adapter-scale", "0.5", "--adapter-scale", "1.5") == 0
+    expected = reference(setup, 2)(
+        PROMPT,
+        image=[Image.open(p) for p in pictures],
+        adapter_conditioning_scale=[0.5, 1.5],
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(99),
+    ).images
+    assert_parity([Image.open(out)], expected)
+
+
+def test_sdrt_generate_adapter_image_on_a_bundle_without_adapters_is_a_clear_error(tiny, tmp_path, capsys):
+    sketch().save(tmp_path / "sketch.png")
+    code = _generate(tiny.bundle("sd1"), tmp_path / "x.png", "--adapter-image", str(tmp_path / "sketch.png"))
+    message = capsys.readouterr().err
+    assert code == 2 and "has no T2I-Adapter" in message and "build-engine" in message
