@@ -27,13 +27,16 @@ from .graph import GraphSpec, Range
 F32 = np.dtype(np.float32)
 ADAPTER_CLASSES = ("T2IAdapter",)
 _NAME = re.compile(r"^adapter(_[a-z0-9_]+)?$")
-_DEFAULTS = {"in_channels": 3, "channels": [320, 640, 1280, 1280], "downscale_factor": 8}
+# diffusers' T2IAdapter defaults
+DEFAULT_CHANNELS = (320, 640, 1280, 1280)
+DEFAULT_IN_CHANNELS = 3
+DEFAULT_DOWNSCALE = 8
 
 
 def adapter_features(config: Mapping[str, Any]) -> list[tuple[int, int]]:
     """(channels, pixels per feature pixel) of each feature map a ``T2IAdapter`` config returns."""
-    channels = [int(c) for c in config.get("channels") or _DEFAULTS["channels"]]
-    factor = int(config.get("downscale_factor") or _DEFAULTS["downscale_factor"])
+    channels = [int(c) for c in config.get("channels") or DEFAULT_CHANNELS]
+    factor = int(config.get("downscale_factor") or DEFAULT_DOWNSCALE)
     kind = config.get("adapter_type", "full_adapter")
     if kind == "full_adapter_xl":  # one downsampling block, the third
         return [(c, factor * (2 if i >= 2 else 1)) for i, c in enumerate(channels)]
@@ -109,7 +112,7 @@ class T2IAdapter(Component):
     ) -> GraphSpec:
         config = model.configs[cls.source]
         scale = vae_scale(model.configs)
-        channels = int(config.get("in_channels") or _DEFAULTS["in_channels"])
+        channels = int(config.get("in_channels") or DEFAULT_IN_CHANNELS)
         inputs = {"image": TensorSpec("image", F32, ("batch", channels, "height", "width"))}
         outputs: dict[str, TensorSpec] = {}
         derived: dict[str, tuple[str, int, int]] = {}  # the feature sizes, from the image's (whole blocks)
@@ -137,7 +140,8 @@ class T2IAdapter(Component):
     # ---- the runtime wrapper ---------------------------------------------------------------------
     @property
     def in_channels(self) -> int:
-        return int(self.record.inputs["image"].shape[1])
+        channels = self.record.inputs["image"].shape[1]
+        return channels if isinstance(channels, int) else DEFAULT_IN_CHANNELS
 
     @property
     def downscale_factor(self) -> int:

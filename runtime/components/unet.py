@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class UNet(Component):
     spatial = "latent"
     guided = True
     ort_model_type = "unet"
-    build_options = ("controlnet_residuals", "adapter_residuals", "prompt_chunks")
+    build_options: ClassVar[tuple[str, ...]] = ("controlnet_residuals", "adapter_residuals", "prompt_chunks")
     latent_dims = ("latent_height", "latent_width")
 
     @classmethod
