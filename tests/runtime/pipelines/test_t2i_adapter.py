@@ -71,7 +71,9 @@ def setup(model_folders, tmp_path_factory):
         make_adapter(root / "sketch", seed=21, in_channels=1),
     ]
     bundle = root / "bundle"
-    assert build(model, bundle, [str(adapters[0]), f"{adapters[1]}:sketch"], validate=True) in (0, None)
+    components = ("--components", "text_encoder", "unet", "vae_decoder", "adapter")
+    specs = [str(adapters[0]), f"{adapters[1]}:sketch"]
+    assert build(model, bundle, specs, validate=True, extra=components) in (0, None)
     return model, bundle, adapters
 
 
@@ -182,6 +184,7 @@ def test_diffusion_pipeline_loads_the_adapter_pipeline(setup):
 
     pipe = DiffusionPipeline.from_pretrained(setup[1], provider="cpu")
     assert type(pipe).__name__ == "StableDiffusionAdapterPipeline" and len(pipe.adapter) == 2
+    assert set(pipe.components) == set(reference(setup, 2).components)  # diffusers' parts, by name
 
 
 def test_wrong_images_are_clear_errors(setup):
