@@ -4,7 +4,7 @@
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
 ``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
-and safe latent diffusion loops. The family (``sdrt.runtime.families``) names the pipeline of the task.
+and safe latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
+    DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
     T2I_ADAPTER: (("--adapter-image",), ("--adapter-image", "--adapter-scale")),
 }
 # what a task's flags are, for the error when they are missing
@@ -60,6 +61,7 @@ NEEDS = {
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
     SUPER_RESOLUTION: "--image (the low-resolution picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
+    DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -76,7 +78,7 @@ STARTS_FROM = {
     SEMANTIC: "text",
     SAFE: "text",
     T2I_ADAPTER: "text and adapter images",
-    DIFFEDIT: "images",  # Python only: generate_mask, invert, then the edit
+    DIFFEDIT: "images and a source prompt",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -96,6 +98,7 @@ class ImageInputs:
     editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
+    source_prompt: str | None = None  # --source-prompt: DiffEdit
     adapter_images: tuple[Path, ...] = ()  # --adapter-image: T2I-Adapter conditioning, one per adapter
     adapter_scales: tuple[float, ...] = ()  # --adapter-scale: adapter_conditioning_scale
 
@@ -109,6 +112,7 @@ class ImageInputs:
             "--editing-prompt": self.editing_prompts or None,
             "--edit-guidance-scale": self.edit_guidance_scale,
             "--safety-preset": self.safety_preset,
+            "--source-prompt": self.source_prompt,
             "--adapter-image": self.adapter_images or None,
             "--adapter-scale": self.adapter_scales or None,
         }
