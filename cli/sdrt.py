@@ -102,6 +102,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
     _image_options(gen)
+    _adapter_options(gen)
     _guided_options(gen)
     _refiner_options(gen)
     gen.add_argument(
@@ -201,6 +202,10 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
     )
+
+
+def _adapter_options(gen: argparse.ArgumentParser) -> None:
+    """The flags that guide by T2I-Adapter images (a bundle built with build-engine --adapter)."""
     gen.add_argument(
         "--adapter-image",
         type=Path,
