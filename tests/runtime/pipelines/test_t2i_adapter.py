@@ -102,7 +102,7 @@ def reference(setup, count: int = 1, scheduler: str | None = None):
     return pipe
 
 
-def test_bundle_lists_the_adapters_and_their_engines_pass_the_gate(setup):
+def test_bundle_lists_the_adapters_and_their_engines_pass_the_gate(setup, capsys):
     from sdrt.cli.sdrt import main as sdrt_main
     from sdrt.runtime.bundle.bundle import open_bundle
 
@@ -117,6 +117,8 @@ def test_bundle_lists_the_adapters_and_their_engines_pass_the_gate(setup):
         validation = manifest.components[name].validation
         assert validation and validation["value"] <= validation["allowed"], (name, validation)
     assert sdrt_main(["inspect", str(setup[1])]) in (0, None)
+    listed = capsys.readouterr().out
+    assert f"adapter      adapter_sketch: {setup[2][1].resolve()}" in listed
 
 
 def test_adapter_engine_matches_diffusers_t2iadapter(setup):
