@@ -16,6 +16,7 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
     CLASS_CONDITIONAL,
     DEPTH,
+    DIFFEDIT,
     IMAGE_TO_IMAGE,
     INSTRUCT_PIX2PIX,
     PANORAMA,
@@ -26,6 +27,7 @@ from sdrt.runtime.families import (
     family,
 )
 
+from .diffedit import diffedit_output, mask_path
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
@@ -207,8 +209,7 @@ def generate(
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
         kwargs |= {} if eta is None else {"eta": eta}
-        images_in = {**image_arguments(task, inputs, size, cls), **guided_arguments(task, inputs)}
-        images = prompted_output(pipes, prompt, images_in, kwargs, refiner)
+        images = task_output(task, pipes, prompt, inputs, kwargs, size, refiner, output)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
@@ -218,6 +219,26 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths + save_depth_maps(depth, paths)
+
+
+def task_output(
+    task: str,
+    pipes: list[Any],
+    prompt: str,
+    inputs: ImageInputs,
+    call: dict[str, Any],
+    size: tuple[int, int] | None,
+    refiner: Refiner,
+    output: Path,
+) -> Any:
+    """A prompted task's pipeline output (DiffEdit's mask saved beside ``output``)."""
+    if task == DIFFEDIT:
+        result, mask = diffedit_output(pipes[0], inputs, call, size)
+        save_image(mask, mask_path(output))
+        return result
+    cls = type(pipes[0])
+    images = {**image_arguments(task, inputs, size, cls), **guided_arguments(task, inputs)}
+    return prompted_output(pipes, prompt, images, call, refiner)
 
 
 def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:

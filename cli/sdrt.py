@@ -232,6 +232,13 @@ def _guided_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="safe latent diffusion (StableDiffusionPipelineSafe) with diffusers' SafetyConfig preset",
     )
+    gen.add_argument(
+        "--source-prompt",
+        default=None,
+        help="DiffEdit (StableDiffusionDiffEditPipeline) with --image: what the picture shows now; PROMPT is what "
+        "it should show, and the region where the two disagree is repainted (--strength: the inversion's depth, "
+        "default 0.8; the mask is saved beside the output as NAME-mask.png)",
+    )
 
 
 def _bench_options(bench: argparse.ArgumentParser) -> None:
@@ -291,6 +298,7 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         tuple(args.editing_prompt or ()),
         args.edit_guidance_scale,
         args.safety_preset,
+        args.source_prompt,
         args.image_guidance,
     )
 

@@ -4,7 +4,7 @@
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
 ``--mask``: inpainting); ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
-and safe latent diffusion loops. The family (``sdrt.runtime.families``) names the pipeline of the task.
+and safe latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
+    DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
     INSTRUCT_PIX2PIX: (("--image",), ("--image", "--image-guidance")),
 }
 # what a task's flags are, for the error when they are missing
@@ -60,6 +61,7 @@ NEEDS = {
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
     SUPER_RESOLUTION: "--image (the low-resolution picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
+    DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
     INSTRUCT_PIX2PIX: "--image (the picture to edit; the prompt is the instruction)",
 }
 # what a task starts from, for the error naming what a family runs
@@ -76,7 +78,7 @@ STARTS_FROM = {
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",
-    DIFFEDIT: "images",  # Python only: generate_mask, invert, then the edit
+    DIFFEDIT: "images and a source prompt",
     INSTRUCT_PIX2PIX: "images and instructions",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
@@ -97,6 +99,7 @@ class ImageInputs:
     editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
+    source_prompt: str | None = None  # --source-prompt: DiffEdit
     image_guidance: float | None = None  # --image-guidance: InstructPix2Pix's image_guidance_scale
 
     def given(self) -> list[str]:
@@ -109,6 +112,7 @@ class ImageInputs:
             "--editing-prompt": self.editing_prompts or None,
             "--edit-guidance-scale": self.edit_guidance_scale,
             "--safety-preset": self.safety_preset,
+            "--source-prompt": self.source_prompt,
             "--image-guidance": self.image_guidance,
         }
         return [flag for flag, value in flags.items() if value is not None]
