@@ -225,3 +225,20 @@ def test_sdxl_bundle(sdxl):
     assert type(pipe) is StableDiffusionXLInstructPix2PixPipeline
     assert pipe.bundle.model_type == "sdxl-instruct-pix2pix"
     assert pipe.unet.record.dims["batch"] == (1, 6)
+
+
+@pytest.mark.parametrize(
+    "name", ["StableDiffusionInstructPix2PixPipeline", "StableDiffusionXLInstructPix2PixPipeline"]
+)
+def test_call_arguments_and_defaults_are_diffusers(name):
+    import inspect
+
+    import sdrt.runtime
+
+    def arguments(cls):
+        parameters = inspect.signature(cls.__call__).parameters.values()
+        return {
+            p.name: list(p.default) if isinstance(p.default, (list, tuple)) else p.default for p in parameters
+        }
+
+    assert arguments(getattr(sdrt.runtime, name)) == arguments(getattr(diffusers, name))
