@@ -161,7 +161,8 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; repeat for several images',
+        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; class-conditional consistency '
+        "models: a class id; repeat for several images",
     )
     gen.add_argument(
         "--image",
