@@ -181,12 +181,19 @@ def test_the_adapter_image_conditions_and_scale_zero_is_the_plain_pipeline(setup
     assert psnr(first, expected) < 35.0
 
 
-def test_diffusion_pipeline_loads_the_adapter_pipeline(setup):
-    from sdrt.runtime import DiffusionPipeline
+def test_diffusion_pipeline_loads_the_adapter_pipeline_and_the_bundle_runs_the_plain_one(setup):
+    from sdrt.runtime import DiffusionPipeline, StableDiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(setup[1], provider="cpu")
     assert type(pipe).__name__ == "StableDiffusionAdapterPipeline" and len(pipe.adapter) == 2
     assert set(pipe.components) == set(reference(setup, 2).components)  # diffusers' parts, by name
+    plain = StableDiffusionPipeline.from_pipe(pipe)
+    plain.set_progress_bar_config(disable=True)
+    ref = diffusers.StableDiffusionPipeline.from_pretrained(setup[0], safety_checker=None)
+    ref.set_progress_bar_config(disable=True)
+    kwargs = dict(height=64, width=64, num_inference_steps=STEPS, output_type="np")
+    expected = ref(PROMPT, generator=torch.Generator().manual_seed(6), **kwargs).images
+    assert_parity(plain(PROMPT, generator=6, **kwargs).images, expected)
 
 
 def test_wrong_images_are_clear_errors(setup):
