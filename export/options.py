@@ -82,6 +82,8 @@ class BuildOptions:
     loads it: the UNet takes the image tokens and a per-layer scale, the projection is ``image_projection``."""
     image_encoder: str | Path | None = None
     """The ``CLIPVisionModelWithProjection`` folder of ``ip_adapter``, exported as ``image_encoder``."""
+    adapters: list[str] | None = None
+    """``DIR[:NAME]`` T2IAdapter folders, each its own component (the UNet takes their feature maps)."""
     config: str | Path | None = None
     """With a single-file checkpoint: the diffusers folder of its model, or a configuration sdrt ships
     (``sd15``, ``sd2``, ``sd2-base``, ``sdxl``); default: the one diffusers infers."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sdrt.runtime.errors import BundleError
 
 from .base import (
+    ADAPTER,
     CLASS_CONDITIONAL,
     CLIP_SKIP,
     CONSISTENCY,
@@ -24,6 +25,7 @@ from .base import (
     DIFFEDIT,
     IMAGE_TO_IMAGE,
     INPAINT,
+    INSTRUCT_PIX2PIX,
     IP_ADAPTER,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
@@ -34,6 +36,7 @@ from .base import (
     SCORE_SDE_VE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     UNCONDITIONAL,
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 from .depth import SD_DEPTH
 from .dit import DIT
 from .inpaint import SD_INPAINT
+from .instruct_pix2pix import SD_INSTRUCT_PIX2PIX, SDXL_INSTRUCT_PIX2PIX
 from .lcm import LCM
 from .ldm import LDM, LDM_SUPER_RESOLUTION, LDM_TEXT
 from .ldm3d import LDM3D
@@ -72,6 +76,8 @@ FAMILIES: list[Family] = [
     LDM_SUPER_RESOLUTION,
     LDM_TEXT,
     LDM3D,
+    SD_INSTRUCT_PIX2PIX,
+    SDXL_INSTRUCT_PIX2PIX,
 ]
 
 
@@ -132,6 +138,7 @@ def model_types_running(cls: type) -> list[str]:
 
 
 __all__ = [
+    "ADAPTER",
     "CLASS_CONDITIONAL",
     "CLIP_SKIP",
     "DEEPCACHE",
@@ -146,6 +153,7 @@ __all__ = [
     "IMAGE_TO_IMAGE",
     "IP_ADAPTER",
     "INPAINT",
+    "INSTRUCT_PIX2PIX",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LORA",
@@ -154,6 +162,7 @@ __all__ = [
     "SAFE",
     "SCORE_SDE_VE",
     "SUPER_RESOLUTION",
+    "T2I_ADAPTER",
     "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
