@@ -3,12 +3,26 @@ with build-engine --ip-adapter) and the scale set on the pipeline."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 from sdrt.runtime.errors import InputError
 
 from .task_choice import ImageInputs
+
+
+def add_ip_adapter_flags(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument(
+        "--ip-adapter-image",
+        type=Path,
+        help="image prompt for a bundle built with build-engine --ip-adapter (text-to-image: ip_adapter_image)",
+    )
+    gen.add_argument(
+        "--ip-adapter-scale",
+        type=float,
+        help="the IP-Adapter's scale, every layer (set_ip_adapter_scale; default 1.0)",
+    )
 
 
 def ip_adapter_arguments(pipe: Any, inputs: ImageInputs) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from sdrt.runtime.errors import InputError
 from . import run
 from .bench import bench
 from .generate import ImageInputs, generate
+from .ip_adapter_arguments import add_ip_adapter_flags
 from .options import parse_size
 from .refiner import Refiner
 from .serve import serve, serve_options
@@ -209,16 +210,7 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
     )
-    gen.add_argument(
-        "--ip-adapter-image",
-        type=Path,
-        help="image prompt for a bundle built with build-engine --ip-adapter (text-to-image: ip_adapter_image)",
-    )
-    gen.add_argument(
-        "--ip-adapter-scale",
-        type=float,
-        help="the IP-Adapter's scale, every layer (set_ip_adapter_scale; default 1.0)",
-    )
+    add_ip_adapter_flags(gen)
 
 
 def _adapter_options(gen: argparse.ArgumentParser) -> None:
