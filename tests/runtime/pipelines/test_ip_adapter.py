@@ -121,7 +121,16 @@ def test_the_image_conditions_and_scale_zero_is_the_plain_image(setup):
     assert psnr(first, zero) < 30
 
 
-def test_the_new_engines_pass_the_export_gates(setup):
+def test_the_new_engines_pass_the_export_gates(setup, capsys):
+    from sdrt.cli.sdrt import main
+
+    assert main(["inspect", str(setup[2])]) in (0, None)
+    listed = capsys.readouterr().out
+    assert (
+        f"ip-adapter   {setup[1]} (4 layers" in listed
+        and "image_projection" in listed
+        and "image_encoder" in listed
+    )
     manifest = json.loads((setup[2] / "manifest.json").read_text())
     for name in ("unet", "image_projection", "image_encoder"):
         validation = manifest["components"][name]["validation"]
