@@ -22,9 +22,16 @@ from sdrt.runtime.families import (
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    UNCLIP_IMAGE_TO_IMAGE,
     family,
 )
 
+from .image_conditioned import (
+    IMAGE_GUIDED_TASKS,
+    PROMPT_OPTIONAL_TASKS,
+    image_guided_arguments,
+    read_image,
+)
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
@@ -87,19 +94,6 @@ def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | N
     return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
 
 
-def read_image(path: Path, flag: str, mode: str) -> Any:
-    """The picture at ``path`` (PIL, ``mode``), or an error naming the flag."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise InputError(f"{flag} {path}: no such file")
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
-
-
 def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
     """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
     if task in CONTROL_TASKS:
@@ -114,6 +108,9 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
         arguments["strength"] = inputs.strength
     if inputs.depth_map is not None:
         arguments["depth_map"] = read_depth_map(inputs.depth_map)
+    if task == UNCLIP_IMAGE_TO_IMAGE:  # the image is embedded, not the start: any size
+        height, width = size or (None, None)
+        return {**arguments, "height": height, "width": width}
     if task in (IMAGE_TO_IMAGE, DEPTH):
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
@@ -169,7 +166,8 @@ def generate(
     cls = found.pipeline(task)
     check_class_labels(task, class_labels)
     if not found.takes_prompt:
-        check_no_text(cls, prompt, negative_prompt, None if task == CLASS_CONDITIONAL else guidance, size)
+        guided = task == CLASS_CONDITIONAL or task in IMAGE_GUIDED_TASKS
+        check_no_text(cls, prompt, negative_prompt, None if guided else guidance, None if guided else size)
     pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
@@ -181,11 +179,12 @@ def generate(
         set_scheduler(each, scheduler)
     depth: list[Any] = []
     if not found.takes_prompt:
-        arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance, size)
         images = pipe(generator=seed, num_inference_steps=steps, **arguments).images
     else:
-        if not prompt:
+        if not prompt and task not in PROMPT_OPTIONAL_TASKS:
             raise InputError(f"{cls.__name__} needs a prompt")
+        prompt = prompt or ""
         kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
@@ -295,10 +294,18 @@ def check_class_labels(task: str, class_labels: list[str] | None) -> None:
 
 
 def unconditional_arguments(
-    task: str, inputs: ImageInputs, num_images: int, class_labels: list[str], guidance: float | None
+    task: str,
+    inputs: ImageInputs,
+    num_images: int,
+    class_labels: list[str],
+    guidance: float | None,
+    size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """RePaint's picture and mask (once per image), DiT's class labels (ids or names; and the guidance scale), or
-    the batch size of the pipelines that start from noise."""
+    """RePaint's picture and mask (once per image), DiT's class labels (ids or names; and the guidance scale), the
+    image-guided pipelines' pictures (``image_conditioned``), or the batch size of the pipelines that start from
+    noise."""
+    if task in IMAGE_GUIDED_TASKS:
+        return image_guided_arguments(task, inputs, num_images, guidance, size)
     if task == CLASS_CONDITIONAL:
         labels: list[int | str] = [
             int(n) if n.isdigit() else n for n in class_labels for _ in range(num_images)

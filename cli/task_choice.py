@@ -4,7 +4,8 @@
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
 ``--mask``: inpainting); ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
-and safe latent diffusion loops. The family (``sdrt.runtime.families``) names the pipeline of the task.
+and safe latent diffusion loops; an image variation or Stable unCLIP bundle -> its pipeline from ``--image``, a
+Paint-by-Example bundle from ``--image``, ``--mask`` and ``--example-image``. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from sdrt.runtime.families import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    IMAGE_VARIATION,
     INPAINT,
     LATENT_UNCONDITIONAL,
+    PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
     TEXT_TO_IMAGE,
+    UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
     Family,
     family,
@@ -49,6 +53,9 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
+    IMAGE_VARIATION: (("--image",), ("--image",)),
+    UNCLIP_IMAGE_TO_IMAGE: (("--image",), ("--image",)),
+    PAINT_BY_EXAMPLE: (("--image", "--mask", "--example-image"), ("--image", "--mask", "--example-image")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -58,6 +65,9 @@ NEEDS = {
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
     SUPER_RESOLUTION: "--image (the low-resolution picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
+    IMAGE_VARIATION: "--image (the picture to make variations of)",
+    UNCLIP_IMAGE_TO_IMAGE: "--image (the picture whose CLIP embedding guides, beside the optional prompt)",
+    PAINT_BY_EXAMPLE: "--image (the picture), --mask (white = repaint) and --example-image (what to paint there)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -74,6 +84,9 @@ STARTS_FROM = {
     SEMANTIC: "text",
     SAFE: "text",
     DIFFEDIT: "images",  # Python only: generate_mask, invert, then the edit
+    IMAGE_VARIATION: "images",
+    UNCLIP_IMAGE_TO_IMAGE: "images and text",
+    PAINT_BY_EXAMPLE: "masked images and example images",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -93,6 +106,7 @@ class ImageInputs:
     editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
+    example_image: Path | None = None  # --example-image: Paint-by-Example's example
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -104,6 +118,7 @@ class ImageInputs:
             "--editing-prompt": self.editing_prompts or None,
             "--edit-guidance-scale": self.edit_guidance_scale,
             "--safety-preset": self.safety_preset,
+            "--example-image": self.example_image,
         }
         return [flag for flag, value in flags.items() if value is not None]
 

@@ -15,7 +15,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
-from .image_encoder import ImageEncoder
+from .image_encoder import ImageEncoder, PaintByExampleEncoder
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
@@ -39,6 +39,7 @@ COMPONENTS: list[type[Component]] = [
     PreviewVaeDecoder,
     DepthEstimator,
     ImageEncoder,
+    PaintByExampleEncoder,
 ]
 
 
@@ -77,6 +78,7 @@ __all__ = [
     "LDMBertEncoder",
     "DepthEstimator",
     "ImageEncoder",
+    "PaintByExampleEncoder",
     "ModelInfo",
     "MultiControlNetModel",
     "PreviewVaeDecoder",

@@ -13,6 +13,7 @@ from sdrt.runtime.bundle.manifest import Manifest
 from sdrt.runtime.bundle.records import ComponentRecord
 from sdrt.runtime.engines.base import Engine
 from sdrt.runtime.errors import BundleError, InputError
+from sdrt.runtime.families import family
 from sdrt.runtime.tensors import TensorSpec
 
 from .base import Component, ModelInfo
@@ -55,10 +56,13 @@ class UNet(Component):
         if "cross_attention_dim" in config:
             width = int(config["cross_attention_dim"])
             chunks = int(options.get("prompt_chunks") or 1)  # > 1: A1111's long prompts, 77 x chunks
-            sequence: int | str = "sequence" if chunks > 1 else 77
+            sequence: int | str = "sequence" if chunks > 1 else family(model.model_type).unet_sequence
             inputs["encoder_hidden_states"] = TensorSpec(
                 "encoder_hidden_states", F32, ("batch", sequence, width)
             )
+        if config.get("class_embed_type") == "projection":  # unCLIP: the noised image embedding
+            width = int(config["projection_class_embeddings_input_dim"])
+            inputs["class_labels"] = TensorSpec("class_labels", F32, ("batch", width))
         encoder_2 = model.configs.get("text_encoder_2")
         inputs |= added_condition_specs(config, int(encoder_2["projection_dim"]) if encoder_2 else None)
         if config.get("time_cond_proj_dim") is not None:
@@ -106,6 +110,7 @@ class UNet(Component):
             inputs["sample"],
             inputs["timestep"],
             inputs["encoder_hidden_states"],
+            class_labels=inputs.get("class_labels"),
             timestep_cond=inputs.get("timestep_cond"),
             added_cond_kwargs=added,
             down_block_additional_residuals=tuple(down) if down else None,
@@ -141,6 +146,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        class_labels: Any = None,
     ) -> Any:
         return self.run(
             **self.feeds(
@@ -153,6 +159,7 @@ class UNet(Component):
                 down_block_additional_residuals=down_block_additional_residuals,
                 mid_block_additional_residual=mid_block_additional_residual,
                 timestep_cond=timestep_cond,
+                class_labels=class_labels,
             )
         )["noise_pred"]
 
@@ -168,6 +175,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        class_labels: Any = None,
     ) -> dict[str, Any]:
         """The engine's inputs for a call (diffusers' UNet arguments)."""
         sample = self.xp.asarray(sample)
@@ -181,6 +189,7 @@ class UNet(Component):
             "text_embeds": text_embeds,
             "time_ids": time_ids,
             "timestep_cond": timestep_cond,
+            "class_labels": class_labels,
         }
         for key, value in given.items():
             if key in self.record.inputs:

@@ -23,10 +23,12 @@ from .base import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    IMAGE_VARIATION,
     INPAINT,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
     LORA,
+    PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
     SAFE,
@@ -35,6 +37,7 @@ from .base import (
     SUPER_RESOLUTION,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
+    UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
     UNCONDITIONAL_DDIM,
     UNCONDITIONAL_PNDM,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
 from .dit import DIT
+from .image_conditioned import IMAGE_VARIATION_FAMILY, PAINT_BY_EXAMPLE_FAMILY, UNCLIP_IMG2IMG
 from .inpaint import SD_INPAINT
 from .lcm import LCM
 from .ldm import LDM, LDM_SUPER_RESOLUTION, LDM_TEXT
@@ -71,6 +75,9 @@ FAMILIES: list[Family] = [
     LDM_SUPER_RESOLUTION,
     LDM_TEXT,
     LDM3D,
+    IMAGE_VARIATION_FAMILY,
+    UNCLIP_IMG2IMG,
+    PAINT_BY_EXAMPLE_FAMILY,
 ]
 
 
@@ -143,10 +150,12 @@ __all__ = [
     "DIFFEDIT",
     "FAMILIES",
     "IMAGE_TO_IMAGE",
+    "IMAGE_VARIATION",
     "INPAINT",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LORA",
+    "PAINT_BY_EXAMPLE",
     "PANORAMA",
     "REPAINT",
     "SAFE",
@@ -155,6 +164,7 @@ __all__ = [
     "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
+    "UNCLIP_IMAGE_TO_IMAGE",
     "UNCONDITIONAL",
     "UNCONDITIONAL_DDIM",
     "UNCONDITIONAL_PNDM",
