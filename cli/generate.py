@@ -16,16 +16,21 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
     CLASS_CONDITIONAL,
     DEPTH,
+    DIFFEDIT,
     IMAGE_TO_IMAGE,
+    INSTRUCT_PIX2PIX,
     PANORAMA,
     REPAINT,
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     UNCLIP_IMAGE_TO_IMAGE,
     family,
 )
 
+from .adapter_arguments import adapter_arguments
+from .diffedit import diffedit_output, mask_path
 from .image_conditioned import (
     IMAGE_GUIDED_TASKS,
     PROMPT_OPTIONAL_TASKS,
@@ -94,10 +99,14 @@ def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | N
     return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
 
 
-def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
-    """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
+def image_arguments(
+    task: str, inputs: ImageInputs, size: tuple[int, int] | None, cls: type | None = None
+) -> dict[str, Any]:
+    """The pipeline call's image arguments (and its size, where the pipeline ``cls`` takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
+    if task == T2I_ADAPTER:
+        return adapter_arguments(inputs, size)
     if task == PANORAMA and size is None:
         return {}  # the pipeline's own panorama size (diffusers': 2048x512)
     if inputs.image is None:
@@ -111,6 +120,8 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
     if task == UNCLIP_IMAGE_TO_IMAGE:  # the image is embedded, not the start: any size
         height, width = size or (None, None)
         return {**arguments, "height": height, "width": width}
+    if task == INSTRUCT_PIX2PIX:
+        return arguments | instruct_arguments(cls, inputs, size)
     if task in (IMAGE_TO_IMAGE, DEPTH):
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
@@ -120,6 +131,18 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
     arguments["mask_image"] = read_image(inputs.mask, "--mask", "L")
     height, width = size or (None, None)
     return {**arguments, "height": height, "width": width}
+
+
+def instruct_arguments(cls: type | None, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
+    """InstructPix2Pix's ``image_guidance_scale`` (``--image-guidance``) and the size, where ``cls`` takes one
+    (SDXL's; SD's edits at the image's size)."""
+    arguments = {} if inputs.image_guidance is None else {"image_guidance_scale": inputs.image_guidance}
+    if size is None:
+        return arguments
+    if cls is None or "height" not in inspect.signature(cls.__call__).parameters:
+        name = cls.__name__ if cls is not None else "this pipeline"
+        raise InputError(f"--size does not apply to {name}: the output has --image's size; drop --size")
+    return arguments | {"height": size[0], "width": size[1]}
 
 
 def generate(
@@ -164,10 +187,11 @@ def generate(
         steps = default_steps(manifest.model_type, manifest.pipeline_class)
     found = family(manifest.model_type)
     cls = found.pipeline(task)
-    check_class_labels(task, class_labels)
+    check_class_labels(task, class_labels, manifest.unet.num_class_embeds)
     if not found.takes_prompt:
-        guided = task == CLASS_CONDITIONAL or task in IMAGE_GUIDED_TASKS
-        check_no_text(cls, prompt, negative_prompt, None if guided else guidance, None if guided else size)
+        pictured = task in IMAGE_GUIDED_TASKS  # guided by an image embedding, sized by --size or the image
+        guided = task == CLASS_CONDITIONAL or pictured
+        check_no_text(cls, prompt, negative_prompt, None if guided else guidance, None if pictured else size)
     pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
@@ -179,7 +203,11 @@ def generate(
         set_scheduler(each, scheduler)
     depth: list[Any] = []
     if not found.takes_prompt:
-        arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance, size)
+        arguments = (  # image variation, Paint-by-Example: pictures in place of a prompt (image_conditioned.py)
+            image_guided_arguments(task, inputs, num_images, guidance, size)
+            if task in IMAGE_GUIDED_TASKS
+            else unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        )
         images = pipe(generator=seed, num_inference_steps=steps, **arguments).images
     else:
         if not prompt and task not in PROMPT_OPTIONAL_TASKS:
@@ -189,8 +217,7 @@ def generate(
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
         kwargs |= {} if eta is None else {"eta": eta}
-        images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
-        images = prompted_output(pipes, prompt, images_in, kwargs, refiner)
+        images = task_output(task, pipes, prompt, inputs, kwargs, size, refiner, output)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
@@ -200,6 +227,26 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths + save_depth_maps(depth, paths)
+
+
+def task_output(
+    task: str,
+    pipes: list[Any],
+    prompt: str,
+    inputs: ImageInputs,
+    call: dict[str, Any],
+    size: tuple[int, int] | None,
+    refiner: Refiner,
+    output: Path,
+) -> Any:
+    """A prompted task's pipeline output (DiffEdit's mask saved beside ``output``)."""
+    if task == DIFFEDIT:
+        result, mask = diffedit_output(pipes[0], inputs, call, size)
+        save_image(mask, mask_path(output))
+        return result
+    cls = type(pipes[0])
+    images = {**image_arguments(task, inputs, size, cls), **guided_arguments(task, inputs)}
+    return prompted_output(pipes, prompt, images, call, refiner)
 
 
 def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:
@@ -282,8 +329,15 @@ def check_no_text(
         )
 
 
-def check_class_labels(task: str, class_labels: list[str] | None) -> None:
-    """``--class-label`` for the class-conditional models (DiT) only, and they need one."""
+def check_class_labels(task: str, class_labels: list[str] | None, unet_classes: int | None) -> None:
+    """``--class-label`` for the class-conditional models only (DiT, which needs one; a consistency model with
+    ``num_class_embeds``, ids only, random ones where none is given)."""
+    if class_labels and unet_classes is not None:
+        if not all(label.isdigit() for label in class_labels):
+            raise InputError(
+                f"--class-label {' '.join(class_labels)}: this bundle's classes are ids 0..{unet_classes - 1}"
+            )
+        return
     if class_labels and task != CLASS_CONDITIONAL:
         raise InputError("--class-label is for class-conditional (DiT) bundles; this bundle takes none")
     if task == CLASS_CONDITIONAL and not class_labels:
@@ -294,33 +348,34 @@ def check_class_labels(task: str, class_labels: list[str] | None) -> None:
 
 
 def unconditional_arguments(
-    task: str,
-    inputs: ImageInputs,
-    num_images: int,
-    class_labels: list[str],
-    guidance: float | None,
-    size: tuple[int, int] | None = None,
+    task: str, inputs: ImageInputs, num_images: int, class_labels: list[str], guidance: float | None
 ) -> dict[str, Any]:
-    """RePaint's picture and mask (once per image), DiT's class labels (ids or names; and the guidance scale), the
-    image-guided pipelines' pictures (``image_conditioned``), or the batch size of the pipelines that start from
-    noise."""
-    if task in IMAGE_GUIDED_TASKS:
-        return image_guided_arguments(task, inputs, num_images, guidance, size)
+    """RePaint's picture and mask (once per image), DiT's class labels (ids or names; and the guidance scale), or
+    the batch size of the pipelines that start from noise."""
     if task == CLASS_CONDITIONAL:
-        labels: list[int | str] = [
-            int(n) if n.isdigit() else n for n in class_labels for _ in range(num_images)
-        ]
-        return {"class_labels": labels} | ({} if guidance is None else {"guidance_scale": guidance})
+        return {"class_labels": ids_per_image(class_labels, num_images)} | (
+            {} if guidance is None else {"guidance_scale": guidance}
+        )
     if task == SUPER_RESOLUTION:
         if num_images != 1:
             raise InputError("--num-images: super-resolution makes one image of --image; drop --num-images")
         assert inputs.image is not None  # chosen_task asked for it
         return {"image": read_image(inputs.image, "--image", "RGB")}
+    if task != REPAINT and class_labels:  # a class-conditional consistency model: one image per label
+        return {
+            "batch_size": num_images * len(class_labels),
+            "class_labels": ids_per_image(class_labels, num_images),
+        }
     if task != REPAINT:
         return {"batch_size": num_images}
     assert inputs.image is not None and inputs.mask is not None  # chosen_task asked for both
     image, mask = read_image(inputs.image, "--image", "RGB"), read_image(inputs.mask, "--mask", "L")
     return {"image": [image] * num_images, "mask_image": [mask] * num_images}
+
+
+def ids_per_image(class_labels: list[str], num_images: int) -> list[int | str]:
+    """Each label (an id as an int, a name as it is) ``num_images`` times."""
+    return [int(n) if n.isdigit() else n for n in class_labels for _ in range(num_images)]
 
 
 def load_loras(pipe: Any, specs: list[str]) -> None:

@@ -105,6 +105,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
     _image_options(gen)
+    _adapter_options(gen)
     _guided_options(gen)
     _refiner_options(gen)
     gen.add_argument(
@@ -164,7 +165,8 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; repeat for several images',
+        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; class-conditional consistency '
+        "models: a class id; repeat for several images",
     )
     gen.add_argument(
         "--image",
@@ -180,6 +182,13 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="how much of --image is repainted, 0 to 1 (default: 0.8 image-to-image, 1.0 inpainting)",
+    )
+    gen.add_argument(
+        "--image-guidance",
+        type=float,
+        default=None,
+        help="InstructPix2Pix bundles: image_guidance_scale, how closely the edit keeps to --image (default: "
+        "1.5; below 1 turns guidance off, as in diffusers)",
     )
     gen.add_argument(
         "--example-image",
@@ -211,6 +220,25 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
     )
 
 
+def _adapter_options(gen: argparse.ArgumentParser) -> None:
+    """The flags that guide by T2I-Adapter images (a bundle built with build-engine --adapter)."""
+    gen.add_argument(
+        "--adapter-image",
+        type=Path,
+        action="append",
+        default=None,
+        help="conditioning image for the bundle's T2I-Adapter (built with build-engine --adapter), resized to the "
+        "output size (grayscale kept for 1-channel adapters); repeatable, one per adapter in build order",
+    )
+    gen.add_argument(
+        "--adapter-scale",
+        type=float,
+        action="append",
+        default=None,
+        help="adapter_conditioning_scale: one for all, or one per --adapter-image (default: 1.0)",
+    )
+
+
 def _guided_options(gen: argparse.ArgumentParser) -> None:
     """The flags that pick one of the guided text-to-image loops (SD 1.x / 2.x bundles)."""
     gen.add_argument(
@@ -233,6 +261,13 @@ def _guided_options(gen: argparse.ArgumentParser) -> None:
         choices=("weak", "medium", "strong", "max"),
         default=None,
         help="safe latent diffusion (StableDiffusionPipelineSafe) with diffusers' SafetyConfig preset",
+    )
+    gen.add_argument(
+        "--source-prompt",
+        default=None,
+        help="DiffEdit (StableDiffusionDiffEditPipeline) with --image: what the picture shows now; PROMPT is what "
+        "it should show, and the region where the two disagree is repainted (--strength: the inversion's depth, "
+        "default 0.8; the mask is saved beside the output as NAME-mask.png)",
     )
 
 
@@ -293,6 +328,10 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         tuple(args.editing_prompt or ()),
         args.edit_guidance_scale,
         args.safety_preset,
+        args.source_prompt,
+        args.image_guidance,
+        tuple(args.adapter_image or ()),
+        tuple(args.adapter_scale or ()),
         args.example_image,
     )
 

@@ -3,9 +3,9 @@
 ``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
-``--mask``: inpainting); ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
-and safe latent diffusion loops; an image variation or Stable unCLIP bundle -> its pipeline from ``--image``, a
-Paint-by-Example bundle from ``--image``, ``--mask`` and ``--example-image``. The family (``sdrt.runtime.families``) names the pipeline of the task.
+``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
+and safe latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit; an image variation or Stable unCLIP bundle -> its
+pipeline from ``--image``, a Paint-by-Example bundle from ``--image``, ``--mask`` and ``--example-image``. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sdrt.runtime.families import (
     IMAGE_TO_IMAGE,
     IMAGE_VARIATION,
     INPAINT,
+    INSTRUCT_PIX2PIX,
     LATENT_UNCONDITIONAL,
     PAINT_BY_EXAMPLE,
     PANORAMA,
@@ -33,6 +34,7 @@ from sdrt.runtime.families import (
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
@@ -53,6 +55,9 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
+    DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
+    INSTRUCT_PIX2PIX: (("--image",), ("--image", "--image-guidance")),
+    T2I_ADAPTER: (("--adapter-image",), ("--adapter-image", "--adapter-scale")),
     IMAGE_VARIATION: (("--image",), ("--image",)),
     UNCLIP_IMAGE_TO_IMAGE: (("--image",), ("--image",)),
     PAINT_BY_EXAMPLE: (("--image", "--mask", "--example-image"), ("--image", "--mask", "--example-image")),
@@ -65,6 +70,8 @@ NEEDS = {
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
     SUPER_RESOLUTION: "--image (the low-resolution picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
+    DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
+    INSTRUCT_PIX2PIX: "--image (the picture to edit; the prompt is the instruction)",
     IMAGE_VARIATION: "--image (the picture to make variations of)",
     UNCLIP_IMAGE_TO_IMAGE: "--image (the picture whose CLIP embedding guides, beside the optional prompt)",
     PAINT_BY_EXAMPLE: "--image (the picture), --mask (white = repaint) and --example-image (what to paint there)",
@@ -83,7 +90,9 @@ STARTS_FROM = {
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",
-    DIFFEDIT: "images",  # Python only: generate_mask, invert, then the edit
+    T2I_ADAPTER: "text and adapter images",
+    DIFFEDIT: "images and a source prompt",
+    INSTRUCT_PIX2PIX: "images and instructions",
     IMAGE_VARIATION: "images",
     UNCLIP_IMAGE_TO_IMAGE: "images and text",
     PAINT_BY_EXAMPLE: "masked images and example images",
@@ -106,6 +115,10 @@ class ImageInputs:
     editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
+    source_prompt: str | None = None  # --source-prompt: DiffEdit
+    image_guidance: float | None = None  # --image-guidance: InstructPix2Pix's image_guidance_scale
+    adapter_images: tuple[Path, ...] = ()  # --adapter-image: T2I-Adapter conditioning, one per adapter
+    adapter_scales: tuple[float, ...] = ()  # --adapter-scale: adapter_conditioning_scale
     example_image: Path | None = None  # --example-image: Paint-by-Example's example
 
     def given(self) -> list[str]:
@@ -118,6 +131,10 @@ class ImageInputs:
             "--editing-prompt": self.editing_prompts or None,
             "--edit-guidance-scale": self.edit_guidance_scale,
             "--safety-preset": self.safety_preset,
+            "--source-prompt": self.source_prompt,
+            "--image-guidance": self.image_guidance,
+            "--adapter-image": self.adapter_images or None,
+            "--adapter-scale": self.adapter_scales or None,
             "--example-image": self.example_image,
         }
         return [flag for flag, value in flags.items() if value is not None]
@@ -146,12 +163,17 @@ def chosen_task(
     if ready:  # the task using the most of the flags given
         return max(ready, key=lambda t: len(TASK_FLAGS.get(t, ((), ()))[0]))
     if default in fitting:
-        article = "an" if found.title[0] in "aeiou" else "a"
+        article = "an" if found.title[0].lower() in "aeiou" else "a"
         raise InputError(f"this bundle is {article} {found.title} model: pass {NEEDS[default]}")
     if fitting and fitting[0] in NEEDS and "--image" not in TASK_FLAGS[fitting[0]][0]:
         raise InputError(f"{', '.join(given)} need {NEEDS[fitting[0]]}")
     if fitting:
         raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
+    if "--image-guidance" in given:
+        raise InputError(
+            f"--image-guidance: this bundle is a {model_type!r} model, not an InstructPix2Pix one (build one from a "
+            "StableDiffusionInstructPix2PixPipeline folder such as timbrooks/instruct-pix2pix)"
+        )
     if "--depth-map" in given:
         raise InputError(
             f"--depth-map: this bundle is a {model_type!r} model, not a depth-to-image one (build one from a "

@@ -12,6 +12,7 @@ from sdrt.runtime.components.deepcache import branch_problem
 from sdrt.runtime.families import CLIP_SKIP, DEEPCACHE, all_families
 
 from .errors import ModelFolderError, OptionError
+from .model.adapter import add_adapters
 from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
@@ -49,6 +50,8 @@ def model_folder(
         folder = add_preview_vae(folder, options.preview_vae)
     if options.controlnets:
         folder = add_controlnets(folder, options.controlnets)
+    if options.adapters:
+        folder = add_adapters(folder, options.adapters)
     if options.textual_inversions:
         check_textual_inversions(folder, options.textual_inversions)
     if options.loras:
@@ -86,17 +89,20 @@ def check_runnable(folder: ModelFolder) -> None:
 
 
 def check_unconditioned_unet(folder: ModelFolder) -> None:
-    """Refuse a class-conditional UNet2DModel (class-conditional consistency models): its exported graph would
-    need a ``class_labels`` input, which sdrt's UNet2DModel graph does not have."""
+    """Refuse a class-conditional UNet2DModel that no sdrt pipeline would feed: class ids (``num_class_embeds``)
+    reach the UNet in consistency models only, as in diffusers; other class embeddings (``class_embed_type``)
+    are not exported."""
     config = folder.configs.get("unet", {})
     if folder.classes.get("unet", ("", ""))[1] != "UNet2DModel":
         return
-    if config.get("num_class_embeds") is not None or config.get("class_embed_type") is not None:
-        raise ModelFolderError(
-            f"{folder.path / 'unet'} is a class-conditional UNet2DModel (num_class_embeds="
-            f"{config.get('num_class_embeds')}, class_embed_type={config.get('class_embed_type')!r}): sdrt exports "
-            "UNet2DModel without class_labels, so it builds unconditional models only"
-        )
+    classes, embed_type = config.get("num_class_embeds"), config.get("class_embed_type")
+    if embed_type is None and (classes is None or folder.pipeline_class == "ConsistencyModelPipeline"):
+        return
+    raise ModelFolderError(
+        f"{folder.path / 'unet'} is a class-conditional UNet2DModel (num_class_embeds={classes}, "
+        f"class_embed_type={embed_type!r}): sdrt builds class-conditional UNet2DModels of consistency models "
+        "(ConsistencyModelPipeline folders, class ids by num_class_embeds) only"
+    )
 
 
 def check_components(folder: ModelFolder, components: list[str] | None) -> None:
@@ -129,10 +135,11 @@ def check_deepcache(folder: ModelFolder, branch: int) -> None:
             f"--deepcache: step caching splits the UNet of SD 1.x/2.x, SDXL, inpainting and LCM models; this is a "
             f"{folder.model_type} model; drop --deepcache"
         )
-    if any(part.startswith("controlnet") for part in folder.classes):
+    if any(part.startswith(("controlnet", "adapter")) for part in folder.classes):
         raise OptionError(
-            "--deepcache with --controlnet: sdrt's step caching does not take ControlNet residuals (they enter the "
-            "deep blocks the shallow UNet skips); build the ControlNet bundle and the --deepcache bundle apart"
+            "--deepcache with --controlnet or --adapter: sdrt's step caching does not take ControlNet residuals or "
+            "adapter features (they enter the deep blocks the shallow UNet skips); build that bundle and the "
+            "--deepcache bundle apart"
         )
     problem = branch_problem(folder.configs["unet"], branch)
     if problem is not None:

@@ -43,6 +43,7 @@ class Source:
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
     loras: list[str] | None = None  # build-engine --lora FILE[:SCALE], fused into the weights
     controlnets: list[str] | None = None  # build-engine --controlnet DIR[:NAME], as given
+    adapters: list[str] | None = None  # build-engine --adapter DIR[:NAME], as given
     checkpoint: dict[str, Any] | None = None  # a single-file source: path, bytes, sha256, config folder
 
 
@@ -55,6 +56,14 @@ class ControlNetInfo:
 
 
 @dataclass
+class AdapterInfo:
+    """One T2I-Adapter component of the bundle (in the order of build-engine's --adapter options)."""
+
+    path: str  # the T2IAdapter folder it was exported from
+    downscale_factor: int = 8  # the image's height and width must be multiples of it
+
+
+@dataclass
 class UNetInfo:
     class_name: str = "UNet2DConditionModel"
     in_channels: int = 4
@@ -62,6 +71,9 @@ class UNetInfo:
     sample_size: int | list[int] = 64
     addition_embed_type: str | None = None
     time_cond_proj_dim: int | None = None
+    num_class_embeds: int | None = (
+        None  # a class-conditional UNet2DModel's classes (its `class_labels` input)
+    )
     # build-engine --deepcache BRANCH: the branch the unet_deepcache_* engines split the UNet at (None: none)
     deepcache_branch: int | None = None
 
@@ -100,9 +112,11 @@ class Shapes:
     default: tuple[int, int]  # (height, width) a call gets when it names none
     size_multiple: int = 8
     static: bool = False
+    #: UNet rows per prompt under guidance: 2, or 3 for InstructPix2Pix (written only when not 2)
+    guidance_rows: int = 2
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "batch": list(self.batch),
             "height": list(self.height),
             "width": list(self.width),
@@ -110,6 +124,9 @@ class Shapes:
             "size_multiple": self.size_multiple,
             "static": self.static,
         }
+        if self.guidance_rows != 2:
+            data["guidance_rows"] = self.guidance_rows
+        return data
 
 
 @dataclass
@@ -127,6 +144,7 @@ class Manifest:
     backend: str = "ort"
     components: dict[str, ComponentRecord] = field(default_factory=dict)
     controlnets: dict[str, ControlNetInfo] = field(default_factory=dict)  # component name -> its info
+    adapters: dict[str, AdapterInfo] = field(default_factory=dict)  # component name -> its info
     tools: dict[str, str] = field(default_factory=dict)
     sdrt_version: str = "unknown"
     format_version: int = FORMAT_VERSION
@@ -158,6 +176,7 @@ class Manifest:
                 default=tuple(shapes["default"]),
                 size_multiple=int(shapes.get("size_multiple", 8)),
                 static=bool(shapes.get("static", False)),
+                guidance_rows=int(shapes.get("guidance_rows", 2)),
             ),
             unet=_known(UNetInfo, unet),
             vae=_vae_info(data["vae"]) if data.get("vae") else None,
@@ -168,6 +187,7 @@ class Manifest:
                 n: ComponentRecord.from_json(n, r) for n, r in (data.get("components") or {}).items()
             },
             controlnets={n: _known(ControlNetInfo, c) for n, c in (data.get("controlnets") or {}).items()},
+            adapters={n: _known(AdapterInfo, c) for n, c in (data.get("adapters") or {}).items()},
             tools=dict(data.get("tools") or {}),
             sdrt_version=data.get("sdrt_version", "unknown"),
             format_version=data["format_version"],
@@ -198,6 +218,9 @@ class Manifest:
                 {"controlnets": {n: dict(c.__dict__) for n, c in self.controlnets.items()}}
                 if self.controlnets
                 else {}
+            ),
+            **(
+                {"adapters": {n: dict(a.__dict__) for n, a in self.adapters.items()}} if self.adapters else {}
             ),
         }
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sdrt.runtime.errors import BundleError
 
 from .base import (
+    ADAPTER,
     CLASS_CONDITIONAL,
     CLIP_SKIP,
     CONSISTENCY,
@@ -25,6 +26,7 @@ from .base import (
     IMAGE_TO_IMAGE,
     IMAGE_VARIATION,
     INPAINT,
+    INSTRUCT_PIX2PIX,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
     LORA,
@@ -35,6 +37,7 @@ from .base import (
     SCORE_SDE_VE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     UNCLIP_IMAGE_TO_IMAGE,
@@ -53,6 +56,7 @@ from .depth import SD_DEPTH
 from .dit import DIT
 from .image_conditioned import IMAGE_VARIATION_FAMILY, PAINT_BY_EXAMPLE_FAMILY, UNCLIP_IMG2IMG
 from .inpaint import SD_INPAINT
+from .instruct_pix2pix import SD_INSTRUCT_PIX2PIX, SDXL_INSTRUCT_PIX2PIX
 from .lcm import LCM
 from .ldm import LDM, LDM_SUPER_RESOLUTION, LDM_TEXT
 from .ldm3d import LDM3D
@@ -75,6 +79,8 @@ FAMILIES: list[Family] = [
     LDM_SUPER_RESOLUTION,
     LDM_TEXT,
     LDM3D,
+    SD_INSTRUCT_PIX2PIX,
+    SDXL_INSTRUCT_PIX2PIX,
     IMAGE_VARIATION_FAMILY,
     UNCLIP_IMG2IMG,
     PAINT_BY_EXAMPLE_FAMILY,
@@ -138,6 +144,7 @@ def model_types_running(cls: type) -> list[str]:
 
 
 __all__ = [
+    "ADAPTER",
     "CLASS_CONDITIONAL",
     "CLIP_SKIP",
     "DEEPCACHE",
@@ -152,6 +159,7 @@ __all__ = [
     "IMAGE_TO_IMAGE",
     "IMAGE_VARIATION",
     "INPAINT",
+    "INSTRUCT_PIX2PIX",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LORA",
@@ -161,6 +169,7 @@ __all__ = [
     "SAFE",
     "SCORE_SDE_VE",
     "SUPER_RESOLUTION",
+    "T2I_ADAPTER",
     "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",

@@ -24,6 +24,7 @@ DEPTH = "depth"
 CONTROL = "control"
 CONTROL_IMAGE_TO_IMAGE = "control-image-to-image"
 CONTROL_INPAINT = "control-inpaint"
+T2I_ADAPTER = "t2i-adapter"  # text-to-image guided by T2I-Adapter feature maps
 UNCONDITIONAL = "unconditional"
 # the unconditional family's other loops, one per diffusers pipeline (the folder's class picks one)
 UNCONDITIONAL_DDIM = "unconditional-ddim"
@@ -45,11 +46,13 @@ DIFFEDIT = "diffedit"  # mask from two prompts, DDIM inversion, masked denoising
 IMAGE_VARIATION = "image-variation"
 UNCLIP_IMAGE_TO_IMAGE = "unclip-image-to-image"
 PAINT_BY_EXAMPLE = "paint-by-example"
+INSTRUCT_PIX2PIX = "instruct-pix2pix"  # an image edited by an instruction (8-channel UNet, image guidance)
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"
 TEXTUAL_INVERSION = "textual_inversion"
 CONTROLNET = "controlnet"
+ADAPTER = "adapter"  # build-engine --adapter: T2I-Adapters and a UNet taking their features
 CLIP_SKIP = "clip_skip"
 DEEPCACHE = "deepcache"  # build-engine --deepcache: the UNet split for step caching
 
@@ -91,6 +94,8 @@ class Family:
     tasks: Mapping[str, str] = field(default_factory=dict)  # task -> "module:ClassName"; first: the default
     default_steps: int = 50  # sdrt generate's --steps when not given
     fixed_size: bool = False  # the UNet's sample size is the image size (no --size)
+    #: UNet rows per image under guidance: 2 ([negative, positive]), 3 for InstructPix2Pix's image guidance
+    guidance_rows: int = 2
     denoiser: str = (
         "unet"  # the folder part that denoises (DiT: "transformer"): the manifest's ``unet`` settings
     )
