@@ -73,17 +73,19 @@ def test_the_image_conditions_the_output_and_guidance_one_runs_it_alone(pipes):
         (np.zeros((4, 4, 4, 4, 4)), "InputError", "`image`"),
         ("/nonexistent/picture.png", "InputError", "cannot read the image"),
         (None, "InputError", "`image` is required"),
+        ("tensor", "InputError", "takes N x 3 x 32 x 32"),  # pixel_values of another size
     ],
 )
 def test_a_bad_image_is_an_error_naming_it(pipes, image, error, message):
     from sdrt.runtime import errors
 
     _, pipe = pipes
+    image = torch.zeros(1, 3, 16, 16) if isinstance(image, str) and image == "tensor" else image
     with pytest.raises(getattr(errors, error), match=message):
         pipe(image, num_inference_steps=2)
 
 
-def test_sdrt_generate_takes_an_image_and_no_prompt(built, tmp_path):
+def test_sdrt_generate_takes_an_image_and_no_prompt(built, tmp_path, capsys):
     from sdrt.cli.sdrt import main
 
     _, bundle = built
@@ -94,3 +96,10 @@ def test_sdrt_generate_takes_an_image_and_no_prompt(built, tmp_path):
     assert (tmp_path / "out-1.png").is_file() and (tmp_path / "out-grid.png").is_file()
     assert main(["generate", *common, "--mask", str(tmp_path / "in.png"), "-o", str(out)]) == 2
     assert main(["generate", str(bundle), "--steps", "2", "-o", str(out)]) == 2  # no --image
+    assert main(["generate", str(bundle), "a prompt", *common[1:], "-o", str(out)]) == 2  # it reads no prompt
+    capsys.readouterr()
+    assert main(["inspect", str(bundle)]) == 0
+    listing = capsys.readouterr().out
+    assert (
+        "image-variation -> StableDiffusionImageVariationPipeline" in listing and "image_encoder" in listing
+    )
