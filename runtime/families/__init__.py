@@ -24,11 +24,13 @@ from .base import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    IMAGE_VARIATION,
     INPAINT,
     INSTRUCT_PIX2PIX,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
     LORA,
+    PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
     SAFE,
@@ -38,6 +40,7 @@ from .base import (
     T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
+    UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
     UNCONDITIONAL_DDIM,
     UNCONDITIONAL_PNDM,
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
 from .dit import DIT
+from .image_conditioned import IMAGE_VARIATION_FAMILY, PAINT_BY_EXAMPLE_FAMILY, UNCLIP_IMG2IMG
 from .inpaint import SD_INPAINT
 from .instruct_pix2pix import SD_INSTRUCT_PIX2PIX, SDXL_INSTRUCT_PIX2PIX
 from .lcm import LCM
@@ -77,6 +81,9 @@ FAMILIES: list[Family] = [
     LDM3D,
     SD_INSTRUCT_PIX2PIX,
     SDXL_INSTRUCT_PIX2PIX,
+    IMAGE_VARIATION_FAMILY,
+    UNCLIP_IMG2IMG,
+    PAINT_BY_EXAMPLE_FAMILY,
 ]
 
 
@@ -150,11 +157,13 @@ __all__ = [
     "DIFFEDIT",
     "FAMILIES",
     "IMAGE_TO_IMAGE",
+    "IMAGE_VARIATION",
     "INPAINT",
     "INSTRUCT_PIX2PIX",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LORA",
+    "PAINT_BY_EXAMPLE",
     "PANORAMA",
     "REPAINT",
     "SAFE",
@@ -164,6 +173,7 @@ __all__ = [
     "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
+    "UNCLIP_IMAGE_TO_IMAGE",
     "UNCONDITIONAL",
     "UNCONDITIONAL_DDIM",
     "UNCONDITIONAL_PNDM",
