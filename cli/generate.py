@@ -1,10 +1,8 @@
 """``sdrt generate BUNDLE PROMPT``: load a bundle, generate, save the images (numbered, and a grid).
 
-The bundle and the image flags choose the task, as a diffusers user chooses a pipeline (``task_choice.py``:
-text only, ``--image``, ``--image`` and ``--mask``, ``--depth-map``, ``--control-image``), and the bundle's
-family names the pipeline class that runs it (``sdrt.runtime.families``; an unconditional bundle: the pipeline
-its folder's class names, which takes no prompt).
-"""
+The bundle and the image flags choose the task as a diffusers user chooses a pipeline (``task_choice.py``),
+and the bundle's family names the pipeline class that runs it (``sdrt.runtime.families``; an unconditional
+bundle: the pipeline its folder's class names, which takes no prompt)."""
 
 from __future__ import annotations
 
@@ -25,11 +23,18 @@ from sdrt.runtime.families import (
     SEMANTIC,
     SUPER_RESOLUTION,
     T2I_ADAPTER,
+    UNCLIP_IMAGE_TO_IMAGE,
     family,
 )
 
 from .adapter_arguments import adapter_arguments
 from .diffedit import diffedit_output, mask_path
+from .image_conditioned import (
+    IMAGE_GUIDED_TASKS,
+    PROMPT_OPTIONAL_TASKS,
+    image_guided_arguments,
+    read_image,
+)
 from .ip_adapter_arguments import ip_adapter_arguments
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
@@ -93,19 +98,6 @@ def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | N
     return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
 
 
-def read_image(path: Path, flag: str, mode: str) -> Any:
-    """The picture at ``path`` (PIL, ``mode``), or an error naming the flag."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise InputError(f"{flag} {path}: no such file")
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
-
-
 def image_arguments(
     task: str, inputs: ImageInputs, size: tuple[int, int] | None, cls: type | None = None
 ) -> dict[str, Any]:
@@ -124,6 +116,9 @@ def image_arguments(
         arguments["strength"] = inputs.strength
     if inputs.depth_map is not None:
         arguments["depth_map"] = read_depth_map(inputs.depth_map)
+    if task == UNCLIP_IMAGE_TO_IMAGE:  # the image is embedded, not the start: any size
+        height, width = size or (None, None)
+        return {**arguments, "height": height, "width": width}
     if task == INSTRUCT_PIX2PIX:
         return arguments | instruct_arguments(cls, inputs, size)
     if task in (IMAGE_TO_IMAGE, DEPTH):
@@ -193,12 +188,13 @@ def generate(
     cls = found.pipeline(task)
     check_class_labels(task, class_labels, manifest.unet.num_class_embeds)
     if not found.takes_prompt:
-        check_no_text(cls, prompt, negative_prompt, None if task == CLASS_CONDITIONAL else guidance, size)
+        pictured = task in IMAGE_GUIDED_TASKS  # guided by an image embedding, sized by --size or the image
+        guided = task == CLASS_CONDITIONAL or pictured
+        check_no_text(cls, prompt, negative_prompt, None if guided else guidance, None if pictured else size)
     pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
         load_loras(pipe, loras)
-    ip_adapter = ip_adapter_arguments(pipe, inputs)
     pipes = [pipe]
     if refiner.bundle is not None:
         pipes.append(load_refiner(pipe, refiner.bundle, provider, progress))
@@ -206,16 +202,20 @@ def generate(
         set_scheduler(each, scheduler)
     depth: list[Any] = []
     if not found.takes_prompt:
-        arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        arguments = (  # image variation, Paint-by-Example: pictures in place of a prompt (image_conditioned.py)
+            image_guided_arguments(task, inputs, num_images, guidance, size)
+            if task in IMAGE_GUIDED_TASKS
+            else unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        )
         images = pipe(generator=seed, num_inference_steps=steps, **arguments).images
     else:
-        if not prompt:
+        if not prompt and task not in PROMPT_OPTIONAL_TASKS:
             raise InputError(f"{cls.__name__} needs a prompt")
+        prompt = prompt or ""
         kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
         kwargs |= {} if eta is None else {"eta": eta}
-        kwargs |= ip_adapter
         images = task_output(task, pipes, prompt, inputs, kwargs, size, refiner, output)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
@@ -239,6 +239,7 @@ def task_output(
     output: Path,
 ) -> Any:
     """A prompted task's pipeline output (DiffEdit's mask saved beside ``output``)."""
+    call = call | ip_adapter_arguments(pipes[0], inputs)  # --ip-adapter-image (its scale set on the pipeline)
     if task == DIFFEDIT:
         result, mask = diffedit_output(pipes[0], inputs, call, size)
         save_image(mask, mask_path(output))

@@ -40,6 +40,6 @@ def ip_adapter_arguments(pipe: Any, inputs: ImageInputs) -> dict[str, Any]:
 
 
 def _read(path: Path) -> Any:
-    from .generate import read_image
+    from .image_conditioned import read_image
 
     return read_image(path, "--ip-adapter-image", "RGB")

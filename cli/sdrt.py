@@ -4,6 +4,9 @@ sdrt generate engines/NAME "a photo of a cat" -n "blurry" --steps 30 --seed 1234
 sdrt generate engines/NAME "a cat in snow" --image cat.png --strength 0.6 -o snowy.png
 sdrt generate engines/NAME "a red hat" --image cat.png --mask hat-mask.png -o hat.png
 sdrt generate engines/DEPTH "a stone statue" --image cat.png [--depth-map depth.npy] -o statue.png
+sdrt generate engines/VARIATION --image cat.png --num-images 4 -o cats.png
+sdrt generate engines/UNCLIP "a cat in snow" --image cat.png -o snowy.png
+sdrt generate engines/PAINT_BY_EXAMPLE --image room.png --mask sofa-mask.png --example-image sofa.png -o new.png
 sdrt generate engines/DIT --class-label "golden retriever" --class-label 1 -o dogs.png
 sdrt generate engines/SDXL "a lion at dusk" --refiner engines/SDXL_REFINER [--refiner-start 0.8] -o lion.png
 sdrt inspect engines/NAME
@@ -24,11 +27,12 @@ from sdrt.runtime.errors import InputError
 
 from . import run
 from .bench import bench
-from .generate import ImageInputs, generate
+from .generate import generate
 from .ip_adapter_arguments import add_ip_adapter_flags
 from .options import parse_size
 from .refiner import Refiner
 from .serve import serve, serve_options
+from .task_choice import image_inputs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -189,6 +193,12 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         "1.5; below 1 turns guidance off, as in diffusers)",
     )
     gen.add_argument(
+        "--example-image",
+        type=Path,
+        default=None,
+        help="Paint-by-Example bundles: the example painted into --image where --mask is white",
+    )
+    gen.add_argument(
         "--depth-map",
         type=Path,
         default=None,
@@ -308,28 +318,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(f"sdrt {args.command}", lambda: _command(args))
 
 
-def _inputs(args: argparse.Namespace) -> ImageInputs:
-    """generate's flags that, with the bundle, choose the pipeline."""
-    return ImageInputs(
-        args.image,
-        args.mask,
-        args.strength,
-        args.depth_map,
-        tuple(args.control_image or ()),
-        tuple(args.control_scale or ()),
-        args.panorama,
-        tuple(args.editing_prompt or ()),
-        args.edit_guidance_scale,
-        args.safety_preset,
-        args.source_prompt,
-        args.image_guidance,
-        tuple(args.adapter_image or ()),
-        tuple(args.adapter_scale or ()),
-        ip_adapter_image=args.ip_adapter_image,
-        ip_adapter_scale=args.ip_adapter_scale,
-    )
-
-
 def _command(args: argparse.Namespace) -> int:
     from sdrt.runtime.bundle.bundle import open_bundle
 
@@ -355,7 +343,7 @@ def _command(args: argparse.Namespace) -> int:
             loras=args.lora,
             class_labels=args.class_label,
             refiner=Refiner(args.refiner, args.refiner_start),
-            inputs=_inputs(args),
+            inputs=image_inputs(args),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "serve":

@@ -4,11 +4,13 @@
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
 ``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
-and safe latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit. The family (``sdrt.runtime.families``) names the pipeline of the task.
+and safe latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit; an image variation or Stable unCLIP bundle -> its
+pipeline from ``--image``, a Paint-by-Example bundle from ``--image``, ``--mask`` and ``--example-image``. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
 
+import argparse
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +25,11 @@ from sdrt.runtime.families import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    IMAGE_VARIATION,
     INPAINT,
     INSTRUCT_PIX2PIX,
     LATENT_UNCONDITIONAL,
+    PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
     SAFE,
@@ -33,6 +37,7 @@ from sdrt.runtime.families import (
     SUPER_RESOLUTION,
     T2I_ADAPTER,
     TEXT_TO_IMAGE,
+    UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
     Family,
     family,
@@ -54,6 +59,9 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
     INSTRUCT_PIX2PIX: (("--image",), ("--image", "--image-guidance")),
     T2I_ADAPTER: (("--adapter-image",), ("--adapter-image", "--adapter-scale")),
+    IMAGE_VARIATION: (("--image",), ("--image",)),
+    UNCLIP_IMAGE_TO_IMAGE: (("--image",), ("--image",)),
+    PAINT_BY_EXAMPLE: (("--image", "--mask", "--example-image"), ("--image", "--mask", "--example-image")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -65,6 +73,9 @@ NEEDS = {
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
     DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
     INSTRUCT_PIX2PIX: "--image (the picture to edit; the prompt is the instruction)",
+    IMAGE_VARIATION: "--image (the picture to make variations of)",
+    UNCLIP_IMAGE_TO_IMAGE: "--image (the picture whose CLIP embedding guides, beside the optional prompt)",
+    PAINT_BY_EXAMPLE: "--image (the picture), --mask (white = repaint) and --example-image (what to paint there)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -83,6 +94,9 @@ STARTS_FROM = {
     T2I_ADAPTER: "text and adapter images",
     DIFFEDIT: "images and a source prompt",
     INSTRUCT_PIX2PIX: "images and instructions",
+    IMAGE_VARIATION: "images",
+    UNCLIP_IMAGE_TO_IMAGE: "images and text",
+    PAINT_BY_EXAMPLE: "masked images and example images",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -106,6 +120,7 @@ class ImageInputs:
     image_guidance: float | None = None  # --image-guidance: InstructPix2Pix's image_guidance_scale
     adapter_images: tuple[Path, ...] = ()  # --adapter-image: T2I-Adapter conditioning, one per adapter
     adapter_scales: tuple[float, ...] = ()  # --adapter-scale: adapter_conditioning_scale
+    example_image: Path | None = None  # --example-image: Paint-by-Example's example
     ip_adapter_image: Path | None = None  # --ip-adapter-image: a bundle built with --ip-adapter
     ip_adapter_scale: float | None = None  # --ip-adapter-scale: set_ip_adapter_scale
 
@@ -123,6 +138,7 @@ class ImageInputs:
             "--image-guidance": self.image_guidance,
             "--adapter-image": self.adapter_images or None,
             "--adapter-scale": self.adapter_scales or None,
+            "--example-image": self.example_image,
         }
         return [flag for flag, value in flags.items() if value is not None]
 
@@ -221,3 +237,26 @@ def default_steps(model_type: str, folder_class: str = "") -> int:
         if parameter is not None and isinstance(parameter.default, int):
             return parameter.default
     return found.default_steps
+
+
+def image_inputs(args: argparse.Namespace) -> ImageInputs:
+    """generate's flags that, with the bundle, choose the pipeline."""
+    return ImageInputs(
+        args.image,
+        args.mask,
+        args.strength,
+        args.depth_map,
+        tuple(args.control_image or ()),
+        tuple(args.control_scale or ()),
+        args.panorama,
+        tuple(args.editing_prompt or ()),
+        args.edit_guidance_scale,
+        args.safety_preset,
+        args.source_prompt,
+        args.image_guidance,
+        tuple(args.adapter_image or ()),
+        tuple(args.adapter_scale or ()),
+        args.example_image,
+        args.ip_adapter_image,
+        args.ip_adapter_scale,
+    )

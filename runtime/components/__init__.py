@@ -16,7 +16,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
-from .image_encoder import ImageEncoder
+from .image_encoder import ImageEncoder, PaintByExampleEncoder
 from .image_projection import ImageProjection
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
@@ -43,6 +43,7 @@ COMPONENTS: list[type[Component]] = [
     PreviewVaeDecoder,
     DepthEstimator,
     ImageEncoder,
+    PaintByExampleEncoder,
 ]
 
 
@@ -81,6 +82,7 @@ __all__ = [
     "LDMBertEncoder",
     "DepthEstimator",
     "ImageEncoder",
+    "PaintByExampleEncoder",
     "ImageProjection",
     "ModelInfo",
     "MultiAdapter",

@@ -94,3 +94,24 @@ class ImageEncoder(Component):
     def __call__(self, pixel_values: Any) -> dict[str, Any]:
         """The outputs for normalised ``pixel_values`` (float32, N x 3 x S x S)."""
         return self.run(pixel_values=pixel_values)
+
+
+class PaintByExampleEncoder(ImageEncoder):
+    """Paint-by-Example's ``PaintByExampleImageEncoder`` under the same bundle name: ``pixel_values`` ->
+    ``image_embeds`` (N x 1 x proj: CLIP's pooled state through the mapper, norm and projection) and
+    ``uncond_embeds`` (its learned ``uncond_vector``, N x 1 x proj: what diffusers guides against)."""
+
+    model_classes: ClassVar[tuple[str, ...]] = ("PaintByExampleImageEncoder",)
+
+    @classmethod
+    def output_specs(cls, config: Mapping[str, Any]) -> dict[str, TensorSpec]:
+        width = int(config.get("projection_dim", 768))
+        return {
+            name: TensorSpec(name, F32, ("batch", 1, width)) for name in ("image_embeds", "uncond_embeds")
+        }
+
+    @classmethod
+    def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        embeds, uncond = model(inputs["pixel_values"], return_uncond_vector=True)
+        # the vector per image (expand_as keeps the batch dim dynamic in the trace)
+        return {"image_embeds": embeds, "uncond_embeds": uncond.expand_as(embeds)}
