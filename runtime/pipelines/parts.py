@@ -46,8 +46,8 @@ LOAD_OPTIONS_WITHOUT_EFFECT = {
 }
 _NOT_RUN = {
     "safety_checker": "sdrt runs no safety checker (nsfw_content_detected is always None)",
-    "feature_extractor": "sdrt runs no safety checker or IP-Adapter, which the feature extractor feeds",
-    "image_encoder": "sdrt exports no IP-Adapter image encoder",
+    "feature_extractor": "sdrt reads the bundle's image processor settings itself (IP-Adapter, image encoders)",
+    "image_encoder": "the text-to-image pipelines open the bundle's image_encoder engine themselves (IP-Adapter)",
 }
 
 
