@@ -35,6 +35,8 @@ _EXPORTS = {
     "StableDiffusionXLImg2ImgPipeline": "pipelines.sdxl_img2img",
     "StableDiffusionXLInpaintPipeline": "pipelines.sdxl_inpaint",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
+    "StableDiffusionXLControlNetImg2ImgPipeline": "pipelines.sdxl_controlnet_img2img",
+    "StableDiffusionXLControlNetInpaintPipeline": "pipelines.sdxl_controlnet_inpaint",
     "LatentConsistencyModelPipeline": "pipelines.latent_consistency",
     "LatentConsistencyModelImg2ImgPipeline": "pipelines.latent_consistency_img2img",
     "DDPMPipeline": "pipelines.ddpm",

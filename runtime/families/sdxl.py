@@ -7,6 +7,8 @@ from __future__ import annotations
 from .base import (
     CLIP_SKIP,
     CONTROL,
+    CONTROL_IMAGE_TO_IMAGE,
+    CONTROL_INPAINT,
     CONTROLNET,
     DEEPCACHE,
     IMAGE_TO_IMAGE,
@@ -54,6 +56,8 @@ SDXL = Family(
         IMAGE_TO_IMAGE: IMG2IMG,
         INPAINT: INPAINTING,
         CONTROL: "sdxl_controlnet:StableDiffusionXLControlNetPipeline",
+        CONTROL_IMAGE_TO_IMAGE: "sdxl_controlnet_img2img:StableDiffusionXLControlNetImg2ImgPipeline",
+        CONTROL_INPAINT: "sdxl_controlnet_inpaint:StableDiffusionXLControlNetInpaintPipeline",
     },
     recognises=has_first_text_encoder,
 )
