@@ -119,6 +119,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         "for cheap previews of the latents (pipe.vae.decode_preview)",
     )
     p.add_argument(
+        "--safety-checker",
+        metavar="DIR",
+        help="export diffusers' StableDiffusionSafetyChecker (a folder with its config, weights and CLIP's "
+        "preprocessor_config.json, or a model folder with safety_checker/ and feature_extractor/): the SD "
+        "pipelines then black out flagged images and report nsfw_content_detected; default: the model folder's own",
+    )
+    p.add_argument(
         "--textual-inversion",
         action="append",
         dest="textual_inversions",

@@ -9,6 +9,7 @@ its folder's class names, which takes no prompt).
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,7 @@ def generate(
     for each in pipes:
         set_scheduler(each, scheduler)
     depth: list[Any] = []
+    flags: list[bool] | None = None
     if not found.takes_prompt:
         arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
         images = pipe(generator=seed, num_inference_steps=steps, **arguments).images
@@ -192,15 +194,28 @@ def generate(
         kwargs |= {} if eta is None else {"eta": eta}
         images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
         images = prompted_output(pipes, prompt, images_in, kwargs, refiner)
+        flags = getattr(images, "nsfw_content_detected", None)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
+    report_flagged(flags, paths)
     if len(images) > 1:
         images = [*images, make_image_grid(images)]
         paths.append(output.with_name(f"{output.stem}-grid{output.suffix}"))
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths + save_depth_maps(depth, paths)
+
+
+def report_flagged(flags: list[bool] | None, paths: list[Path]) -> None:
+    """Say which images the bundle's safety checker flagged (diffusers' ``nsfw_content_detected``: black)."""
+    for flagged, path in zip(flags or [], paths):
+        if flagged:
+            print(
+                f"{path}: flagged by the safety checker (nsfw_content_detected), so it is black; try another "
+                "prompt or seed",
+                file=sys.stderr,
+            )
 
 
 def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:

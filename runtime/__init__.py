@@ -21,6 +21,7 @@ _EXPORTS = {
     "StableDiffusionInpaintPipeline": "pipelines.inpaint",
     "StableDiffusionDepth2ImgPipeline": "pipelines.depth_to_image",
     "DPTImageProcessor": "dpt_processor",
+    "CLIPImageProcessor": "clip_processor",
     "StableDiffusionControlNetPipeline": "pipelines.controlnet",
     "StableDiffusionControlNetImg2ImgPipeline": "pipelines.controlnet_img2img",
     "StableDiffusionControlNetInpaintPipeline": "pipelines.controlnet_inpaint",

@@ -15,6 +15,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
+from .safety_checker import SafetyChecker
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
@@ -37,6 +38,7 @@ COMPONENTS: list[type[Component]] = [
     VqVaeDecoder,
     PreviewVaeDecoder,
     DepthEstimator,
+    SafetyChecker,
 ]
 
 
@@ -77,6 +79,7 @@ __all__ = [
     "ModelInfo",
     "MultiControlNetModel",
     "PreviewVaeDecoder",
+    "SafetyChecker",
     "TextEncoder",
     "TextEncoder2",
     "TinyVaeEncoder",
