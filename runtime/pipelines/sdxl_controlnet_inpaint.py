@@ -26,7 +26,13 @@ class StableDiffusionXLControlNetInpaintPipeline(StableDiffusionXLBase):
 
     parts = (*StableDiffusionXLBase.parts, "controlnet")
     part_loaders = (ControlNetPart,)
-    required_components = ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")
+    required_components: tuple[str, ...] = (
+        "text_encoder",
+        "text_encoder_2",
+        "unet",
+        "vae_decoder",
+        "vae_encoder",
+    )
     _callback_tensor_inputs = (*SDXL_IMAGE_CALLBACK_INPUTS, "mask", "masked_image_latents")
 
     def __init__(

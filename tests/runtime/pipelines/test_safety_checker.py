@@ -7,12 +7,14 @@ black image, the same other image; the build's export gate; ``sdrt inspect`` and
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.parity import assert_parity, build_bundle
 
@@ -148,8 +150,6 @@ def test_the_adjustment_is_what_flags_the_first_image(setup):
 
 
 def test_another_scheduler_and_img2img_match_diffusers(setup):
-    from PIL import Image
-
     args = dict(num_inference_steps=STEPS, output_type="np")
     init = Image.fromarray((np.random.default_rng(0).uniform(0, 1, (64, 64, 3)) * 255).astype(np.uint8))
     ref = diffusers.StableDiffusionImg2ImgPipeline.from_pipe(reference(setup, "DPMSolverMultistepScheduler"))
@@ -257,3 +257,22 @@ def test_a_torch_safety_checker_is_refused(setup):
     pipe = sdrt_pipe(setup)
     with pytest.raises(InputTypeError, match="--safety-checker DIR"):
         StableDiffusionPipeline(**{**pipe.components, "safety_checker": tiny_checker()})
+
+
+def test_served_jobs_carry_the_flags(setup):
+    """``sdrt serve``'s batching runs the pipeline and keeps each image's flag (A1111's ``info``, the log line):
+    the seed of the setup's first image is flagged; another seed's flag is diffusers' for that image."""
+    from sdrt.serve.batching import call_arguments, run_jobs
+    from sdrt.serve.requests import TXT2IMG, Job, Row, Settings
+
+    pipe = sdrt_pipe(setup)
+    settings = Settings("safe", TXT2IMG, 64, 64, STEPS, 7.5, None)
+    jobs = [Job(settings, (Row(PROMPT, "", SEED),)), Job(settings, (Row(PROMPT, "", 5),))]
+    results = run_jobs(jobs, 2, lambda call: pipe(**call_arguments(call)))
+    assert [r.nsfw_content_detected for r in results] == [
+        [True],
+        reference(setup)(
+            PROMPT, generator=torch.Generator().manual_seed(5), **{**CALL, "num_images_per_prompt": 1}
+        ).nsfw_content_detected,
+    ]
+    assert np.asarray(Image.open(io.BytesIO(results[0].images[0]))).max() == 0
