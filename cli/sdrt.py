@@ -161,7 +161,8 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; repeat for several images',
+        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; class-conditional consistency '
+        "models: a class id; repeat for several images",
     )
     gen.add_argument(
         "--image",
@@ -177,6 +178,13 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="how much of --image is repainted, 0 to 1 (default: 0.8 image-to-image, 1.0 inpainting)",
+    )
+    gen.add_argument(
+        "--image-guidance",
+        type=float,
+        default=None,
+        help="InstructPix2Pix bundles: image_guidance_scale, how closely the edit keeps to --image (default: "
+        "1.5; below 1 turns guidance off, as in diffusers)",
     )
     gen.add_argument(
         "--depth-map",
@@ -224,6 +232,13 @@ def _guided_options(gen: argparse.ArgumentParser) -> None:
         choices=("weak", "medium", "strong", "max"),
         default=None,
         help="safe latent diffusion (StableDiffusionPipelineSafe) with diffusers' SafetyConfig preset",
+    )
+    gen.add_argument(
+        "--source-prompt",
+        default=None,
+        help="DiffEdit (StableDiffusionDiffEditPipeline) with --image: what the picture shows now; PROMPT is what "
+        "it should show, and the region where the two disagree is repainted (--strength: the inversion's depth, "
+        "default 0.8; the mask is saved beside the output as NAME-mask.png)",
     )
 
 
@@ -284,6 +299,8 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         tuple(args.editing_prompt or ()),
         args.edit_guidance_scale,
         args.safety_preset,
+        args.source_prompt,
+        args.image_guidance,
     )
 
 

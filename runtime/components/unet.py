@@ -127,6 +127,7 @@ class UNet(Component):
             in_channels=unet.in_channels,
             sample_size=unet.sample_size,
             time_cond_proj_dim=unet.time_cond_proj_dim,
+            num_class_embeds=unet.num_class_embeds,
         )
 
     def __call__(
@@ -141,6 +142,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        class_labels: Any = None,
     ) -> Any:
         return self.run(
             **self.feeds(
@@ -153,6 +155,7 @@ class UNet(Component):
                 down_block_additional_residuals=down_block_additional_residuals,
                 mid_block_additional_residual=mid_block_additional_residual,
                 timestep_cond=timestep_cond,
+                class_labels=class_labels,
             )
         )["noise_pred"]
 
@@ -168,6 +171,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        class_labels: Any = None,
     ) -> dict[str, Any]:
         """The engine's inputs for a call (diffusers' UNet arguments)."""
         sample = self.xp.asarray(sample)
@@ -181,6 +185,7 @@ class UNet(Component):
             "text_embeds": text_embeds,
             "time_ids": time_ids,
             "timestep_cond": timestep_cond,
+            "class_labels": None if class_labels is None else self._labels(class_labels),
         }
         for key, value in given.items():
             if key in self.record.inputs:
@@ -214,6 +219,10 @@ class UNet(Component):
             )
         return {**dict(zip(names, down)), "mid_block_additional_residual": mid}
 
+    def _labels(self, class_labels: Any) -> Any:
+        labels = class_labels.get() if hasattr(class_labels, "get") else class_labels
+        return self.xp.asarray(np.asarray(labels, dtype=np.int64).reshape(-1))
+
     def _timesteps(self, timestep: Any, batch: int) -> Any:
         """A scalar (or one-element) timestep broadcast to float32 [batch], as diffusers' UNet does."""
         if hasattr(timestep, "get"):
@@ -241,7 +250,8 @@ def _level_size(dim: Any, sizes: Mapping[str, int]) -> int:
 
 
 class UncondUNet(UNet):
-    """UNet2DModel (unconditional models such as DDPM's): ``sample``, ``timestep`` -> ``noise_pred``, in pixels."""
+    """UNet2DModel (unconditional models such as DDPM's): ``sample``, ``timestep`` -> ``noise_pred``, in pixels.
+    A class-conditional one (``num_class_embeds``: ImageNet consistency models) also takes int64 ``class_labels``."""
 
     model_classes = ("UNet2DModel",)
     spatial = "pixel"
@@ -253,8 +263,33 @@ class UncondUNet(UNet):
         return super().present_in(model) and "vqvae" not in model.classes
 
     @classmethod
+    def graph(
+        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
+    ) -> GraphSpec:
+        spec = super().graph(model, ranges, trace, **options)
+        classes = model.configs[cls.source].get("num_class_embeds")
+        if classes is not None:
+            spec.inputs["class_labels"] = TensorSpec("class_labels", np.dtype(np.int64), ("batch",))
+            spec.extra["classes"] = int(classes)
+        return spec
+
+    @classmethod
+    def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+        """The UNet's inputs, and class ids in 0..classes-1."""
+        feeds = super().random_inputs(spec, sizes, seed)
+        if "class_labels" in spec.inputs:
+            shape = spec.inputs["class_labels"].concrete(sizes)
+            feeds["class_labels"] = np.random.default_rng(seed).integers(0, spec.extra["classes"], shape)
+        return feeds
+
+    @classmethod
     def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return {"noise_pred": model(inputs["sample"], inputs["timestep"], return_dict=False)[0]}
+        labels = inputs.get("class_labels")
+        return {
+            "noise_pred": model(inputs["sample"], inputs["timestep"], class_labels=labels, return_dict=False)[
+                0
+            ]
+        }
 
 
 class LatentUNet2D(UncondUNet):
