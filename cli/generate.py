@@ -9,7 +9,6 @@ its folder's class names, which takes no prompt).
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from sdrt.runtime.families import (
 )
 
 from .diffedit import diffedit_output, mask_path
+from .format import report_flagged
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
@@ -223,17 +223,6 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths + save_depth_maps(depth, paths)
-
-
-def report_flagged(flags: list[bool] | None, paths: list[Path]) -> None:
-    """Say which images the bundle's safety checker flagged (diffusers' ``nsfw_content_detected``: black)."""
-    for flagged, path in zip(flags or [], paths):
-        if flagged:
-            print(
-                f"{path}: flagged by the safety checker (nsfw_content_detected), so it is black; try another "
-                "prompt or seed",
-                file=sys.stderr,
-            )
 
 
 def task_output(
