@@ -24,11 +24,21 @@ from sdrt.runtime.families import (
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
+    UNCLIP_IMAGE_TO_IMAGE,
     family,
 )
 
+from .adapter_arguments import adapter_arguments
 from .diffedit import diffedit_output, mask_path
 from .format import report_flagged
+from .image_conditioned import (
+    IMAGE_GUIDED_TASKS,
+    PROMPT_OPTIONAL_TASKS,
+    image_guided_arguments,
+    read_depth_map,
+    read_image,
+)
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
@@ -48,27 +58,6 @@ def output_paths(output: Path, count: int) -> list[Path]:
     if count == 1:
         return [output]
     return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(count)]
-
-
-def read_depth_map(path: Path) -> Any:
-    """``--depth-map``: a .npy array (H x W or N x H x W), or an image read as grayscale values."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise InputError(f"--depth-map {path}: no such file")
-    if path.suffix.lower() == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise InputError(f"--depth-map {path} is not a NumPy .npy array ({error})") from error
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("F"), dtype=np.float32)
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(
-            f"--depth-map {path} is neither a .npy array nor an image Pillow can read ({error})"
-        ) from error
 
 
 def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | None) -> dict[str, Any]:
@@ -91,25 +80,14 @@ def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | N
     return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
 
 
-def read_image(path: Path, flag: str, mode: str) -> Any:
-    """The picture at ``path`` (PIL, ``mode``), or an error naming the flag."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise InputError(f"{flag} {path}: no such file")
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
-
-
 def image_arguments(
     task: str, inputs: ImageInputs, size: tuple[int, int] | None, cls: type | None = None
 ) -> dict[str, Any]:
     """The pipeline call's image arguments (and its size, where the pipeline ``cls`` takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
+    if task == T2I_ADAPTER:
+        return adapter_arguments(inputs, size)
     if task == PANORAMA and size is None:
         return {}  # the pipeline's own panorama size (diffusers': 2048x512)
     if inputs.image is None:
@@ -120,6 +98,9 @@ def image_arguments(
         arguments["strength"] = inputs.strength
     if inputs.depth_map is not None:
         arguments["depth_map"] = read_depth_map(inputs.depth_map)
+    if task == UNCLIP_IMAGE_TO_IMAGE:  # the image is embedded, not the start: any size
+        height, width = size or (None, None)
+        return {**arguments, "height": height, "width": width}
     if task == INSTRUCT_PIX2PIX:
         return arguments | instruct_arguments(cls, inputs, size)
     if task in (IMAGE_TO_IMAGE, DEPTH):
@@ -189,7 +170,9 @@ def generate(
     cls = found.pipeline(task)
     check_class_labels(task, class_labels, manifest.unet.num_class_embeds)
     if not found.takes_prompt:
-        check_no_text(cls, prompt, negative_prompt, None if task == CLASS_CONDITIONAL else guidance, size)
+        pictured = task in IMAGE_GUIDED_TASKS  # guided by an image embedding, sized by --size or the image
+        guided = task == CLASS_CONDITIONAL or pictured
+        check_no_text(cls, prompt, negative_prompt, None if guided else guidance, None if pictured else size)
     pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
@@ -202,11 +185,16 @@ def generate(
     depth: list[Any] = []
     flags: list[bool] | None = None
     if not found.takes_prompt:
-        arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        arguments = (  # image variation, Paint-by-Example: pictures in place of a prompt (image_conditioned.py)
+            image_guided_arguments(task, inputs, num_images, guidance, size)
+            if task in IMAGE_GUIDED_TASKS
+            else unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        )
         images = pipe(generator=seed, num_inference_steps=steps, **arguments).images
     else:
-        if not prompt:
+        if not prompt and task not in PROMPT_OPTIONAL_TASKS:
             raise InputError(f"{cls.__name__} needs a prompt")
+        prompt = prompt or ""
         kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}

@@ -48,9 +48,12 @@ CLIP_PROCESSOR_CLASSES = (
 # an optional part fed by the folder's feature_extractor -> (what it is, the processor classes it takes)
 PROCESSED_PARTS = {
     "depth_estimator": ("the depth estimator", PROCESSOR_CLASSES),
+    "image_encoder": ("the image encoder", CLIP_PROCESSOR_CLASSES),
     "safety_checker": ("the safety checker", CLIP_PROCESSOR_CLASSES),
 }
 TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
+# classes of one diffusers pipeline's own that model_index.json names under "diffusers": their module
+PIPELINE_OWN_CLASSES = {"PaintByExampleImageEncoder": "paint_by_example"}
 
 
 @dataclass
@@ -148,13 +151,14 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
     }
     classes |= optional_parts(path, index, kind, pipeline_class)
     _check_tokenizers(path, index, kind, classes)
+    _check_embedding_noising(path, kind)
     if not (path / "scheduler" / "scheduler_config.json").is_file():
         raise ModelFolderError(
             f"{path / 'scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
         )
     configs = {name: _read_json(path / name / "config.json") for name in classes}
     configs["scheduler"] = _read_json(path / "scheduler" / "scheduler_config.json")
-    for part in PROCESSED_PARTS.keys() & classes.keys():
+    for part in sorted(PROCESSED_PARTS.keys() & classes.keys()):
         configs["feature_extractor"] = _processor_config(path, index, part)
     return ModelFolder(
         path=path.resolve(),
@@ -247,7 +251,7 @@ def optional_parts(
 
 def _processor_config(path: Path, index: dict[str, Any], part: str) -> dict[str, Any]:
     """The image processor settings (``feature_extractor/preprocessor_config.json``) of ``part``: the depth
-    estimator's DPT processor, the safety checker's CLIP processor."""
+    estimator's DPT processor, the image encoder's or the safety checker's CLIP processor."""
     what, classes = PROCESSED_PARTS[part]
     entry, config = index.get("feature_extractor"), path / "feature_extractor" / "preprocessor_config.json"
     if not entry or entry[1] not in classes or not config.is_file():
@@ -257,6 +261,22 @@ def _processor_config(path: Path, index: dict[str, Any], part: str) -> dict[str,
             "complete model folder"
         )
     return _read_json(config)
+
+
+def _check_embedding_noising(path: Path, kind: Family) -> None:
+    """Stable unCLIP's normaliser weights (safetensors: the runtime reads them without torch) and noising
+    scheduler, which the bundle keeps."""
+    if "image_normalizer" not in kind.support:
+        return
+    if not any((path / "image_normalizer").glob("*.safetensors")):
+        raise ModelFolderError(
+            f"{path / 'image_normalizer'} has no safetensors weights (the image embedding's mean and std); use a "
+            "complete model folder, or re-save it with diffusers (safe_serialization=True)"
+        )
+    if not (path / "image_noising_scheduler" / "scheduler_config.json").is_file():
+        raise ModelFolderError(
+            f"{path / 'image_noising_scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
+        )
 
 
 def _check_tokenizers(
@@ -294,16 +314,14 @@ def load_part(folder: ModelFolder, part: str):
             kwargs = {} if class_name == "CLIPTokenizer" else {"dtype": torch.float32}
             module = getattr(transformers, class_name).from_pretrained(str(path), **kwargs)
         else:
-            import importlib
-
             import diffusers
 
             # a class of one pipeline's own (LDMBertModel: ["latent_diffusion", ...]) lives in its pipeline module
-            owner = (
-                diffusers
-                if library == "diffusers"
-                else importlib.import_module(f"diffusers.pipelines.{library}")
-            )
+            owner = diffusers if library == "diffusers" else _pipeline_module(library)
+            if not hasattr(
+                owner, class_name
+            ):  # Paint-by-Example's encoder: ["diffusers", ...], in its pipeline
+                owner = _pipeline_module(PIPELINE_OWN_CLASSES.get(class_name, library))
             module = getattr(owner, class_name).from_pretrained(str(path), torch_dtype=torch.float32)
     except Exception as err:  # safetensors, torch and the libraries raise their own kinds for a bad file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -312,6 +330,16 @@ def load_part(folder: ModelFolder, part: str):
             "download them again"
         ) from err
     return module
+
+
+def _pipeline_module(library: str) -> Any:
+    """diffusers' module of one pipeline's own classes (``paint_by_example``: now under ``deprecated``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"diffusers.pipelines.{library}")
+    except ModuleNotFoundError:
+        return importlib.import_module(f"diffusers.pipelines.deprecated.{library}")
 
 
 @contextlib.contextmanager

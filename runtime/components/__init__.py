@@ -11,10 +11,12 @@ from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.engines.open import open_engine
 from sdrt.runtime.errors import BundleError
 
+from .adapter import MultiAdapter, T2IAdapter
 from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
+from .image_encoder import ImageEncoder, PaintByExampleEncoder
 from .safety_checker import SafetyChecker
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
@@ -32,6 +34,7 @@ COMPONENTS: list[type[Component]] = [
     LatentUNet2D,
     DiTTransformer,
     ControlNet,
+    T2IAdapter,
     VaeEncoder,
     TinyVaeEncoder,
     VaeDecoder,
@@ -39,6 +42,8 @@ COMPONENTS: list[type[Component]] = [
     PreviewVaeDecoder,
     DepthEstimator,
     SafetyChecker,
+    ImageEncoder,
+    PaintByExampleEncoder,
 ]
 
 
@@ -76,11 +81,15 @@ __all__ = [
     "DiTTransformer",
     "LDMBertEncoder",
     "DepthEstimator",
+    "ImageEncoder",
+    "PaintByExampleEncoder",
     "ModelInfo",
+    "MultiAdapter",
     "MultiControlNetModel",
     "PreviewVaeDecoder",
     "SafetyChecker",
     "TextEncoder",
+    "T2IAdapter",
     "TextEncoder2",
     "TinyVaeEncoder",
     "UNet",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -13,13 +13,16 @@ from sdrt.runtime.bundle.manifest import Manifest
 from sdrt.runtime.bundle.records import ComponentRecord
 from sdrt.runtime.engines.base import Engine
 from sdrt.runtime.errors import BundleError, InputError
+from sdrt.runtime.families import family
 from sdrt.runtime.tensors import TensorSpec
 
+from .adapter import intrablock_specs
 from .base import Component, ModelInfo
 from .controlnet import added_condition_specs, derived_ranges, residual_specs, time_ids_for
 from .graph import GraphSpec, Range
 
 F32 = np.dtype(np.float32)
+INTRABLOCK = "down_intrablock_additional_residual_"
 
 
 class UNet(Component):
@@ -28,7 +31,9 @@ class UNet(Component):
     UNet2DConditionModel: SD 1.x / 2.x, SDXL (``addition_embed_type="text_time"``), 9-channel inpainting.
     Built with ``controlnet_residuals`` (a bundle with ControlNets), it also takes diffusers'
     ``down_block_additional_residuals`` (``down_block_additional_residual_0..N-1``) and
-    ``mid_block_additional_residual``; a call without them adds zeros (the plain UNet's output).
+    ``mid_block_additional_residual``; a call without them adds zeros (the plain UNet's output). Built with
+    ``adapter_residuals=N`` (a bundle with T2I-Adapters of N features), it takes diffusers'
+    ``down_intrablock_additional_residuals`` (``down_intrablock_additional_residual_0..N-1``), zeros likewise.
     A UNet whose config has ``time_cond_proj_dim`` (latent consistency models) also takes ``timestep_cond``,
     the guidance-scale embedding [batch, time_cond_proj_dim].
     """
@@ -39,7 +44,7 @@ class UNet(Component):
     spatial = "latent"
     guided = True
     ort_model_type = "unet"
-    build_options = ("controlnet_residuals", "prompt_chunks")
+    build_options: ClassVar[tuple[str, ...]] = ("controlnet_residuals", "adapter_residuals", "prompt_chunks")
     latent_dims = ("latent_height", "latent_width")
 
     @classmethod
@@ -55,10 +60,13 @@ class UNet(Component):
         if "cross_attention_dim" in config:
             width = int(config["cross_attention_dim"])
             chunks = int(options.get("prompt_chunks") or 1)  # > 1: A1111's long prompts, 77 x chunks
-            sequence: int | str = "sequence" if chunks > 1 else 77
+            sequence: int | str = "sequence" if chunks > 1 else family(model.model_type).unet_sequence
             inputs["encoder_hidden_states"] = TensorSpec(
                 "encoder_hidden_states", F32, ("batch", sequence, width)
             )
+        if config.get("class_embed_type") == "projection":  # unCLIP: the noised image embedding
+            width = int(config["projection_class_embeddings_input_dim"])
+            inputs["class_labels"] = TensorSpec("class_labels", F32, ("batch", width))
         encoder_2 = model.configs.get("text_encoder_2")
         inputs |= added_condition_specs(config, int(encoder_2["projection_dim"]) if encoder_2 else None)
         if config.get("time_cond_proj_dim") is not None:
@@ -73,6 +81,12 @@ class UNet(Component):
             residuals, derived = residual_specs(
                 config, "down_block_additional_residual_", "mid_block_additional_residual"
             )
+            spec.inputs.update(residuals)
+            spec.derived.update(derived)
+            spec.dims.update(derived_ranges(ranges, derived))
+            spec.trace.update(spec.with_derived(dict(trace)))
+        if options.get("adapter_residuals"):
+            residuals, derived = intrablock_specs(config, int(options["adapter_residuals"]))
             spec.inputs.update(residuals)
             spec.derived.update(derived)
             spec.dims.update(derived_ranges(ranges, derived))
@@ -102,14 +116,17 @@ class UNet(Component):
         down = [
             inputs[k] for k in sorted(inputs, key=_index) if k.startswith("down_block_additional_residual_")
         ]
+        intrablock = [inputs[k] for k in sorted(inputs, key=_index) if k.startswith(INTRABLOCK)]
         noise_pred = model(
             inputs["sample"],
             inputs["timestep"],
             inputs["encoder_hidden_states"],
+            class_labels=inputs.get("class_labels"),
             timestep_cond=inputs.get("timestep_cond"),
             added_cond_kwargs=added,
             down_block_additional_residuals=tuple(down) if down else None,
             mid_block_additional_residual=inputs.get("mid_block_additional_residual"),
+            down_intrablock_additional_residuals=intrablock or None,
             return_dict=False,
         )[0]
         return {"noise_pred": noise_pred}
@@ -142,6 +159,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        down_intrablock_additional_residuals: Sequence[Any] | None = None,
         class_labels: Any = None,
     ) -> Any:
         return self.run(
@@ -155,6 +173,7 @@ class UNet(Component):
                 down_block_additional_residuals=down_block_additional_residuals,
                 mid_block_additional_residual=mid_block_additional_residual,
                 timestep_cond=timestep_cond,
+                down_intrablock_additional_residuals=down_intrablock_additional_residuals,
                 class_labels=class_labels,
             )
         )["noise_pred"]
@@ -171,12 +190,14 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        down_intrablock_additional_residuals: Sequence[Any] | None = None,
         class_labels: Any = None,
     ) -> dict[str, Any]:
         """The engine's inputs for a call (diffusers' UNet arguments)."""
         sample = self.xp.asarray(sample)
         feeds: dict[str, Any] = {"sample": sample, "timestep": self._timesteps(timestep, sample.shape[0])}
         feeds |= self._residuals(sample.shape, down_block_additional_residuals, mid_block_additional_residual)
+        feeds |= self._intrablock(sample.shape, down_intrablock_additional_residuals)
         if added_cond_kwargs:
             text_embeds = added_cond_kwargs.get("text_embeds", text_embeds)
             time_ids = added_cond_kwargs.get("time_ids", time_ids)
@@ -205,12 +226,7 @@ class UNet(Component):
                 )
             return {}
         if down is None and mid is None:
-            sizes = {"batch": shape[0], "latent_height": shape[2], "latent_width": shape[3]}
-            zeros = {}
-            for name in [*names, "mid_block_additional_residual"]:
-                dims = self.record.inputs[name].shape
-                zeros[name] = self.xp.zeros(tuple(_level_size(d, sizes) for d in dims), dtype=self.xp.float32)
-            return zeros
+            return self._zeros(shape, [*names, "mid_block_additional_residual"])
         if down is None or mid is None or len(down) != len(names):
             count = "none" if down is None else len(down)
             raise InputError(
@@ -219,7 +235,37 @@ class UNet(Component):
             )
         return {**dict(zip(names, down)), "mid_block_additional_residual": mid}
 
+    def _zeros(self, shape: tuple[int, ...], names: Sequence[str]) -> dict[str, Any]:
+        sizes = {"batch": shape[0], "latent_height": shape[2], "latent_width": shape[3]}
+        zeros = {}
+        for name in names:
+            dims = self.record.inputs[name].shape
+            zeros[name] = self.xp.zeros(tuple(_level_size(d, sizes) for d in dims), dtype=self.xp.float32)
+        return zeros
+
+    def _intrablock(self, shape: tuple[int, ...], features: Sequence[Any] | None) -> dict[str, Any]:
+        """The T2I-Adapter inputs: the given feature maps, or zeros where none are given."""
+        names = sorted((n for n in self.record.inputs if n.startswith(INTRABLOCK)), key=_index)
+        if not names:
+            if features is not None:
+                raise InputError(
+                    f"the {self.name} engine takes no down_intrablock_additional_residuals; rebuild the bundle "
+                    "with build-engine --adapter"
+                )
+            return {}
+        if features is None:
+            return self._zeros(shape, names)
+        if len(features) != len(names):
+            raise InputError(
+                f"the {self.name} engine takes {len(names)} down_intrablock_additional_residuals, got {len(features)}"
+            )
+        return dict(zip(names, features))
+
     def _labels(self, class_labels: Any) -> Any:
+        """Class ids (int64 [batch]), or, for a projection class embedding (unCLIP), the vectors as given."""
+        spec = self.record.inputs.get("class_labels")
+        if spec is not None and spec.dtype == np.dtype(np.float32):
+            return class_labels
         labels = class_labels.get() if hasattr(class_labels, "get") else class_labels
         return self.xp.asarray(np.asarray(labels, dtype=np.int64).reshape(-1))
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sdrt.runtime.errors import BundleError
 
 from .base import (
+    ADAPTER,
     CLASS_CONDITIONAL,
     CLIP_SKIP,
     CONSISTENCY,
@@ -23,19 +24,23 @@ from .base import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    IMAGE_VARIATION,
     INPAINT,
     INSTRUCT_PIX2PIX,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
     LORA,
+    PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
     SAFE,
     SCORE_SDE_VE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
+    UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
     UNCONDITIONAL_DDIM,
     UNCONDITIONAL_PNDM,
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
     from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
 from .dit import DIT
+from .image_conditioned import IMAGE_VARIATION_FAMILY, PAINT_BY_EXAMPLE_FAMILY, UNCLIP_IMG2IMG
 from .inpaint import SD_INPAINT
 from .instruct_pix2pix import SD_INSTRUCT_PIX2PIX, SDXL_INSTRUCT_PIX2PIX
 from .lcm import LCM
@@ -75,6 +81,9 @@ FAMILIES: list[Family] = [
     LDM3D,
     SD_INSTRUCT_PIX2PIX,
     SDXL_INSTRUCT_PIX2PIX,
+    IMAGE_VARIATION_FAMILY,
+    UNCLIP_IMG2IMG,
+    PAINT_BY_EXAMPLE_FAMILY,
 ]
 
 
@@ -135,6 +144,7 @@ def model_types_running(cls: type) -> list[str]:
 
 
 __all__ = [
+    "ADAPTER",
     "CLASS_CONDITIONAL",
     "CLIP_SKIP",
     "DEEPCACHE",
@@ -147,19 +157,23 @@ __all__ = [
     "DIFFEDIT",
     "FAMILIES",
     "IMAGE_TO_IMAGE",
+    "IMAGE_VARIATION",
     "INPAINT",
     "INSTRUCT_PIX2PIX",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LORA",
+    "PAINT_BY_EXAMPLE",
     "PANORAMA",
     "REPAINT",
     "SAFE",
     "SCORE_SDE_VE",
     "SUPER_RESOLUTION",
+    "T2I_ADAPTER",
     "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
+    "UNCLIP_IMAGE_TO_IMAGE",
     "UNCONDITIONAL",
     "UNCONDITIONAL_DDIM",
     "UNCONDITIONAL_PNDM",

@@ -24,6 +24,7 @@ DEPTH = "depth"
 CONTROL = "control"
 CONTROL_IMAGE_TO_IMAGE = "control-image-to-image"
 CONTROL_INPAINT = "control-inpaint"
+T2I_ADAPTER = "t2i-adapter"  # text-to-image guided by T2I-Adapter feature maps
 UNCONDITIONAL = "unconditional"
 # the unconditional family's other loops, one per diffusers pipeline (the folder's class picks one)
 UNCONDITIONAL_DDIM = "unconditional-ddim"
@@ -41,12 +42,17 @@ PANORAMA = "panorama"
 SEMANTIC = "semantic"
 SAFE = "safe"
 DIFFEDIT = "diffedit"  # mask from two prompts, DDIM inversion, masked denoising
+# conditioned on an image's CLIP embedding (image variation, unCLIP) or an example image (Paint-by-Example)
+IMAGE_VARIATION = "image-variation"
+UNCLIP_IMAGE_TO_IMAGE = "unclip-image-to-image"
+PAINT_BY_EXAMPLE = "paint-by-example"
 INSTRUCT_PIX2PIX = "instruct-pix2pix"  # an image edited by an instruction (8-channel UNet, image guidance)
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"
 TEXTUAL_INVERSION = "textual_inversion"
 CONTROLNET = "controlnet"
+ADAPTER = "adapter"  # build-engine --adapter: T2I-Adapters and a UNet taking their features
 CLIP_SKIP = "clip_skip"
 DEEPCACHE = "deepcache"  # build-engine --deepcache: the UNet split for step caching
 
@@ -97,6 +103,8 @@ class Family:
     task_by_folder_class: bool = False
     #: latent -> RGB factors for previews without a preview VAE (None: no cheap preview)
     latent_rgb: tuple[tuple[float, float, float], ...] | None = None
+    #: the UNet's ``encoder_hidden_states`` length: 77 text tokens, 1 for an image embedding (image variation)
+    unet_sequence: int = 77
     #: which of the families sharing a folder pipeline class a folder is, from its configs (None: the only one)
     recognises: Callable[[Configs], bool] | None = None
 

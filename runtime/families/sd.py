@@ -4,6 +4,7 @@ with 1024-wide text)."""
 from __future__ import annotations
 
 from .base import (
+    ADAPTER,
     CLIP_SKIP,
     CONTROL,
     CONTROL_IMAGE_TO_IMAGE,
@@ -18,6 +19,7 @@ from .base import (
     SAFE,
     SD_LATENT_RGB,
     SEMANTIC,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -45,6 +47,7 @@ SD_TASKS = {
     CONTROL: "controlnet:StableDiffusionControlNetPipeline",
     CONTROL_IMAGE_TO_IMAGE: "controlnet_img2img:StableDiffusionControlNetImg2ImgPipeline",
     CONTROL_INPAINT: "controlnet_inpaint:StableDiffusionControlNetInpaintPipeline",
+    T2I_ADAPTER: "t2i_adapter:StableDiffusionAdapterPipeline",
     PANORAMA: "panorama:StableDiffusionPanoramaPipeline",  # MultiDiffusion
     SEMANTIC: "semantic:SemanticStableDiffusionPipeline",  # SEGA
     SAFE: "safe:StableDiffusionPipelineSafe",  # safe latent diffusion
@@ -66,7 +69,7 @@ SD1 = Family(
     optional=SAFETY_CHECKER,
     hashed_with=SAFETY_CHECKER_INPUT,
     support=("tokenizer", "feature_extractor"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
     tasks=SD_TASKS,
     recognises=lambda configs: not is_sd2(configs),
 )
@@ -80,7 +83,7 @@ SD2 = Family(
     optional=SAFETY_CHECKER,
     hashed_with=SAFETY_CHECKER_INPUT,
     support=("tokenizer", "feature_extractor"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
     tasks=SD_TASKS,
     recognises=is_sd2,
 )

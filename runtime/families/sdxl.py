@@ -5,6 +5,7 @@ inpainting models (9-channel UNets)."""
 from __future__ import annotations
 
 from .base import (
+    ADAPTER,
     CLIP_SKIP,
     CONTROL,
     CONTROL_IMAGE_TO_IMAGE,
@@ -15,6 +16,7 @@ from .base import (
     INPAINT,
     LORA,
     SDXL_LATENT_RGB,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -49,7 +51,7 @@ SDXL = Family(
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
     dual_text_encoders=True,
     tasks={
         TEXT_TO_IMAGE: "sdxl:StableDiffusionXLPipeline",
@@ -58,6 +60,7 @@ SDXL = Family(
         CONTROL: "sdxl_controlnet:StableDiffusionXLControlNetPipeline",
         CONTROL_IMAGE_TO_IMAGE: "sdxl_controlnet_img2img:StableDiffusionXLControlNetImg2ImgPipeline",
         CONTROL_INPAINT: "sdxl_controlnet_inpaint:StableDiffusionXLControlNetInpaintPipeline",
+        T2I_ADAPTER: "sdxl_adapter:StableDiffusionXLAdapterPipeline",
     },
     recognises=has_first_text_encoder,
 )

@@ -34,6 +34,7 @@ ENGINE_PARTS = {
     "text_encoder_2": "text_encoder_2",
     "depth_estimator": "depth_estimator",
     "safety_checker": "safety_checker",
+    "image_encoder": "image_encoder",  # image variation, unCLIP, Paint-by-Example
 }
 # diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
 LOAD_OPTIONS_WITHOUT_EFFECT = {
