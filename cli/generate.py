@@ -156,7 +156,6 @@ def generate(
     ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache).
     ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``).
     ``eta``: the scheduler's eta (DDIM's noise, TCD's gamma); None for the pipeline's default."""
-    from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
 
     refiner.check()
@@ -203,6 +202,14 @@ def generate(
         flags = getattr(images, "nsfw_content_detected", None)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
+    paths = save_images(images, output, flags)
+    return paths + save_depth_maps(depth, paths)
+
+
+def save_images(images: list[Any], output: Path, flags: list[bool] | None) -> list[Path]:
+    """The images as ``output`` (numbered, and a grid, for several), saying which the safety checker flagged."""
+    from sdrt.runtime import make_image_grid
+
     paths = output_paths(output, len(images))
     report_flagged(flags, paths)
     if len(images) > 1:
@@ -210,7 +217,7 @@ def generate(
         paths.append(output.with_name(f"{output.stem}-grid{output.suffix}"))
     for image, path in zip(images, paths):
         save_image(image, path)
-    return paths + save_depth_maps(depth, paths)
+    return paths
 
 
 def task_output(
