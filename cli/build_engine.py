@@ -61,6 +61,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     _model_options(p)
     _conditioning_options(p)
+    _part_options(p)
     _deepcache_option(p)
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument(
@@ -110,16 +111,6 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         "prompts, prompt_syntax='a1111' / --prompt-syntax a1111); default 1, diffusers' fixed 77",
     )
     p.add_argument(
-        "--vae",
-        help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
-        "with one), e.g. sd-vae-ft-mse, or a tiny AutoencoderTiny folder (TAESD, TAESDXL)",
-    )
-    p.add_argument(
-        "--preview-vae",
-        help="also export a tiny VAE's decoder (an AutoencoderTiny folder: TAESD, TAESDXL) as vae_preview_decoder, "
-        "for cheap previews of the latents (pipe.vae.decode_preview)",
-    )
-    p.add_argument(
         "--textual-inversion",
         action="append",
         dest="textual_inversions",
@@ -154,6 +145,27 @@ def _conditioning_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR[:NAME]",
         help="export a diffusers T2IAdapter folder as the component adapter (then adapter_1...) or adapter_NAME, "
         "and a UNet that takes its feature maps; repeatable (several: MultiAdapter)",
+    )
+
+
+def _part_options(p: argparse.ArgumentParser) -> None:
+    """Parts taken from other folders than the model's."""
+    p.add_argument(
+        "--vae",
+        help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
+        "with one), e.g. sd-vae-ft-mse, or a tiny AutoencoderTiny folder (TAESD, TAESDXL)",
+    )
+    p.add_argument(
+        "--preview-vae",
+        help="also export a tiny VAE's decoder (an AutoencoderTiny folder: TAESD, TAESDXL) as vae_preview_decoder, "
+        "for cheap previews of the latents (pipe.vae.decode_preview)",
+    )
+    p.add_argument(
+        "--safety-checker",
+        metavar="DIR",
+        help="export diffusers' StableDiffusionSafetyChecker (a folder with its config, weights and CLIP's "
+        "preprocessor_config.json, or a model folder with safety_checker/ and feature_extractor/): the SD "
+        "pipelines then black out flagged images and report nsfw_content_detected; default: the model folder's own",
     )
 
 

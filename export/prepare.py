@@ -16,6 +16,7 @@ from .model.adapter import add_adapters
 from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
+from .model.safety_checker import add_safety_checker
 from .model.single_file import Checkpoint
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
 from .model.vae_swap import add_preview_vae, swap_vae, vae_file_loaded
@@ -52,6 +53,8 @@ def model_folder(
         folder = add_controlnets(folder, options.controlnets)
     if options.adapters:
         folder = add_adapters(folder, options.adapters)
+    if options.safety_checker is not None:
+        folder = add_safety_checker(folder, options.safety_checker)
     if options.textual_inversions:
         check_textual_inversions(folder, options.textual_inversions)
     if options.loras:

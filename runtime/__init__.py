@@ -41,6 +41,8 @@ _EXPORTS = {
     "StableDiffusionXLInpaintPipeline": "pipelines.sdxl_inpaint",
     "StableDiffusionXLInstructPix2PixPipeline": "pipelines.sdxl_instruct_pix2pix",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
+    "StableDiffusionXLControlNetImg2ImgPipeline": "pipelines.sdxl_controlnet_img2img",
+    "StableDiffusionXLControlNetInpaintPipeline": "pipelines.sdxl_controlnet_inpaint",
     "StableDiffusionAdapterPipeline": "pipelines.t2i_adapter",
     "StableDiffusionXLAdapterPipeline": "pipelines.sdxl_adapter",
     "LatentConsistencyModelPipeline": "pipelines.latent_consistency",

@@ -84,8 +84,8 @@ def tokenizer_encoder(tokenizer: str) -> str:
 
 
 def copy_support_files(folder: ModelFolder, work: Path) -> None:
-    """The scheduler config, the tokenizers and the depth estimator's processor settings, copied from the
-    model folder into the bundle."""
+    """The scheduler config, the tokenizers and the image processor's settings (the depth estimator's, the
+    safety checker's), copied from the model folder into the bundle."""
     from sdrt.export.bundle_writer import copy_tokenizer
 
     (work / "scheduler").mkdir(parents=True, exist_ok=True)
@@ -102,9 +102,9 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     )
     if id2label:  # DiT's class names (DiTPipeline's ``id2label``)
         (work / "id2label.json").write_text(json.dumps(id2label, indent=1), encoding="utf-8")
-    if "depth_estimator" in folder.classes or "image_encoder" in folder.classes:
+    if "feature_extractor" in folder.configs:  # the depth estimator's, image encoder's or safety checker's
         (work / "feature_extractor").mkdir(parents=True, exist_ok=True)
-        processor = folder.path / "feature_extractor" / "preprocessor_config.json"
+        processor = folder.support_file("feature_extractor/preprocessor_config.json")
         shutil.copy2(processor, work / "feature_extractor" / "preprocessor_config.json")
     copy_embedding_noising(folder, work)
 

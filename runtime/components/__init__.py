@@ -17,6 +17,7 @@ from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
 from .image_encoder import ImageEncoder, PaintByExampleEncoder
+from .safety_checker import SafetyChecker
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
@@ -40,6 +41,7 @@ COMPONENTS: list[type[Component]] = [
     VqVaeDecoder,
     PreviewVaeDecoder,
     DepthEstimator,
+    SafetyChecker,
     ImageEncoder,
     PaintByExampleEncoder,
 ]
@@ -85,6 +87,7 @@ __all__ = [
     "MultiAdapter",
     "MultiControlNetModel",
     "PreviewVaeDecoder",
+    "SafetyChecker",
     "TextEncoder",
     "T2IAdapter",
     "TextEncoder2",
