@@ -17,11 +17,13 @@ from sdrt.runtime.families import (
     CLASS_CONDITIONAL,
     DEPTH,
     IMAGE_TO_IMAGE,
+    LATENT_UPSCALE,
     PANORAMA,
     REPAINT,
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    UPSCALE,
     family,
 )
 
@@ -114,7 +116,7 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
         arguments["strength"] = inputs.strength
     if inputs.depth_map is not None:
         arguments["depth_map"] = read_depth_map(inputs.depth_map)
-    if task in (IMAGE_TO_IMAGE, DEPTH):
+    if task in (IMAGE_TO_IMAGE, DEPTH, UPSCALE, LATENT_UPSCALE):
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
         return arguments
@@ -168,6 +170,8 @@ def generate(
     found = family(manifest.model_type)
     cls = found.pipeline(task)
     check_class_labels(task, class_labels)
+    if task == LATENT_UPSCALE and num_images != 1:
+        raise InputError("--num-images: the latent upscaler makes one image of --image; drop --num-images")
     if not found.takes_prompt:
         check_no_text(cls, prompt, negative_prompt, None if task == CLASS_CONDITIONAL else guidance, size)
     pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task

@@ -3,7 +3,7 @@
 ``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
-``--mask``: inpainting); ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
+``--mask``: inpainting); an upscaler's bundle (x4, x2 latent) -> its upscale of ``--image``; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
 and safe latent diffusion loops. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
@@ -25,6 +25,7 @@ from sdrt.runtime.families import (
     IMAGE_TO_IMAGE,
     INPAINT,
     LATENT_UNCONDITIONAL,
+    LATENT_UPSCALE,
     PANORAMA,
     REPAINT,
     SAFE,
@@ -32,6 +33,7 @@ from sdrt.runtime.families import (
     SUPER_RESOLUTION,
     TEXT_TO_IMAGE,
     UNCONDITIONAL,
+    UPSCALE,
     Family,
     family,
 )
@@ -46,6 +48,8 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     DEPTH: (("--image",), ("--image", "--strength", "--depth-map")),
     REPAINT: (("--image", "--mask"), ("--image", "--mask")),
     SUPER_RESOLUTION: (("--image",), ("--image",)),
+    UPSCALE: (("--image",), ("--image",)),
+    LATENT_UPSCALE: (("--image",), ("--image",)),
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
@@ -57,6 +61,8 @@ NEEDS = {
     DEPTH: "--image (the picture to start from), and --depth-map where the bundle has no depth estimator",
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
     SUPER_RESOLUTION: "--image (the low-resolution picture to upscale)",
+    UPSCALE: "--image (the low-resolution picture to upscale)",
+    LATENT_UPSCALE: "--image (the picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
 }
 # what a task starts from, for the error naming what a family runs
@@ -70,6 +76,8 @@ STARTS_FROM = {
     CLASS_CONDITIONAL: "class labels",
     LATENT_UNCONDITIONAL: "noise",
     SUPER_RESOLUTION: "low-resolution images",
+    UPSCALE: "low-resolution images",
+    LATENT_UPSCALE: "images",
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",

@@ -1,5 +1,5 @@
 """The UNets: ``sample``, ``timestep`` [, ``encoder_hidden_states``, SDXL's ``text_embeds`` and
-``time_ids``, an LCM's ``timestep_cond``] -> ``noise_pred``, the raw model output (epsilon, v or sample, as the manifest says)."""
+``time_ids``, an LCM's ``timestep_cond``, the x4 upscaler's ``class_labels``] -> ``noise_pred``, the raw model output (epsilon, v or sample, as the manifest says)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ class UNet(Component):
     ``down_block_additional_residuals`` (``down_block_additional_residual_0..N-1``) and
     ``mid_block_additional_residual``; a call without them adds zeros (the plain UNet's output).
     A UNet whose config has ``time_cond_proj_dim`` (latent consistency models) also takes ``timestep_cond``,
-    the guidance-scale embedding [batch, time_cond_proj_dim].
+    the guidance-scale embedding [batch, time_cond_proj_dim] (the latent upscaler: its noise level and pooled text).
+    A UNet with class embeddings (``num_class_embeds``: the x4 upscaler's noise level) takes int64 ``class_labels``.
     """
 
     name = "unet"
@@ -64,8 +65,14 @@ class UNet(Component):
         if config.get("time_cond_proj_dim") is not None:
             cond = TensorSpec("timestep_cond", F32, ("batch", int(config["time_cond_proj_dim"])))
             inputs["timestep_cond"] = cond
+        if config.get("num_class_embeds") is not None:
+            inputs["class_labels"] = TensorSpec("class_labels", np.dtype(np.int64), ("batch",))
         output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
         spec = GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
+        if "class_labels" in inputs:
+            spec.extra["class_embeds"] = int(config["num_class_embeds"])
+        if config.get("time_embedding_type") == "fourier":  # the latent upscaler's log-sigma timesteps
+            spec.extra["timesteps"] = (-2.0, 2.0)
         if inputs.get("encoder_hidden_states") and inputs["encoder_hidden_states"].shape[1] == "sequence":
             spec.dims["sequence"] = (77, 77 * int(options["prompt_chunks"]))
             spec.trace["sequence"] = 77
@@ -81,13 +88,17 @@ class UNet(Component):
 
     @classmethod
     def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
-        """Timesteps in 0..999; SDXL's time ids for the size; noise elsewhere."""
+        """Timesteps in 0..999 (a Fourier-embedded UNet's in -2..2); class labels below the class count; SDXL's
+        time ids for the size; noise elsewhere."""
         rng = np.random.default_rng(seed)
         feeds = {}
         for name, tensor in spec.inputs.items():
             shape = tensor.concrete(sizes)
             if name == "timestep":
-                feeds[name] = rng.uniform(0.0, 999.0, size=shape).astype(np.float32)
+                low, high = spec.extra.get("timesteps", (0.0, 999.0))
+                feeds[name] = rng.uniform(low, high, size=shape).astype(np.float32)
+            elif name == "class_labels":
+                feeds[name] = rng.integers(0, spec.extra["class_embeds"], size=shape)
             elif name == "time_ids":
                 feeds[name] = time_ids_for(sizes, shape)
             else:
@@ -107,6 +118,7 @@ class UNet(Component):
             inputs["timestep"],
             inputs["encoder_hidden_states"],
             timestep_cond=inputs.get("timestep_cond"),
+            class_labels=inputs.get("class_labels"),
             added_cond_kwargs=added,
             down_block_additional_residuals=tuple(down) if down else None,
             mid_block_additional_residual=inputs.get("mid_block_additional_residual"),
@@ -141,6 +153,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        class_labels: Any = None,
     ) -> Any:
         return self.run(
             **self.feeds(
@@ -153,6 +166,7 @@ class UNet(Component):
                 down_block_additional_residuals=down_block_additional_residuals,
                 mid_block_additional_residual=mid_block_additional_residual,
                 timestep_cond=timestep_cond,
+                class_labels=class_labels,
             )
         )["noise_pred"]
 
@@ -168,6 +182,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        class_labels: Any = None,
     ) -> dict[str, Any]:
         """The engine's inputs for a call (diffusers' UNet arguments)."""
         sample = self.xp.asarray(sample)
@@ -181,6 +196,7 @@ class UNet(Component):
             "text_embeds": text_embeds,
             "time_ids": time_ids,
             "timestep_cond": timestep_cond,
+            "class_labels": class_labels,
         }
         for key, value in given.items():
             if key in self.record.inputs:

@@ -26,6 +26,7 @@ from .base import (
     INPAINT,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
+    LATENT_UPSCALE,
     LORA,
     PANORAMA,
     REPAINT,
@@ -38,6 +39,7 @@ from .base import (
     UNCONDITIONAL,
     UNCONDITIONAL_DDIM,
     UNCONDITIONAL_PNDM,
+    UPSCALE,
     Configs,
     Family,
     class_name,
@@ -55,6 +57,7 @@ from .ldm3d import LDM3D
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT, SDXL_REFINER
 from .uncond import UNCOND
+from .upscale import SD_LATENT_UPSCALE, SD_UPSCALE
 
 FAMILIES: list[Family] = [
     SD1,
@@ -71,6 +74,8 @@ FAMILIES: list[Family] = [
     LDM_SUPER_RESOLUTION,
     LDM_TEXT,
     LDM3D,
+    SD_UPSCALE,
+    SD_LATENT_UPSCALE,
 ]
 
 
@@ -146,6 +151,7 @@ __all__ = [
     "INPAINT",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
+    "LATENT_UPSCALE",
     "LORA",
     "PANORAMA",
     "REPAINT",
@@ -158,6 +164,7 @@ __all__ = [
     "UNCONDITIONAL",
     "UNCONDITIONAL_DDIM",
     "UNCONDITIONAL_PNDM",
+    "UPSCALE",
     "Family",
     "all_families",
     "class_name",
