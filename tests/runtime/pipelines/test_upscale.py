@@ -254,3 +254,33 @@ def test_generate_upscales(x4, x2, tmp_path):
         )
         assert_parity([Image.open(out)], expected.images, threshold=PARITY_DB)
     assert main(["generate", str(x4.bundle), PROMPT, "--no-progress", "-o", str(out)]) == 2  # no --image
+
+
+@pytest.mark.slow
+def test_export_gates(tmp_path):
+    """Every engine of both upscalers passes build-engine's validation against torch (the class-labelled UNet, the
+    text encoder's pooled outputs, the K-diffusion UNet with its resampling as depthwise convolutions)."""
+    from sdrt.cli.build_engine import main
+    from sdrt.runtime.bundle.bundle import open_bundle
+
+    for maker, sizes in (
+        (make_x4, ["32", "128"]),
+        (make_latent_x2, ["128", "256"]),
+    ):  # the K-UNet: 16+ latents
+        folder, out = maker(tmp_path / maker.__name__), tmp_path / f"{maker.__name__}-bundle"
+        args = [
+            str(folder),
+            "-o",
+            str(out),
+            "--backend",
+            "ort",
+            "--precision",
+            "fp32",
+            "--max-batch",
+            "1",
+            "-q",
+        ]
+        assert main([*args, "--min-size", sizes[0], "--max-size", sizes[1]]) in (0, None)
+        records = open_bundle(out).manifest.components
+        assert {"text_encoder", "unet", "vae_decoder", "vae_encoder"} <= set(records)
+        assert all(record.validation is not None for record in records.values())
