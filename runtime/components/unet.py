@@ -91,7 +91,7 @@ class UNet(Component):
         """Timesteps in 0..999 (a Fourier-embedded UNet's in -2..2); class labels below the class count; SDXL's
         time ids for the size; noise elsewhere."""
         rng = np.random.default_rng(seed)
-        feeds = {}
+        feeds: dict[str, np.ndarray] = {}
         for name, tensor in spec.inputs.items():
             shape = tensor.concrete(sizes)
             if name == "timestep":
