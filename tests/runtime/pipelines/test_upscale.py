@@ -234,7 +234,7 @@ def test_latent_upscaler_refuses_bad_input(x2):
             pipe(PROMPT, num_inference_steps=1, **kwargs)
 
 
-def test_generate_upscales(x4, x2, tmp_path):
+def test_generate_upscales(x4, x2, tmp_path, capsys):
     """``sdrt generate BUNDLE PROMPT --image LOW_RES`` on an upscaler bundle: diffusers' image of the same seed."""
     from sdrt.cli.sdrt import main
 
@@ -253,7 +253,14 @@ def test_generate_upscales(x4, x2, tmp_path):
             PROMPT, image=Image.open(low), num_inference_steps=2, guidance_scale=5, generator=generator
         )
         assert_parity([Image.open(out)], expected.images, threshold=PARITY_DB)
-    assert main(["generate", str(x4.bundle), PROMPT, "--no-progress", "-o", str(out)]) == 2  # no --image
+    for bundle, extra, said in (
+        (x4, [], "x4 upscaler model: pass --image"),
+        (x4, ["--image", str(low), "--mask", str(low)], "--mask"),
+        (x4, ["--image", str(low), "--size", "64x64"], "--size does not apply"),
+        (x2, ["--image", str(low), "--num-images", "2"], "--num-images"),
+    ):
+        assert main(["generate", str(bundle.bundle), PROMPT, *extra, "--no-progress", "-o", str(out)]) == 2
+        assert said in capsys.readouterr().err
 
 
 @pytest.mark.slow
