@@ -16,6 +16,7 @@ from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
     CLASS_CONDITIONAL,
     DEPTH,
+    DIFFEDIT,
     IMAGE_TO_IMAGE,
     LATENT_UPSCALE,
     PANORAMA,
@@ -27,6 +28,7 @@ from sdrt.runtime.families import (
     family,
 )
 
+from .diffedit import diffedit_output, mask_path
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
@@ -169,7 +171,7 @@ def generate(
         steps = default_steps(manifest.model_type, manifest.pipeline_class)
     found = family(manifest.model_type)
     cls = found.pipeline(task)
-    check_class_labels(task, class_labels)
+    check_class_labels(task, class_labels, manifest.unet.num_class_embeds)
     if task == LATENT_UPSCALE and num_images != 1:
         raise InputError("--num-images: the latent upscaler makes one image of --image; drop --num-images")
     if not found.takes_prompt:
@@ -194,8 +196,7 @@ def generate(
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
         kwargs |= {} if eta is None else {"eta": eta}
-        images_in = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
-        images = prompted_output(pipes, prompt, images_in, kwargs, refiner)
+        images = task_output(task, pipes, prompt, inputs, kwargs, size, refiner, output)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
     paths = output_paths(output, len(images))
@@ -205,6 +206,25 @@ def generate(
     for image, path in zip(images, paths):
         save_image(image, path)
     return paths + save_depth_maps(depth, paths)
+
+
+def task_output(
+    task: str,
+    pipes: list[Any],
+    prompt: str,
+    inputs: ImageInputs,
+    call: dict[str, Any],
+    size: tuple[int, int] | None,
+    refiner: Refiner,
+    output: Path,
+) -> Any:
+    """A prompted task's pipeline output (DiffEdit's mask saved beside ``output``)."""
+    if task == DIFFEDIT:
+        result, mask = diffedit_output(pipes[0], inputs, call, size)
+        save_image(mask, mask_path(output))
+        return result
+    images = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
+    return prompted_output(pipes, prompt, images, call, refiner)
 
 
 def save_depth_maps(depth: list[Any], paths: list[Path]) -> list[Path]:
@@ -287,8 +307,15 @@ def check_no_text(
         )
 
 
-def check_class_labels(task: str, class_labels: list[str] | None) -> None:
-    """``--class-label`` for the class-conditional models (DiT) only, and they need one."""
+def check_class_labels(task: str, class_labels: list[str] | None, unet_classes: int | None) -> None:
+    """``--class-label`` for the class-conditional models only (DiT, which needs one; a consistency model with
+    ``num_class_embeds``, ids only, random ones where none is given)."""
+    if class_labels and unet_classes is not None:
+        if not all(label.isdigit() for label in class_labels):
+            raise InputError(
+                f"--class-label {' '.join(class_labels)}: this bundle's classes are ids 0..{unet_classes - 1}"
+            )
+        return
     if class_labels and task != CLASS_CONDITIONAL:
         raise InputError("--class-label is for class-conditional (DiT) bundles; this bundle takes none")
     if task == CLASS_CONDITIONAL and not class_labels:
@@ -304,20 +331,29 @@ def unconditional_arguments(
     """RePaint's picture and mask (once per image), DiT's class labels (ids or names; and the guidance scale), or
     the batch size of the pipelines that start from noise."""
     if task == CLASS_CONDITIONAL:
-        labels: list[int | str] = [
-            int(n) if n.isdigit() else n for n in class_labels for _ in range(num_images)
-        ]
-        return {"class_labels": labels} | ({} if guidance is None else {"guidance_scale": guidance})
+        return {"class_labels": ids_per_image(class_labels, num_images)} | (
+            {} if guidance is None else {"guidance_scale": guidance}
+        )
     if task == SUPER_RESOLUTION:
         if num_images != 1:
             raise InputError("--num-images: super-resolution makes one image of --image; drop --num-images")
         assert inputs.image is not None  # chosen_task asked for it
         return {"image": read_image(inputs.image, "--image", "RGB")}
+    if task != REPAINT and class_labels:  # a class-conditional consistency model: one image per label
+        return {
+            "batch_size": num_images * len(class_labels),
+            "class_labels": ids_per_image(class_labels, num_images),
+        }
     if task != REPAINT:
         return {"batch_size": num_images}
     assert inputs.image is not None and inputs.mask is not None  # chosen_task asked for both
     image, mask = read_image(inputs.image, "--image", "RGB"), read_image(inputs.mask, "--mask", "L")
     return {"image": [image] * num_images, "mask_image": [mask] * num_images}
+
+
+def ids_per_image(class_labels: list[str], num_images: int) -> list[int | str]:
+    """Each label (an id as an int, a name as it is) ``num_images`` times."""
+    return [int(n) if n.isdigit() else n for n in class_labels for _ in range(num_images)]
 
 
 def load_loras(pipe: Any, specs: list[str]) -> None:

@@ -161,7 +161,8 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; repeat for several images',
+        help='DiT bundles: an ImageNet class by name (e.g. "golden retriever") or id; class-conditional consistency '
+        "models: a class id; repeat for several images",
     )
     gen.add_argument(
         "--image",
@@ -225,6 +226,13 @@ def _guided_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="safe latent diffusion (StableDiffusionPipelineSafe) with diffusers' SafetyConfig preset",
     )
+    gen.add_argument(
+        "--source-prompt",
+        default=None,
+        help="DiffEdit (StableDiffusionDiffEditPipeline) with --image: what the picture shows now; PROMPT is what "
+        "it should show, and the region where the two disagree is repainted (--strength: the inversion's depth, "
+        "default 0.8; the mask is saved beside the output as NAME-mask.png)",
+    )
 
 
 def _bench_options(bench: argparse.ArgumentParser) -> None:
@@ -284,6 +292,7 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         tuple(args.editing_prompt or ()),
         args.edit_guidance_scale,
         args.safety_preset,
+        args.source_prompt,
     )
 
 

@@ -3,8 +3,9 @@
 ``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
-``--mask``: inpainting); an upscaler's bundle (x4, x2 latent) -> its upscale of ``--image``; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
-and safe latent diffusion loops. The family (``sdrt.runtime.families``) names the pipeline of the task.
+``--mask``: inpainting); an upscaler's bundle (x4, x2 latent) -> its upscale of ``--image``; ``--panorama``,
+``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA and safe latent diffusion loops; ``--image`` and
+``--source-prompt`` -> DiffEdit. The family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
+    DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -64,6 +66,7 @@ NEEDS = {
     UPSCALE: "--image (the low-resolution picture to upscale)",
     LATENT_UPSCALE: "--image (the picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
+    DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -81,7 +84,7 @@ STARTS_FROM = {
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",
-    DIFFEDIT: "images",  # Python only: generate_mask, invert, then the edit
+    DIFFEDIT: "images and a source prompt",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -101,6 +104,7 @@ class ImageInputs:
     editing_prompts: tuple[str, ...] = ()  # --editing-prompt: SEGA
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
+    source_prompt: str | None = None  # --source-prompt: DiffEdit
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -112,6 +116,7 @@ class ImageInputs:
             "--editing-prompt": self.editing_prompts or None,
             "--edit-guidance-scale": self.edit_guidance_scale,
             "--safety-preset": self.safety_preset,
+            "--source-prompt": self.source_prompt,
         }
         return [flag for flag, value in flags.items() if value is not None]
 

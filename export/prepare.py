@@ -86,17 +86,20 @@ def check_runnable(folder: ModelFolder) -> None:
 
 
 def check_unconditioned_unet(folder: ModelFolder) -> None:
-    """Refuse a class-conditional UNet2DModel (class-conditional consistency models): its exported graph would
-    need a ``class_labels`` input, which sdrt's UNet2DModel graph does not have."""
+    """Refuse a class-conditional UNet2DModel that no sdrt pipeline would feed: class ids (``num_class_embeds``)
+    reach the UNet in consistency models only, as in diffusers; other class embeddings (``class_embed_type``)
+    are not exported."""
     config = folder.configs.get("unet", {})
     if folder.classes.get("unet", ("", ""))[1] != "UNet2DModel":
         return
-    if config.get("num_class_embeds") is not None or config.get("class_embed_type") is not None:
-        raise ModelFolderError(
-            f"{folder.path / 'unet'} is a class-conditional UNet2DModel (num_class_embeds="
-            f"{config.get('num_class_embeds')}, class_embed_type={config.get('class_embed_type')!r}): sdrt exports "
-            "UNet2DModel without class_labels, so it builds unconditional models only"
-        )
+    classes, embed_type = config.get("num_class_embeds"), config.get("class_embed_type")
+    if embed_type is None and (classes is None or folder.pipeline_class == "ConsistencyModelPipeline"):
+        return
+    raise ModelFolderError(
+        f"{folder.path / 'unet'} is a class-conditional UNet2DModel (num_class_embeds={classes}, "
+        f"class_embed_type={embed_type!r}): sdrt builds class-conditional UNet2DModels of consistency models "
+        "(ConsistencyModelPipeline folders, class ids by num_class_embeds) only"
+    )
 
 
 def check_components(folder: ModelFolder, components: list[str] | None) -> None:

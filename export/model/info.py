@@ -46,6 +46,7 @@ def unet_info(folder: ModelFolder) -> UNetInfo:
         sample_size=unet.get("sample_size", 64),
         addition_embed_type=unet.get("addition_embed_type"),
         time_cond_proj_dim=unet.get("time_cond_proj_dim"),
+        num_class_embeds=unet.get("num_class_embeds"),
     )
 
 

@@ -62,6 +62,9 @@ class UNetInfo:
     sample_size: int | list[int] = 64
     addition_embed_type: str | None = None
     time_cond_proj_dim: int | None = None
+    num_class_embeds: int | None = (
+        None  # a class-conditional UNet2DModel's classes (its `class_labels` input)
+    )
     # build-engine --deepcache BRANCH: the branch the unet_deepcache_* engines split the UNet at (None: none)
     deepcache_branch: int | None = None
 

@@ -139,6 +139,7 @@ class UNet(Component):
             in_channels=unet.in_channels,
             sample_size=unet.sample_size,
             time_cond_proj_dim=unet.time_cond_proj_dim,
+            num_class_embeds=unet.num_class_embeds,
         )
 
     def __call__(
@@ -196,7 +197,7 @@ class UNet(Component):
             "text_embeds": text_embeds,
             "time_ids": time_ids,
             "timestep_cond": timestep_cond,
-            "class_labels": class_labels,
+            "class_labels": None if class_labels is None else self._labels(class_labels),
         }
         for key, value in given.items():
             if key in self.record.inputs:
@@ -230,6 +231,10 @@ class UNet(Component):
             )
         return {**dict(zip(names, down)), "mid_block_additional_residual": mid}
 
+    def _labels(self, class_labels: Any) -> Any:
+        labels = class_labels.get() if hasattr(class_labels, "get") else class_labels
+        return self.xp.asarray(np.asarray(labels, dtype=np.int64).reshape(-1))
+
     def _timesteps(self, timestep: Any, batch: int) -> Any:
         """A scalar (or one-element) timestep broadcast to float32 [batch], as diffusers' UNet does."""
         if hasattr(timestep, "get"):
@@ -257,7 +262,9 @@ def _level_size(dim: Any, sizes: Mapping[str, int]) -> int:
 
 
 class UncondUNet(UNet):
-    """UNet2DModel (unconditional models such as DDPM's): ``sample``, ``timestep`` -> ``noise_pred``, in pixels."""
+    """UNet2DModel (unconditional models such as DDPM's): ``sample``, ``timestep`` -> ``noise_pred``, in pixels.
+    A class-conditional one (``num_class_embeds``: ImageNet consistency models) also takes int64 ``class_labels``
+    (``UNet.graph`` adds it, as for the x4 upscaler's UNet2DConditionModel)."""
 
     model_classes = ("UNet2DModel",)
     spatial = "pixel"
@@ -270,7 +277,12 @@ class UncondUNet(UNet):
 
     @classmethod
     def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return {"noise_pred": model(inputs["sample"], inputs["timestep"], return_dict=False)[0]}
+        labels = inputs.get("class_labels")
+        return {
+            "noise_pred": model(inputs["sample"], inputs["timestep"], class_labels=labels, return_dict=False)[
+                0
+            ]
+        }
 
 
 class LatentUNet2D(UncondUNet):

@@ -71,3 +71,86 @@ def test_generate_panorama_outside_the_range_is_one_line(tiny, tmp_path, capsys)
     code = _generate(bundle, tmp_path / "out.png", "--panorama", "--size", "2048x512")
     err = capsys.readouterr().err
     assert code != 0 and "panorama 2048x512" in err and "--max-size" in err
+
+
+def test_generate_diffedit_matches_diffusers(tiny, tmp_path, capsys):
+    """--image with --source-prompt: diffusers' three DiffEdit steps (mask, inversion, the edit with the source
+    prompt as negative prompt), each from --seed; the mask saved beside the output."""
+    import diffusers
+    import numpy as np
+
+    yy, xx = np.mgrid[0:64, 0:64] / 63.0
+    rgb = np.stack([xx, yy, 0.5 + 0.5 * np.sin(6 * xx * yy)], axis=-1)
+    picture = Image.fromarray((rgb * 255).astype(np.uint8))
+    picture.save(tmp_path / "in.png")
+    source, target, seed = "a", "b", 7  # prompts whose mask on the tiny model is not empty
+    flags = ["--image", str(tmp_path / "in.png"), "--source-prompt", source, "--strength", "0.75"]
+    flags += ["--scheduler", "DDIMScheduler", "--steps", "4", "--seed", str(seed), "--provider", "cpu"]
+    capsys.readouterr()
+    code = main_generate(tiny.bundle("sd1"), target, tmp_path / "out.png", *flags)
+    assert code == 0, capsys.readouterr().err
+
+    sd = tiny.reference("sd1", "StableDiffusionPipeline")
+    parts = {k: v for k, v in sd.components.items() if k != "image_encoder"}
+    ref = diffusers.StableDiffusionDiffEditPipeline(
+        **(parts | {"scheduler": diffusers.DDIMScheduler.from_config(sd.scheduler.config)}),
+        inverse_scheduler=diffusers.DDIMInverseScheduler.from_config(sd.scheduler.config),
+        requires_safety_checker=False,
+    )
+    ref.set_progress_bar_config(disable=True)
+    shared = dict(num_inference_steps=4, generator=torch.Generator().manual_seed(seed))
+    mask = ref.generate_mask(image=picture, source_prompt=source, target_prompt=target, **shared)
+    shared["generator"] = torch.Generator().manual_seed(seed)
+    inverted = ref.invert(prompt=source, image=picture, inpaint_strength=0.75, **shared).latents
+    shared["generator"] = torch.Generator().manual_seed(seed)
+    expected = ref(
+        prompt=target,
+        mask_image=mask,
+        image_latents=inverted,
+        negative_prompt=source,
+        inpaint_strength=0.75,
+        **shared,
+    ).images
+    assert_parity([Image.open(tmp_path / "out.png")], expected)
+    written = np.asarray(Image.open(tmp_path / "out-mask.png"))
+    assert written.shape == (64, 64) and 0 < written.mean() < 255, (
+        "the mask picture, neither all kept nor all edited"
+    )
+    np.testing.assert_array_equal(written[::8, ::8] > 127, mask[0] > 0.5)
+
+
+def test_generate_diffedit_flags(tiny, tmp_path, capsys):
+    import sdrt.runtime as rt
+    from sdrt.cli.task_choice import ImageInputs, pipeline_class
+    from sdrt.runtime.errors import InputError
+
+    picture = tmp_path / "in.png"
+    assert (
+        pipeline_class("sd1", ImageInputs(image=picture, source_prompt="a"))
+        is rt.StableDiffusionDiffEditPipeline
+    )
+    with pytest.raises(InputError, match="--source-prompt need --image"):
+        pipeline_class("sd1", ImageInputs(source_prompt="a"))
+    Image.new("RGB", (64, 64)).save(picture)
+    capsys.readouterr()
+    code = main_generate(
+        tiny.bundle("sd1"),
+        "b",
+        tmp_path / "o.png",
+        "--image",
+        str(picture),
+        "--source-prompt",
+        "a",
+        "--num-images",
+        "2",
+        "--provider",
+        "cpu",
+    )
+    err = capsys.readouterr().err
+    assert code != 0 and "--num-images" in err and "DiffEdit" in err and not (tmp_path / "o-0.png").exists()
+
+
+def main_generate(bundle, prompt, out, *flags: str) -> int:
+    from sdrt.cli.sdrt import main
+
+    return main(["generate", str(bundle), prompt, "--no-progress", *flags, "-o", str(out)])

@@ -219,17 +219,107 @@ def test_generate_repaint_needs_image_and_mask(tmp_path):
     assert default_steps("uncond", "DDPMPipeline") == 1000
 
 
-def test_build_refuses_a_class_conditional_unet(uncond, tmp_path, capsys):
+def test_build_refuses_a_class_conditional_unet_no_pipeline_feeds(uncond, tmp_path, capsys):
+    """diffusers' DDPMPipeline passes no class labels (its UNet would fail): class ids reach consistency models only."""
     from sdrt.cli.build_engine import main as build_engine
 
     config = dict(uncond.unet.config)
     unet = diffusers.UNet2DModel.from_config({**config, "num_class_embeds": 10})
-    folder = tmp_path / "cm_imagenet"
-    diffusers.ConsistencyModelPipeline(
-        unet=unet, scheduler=diffusers.CMStochasticIterativeScheduler()
-    ).save_pretrained(folder)
+    folder = tmp_path / "ddpm_classes"
+    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
     capsys.readouterr()
     assert build_engine([str(folder), "-o", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "class-conditional UNet2DModel" in err and "Traceback" not in err, err
+    assert "class-conditional UNet2DModel" in err and "ConsistencyModelPipeline" in err, err
+    assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def class_conditional(tmp_path_factory):
+    """A tiny class-conditional UNet2DModel (10 classes) saved as a ConsistencyModelPipeline folder, and its bundle."""
+    root = tmp_path_factory.mktemp("cm_classes")
+    torch.manual_seed(5)
+    unet = diffusers.UNet2DModel(
+        sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=8,
+        norm_num_groups=8,
+        num_class_embeds=10,
+    ).eval()
+    scheduler = diffusers.CMStochasticIterativeScheduler(
+        num_train_timesteps=40, sigma_min=0.002, sigma_max=80.0
+    )
+    folder = root / "cm"
+    diffusers.ConsistencyModelPipeline(unet=unet, scheduler=scheduler).save_pretrained(folder)
+    bundle = build_bundle(folder, root / "bundle", ["--max-batch", "2"])
+    return SimpleNamespace(unet=unet, scheduler=scheduler, bundle=bundle)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_inference_steps": 1, "class_labels": 3},
+        {"timesteps": [22, 0], "batch_size": 2, "class_labels": [3, 7]},
+    ],
+    ids=["one-step", "multistep-batch"],
+)
+def test_class_conditional_consistency_models(class_conditional, kwargs):
+    import sdrt.runtime
+
+    ref = diffusers.ConsistencyModelPipeline(
+        unet=class_conditional.unet, scheduler=class_conditional.scheduler
+    )
+    ref.set_progress_bar_config(disable=True)
+    pipe = sdrt.runtime.ConsistencyModelPipeline.from_pretrained(class_conditional.bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    actual, expected = _seeded(ref, pipe, 10, **kwargs)
+    assert_parity(actual, expected)
+    other = pipe(
+        generator=10,
+        output_type="np",
+        **{**kwargs, "class_labels": 5 if kwargs.get("batch_size") is None else [5, 5]},
+    )
+    assert np.abs(other.images - actual).max() > 0.05, "the class label conditions the image"
+
+
+def test_class_conditional_labels_checked(class_conditional):
+    import sdrt.runtime
+    from sdrt.runtime.errors import InputError
+
+    pipe = sdrt.runtime.ConsistencyModelPipeline.from_pretrained(class_conditional.bundle, provider="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    with pytest.raises(InputError, match=r"classes are 0\.\.9"):
+        pipe(class_labels=10)
+    with pytest.raises(InputError, match="one id per image"):
+        pipe(class_labels=1, batch_size=2)
+    drawn = [pipe(generator=4, output_type="np").images for _ in range(2)]
+    np.testing.assert_array_equal(*drawn)  # labels drawn from an int seed are the seed's
+
+
+def test_generate_class_labels_of_a_consistency_model(class_conditional, tmp_path, capsys):
+    from sdrt.cli.sdrt import main
+
+    ref = diffusers.ConsistencyModelPipeline(
+        unet=class_conditional.unet, scheduler=class_conditional.scheduler
+    )
+    ref.set_progress_bar_config(disable=True)
+    flags = ["--class-label", "3", "--class-label", "7", "--steps", "2", "--seed", "10", "--no-progress"]
+    assert main(["generate", str(class_conditional.bundle), *flags, "-o", str(tmp_path / "cm.png")]) == 0
+    expected = ref(
+        batch_size=2, class_labels=[3, 7], num_inference_steps=2, generator=torch.Generator().manual_seed(10)
+    ).images
+    assert_parity([Image.open(tmp_path / f"cm-{i}.png") for i in range(2)], expected)
+    capsys.readouterr()
+    assert (
+        main(
+            ["generate", str(class_conditional.bundle), "--class-label", "cat", "-o", str(tmp_path / "x.png")]
+        )
+        != 0
+    )
+    assert "ids 0..9" in capsys.readouterr().err
