@@ -152,6 +152,7 @@ def make_latent_x2(folder):
         attention_head_dim=8,
         norm_num_groups=None,
         block_out_channels=(32, 32, 64, 64),  # diffusers' test UNet: K blocks norm in groups of 32 channels
+        layers_per_block=1,
         time_cond_proj_dim=128 + TEXT_HIDDEN,
         conv_in_kernel=1,
         conv_out_kernel=1,
