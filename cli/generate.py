@@ -18,6 +18,7 @@ from sdrt.runtime.families import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    INSTRUCT_PIX2PIX,
     LATENT_UPSCALE,
     PANORAMA,
     REPAINT,
@@ -104,8 +105,10 @@ def read_image(path: Path, flag: str, mode: str) -> Any:
         raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
 
 
-def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
-    """The pipeline call's image arguments (and its size, where the pipeline takes one)."""
+def image_arguments(
+    task: str, inputs: ImageInputs, size: tuple[int, int] | None, cls: type | None = None
+) -> dict[str, Any]:
+    """The pipeline call's image arguments (and its size, where the pipeline ``cls`` takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
     if task == PANORAMA and size is None:
@@ -118,6 +121,8 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
         arguments["strength"] = inputs.strength
     if inputs.depth_map is not None:
         arguments["depth_map"] = read_depth_map(inputs.depth_map)
+    if task == INSTRUCT_PIX2PIX:
+        return arguments | instruct_arguments(cls, inputs, size)
     if task in (IMAGE_TO_IMAGE, DEPTH, UPSCALE, LATENT_UPSCALE):
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
@@ -127,6 +132,18 @@ def image_arguments(task: str, inputs: ImageInputs, size: tuple[int, int] | None
     arguments["mask_image"] = read_image(inputs.mask, "--mask", "L")
     height, width = size or (None, None)
     return {**arguments, "height": height, "width": width}
+
+
+def instruct_arguments(cls: type | None, inputs: ImageInputs, size: tuple[int, int] | None) -> dict[str, Any]:
+    """InstructPix2Pix's ``image_guidance_scale`` (``--image-guidance``) and the size, where ``cls`` takes one
+    (SDXL's; SD's edits at the image's size)."""
+    arguments = {} if inputs.image_guidance is None else {"image_guidance_scale": inputs.image_guidance}
+    if size is None:
+        return arguments
+    if cls is None or "height" not in inspect.signature(cls.__call__).parameters:
+        name = cls.__name__ if cls is not None else "this pipeline"
+        raise InputError(f"--size does not apply to {name}: the output has --image's size; drop --size")
+    return arguments | {"height": size[0], "width": size[1]}
 
 
 def generate(
@@ -223,7 +240,8 @@ def task_output(
         result, mask = diffedit_output(pipes[0], inputs, call, size)
         save_image(mask, mask_path(output))
         return result
-    images = {**image_arguments(task, inputs, size), **guided_arguments(task, inputs)}
+    cls = type(pipes[0])
+    images = {**image_arguments(task, inputs, size, cls), **guided_arguments(task, inputs)}
     return prompted_output(pipes, prompt, images, call, refiner)
 
 

@@ -180,6 +180,13 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         help="how much of --image is repainted, 0 to 1 (default: 0.8 image-to-image, 1.0 inpainting)",
     )
     gen.add_argument(
+        "--image-guidance",
+        type=float,
+        default=None,
+        help="InstructPix2Pix bundles: image_guidance_scale, how closely the edit keeps to --image (default: "
+        "1.5; below 1 turns guidance off, as in diffusers)",
+    )
+    gen.add_argument(
         "--depth-map",
         type=Path,
         default=None,
@@ -293,6 +300,7 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         args.edit_guidance_scale,
         args.safety_preset,
         args.source_prompt,
+        args.image_guidance,
     )
 
 

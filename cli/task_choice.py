@@ -25,6 +25,7 @@ from sdrt.runtime.families import (
     DIFFEDIT,
     IMAGE_TO_IMAGE,
     INPAINT,
+    INSTRUCT_PIX2PIX,
     LATENT_UNCONDITIONAL,
     LATENT_UPSCALE,
     PANORAMA,
@@ -55,6 +56,7 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
     DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
+    INSTRUCT_PIX2PIX: (("--image",), ("--image", "--image-guidance")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -67,6 +69,7 @@ NEEDS = {
     LATENT_UPSCALE: "--image (the picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
     DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
+    INSTRUCT_PIX2PIX: "--image (the picture to edit; the prompt is the instruction)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -85,6 +88,7 @@ STARTS_FROM = {
     SEMANTIC: "text",
     SAFE: "text",
     DIFFEDIT: "images and a source prompt",
+    INSTRUCT_PIX2PIX: "images and instructions",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -105,6 +109,7 @@ class ImageInputs:
     edit_guidance_scale: float | None = None
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
     source_prompt: str | None = None  # --source-prompt: DiffEdit
+    image_guidance: float | None = None  # --image-guidance: InstructPix2Pix's image_guidance_scale
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -117,6 +122,7 @@ class ImageInputs:
             "--edit-guidance-scale": self.edit_guidance_scale,
             "--safety-preset": self.safety_preset,
             "--source-prompt": self.source_prompt,
+            "--image-guidance": self.image_guidance,
         }
         return [flag for flag, value in flags.items() if value is not None]
 
@@ -144,12 +150,17 @@ def chosen_task(
     if ready:  # the task using the most of the flags given
         return max(ready, key=lambda t: len(TASK_FLAGS.get(t, ((), ()))[0]))
     if default in fitting:
-        article = "an" if found.title[0] in "aeiou" else "a"
+        article = "an" if found.title[0].lower() in "aeiou" else "a"
         raise InputError(f"this bundle is {article} {found.title} model: pass {NEEDS[default]}")
     if fitting and fitting[0] in NEEDS and "--image" not in TASK_FLAGS[fitting[0]][0]:
         raise InputError(f"{', '.join(given)} need {NEEDS[fitting[0]]}")
     if fitting:
         raise InputError(f"{', '.join(given)} need --image (the picture to start from)")
+    if "--image-guidance" in given:
+        raise InputError(
+            f"--image-guidance: this bundle is a {model_type!r} model, not an InstructPix2Pix one (build one from a "
+            "StableDiffusionInstructPix2PixPipeline folder such as timbrooks/instruct-pix2pix)"
+        )
     if "--depth-map" in given:
         raise InputError(
             f"--depth-map: this bundle is a {model_type!r} model, not a depth-to-image one (build one from a "

@@ -81,7 +81,7 @@ def export_pipeline(
         vae=options.vae,
     ) as (model_dir, checkpoint):
         folder = model_folder(model_dir, options, checkpoint)
-        shapes = resolve_shapes(*info.size_units(folder), options)
+        shapes = resolve_shapes(*info.size_units(folder), options, folder.family.guidance_rows)
         manifest, reports = _build(output_dir, folder, shapes, settings, options, precision)
     return BuildReport(bundle_dir=output_dir, manifest=manifest, components=reports)
 

@@ -40,8 +40,11 @@ def _check_size(option: str, value: int, multiple: int) -> None:
         )
 
 
-def resolve_shapes(default_size: tuple[int, int], multiple: int, options: BuildOptions) -> Shapes:
-    """Check the size and batch options and turn them into ranges (errors name the option and the fix)."""
+def resolve_shapes(
+    default_size: tuple[int, int], multiple: int, options: BuildOptions, guidance_rows: int = 2
+) -> Shapes:
+    """Check the size and batch options and turn them into ranges (errors name the option and the fix);
+    ``guidance_rows``: the UNet's rows per prompt under guidance (the family's)."""
     height, width, min_size, max_size = options.height, options.width, options.min_size, options.max_size
     batch, max_batch, static = options.batch, options.max_batch, options.static
     if (height is not None or width is not None) and (min_size is not None or max_size is not None):
@@ -95,4 +98,5 @@ def resolve_shapes(default_size: tuple[int, int], multiple: int, options: BuildO
         default=(opt_h, opt_w),
         size_multiple=multiple,
         static=static,
+        guidance_rows=guidance_rows,
     )

@@ -103,9 +103,11 @@ class Shapes:
     default: tuple[int, int]  # (height, width) a call gets when it names none
     size_multiple: int = 8
     static: bool = False
+    #: UNet rows per prompt under guidance: 2, or 3 for InstructPix2Pix (written only when not 2)
+    guidance_rows: int = 2
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "batch": list(self.batch),
             "height": list(self.height),
             "width": list(self.width),
@@ -113,6 +115,9 @@ class Shapes:
             "size_multiple": self.size_multiple,
             "static": self.static,
         }
+        if self.guidance_rows != 2:
+            data["guidance_rows"] = self.guidance_rows
+        return data
 
 
 @dataclass
@@ -161,6 +166,7 @@ class Manifest:
                 default=tuple(shapes["default"]),
                 size_multiple=int(shapes.get("size_multiple", 8)),
                 static=bool(shapes.get("static", False)),
+                guidance_rows=int(shapes.get("guidance_rows", 2)),
             ),
             unet=_known(UNetInfo, unet),
             vae=_vae_info(data["vae"]) if data.get("vae") else None,

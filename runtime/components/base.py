@@ -86,7 +86,9 @@ class Component:
     source: ClassVar[str]  # the model-folder part its weights come from (``unet``, ``vae``...)
     model_classes: ClassVar[tuple[str, ...]]  # the source classes it exports
     spatial: ClassVar[str | None] = None  # "latent" or "pixel": the units of its height/width dims
-    guided: ClassVar[bool] = False  # its batch doubles under classifier-free guidance
+    guided: ClassVar[bool] = (
+        False  # its batch doubles (``shapes.guidance_rows``) under classifier-free guidance
+    )
     ort_model_type: ClassVar[str] = ""  # onnxruntime.transformers' name for its kind (unet, vae, clip)
     build_options: ClassVar[tuple[str, ...]] = ()  # the build-engine options that change its graph
 
@@ -123,7 +125,8 @@ class Component:
         if not cls.guided:
             batch = (b0, b1)
         else:  # prompt and negative prompt in one call; guidance off: the prompts alone
-            batch = (2 * b0, 2 * b1) if shapes.static else (b0, 2 * b1)
+            rows = shapes.guidance_rows
+            batch = (rows * b0, rows * b1) if shapes.static else (b0, rows * b1)
         ranges = {"batch": batch}
         if cls.spatial == "pixel":
             ranges |= {"height": shapes.height, "width": shapes.width}
@@ -152,7 +155,7 @@ class Component:
         """The opt point of a TensorRT profile: the smallest prompt batch (doubled where guidance doubles
         it), the default size in the dim's units."""
         if dim == "batch":
-            preferred = 2 * shapes.batch[0] if cls.guided else shapes.batch[0]
+            preferred = shapes.guidance_rows * shapes.batch[0] if cls.guided else shapes.batch[0]
         elif dim.endswith(("height", "width")):
             pixels = shapes.default[0] if dim.endswith("height") else shapes.default[1]
             preferred = pixels // scale if dim.startswith("latent_") else pixels

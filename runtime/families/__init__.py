@@ -24,6 +24,7 @@ from .base import (
     DIFFEDIT,
     IMAGE_TO_IMAGE,
     INPAINT,
+    INSTRUCT_PIX2PIX,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
     LATENT_UPSCALE,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 from .depth import SD_DEPTH
 from .dit import DIT
 from .inpaint import SD_INPAINT
+from .instruct_pix2pix import SD_INSTRUCT_PIX2PIX, SDXL_INSTRUCT_PIX2PIX
 from .lcm import LCM
 from .ldm import LDM, LDM_SUPER_RESOLUTION, LDM_TEXT
 from .ldm3d import LDM3D
@@ -76,6 +78,8 @@ FAMILIES: list[Family] = [
     LDM3D,
     SD_UPSCALE,
     SD_LATENT_UPSCALE,
+    SD_INSTRUCT_PIX2PIX,
+    SDXL_INSTRUCT_PIX2PIX,
 ]
 
 
@@ -149,6 +153,7 @@ __all__ = [
     "FAMILIES",
     "IMAGE_TO_IMAGE",
     "INPAINT",
+    "INSTRUCT_PIX2PIX",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LATENT_UPSCALE",

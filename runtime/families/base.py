@@ -44,6 +44,7 @@ PANORAMA = "panorama"
 SEMANTIC = "semantic"
 SAFE = "safe"
 DIFFEDIT = "diffedit"  # mask from two prompts, DDIM inversion, masked denoising
+INSTRUCT_PIX2PIX = "instruct-pix2pix"  # an image edited by an instruction (8-channel UNet, image guidance)
 
 # build features (build-engine options a family may refuse)
 LORA = "lora"
@@ -92,6 +93,8 @@ class Family:
     tasks: Mapping[str, str] = field(default_factory=dict)  # task -> "module:ClassName"; first: the default
     default_steps: int = 50  # sdrt generate's --steps when not given
     fixed_size: bool = False  # the UNet's sample size is the image size (no --size)
+    #: UNet rows per image under guidance: 2 ([negative, positive]), 3 for InstructPix2Pix's image guidance
+    guidance_rows: int = 2
     denoiser: str = (
         "unet"  # the folder part that denoises (DiT: "transformer"): the manifest's ``unet`` settings
     )

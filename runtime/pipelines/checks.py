@@ -195,6 +195,7 @@ CHECKS: dict[str, Check] = {
     "sigmas": _schedule,
     "guidance_scale": _number(),
     "guidance_rescale": _number(0.0, 1.0),
+    "image_guidance_scale": _number(),  # InstructPix2Pix: below 1 turns guidance off, as in diffusers
     "eta": _number(0.0, 1.0),
     "strength": _strength,
     "denoising_start": _number(0.0, 1.0, optional=True),  # fractions of the schedule (SDXL)

@@ -24,7 +24,7 @@ class StableDiffusionXLBase(TextGuidedPipeline):
 
     embedding_slots = (("text_encoder", "tokenizer", "clip_l"), ("text_encoder_2", "tokenizer_2", "clip_g"))
 
-    required_components = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
+    required_components: tuple[str, ...] = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
     _callback_tensor_inputs: tuple[str, ...] = (
         "latents",
         "prompt_embeds",
