@@ -60,6 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
         "a GPU), and torch's export device where torch can use it (else the CPU)",
     )
     _model_options(p)
+    _conditioning_options(p)
     _deepcache_option(p)
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument(
@@ -134,6 +135,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="fuse a LoRA (diffusers/PEFT or A1111/kohya .safetensors) into the UNet and text encoders at "
         "SCALE (default 1); repeatable, scales as diffusers' set_adapters",
     )
+
+
+def _conditioning_options(p: argparse.ArgumentParser) -> None:
+    """The models that condition the UNet, each exported as its own engine beside it."""
     p.add_argument(
         "--controlnet",
         action="append",
@@ -141,6 +146,14 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR[:NAME]",
         help="export a diffusers ControlNetModel folder as the component controlnet (then controlnet_1...) "
         "or controlnet_NAME, and a UNet that takes its residuals; repeatable",
+    )
+    p.add_argument(
+        "--adapter",
+        action="append",
+        dest="adapters",
+        metavar="DIR[:NAME]",
+        help="export a diffusers T2IAdapter folder as the component adapter (then adapter_1...) or adapter_NAME, "
+        "and a UNet that takes its feature maps; repeatable (several: MultiAdapter)",
     )
 
 

@@ -25,10 +25,12 @@ from sdrt.runtime.families import (
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     UPSCALE,
     family,
 )
 
+from .adapter_arguments import adapter_arguments
 from .diffedit import diffedit_output, mask_path
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
@@ -111,6 +113,8 @@ def image_arguments(
     """The pipeline call's image arguments (and its size, where the pipeline ``cls`` takes one)."""
     if task in CONTROL_TASKS:
         return control_arguments(inputs, len(inputs.control_images), size)
+    if task == T2I_ADAPTER:
+        return adapter_arguments(inputs, size)
     if task == PANORAMA and size is None:
         return {}  # the pipeline's own panorama size (diffusers': 2048x512)
     if inputs.image is None:

@@ -52,6 +52,10 @@ def describe_bundle(bundle: Bundle) -> str:
             f"controlnet   {name}: {info.path} (build-engine --controlnet)"
             for name, info in m.controlnets.items()
         ],
+        *[
+            f"adapter      {name}: {info.path} (build-engine --adapter; T2I-Adapter)"
+            for name, info in m.adapters.items()
+        ],
         f"prediction   {m.prediction_type}",
         f"sizes        {ranges} (pixels; batch per prompt batch); {', '.join(extra)}",
     ]

@@ -102,6 +102,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
     _image_options(gen)
+    _adapter_options(gen)
     _guided_options(gen)
     _refiner_options(gen)
     gen.add_argument(
@@ -210,6 +211,25 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
     )
 
 
+def _adapter_options(gen: argparse.ArgumentParser) -> None:
+    """The flags that guide by T2I-Adapter images (a bundle built with build-engine --adapter)."""
+    gen.add_argument(
+        "--adapter-image",
+        type=Path,
+        action="append",
+        default=None,
+        help="conditioning image for the bundle's T2I-Adapter (built with build-engine --adapter), resized to the "
+        "output size (grayscale kept for 1-channel adapters); repeatable, one per adapter in build order",
+    )
+    gen.add_argument(
+        "--adapter-scale",
+        type=float,
+        action="append",
+        default=None,
+        help="adapter_conditioning_scale: one for all, or one per --adapter-image (default: 1.0)",
+    )
+
+
 def _guided_options(gen: argparse.ArgumentParser) -> None:
     """The flags that pick one of the guided text-to-image loops (SD 1.x / 2.x bundles)."""
     gen.add_argument(
@@ -301,6 +321,8 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         args.safety_preset,
         args.source_prompt,
         args.image_guidance,
+        tuple(args.adapter_image or ()),
+        tuple(args.adapter_scale or ()),
     )
 
 

@@ -3,9 +3,10 @@
 ``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
-``--mask``: inpainting); an upscaler's bundle (x4, x2 latent) -> its upscale of ``--image``; ``--panorama``,
-``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA and safe latent diffusion loops; ``--image`` and
-``--source-prompt`` -> DiffEdit. The family (``sdrt.runtime.families``) names the pipeline of the task.
+``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; an upscaler's bundle (x4, x2 latent) -> its
+upscale of ``--image``; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA and safe
+latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit. The family (``sdrt.runtime.families``)
+names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sdrt.runtime.families import (
     SAFE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     UNCONDITIONAL,
     UPSCALE,
@@ -57,6 +59,7 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     SAFE: (("--safety-preset",), ("--safety-preset",)),
     DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
     INSTRUCT_PIX2PIX: (("--image",), ("--image", "--image-guidance")),
+    T2I_ADAPTER: (("--adapter-image",), ("--adapter-image", "--adapter-scale")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -87,6 +90,7 @@ STARTS_FROM = {
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",
+    T2I_ADAPTER: "text and adapter images",
     DIFFEDIT: "images and a source prompt",
     INSTRUCT_PIX2PIX: "images and instructions",
 }
@@ -110,6 +114,8 @@ class ImageInputs:
     safety_preset: str | None = None  # --safety-preset: safe latent diffusion
     source_prompt: str | None = None  # --source-prompt: DiffEdit
     image_guidance: float | None = None  # --image-guidance: InstructPix2Pix's image_guidance_scale
+    adapter_images: tuple[Path, ...] = ()  # --adapter-image: T2I-Adapter conditioning, one per adapter
+    adapter_scales: tuple[float, ...] = ()  # --adapter-scale: adapter_conditioning_scale
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -123,6 +129,8 @@ class ImageInputs:
             "--safety-preset": self.safety_preset,
             "--source-prompt": self.source_prompt,
             "--image-guidance": self.image_guidance,
+            "--adapter-image": self.adapter_images or None,
+            "--adapter-scale": self.adapter_scales or None,
         }
         return [flag for flag, value in flags.items() if value is not None]
 

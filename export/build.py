@@ -25,6 +25,7 @@ from .engines import export_backend, prepare_cpu_engines
 from .errors import OptionError, OutputError
 from .jobs import ComponentJob, ExportSettings, plan_jobs
 from .model import info
+from .model.adapter import adapter_feature_count, adapter_infos
 from .model.controlnet import controlnet_infos
 from .model.folder import ModelFolder
 from .model.hashing import tool_versions
@@ -110,6 +111,7 @@ def _build(
                 options={
                     "clip_skip": options.clip_skip,
                     "controlnet_residuals": bool(manifest.controlnets) or None,
+                    "adapter_residuals": adapter_feature_count(folder),
                     "prompt_chunks": options.prompt_chunks if (options.prompt_chunks or 1) > 1 else None,
                     "deepcache": folder.deepcache,
                 },
@@ -158,9 +160,11 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
             embeddings=list(folder.embeddings) or None,
             loras=list(folder.loras) or None,
             controlnets=[c.path for c in controlnet_infos(folder).values()] or None,
+            adapters=[a.path for a in adapter_infos(folder).values()] or None,
             checkpoint=folder.checkpoint.record() if folder.checkpoint else None,
         ),
         controlnets=controlnet_infos(folder),
+        adapters=adapter_infos(folder),
         shapes=shapes,
         unet=info.unet_info(folder),
         vae=info.vae_info(folder),

@@ -114,21 +114,22 @@ def plan_jobs(
 
 
 def _refuse_controlnets_without_engines(jobs: list[ComponentJob]) -> None:
-    """The manifest lists every --controlnet, so each needs an engine: built, or taken over."""
-    missing = [
-        j.name
-        for j in jobs
-        if not j.asked
-        and j.previous is None
-        and any(vars(c).get("name") == "controlnet" for c in j.component.__mro__)
-    ]
-    if missing:
-        asked = [j.name for j in jobs if j.asked]
-        raise OptionError(
-            f"--controlnet with --components {' '.join(asked)}: the bundle would list {', '.join(missing)} "
-            f"without an engine; add controlnet to --components (--components {' '.join(asked)} controlnet), "
-            "or leave --controlnet out"
-        )
+    """The manifest lists every --controlnet and --adapter, so each needs an engine: built, or taken over."""
+    for kind in ("controlnet", "adapter"):
+        missing = [
+            j.name
+            for j in jobs
+            if not j.asked
+            and j.previous is None
+            and any(vars(c).get("name") == kind for c in j.component.__mro__)
+        ]
+        if missing:
+            asked = [j.name for j in jobs if j.asked]
+            raise OptionError(
+                f"--{kind} with --components {' '.join(asked)}: the bundle would list {', '.join(missing)} "
+                f"without an engine; add {kind} to --components (--components {' '.join(asked)} {kind}), "
+                f"or leave --{kind} out"
+            )
 
 
 def _reusable(previous: Manifest | None, previous_dir: Path, job: ComponentJob) -> ComponentRecord | None:

@@ -77,6 +77,8 @@ class BuildOptions:
     """``FILE[:SCALE]`` LoRAs fused as diffusers' ``load_lora_weights``, ``set_adapters``, ``fuse_lora``."""
     controlnets: list[str] | None = None
     """``DIR[:NAME]`` ControlNetModel folders, each its own component (the UNet takes their residuals)."""
+    adapters: list[str] | None = None
+    """``DIR[:NAME]`` T2IAdapter folders, each its own component (the UNet takes their feature maps)."""
     config: str | Path | None = None
     """With a single-file checkpoint: the diffusers folder of its model, or a configuration sdrt ships
     (``sd15``, ``sd2``, ``sd2-base``, ``sdxl``); default: the one diffusers infers."""

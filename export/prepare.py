@@ -12,6 +12,7 @@ from sdrt.runtime.components.deepcache import branch_problem
 from sdrt.runtime.families import CLIP_SKIP, DEEPCACHE, all_families
 
 from .errors import ModelFolderError, OptionError
+from .model.adapter import add_adapters
 from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.lora import check_loras, loras_merged
@@ -49,6 +50,8 @@ def model_folder(
         folder = add_preview_vae(folder, options.preview_vae)
     if options.controlnets:
         folder = add_controlnets(folder, options.controlnets)
+    if options.adapters:
+        folder = add_adapters(folder, options.adapters)
     if options.textual_inversions:
         check_textual_inversions(folder, options.textual_inversions)
     if options.loras:
@@ -132,10 +135,11 @@ def check_deepcache(folder: ModelFolder, branch: int) -> None:
             f"--deepcache: step caching splits the UNet of SD 1.x/2.x, SDXL, inpainting and LCM models; this is a "
             f"{folder.model_type} model; drop --deepcache"
         )
-    if any(part.startswith("controlnet") for part in folder.classes):
+    if any(part.startswith(("controlnet", "adapter")) for part in folder.classes):
         raise OptionError(
-            "--deepcache with --controlnet: sdrt's step caching does not take ControlNet residuals (they enter the "
-            "deep blocks the shallow UNet skips); build the ControlNet bundle and the --deepcache bundle apart"
+            "--deepcache with --controlnet or --adapter: sdrt's step caching does not take ControlNet residuals or "
+            "adapter features (they enter the deep blocks the shallow UNet skips); build that bundle and the "
+            "--deepcache bundle apart"
         )
     problem = branch_problem(folder.configs["unet"], branch)
     if problem is not None:

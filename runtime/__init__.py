@@ -37,6 +37,8 @@ _EXPORTS = {
     "StableDiffusionXLInpaintPipeline": "pipelines.sdxl_inpaint",
     "StableDiffusionXLInstructPix2PixPipeline": "pipelines.sdxl_instruct_pix2pix",
     "StableDiffusionXLControlNetPipeline": "pipelines.sdxl_controlnet",
+    "StableDiffusionAdapterPipeline": "pipelines.t2i_adapter",
+    "StableDiffusionXLAdapterPipeline": "pipelines.sdxl_adapter",
     "LatentConsistencyModelPipeline": "pipelines.latent_consistency",
     "LatentConsistencyModelImg2ImgPipeline": "pipelines.latent_consistency_img2img",
     "DDPMPipeline": "pipelines.ddpm",

@@ -124,8 +124,14 @@ class ModelServer:
         if key not in self.pipelines:
             task = (CONTROL_TASKS if nets else MODE_TASKS)[mode]
             cls = family(self.base.bundle.model_type).pipeline(task)
-            if task == TEXT_TO_IMAGE and not self.model.controlnets:
-                cls = type(self.base)
+            if (
+                task == TEXT_TO_IMAGE
+                and not self.model.controlnets
+                and not self.base.bundle.manifest.adapters
+            ):
+                cls = type(
+                    self.base
+                )  # an adapter bundle's base is its adapter pipeline: txt2img runs the plain one
             parts: dict[str, Any] = {}
             if sampler is not None:
                 parts["scheduler"] = make_scheduler(sampler, karras, dict(self.base.scheduler.config))

@@ -43,6 +43,7 @@ class Source:
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
     loras: list[str] | None = None  # build-engine --lora FILE[:SCALE], fused into the weights
     controlnets: list[str] | None = None  # build-engine --controlnet DIR[:NAME], as given
+    adapters: list[str] | None = None  # build-engine --adapter DIR[:NAME], as given
     checkpoint: dict[str, Any] | None = None  # a single-file source: path, bytes, sha256, config folder
 
 
@@ -52,6 +53,14 @@ class ControlNetInfo:
 
     path: str  # the ControlNetModel folder it was exported from
     global_pool_conditions: bool = False  # diffusers then runs it in guess mode
+
+
+@dataclass
+class AdapterInfo:
+    """One T2I-Adapter component of the bundle (in the order of build-engine's --adapter options)."""
+
+    path: str  # the T2IAdapter folder it was exported from
+    downscale_factor: int = 8  # the image's height and width must be multiples of it
 
 
 @dataclass
@@ -135,6 +144,7 @@ class Manifest:
     backend: str = "ort"
     components: dict[str, ComponentRecord] = field(default_factory=dict)
     controlnets: dict[str, ControlNetInfo] = field(default_factory=dict)  # component name -> its info
+    adapters: dict[str, AdapterInfo] = field(default_factory=dict)  # component name -> its info
     tools: dict[str, str] = field(default_factory=dict)
     sdrt_version: str = "unknown"
     format_version: int = FORMAT_VERSION
@@ -177,6 +187,7 @@ class Manifest:
                 n: ComponentRecord.from_json(n, r) for n, r in (data.get("components") or {}).items()
             },
             controlnets={n: _known(ControlNetInfo, c) for n, c in (data.get("controlnets") or {}).items()},
+            adapters={n: _known(AdapterInfo, c) for n, c in (data.get("adapters") or {}).items()},
             tools=dict(data.get("tools") or {}),
             sdrt_version=data.get("sdrt_version", "unknown"),
             format_version=data["format_version"],
@@ -207,6 +218,9 @@ class Manifest:
                 {"controlnets": {n: dict(c.__dict__) for n, c in self.controlnets.items()}}
                 if self.controlnets
                 else {}
+            ),
+            **(
+                {"adapters": {n: dict(a.__dict__) for n, a in self.adapters.items()}} if self.adapters else {}
             ),
         }
 

@@ -11,6 +11,7 @@ from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.engines.open import open_engine
 from sdrt.runtime.errors import BundleError
 
+from .adapter import MultiAdapter, T2IAdapter
 from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
@@ -31,6 +32,7 @@ COMPONENTS: list[type[Component]] = [
     LatentUNet2D,
     DiTTransformer,
     ControlNet,
+    T2IAdapter,
     VaeEncoder,
     TinyVaeEncoder,
     VaeDecoder,
@@ -75,9 +77,11 @@ __all__ = [
     "LDMBertEncoder",
     "DepthEstimator",
     "ModelInfo",
+    "MultiAdapter",
     "MultiControlNetModel",
     "PreviewVaeDecoder",
     "TextEncoder",
+    "T2IAdapter",
     "TextEncoder2",
     "TinyVaeEncoder",
     "UNet",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -15,11 +15,13 @@ from sdrt.runtime.engines.base import Engine
 from sdrt.runtime.errors import BundleError, InputError
 from sdrt.runtime.tensors import TensorSpec
 
+from .adapter import intrablock_specs
 from .base import Component, ModelInfo
 from .controlnet import added_condition_specs, derived_ranges, residual_specs, time_ids_for
 from .graph import GraphSpec, Range
 
 F32 = np.dtype(np.float32)
+INTRABLOCK = "down_intrablock_additional_residual_"
 
 
 class UNet(Component):
@@ -28,7 +30,9 @@ class UNet(Component):
     UNet2DConditionModel: SD 1.x / 2.x, SDXL (``addition_embed_type="text_time"``), 9-channel inpainting.
     Built with ``controlnet_residuals`` (a bundle with ControlNets), it also takes diffusers'
     ``down_block_additional_residuals`` (``down_block_additional_residual_0..N-1``) and
-    ``mid_block_additional_residual``; a call without them adds zeros (the plain UNet's output).
+    ``mid_block_additional_residual``; a call without them adds zeros (the plain UNet's output). Built with
+    ``adapter_residuals=N`` (a bundle with T2I-Adapters of N features), it takes diffusers'
+    ``down_intrablock_additional_residuals`` (``down_intrablock_additional_residual_0..N-1``), zeros likewise.
     A UNet whose config has ``time_cond_proj_dim`` (latent consistency models) also takes ``timestep_cond``,
     the guidance-scale embedding [batch, time_cond_proj_dim] (the latent upscaler: its noise level and pooled text).
     A UNet with class embeddings (``num_class_embeds``: the x4 upscaler's noise level) takes int64 ``class_labels``.
@@ -40,7 +44,7 @@ class UNet(Component):
     spatial = "latent"
     guided = True
     ort_model_type = "unet"
-    build_options = ("controlnet_residuals", "prompt_chunks")
+    build_options: ClassVar[tuple[str, ...]] = ("controlnet_residuals", "adapter_residuals", "prompt_chunks")
     latent_dims = ("latent_height", "latent_width")
 
     @classmethod
@@ -84,6 +88,12 @@ class UNet(Component):
             spec.derived.update(derived)
             spec.dims.update(derived_ranges(ranges, derived))
             spec.trace.update(spec.with_derived(dict(trace)))
+        if options.get("adapter_residuals"):
+            residuals, derived = intrablock_specs(config, int(options["adapter_residuals"]))
+            spec.inputs.update(residuals)
+            spec.derived.update(derived)
+            spec.dims.update(derived_ranges(ranges, derived))
+            spec.trace.update(spec.with_derived(dict(trace)))
         return spec
 
     @classmethod
@@ -113,6 +123,7 @@ class UNet(Component):
         down = [
             inputs[k] for k in sorted(inputs, key=_index) if k.startswith("down_block_additional_residual_")
         ]
+        intrablock = [inputs[k] for k in sorted(inputs, key=_index) if k.startswith(INTRABLOCK)]
         noise_pred = model(
             inputs["sample"],
             inputs["timestep"],
@@ -122,6 +133,7 @@ class UNet(Component):
             added_cond_kwargs=added,
             down_block_additional_residuals=tuple(down) if down else None,
             mid_block_additional_residual=inputs.get("mid_block_additional_residual"),
+            down_intrablock_additional_residuals=intrablock or None,
             return_dict=False,
         )[0]
         return {"noise_pred": noise_pred}
@@ -154,6 +166,7 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        down_intrablock_additional_residuals: Sequence[Any] | None = None,
         class_labels: Any = None,
     ) -> Any:
         return self.run(
@@ -167,6 +180,7 @@ class UNet(Component):
                 down_block_additional_residuals=down_block_additional_residuals,
                 mid_block_additional_residual=mid_block_additional_residual,
                 timestep_cond=timestep_cond,
+                down_intrablock_additional_residuals=down_intrablock_additional_residuals,
                 class_labels=class_labels,
             )
         )["noise_pred"]
@@ -183,12 +197,14 @@ class UNet(Component):
         down_block_additional_residuals: Sequence[Any] | None = None,
         mid_block_additional_residual: Any = None,
         timestep_cond: Any = None,
+        down_intrablock_additional_residuals: Sequence[Any] | None = None,
         class_labels: Any = None,
     ) -> dict[str, Any]:
         """The engine's inputs for a call (diffusers' UNet arguments)."""
         sample = self.xp.asarray(sample)
         feeds: dict[str, Any] = {"sample": sample, "timestep": self._timesteps(timestep, sample.shape[0])}
         feeds |= self._residuals(sample.shape, down_block_additional_residuals, mid_block_additional_residual)
+        feeds |= self._intrablock(sample.shape, down_intrablock_additional_residuals)
         if added_cond_kwargs:
             text_embeds = added_cond_kwargs.get("text_embeds", text_embeds)
             time_ids = added_cond_kwargs.get("time_ids", time_ids)
@@ -217,12 +233,7 @@ class UNet(Component):
                 )
             return {}
         if down is None and mid is None:
-            sizes = {"batch": shape[0], "latent_height": shape[2], "latent_width": shape[3]}
-            zeros = {}
-            for name in [*names, "mid_block_additional_residual"]:
-                dims = self.record.inputs[name].shape
-                zeros[name] = self.xp.zeros(tuple(_level_size(d, sizes) for d in dims), dtype=self.xp.float32)
-            return zeros
+            return self._zeros(shape, [*names, "mid_block_additional_residual"])
         if down is None or mid is None or len(down) != len(names):
             count = "none" if down is None else len(down)
             raise InputError(
@@ -230,6 +241,32 @@ class UNet(Component):
                 f"mid_block_additional_residual, got {count} and {'none' if mid is None else 'one'}"
             )
         return {**dict(zip(names, down)), "mid_block_additional_residual": mid}
+
+    def _zeros(self, shape: tuple[int, ...], names: Sequence[str]) -> dict[str, Any]:
+        sizes = {"batch": shape[0], "latent_height": shape[2], "latent_width": shape[3]}
+        zeros = {}
+        for name in names:
+            dims = self.record.inputs[name].shape
+            zeros[name] = self.xp.zeros(tuple(_level_size(d, sizes) for d in dims), dtype=self.xp.float32)
+        return zeros
+
+    def _intrablock(self, shape: tuple[int, ...], features: Sequence[Any] | None) -> dict[str, Any]:
+        """The T2I-Adapter inputs: the given feature maps, or zeros where none are given."""
+        names = sorted((n for n in self.record.inputs if n.startswith(INTRABLOCK)), key=_index)
+        if not names:
+            if features is not None:
+                raise InputError(
+                    f"the {self.name} engine takes no down_intrablock_additional_residuals; rebuild the bundle "
+                    "with build-engine --adapter"
+                )
+            return {}
+        if features is None:
+            return self._zeros(shape, names)
+        if len(features) != len(names):
+            raise InputError(
+                f"the {self.name} engine takes {len(names)} down_intrablock_additional_residuals, got {len(features)}"
+            )
+        return dict(zip(names, features))
 
     def _labels(self, class_labels: Any) -> Any:
         labels = class_labels.get() if hasattr(class_labels, "get") else class_labels

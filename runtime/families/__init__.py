@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sdrt.runtime.errors import BundleError
 
 from .base import (
+    ADAPTER,
     CLASS_CONDITIONAL,
     CLIP_SKIP,
     CONSISTENCY,
@@ -35,6 +36,7 @@ from .base import (
     SCORE_SDE_VE,
     SEMANTIC,
     SUPER_RESOLUTION,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     UNCONDITIONAL,
@@ -140,6 +142,7 @@ def model_types_running(cls: type) -> list[str]:
 
 
 __all__ = [
+    "ADAPTER",
     "CLASS_CONDITIONAL",
     "CLIP_SKIP",
     "DEEPCACHE",
@@ -163,6 +166,7 @@ __all__ = [
     "SAFE",
     "SCORE_SDE_VE",
     "SUPER_RESOLUTION",
+    "T2I_ADAPTER",
     "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",

@@ -24,6 +24,7 @@ DEPTH = "depth"
 CONTROL = "control"
 CONTROL_IMAGE_TO_IMAGE = "control-image-to-image"
 CONTROL_INPAINT = "control-inpaint"
+T2I_ADAPTER = "t2i-adapter"  # text-to-image guided by T2I-Adapter feature maps
 UNCONDITIONAL = "unconditional"
 # the unconditional family's other loops, one per diffusers pipeline (the folder's class picks one)
 UNCONDITIONAL_DDIM = "unconditional-ddim"
@@ -50,6 +51,7 @@ INSTRUCT_PIX2PIX = "instruct-pix2pix"  # an image edited by an instruction (8-ch
 LORA = "lora"
 TEXTUAL_INVERSION = "textual_inversion"
 CONTROLNET = "controlnet"
+ADAPTER = "adapter"  # build-engine --adapter: T2I-Adapters and a UNet taking their features
 CLIP_SKIP = "clip_skip"
 DEEPCACHE = "deepcache"  # build-engine --deepcache: the UNet split for step caching
 

@@ -4,6 +4,7 @@ with 1024-wide text)."""
 from __future__ import annotations
 
 from .base import (
+    ADAPTER,
     CLIP_SKIP,
     CONTROL,
     CONTROL_IMAGE_TO_IMAGE,
@@ -18,6 +19,7 @@ from .base import (
     SAFE,
     SD_LATENT_RGB,
     SEMANTIC,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -41,6 +43,7 @@ SD_TASKS = {
     CONTROL: "controlnet:StableDiffusionControlNetPipeline",
     CONTROL_IMAGE_TO_IMAGE: "controlnet_img2img:StableDiffusionControlNetImg2ImgPipeline",
     CONTROL_INPAINT: "controlnet_inpaint:StableDiffusionControlNetInpaintPipeline",
+    T2I_ADAPTER: "t2i_adapter:StableDiffusionAdapterPipeline",
     PANORAMA: "panorama:StableDiffusionPanoramaPipeline",  # MultiDiffusion
     SEMANTIC: "semantic:SemanticStableDiffusionPipeline",  # SEGA
     SAFE: "safe:StableDiffusionPipelineSafe",  # safe latent diffusion
@@ -60,7 +63,7 @@ SD1 = Family(
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
     tasks=SD_TASKS,
     recognises=lambda configs: not is_sd2(configs),
 )
@@ -72,7 +75,7 @@ SD2 = Family(
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
     support=("tokenizer",),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
     tasks=SD_TASKS,
     recognises=is_sd2,
 )

@@ -5,6 +5,7 @@ inpainting models (9-channel UNets)."""
 from __future__ import annotations
 
 from .base import (
+    ADAPTER,
     CLIP_SKIP,
     CONTROL,
     CONTROLNET,
@@ -13,6 +14,7 @@ from .base import (
     INPAINT,
     LORA,
     SDXL_LATENT_RGB,
+    T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
     Configs,
@@ -47,13 +49,14 @@ SDXL = Family(
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
     dual_text_encoders=True,
     tasks={
         TEXT_TO_IMAGE: "sdxl:StableDiffusionXLPipeline",
         IMAGE_TO_IMAGE: IMG2IMG,
         INPAINT: INPAINTING,
         CONTROL: "sdxl_controlnet:StableDiffusionXLControlNetPipeline",
+        T2I_ADAPTER: "sdxl_adapter:StableDiffusionXLAdapterPipeline",
     },
     recognises=has_first_text_encoder,
 )

@@ -1,5 +1,5 @@
 """Which pipeline class runs a bundle: its family's default task (the unconditional family: the task its folder's
-pipeline class names), or its ControlNet task for a bundle built with ControlNets (``sdrt.runtime.families``)."""
+pipeline class names), or its ControlNet (T2I-Adapter) task for a bundle built with ControlNets (adapters) (``sdrt.runtime.families``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sdrt.runtime.bundle.bundle import Bundle
 from sdrt.runtime.errors import BundleError
-from sdrt.runtime.families import CONTROL, all_families, class_name, find_family, resolve
+from sdrt.runtime.families import CONTROL, T2I_ADAPTER, all_families, class_name, find_family, resolve
 
 if TYPE_CHECKING:
     from .base import DiffusionPipeline
@@ -20,11 +20,12 @@ def pipeline_ref(bundle: Bundle) -> str | None:
     if found is None:
         return None
     manifest = bundle.manifest
-    task = (
-        CONTROL
-        if manifest.controlnets and CONTROL in found.tasks
-        else found.folder_task(manifest.pipeline_class)
-    )
+    if manifest.controlnets and CONTROL in found.tasks:
+        task: str | None = CONTROL
+    elif manifest.adapters and T2I_ADAPTER in found.tasks:
+        task = T2I_ADAPTER
+    else:
+        task = found.folder_task(manifest.pipeline_class)
     return None if task is None else found.tasks[task]
 
 
