@@ -26,12 +26,19 @@ from sdrt.runtime.families import (
     SEMANTIC,
     SUPER_RESOLUTION,
     T2I_ADAPTER,
+    UNCLIP_IMAGE_TO_IMAGE,
     UPSCALE,
     family,
 )
 
 from .adapter_arguments import adapter_arguments
 from .diffedit import diffedit_output, mask_path
+from .image_conditioned import (
+    IMAGE_GUIDED_TASKS,
+    PROMPT_OPTIONAL_TASKS,
+    image_guided_arguments,
+    read_image,
+)
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
@@ -94,19 +101,6 @@ def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | N
     return arguments | ({} if inputs.strength is None else {"strength": inputs.strength})
 
 
-def read_image(path: Path, flag: str, mode: str) -> Any:
-    """The picture at ``path`` (PIL, ``mode``), or an error naming the flag."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise InputError(f"{flag} {path}: no such file")
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"{flag} {path} is not an image Pillow can read ({error})") from error
-
-
 def image_arguments(
     task: str, inputs: ImageInputs, size: tuple[int, int] | None, cls: type | None = None
 ) -> dict[str, Any]:
@@ -125,6 +119,9 @@ def image_arguments(
         arguments["strength"] = inputs.strength
     if inputs.depth_map is not None:
         arguments["depth_map"] = read_depth_map(inputs.depth_map)
+    if task == UNCLIP_IMAGE_TO_IMAGE:  # the image is embedded, not the start: any size
+        height, width = size or (None, None)
+        return {**arguments, "height": height, "width": width}
     if task == INSTRUCT_PIX2PIX:
         return arguments | instruct_arguments(cls, inputs, size)
     if task in (IMAGE_TO_IMAGE, DEPTH, UPSCALE, LATENT_UPSCALE):
@@ -196,7 +193,9 @@ def generate(
     if task == LATENT_UPSCALE and num_images != 1:
         raise InputError("--num-images: the latent upscaler makes one image of --image; drop --num-images")
     if not found.takes_prompt:
-        check_no_text(cls, prompt, negative_prompt, None if task == CLASS_CONDITIONAL else guidance, size)
+        pictured = task in IMAGE_GUIDED_TASKS  # guided by an image embedding, sized by --size or the image
+        guided = task == CLASS_CONDITIONAL or pictured
+        check_no_text(cls, prompt, negative_prompt, None if guided else guidance, None if pictured else size)
     pipe: Any = cls.from_pretrained(bundle, provider=provider)  # its call arguments depend on the task
     pipe.set_progress_bar_config(disable=not progress)
     if loras:
@@ -208,11 +207,16 @@ def generate(
         set_scheduler(each, scheduler)
     depth: list[Any] = []
     if not found.takes_prompt:
-        arguments = unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        arguments = (  # image variation, Paint-by-Example: pictures in place of a prompt (image_conditioned.py)
+            image_guided_arguments(task, inputs, num_images, guidance, size)
+            if task in IMAGE_GUIDED_TASKS
+            else unconditional_arguments(task, inputs, num_images, class_labels or [], guidance)
+        )
         images = pipe(generator=seed, num_inference_steps=steps, **arguments).images
     else:
-        if not prompt:
+        if not prompt and task not in PROMPT_OPTIONAL_TASKS:
             raise InputError(f"{cls.__name__} needs a prompt")
+        prompt = prompt or ""
         kwargs = text_arguments(cls, prompt, negative_prompt, guidance, prompt_syntax, num_images)
         kwargs |= {"num_inference_steps": steps, "generator": seed}
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}

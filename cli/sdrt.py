@@ -4,6 +4,9 @@ sdrt generate engines/NAME "a photo of a cat" -n "blurry" --steps 30 --seed 1234
 sdrt generate engines/NAME "a cat in snow" --image cat.png --strength 0.6 -o snowy.png
 sdrt generate engines/NAME "a red hat" --image cat.png --mask hat-mask.png -o hat.png
 sdrt generate engines/DEPTH "a stone statue" --image cat.png [--depth-map depth.npy] -o statue.png
+sdrt generate engines/VARIATION --image cat.png --num-images 4 -o cats.png
+sdrt generate engines/UNCLIP "a cat in snow" --image cat.png -o snowy.png
+sdrt generate engines/PAINT_BY_EXAMPLE --image room.png --mask sofa-mask.png --example-image sofa.png -o new.png
 sdrt generate engines/DIT --class-label "golden retriever" --class-label 1 -o dogs.png
 sdrt generate engines/SDXL "a lion at dusk" --refiner engines/SDXL_REFINER [--refiner-start 0.8] -o lion.png
 sdrt inspect engines/NAME
@@ -188,6 +191,12 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         "1.5; below 1 turns guidance off, as in diffusers)",
     )
     gen.add_argument(
+        "--example-image",
+        type=Path,
+        default=None,
+        help="Paint-by-Example bundles: the example painted into --image where --mask is white",
+    )
+    gen.add_argument(
         "--depth-map",
         type=Path,
         default=None,
@@ -323,6 +332,7 @@ def _inputs(args: argparse.Namespace) -> ImageInputs:
         args.image_guidance,
         tuple(args.adapter_image or ()),
         tuple(args.adapter_scale or ()),
+        args.example_image,
     )
 
 

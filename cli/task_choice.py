@@ -5,8 +5,9 @@ both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its d
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
 ``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; an upscaler's bundle (x4, x2 latent) -> its
 upscale of ``--image``; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA and safe
-latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit. The family (``sdrt.runtime.families``)
-names the pipeline of the task.
+latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit; an image variation or Stable unCLIP bundle
+-> its pipeline from ``--image``, a Paint-by-Example bundle from ``--image``, ``--mask`` and ``--example-image``. The
+family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from sdrt.runtime.families import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    IMAGE_VARIATION,
     INPAINT,
     INSTRUCT_PIX2PIX,
     LATENT_UNCONDITIONAL,
     LATENT_UPSCALE,
+    PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
     SAFE,
@@ -36,6 +39,7 @@ from sdrt.runtime.families import (
     SUPER_RESOLUTION,
     T2I_ADAPTER,
     TEXT_TO_IMAGE,
+    UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
     UPSCALE,
     Family,
@@ -60,6 +64,9 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     DIFFEDIT: (("--image", "--source-prompt"), ("--image", "--source-prompt", "--strength")),
     INSTRUCT_PIX2PIX: (("--image",), ("--image", "--image-guidance")),
     T2I_ADAPTER: (("--adapter-image",), ("--adapter-image", "--adapter-scale")),
+    IMAGE_VARIATION: (("--image",), ("--image",)),
+    UNCLIP_IMAGE_TO_IMAGE: (("--image",), ("--image",)),
+    PAINT_BY_EXAMPLE: (("--image", "--mask", "--example-image"), ("--image", "--mask", "--example-image")),
 }
 # what a task's flags are, for the error when they are missing
 NEEDS = {
@@ -73,6 +80,9 @@ NEEDS = {
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
     DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
     INSTRUCT_PIX2PIX: "--image (the picture to edit; the prompt is the instruction)",
+    IMAGE_VARIATION: "--image (the picture to make variations of)",
+    UNCLIP_IMAGE_TO_IMAGE: "--image (the picture whose CLIP embedding guides, beside the optional prompt)",
+    PAINT_BY_EXAMPLE: "--image (the picture), --mask (white = repaint) and --example-image (what to paint there)",
 }
 # what a task starts from, for the error naming what a family runs
 STARTS_FROM = {
@@ -93,6 +103,9 @@ STARTS_FROM = {
     T2I_ADAPTER: "text and adapter images",
     DIFFEDIT: "images and a source prompt",
     INSTRUCT_PIX2PIX: "images and instructions",
+    IMAGE_VARIATION: "images",
+    UNCLIP_IMAGE_TO_IMAGE: "images and text",
+    PAINT_BY_EXAMPLE: "masked images and example images",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
 
@@ -116,6 +129,7 @@ class ImageInputs:
     image_guidance: float | None = None  # --image-guidance: InstructPix2Pix's image_guidance_scale
     adapter_images: tuple[Path, ...] = ()  # --adapter-image: T2I-Adapter conditioning, one per adapter
     adapter_scales: tuple[float, ...] = ()  # --adapter-scale: adapter_conditioning_scale
+    example_image: Path | None = None  # --example-image: Paint-by-Example's example
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -131,6 +145,7 @@ class ImageInputs:
             "--image-guidance": self.image_guidance,
             "--adapter-image": self.adapter_images or None,
             "--adapter-scale": self.adapter_scales or None,
+            "--example-image": self.example_image,
         }
         return [flag for flag, value in flags.items() if value is not None]
 

@@ -252,15 +252,15 @@ def preprocess_image(
     return 2.0 * pixels - 1.0
 
 
-def rgb_pil_images(image: ImageInput) -> list[Image.Image]:
+def rgb_pil_images(image: ImageInput, what: str = "image") -> list[Image.Image]:
     """The images as 8-bit RGB PIL images, for a processor that resizes with Pillow: PIL images as they
-    are, arrays and tensors in [0, 1] rounded to 0..255."""
-    images = _as_list(image, "image")
+    are, arrays and tensors in [0, 1] rounded to 0..255 (``what``: the argument's name, for errors)."""
+    images = _as_list(image, what)
     if isinstance(images[0], Image.Image):
         return [i.convert("RGB") for i in images]
-    pixels = np.clip(_to_nchw(images, "image", mask=False)[0], 0.0, 1.0)
+    pixels = np.clip(_to_nchw(images, what, mask=False)[0], 0.0, 1.0)
     if pixels.shape[1] not in (1, 3):
-        raise InputError(f"`image` must have 3 channels (RGB), got shape {tuple(pixels.shape)}")
+        raise InputError(f"`{what}` must have 3 channels (RGB), got shape {tuple(pixels.shape)}")
     return [i.convert("RGB") for i in numpy_to_pil(pixels.transpose(0, 2, 3, 1))]
 
 

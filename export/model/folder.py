@@ -39,7 +39,15 @@ PROCESSOR_CLASSES = (
     "DPTImageProcessorFast",
     "DPTFeatureExtractor",
 )
+CLIP_PROCESSOR_CLASSES = (
+    "CLIPImageProcessor",
+    "CLIPImageProcessorPil",
+    "CLIPImageProcessorFast",
+    "CLIPFeatureExtractor",
+)
 TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
+# classes of one diffusers pipeline's own that model_index.json names under "diffusers": their module
+PIPELINE_OWN_CLASSES = {"PaintByExampleImageEncoder": "paint_by_example"}
 
 
 @dataclass
@@ -131,6 +139,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
     }
     classes |= optional_parts(path, index, kind, pipeline_class)
     _check_tokenizers(path, index, kind, classes)
+    _check_embedding_noising(path, kind)
     if not (path / "scheduler" / "scheduler_config.json").is_file():
         raise ModelFolderError(
             f"{path / 'scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
@@ -145,6 +154,8 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
     configs["scheduler"] = _read_json(path / "scheduler" / "scheduler_config.json")
     if "depth_estimator" in classes:
         configs["feature_extractor"] = _processor_config(path, index)
+    if "image_encoder" in classes:
+        configs["feature_extractor"] = _processor_config(path, index, CLIP_PROCESSOR_CLASSES, "image encoder")
     return ModelFolder(
         path=path.resolve(),
         pipeline_class=pipeline_class,
@@ -230,16 +241,38 @@ def optional_parts(
     return found
 
 
-def _processor_config(path: Path, index: dict[str, Any]) -> dict[str, Any]:
-    """The depth estimator's image processor settings (``feature_extractor/preprocessor_config.json``)."""
+def _processor_config(
+    path: Path,
+    index: dict[str, Any],
+    accepted: tuple[str, ...] = PROCESSOR_CLASSES,
+    reader: str = "depth estimator",
+) -> dict[str, Any]:
+    """The image processor settings (``feature_extractor/preprocessor_config.json``) of the depth estimator
+    (DPT's) or the image encoder (CLIP's)."""
     entry, config = index.get("feature_extractor"), path / "feature_extractor" / "preprocessor_config.json"
-    if not entry or entry[1] not in PROCESSOR_CLASSES or not config.is_file():
+    if not entry or entry[1] not in accepted or not config.is_file():
         raise ModelFolderError(
-            f"{path}: the depth estimator needs its image processor ({PROCESSOR_CLASSES[0]}) in feature_extractor/ "
+            f"{path}: the {reader} needs its image processor ({accepted[0]}) in feature_extractor/ "
             f"with preprocessor_config.json, found {entry} and {'a' if config.is_file() else 'no'} config; use a "
             "complete model folder"
         )
     return _read_json(config)
+
+
+def _check_embedding_noising(path: Path, kind: Family) -> None:
+    """Stable unCLIP's normaliser weights (safetensors: the runtime reads them without torch) and noising
+    scheduler, which the bundle keeps."""
+    if "image_normalizer" not in kind.support:
+        return
+    if not any((path / "image_normalizer").glob("*.safetensors")):
+        raise ModelFolderError(
+            f"{path / 'image_normalizer'} has no safetensors weights (the image embedding's mean and std); use a "
+            "complete model folder, or re-save it with diffusers (safe_serialization=True)"
+        )
+    if not (path / "image_noising_scheduler" / "scheduler_config.json").is_file():
+        raise ModelFolderError(
+            f"{path / 'image_noising_scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
+        )
 
 
 def _check_tokenizers(
@@ -277,16 +310,14 @@ def load_part(folder: ModelFolder, part: str):
             kwargs = {} if class_name == "CLIPTokenizer" else {"dtype": torch.float32}
             module = getattr(transformers, class_name).from_pretrained(str(path), **kwargs)
         else:
-            import importlib
-
             import diffusers
 
             # a class of one pipeline's own (LDMBertModel: ["latent_diffusion", ...]) lives in its pipeline module
-            owner = (
-                diffusers
-                if library == "diffusers"
-                else importlib.import_module(f"diffusers.pipelines.{library}")
-            )
+            owner = diffusers if library == "diffusers" else _pipeline_module(library)
+            if not hasattr(
+                owner, class_name
+            ):  # Paint-by-Example's encoder: ["diffusers", ...], in its pipeline
+                owner = _pipeline_module(PIPELINE_OWN_CLASSES.get(class_name, library))
             module = getattr(owner, class_name).from_pretrained(str(path), torch_dtype=torch.float32)
     except Exception as err:  # safetensors, torch and the libraries raise their own kinds for a bad file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -295,6 +326,16 @@ def load_part(folder: ModelFolder, part: str):
             "download them again"
         ) from err
     return module
+
+
+def _pipeline_module(library: str) -> Any:
+    """diffusers' module of one pipeline's own classes (``paint_by_example``: now under ``deprecated``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"diffusers.pipelines.{library}")
+    except ModuleNotFoundError:
+        return importlib.import_module(f"diffusers.pipelines.deprecated.{library}")
 
 
 @contextlib.contextmanager

@@ -109,7 +109,20 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     )
     if id2label:  # DiT's class names (DiTPipeline's ``id2label``)
         (work / "id2label.json").write_text(json.dumps(id2label, indent=1), encoding="utf-8")
-    if "depth_estimator" in folder.classes:
+    if "depth_estimator" in folder.classes or "image_encoder" in folder.classes:
         (work / "feature_extractor").mkdir(parents=True, exist_ok=True)
         processor = folder.path / "feature_extractor" / "preprocessor_config.json"
         shutil.copy2(processor, work / "feature_extractor" / "preprocessor_config.json")
+    copy_embedding_noising(folder, work)
+
+
+def copy_embedding_noising(folder: ModelFolder, work: Path) -> None:
+    """Stable unCLIP's image-embedding normaliser (its config and mean / std weights) and noising scheduler,
+    which the runtime applies in NumPy."""
+    for part in ("image_normalizer", "image_noising_scheduler"):
+        if part in folder.family.support:
+            source = folder.path / part
+            files = [p for p in source.iterdir() if p.name.endswith((".json", ".safetensors"))]
+            (work / part).mkdir(parents=True, exist_ok=True)
+            for file in files:
+                shutil.copy2(file, work / part / file.name)

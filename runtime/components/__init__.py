@@ -16,6 +16,7 @@ from .base import Component, ModelInfo
 from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
+from .image_encoder import ImageEncoder, PaintByExampleEncoder
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
@@ -39,6 +40,8 @@ COMPONENTS: list[type[Component]] = [
     VqVaeDecoder,
     PreviewVaeDecoder,
     DepthEstimator,
+    ImageEncoder,
+    PaintByExampleEncoder,
 ]
 
 
@@ -76,6 +79,8 @@ __all__ = [
     "DiTTransformer",
     "LDMBertEncoder",
     "DepthEstimator",
+    "ImageEncoder",
+    "PaintByExampleEncoder",
     "ModelInfo",
     "MultiAdapter",
     "MultiControlNetModel",

@@ -13,6 +13,7 @@ from sdrt.runtime.bundle.manifest import Manifest
 from sdrt.runtime.bundle.records import ComponentRecord
 from sdrt.runtime.engines.base import Engine
 from sdrt.runtime.errors import BundleError, InputError
+from sdrt.runtime.families import family
 from sdrt.runtime.tensors import TensorSpec
 
 from .adapter import intrablock_specs
@@ -60,20 +61,23 @@ class UNet(Component):
         if "cross_attention_dim" in config:
             width = int(config["cross_attention_dim"])
             chunks = int(options.get("prompt_chunks") or 1)  # > 1: A1111's long prompts, 77 x chunks
-            sequence: int | str = "sequence" if chunks > 1 else 77
+            sequence: int | str = "sequence" if chunks > 1 else family(model.model_type).unet_sequence
             inputs["encoder_hidden_states"] = TensorSpec(
                 "encoder_hidden_states", F32, ("batch", sequence, width)
             )
+        if config.get("class_embed_type") == "projection":  # unCLIP: the noised image embedding
+            width = int(config["projection_class_embeddings_input_dim"])
+            inputs["class_labels"] = TensorSpec("class_labels", F32, ("batch", width))
         encoder_2 = model.configs.get("text_encoder_2")
         inputs |= added_condition_specs(config, int(encoder_2["projection_dim"]) if encoder_2 else None)
         if config.get("time_cond_proj_dim") is not None:
             cond = TensorSpec("timestep_cond", F32, ("batch", int(config["time_cond_proj_dim"])))
             inputs["timestep_cond"] = cond
-        if config.get("num_class_embeds") is not None:
+        if config.get("num_class_embeds") is not None:  # class ids: the x4 upscaler's noise level, ImageNet's
             inputs["class_labels"] = TensorSpec("class_labels", np.dtype(np.int64), ("batch",))
         output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
         spec = GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
-        if "class_labels" in inputs:
+        if config.get("num_class_embeds") is not None:
             spec.extra["class_embeds"] = int(config["num_class_embeds"])
         if config.get("time_embedding_type") == "fourier":  # the latent upscaler's log-sigma timesteps
             spec.extra["timesteps"] = (-2.0, 2.0)
@@ -107,7 +111,7 @@ class UNet(Component):
             if name == "timestep":
                 low, high = spec.extra.get("timesteps", (0.0, 999.0))
                 feeds[name] = rng.uniform(low, high, size=shape).astype(np.float32)
-            elif name == "class_labels":
+            elif name == "class_labels" and "class_embeds" in spec.extra:  # ids (a projection's: noise below)
                 feeds[name] = rng.integers(0, spec.extra["class_embeds"], size=shape)
             elif name == "time_ids":
                 feeds[name] = time_ids_for(sizes, shape)
@@ -128,8 +132,8 @@ class UNet(Component):
             inputs["sample"],
             inputs["timestep"],
             inputs["encoder_hidden_states"],
-            timestep_cond=inputs.get("timestep_cond"),
             class_labels=inputs.get("class_labels"),
+            timestep_cond=inputs.get("timestep_cond"),
             added_cond_kwargs=added,
             down_block_additional_residuals=tuple(down) if down else None,
             mid_block_additional_residual=inputs.get("mid_block_additional_residual"),
@@ -269,6 +273,10 @@ class UNet(Component):
         return dict(zip(names, features))
 
     def _labels(self, class_labels: Any) -> Any:
+        """Class ids (int64 [batch]), or, for a projection class embedding (unCLIP), the vectors as given."""
+        spec = self.record.inputs.get("class_labels")
+        if spec is not None and spec.dtype == np.dtype(np.float32):
+            return class_labels
         labels = class_labels.get() if hasattr(class_labels, "get") else class_labels
         return self.xp.asarray(np.asarray(labels, dtype=np.int64).reshape(-1))
 

@@ -24,12 +24,14 @@ from .base import (
     DEPTH,
     DIFFEDIT,
     IMAGE_TO_IMAGE,
+    IMAGE_VARIATION,
     INPAINT,
     INSTRUCT_PIX2PIX,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
     LATENT_UPSCALE,
     LORA,
+    PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
     SAFE,
@@ -39,6 +41,7 @@ from .base import (
     T2I_ADAPTER,
     TEXT_TO_IMAGE,
     TEXTUAL_INVERSION,
+    UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
     UNCONDITIONAL_DDIM,
     UNCONDITIONAL_PNDM,
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from sdrt.runtime.pipelines.base import DiffusionPipeline
 from .depth import SD_DEPTH
 from .dit import DIT
+from .image_conditioned import IMAGE_VARIATION_FAMILY, PAINT_BY_EXAMPLE_FAMILY, UNCLIP_IMG2IMG
 from .inpaint import SD_INPAINT
 from .instruct_pix2pix import SD_INSTRUCT_PIX2PIX, SDXL_INSTRUCT_PIX2PIX
 from .lcm import LCM
@@ -82,6 +86,9 @@ FAMILIES: list[Family] = [
     SD_LATENT_UPSCALE,
     SD_INSTRUCT_PIX2PIX,
     SDXL_INSTRUCT_PIX2PIX,
+    IMAGE_VARIATION_FAMILY,
+    UNCLIP_IMG2IMG,
+    PAINT_BY_EXAMPLE_FAMILY,
 ]
 
 
@@ -155,12 +162,14 @@ __all__ = [
     "DIFFEDIT",
     "FAMILIES",
     "IMAGE_TO_IMAGE",
+    "IMAGE_VARIATION",
     "INPAINT",
     "INSTRUCT_PIX2PIX",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
     "LATENT_UPSCALE",
     "LORA",
+    "PAINT_BY_EXAMPLE",
     "PANORAMA",
     "REPAINT",
     "SAFE",
@@ -170,6 +179,7 @@ __all__ = [
     "SEMANTIC",
     "TEXTUAL_INVERSION",
     "TEXT_TO_IMAGE",
+    "UNCLIP_IMAGE_TO_IMAGE",
     "UNCONDITIONAL",
     "UNCONDITIONAL_DDIM",
     "UNCONDITIONAL_PNDM",

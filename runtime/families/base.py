@@ -45,6 +45,10 @@ PANORAMA = "panorama"
 SEMANTIC = "semantic"
 SAFE = "safe"
 DIFFEDIT = "diffedit"  # mask from two prompts, DDIM inversion, masked denoising
+# conditioned on an image's CLIP embedding (image variation, unCLIP) or an example image (Paint-by-Example)
+IMAGE_VARIATION = "image-variation"
+UNCLIP_IMAGE_TO_IMAGE = "unclip-image-to-image"
+PAINT_BY_EXAMPLE = "paint-by-example"
 INSTRUCT_PIX2PIX = "instruct-pix2pix"  # an image edited by an instruction (8-channel UNet, image guidance)
 
 # build features (build-engine options a family may refuse)
@@ -104,6 +108,8 @@ class Family:
     task_by_folder_class: bool = False
     #: latent -> RGB factors for previews without a preview VAE (None: no cheap preview)
     latent_rgb: tuple[tuple[float, float, float], ...] | None = None
+    #: the UNet's ``encoder_hidden_states`` length: 77 text tokens, 1 for an image embedding (image variation)
+    unet_sequence: int = 77
     #: which of the families sharing a folder pipeline class a folder is, from its configs (None: the only one)
     recognises: Callable[[Configs], bool] | None = None
 

@@ -33,6 +33,7 @@ ENGINE_PARTS = {
     "bert": "text_encoder",  # LDMTextToImagePipeline's name for its text encoder
     "text_encoder_2": "text_encoder_2",
     "depth_estimator": "depth_estimator",
+    "image_encoder": "image_encoder",  # image variation, unCLIP, Paint-by-Example
 }
 # diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
 LOAD_OPTIONS_WITHOUT_EFFECT = {
