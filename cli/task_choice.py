@@ -108,6 +108,8 @@ STARTS_FROM = {
     PAINT_BY_EXAMPLE: "masked images and example images",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
+# the tasks whose output size the --image decides (--size does not apply)
+SIZED_BY_IMAGE = (IMAGE_TO_IMAGE, DEPTH, UPSCALE, LATENT_UPSCALE)
 
 
 @dataclass(frozen=True)
