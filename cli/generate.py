@@ -1,9 +1,8 @@
 """``sdrt generate BUNDLE PROMPT``: load a bundle, generate, save the images (numbered, and a grid).
 
-The bundle and the image flags choose the task, as a diffusers user chooses a pipeline (``task_choice.py``:
-text only, ``--image``, ``--image`` and ``--mask``, ``--depth-map``, ``--control-image``), and the bundle's
-family names the pipeline class that runs it (``sdrt.runtime.families``; an unconditional bundle: the pipeline
-its folder's class names, which takes no prompt).
+The bundle and the image flags choose the task as a diffusers user chooses a pipeline (``task_choice.py``: text,
+``--image``, ``--mask``, ``--depth-map``, ``--control-image``...), and the bundle's family names the pipeline class
+that runs it (``sdrt.runtime.families``; an unconditional bundle: its folder's class, which takes no prompt).
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ from typing import Any
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
     CLASS_CONDITIONAL,
-    DEPTH,
     DIFFEDIT,
-    IMAGE_TO_IMAGE,
     INSTRUCT_PIX2PIX,
     PANORAMA,
     REPAINT,
@@ -44,6 +41,7 @@ from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
     CONTROL_TASKS,
     NO_IMAGE_INPUTS,
+    SIZED_BY_IMAGE,
     ImageInputs,
     chosen_task,
     default_steps,
@@ -103,7 +101,7 @@ def image_arguments(
         return {**arguments, "height": height, "width": width}
     if task == INSTRUCT_PIX2PIX:
         return arguments | instruct_arguments(cls, inputs, size)
-    if task in (IMAGE_TO_IMAGE, DEPTH):
+    if task in SIZED_BY_IMAGE:
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
         return arguments
@@ -277,6 +275,8 @@ def text_arguments(
         kwargs["negative_prompt"] = negative_prompt
     if "num_images_per_prompt" in accepted:
         return {"prompt": prompt, "num_images_per_prompt": num_images, **kwargs}
+    if num_images != 1 and "image" in accepted:  # one image per prompt and image (the latent upscaler)
+        raise InputError(f"--num-images: {cls.__name__} makes one image of --image; drop --num-images")
     return {"prompt": [prompt] * num_images, **kwargs}
 
 

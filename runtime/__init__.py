@@ -58,6 +58,8 @@ _EXPORTS = {
     "LDMPipeline": "pipelines.ldm",
     "LDMSuperResolutionPipeline": "pipelines.ldm_super_resolution",
     "LDMTextToImagePipeline": "pipelines.ldm_text_to_image",
+    "StableDiffusionUpscalePipeline": "pipelines.upscale",
+    "StableDiffusionLatentUpscalePipeline": "pipelines.latent_upscale",
     "TorchCompatibleGenerator": "random.torch_generator",
     "CLIPTokenizer": "text.tokenizer",
     "make_image_grid": "images",

@@ -156,6 +156,12 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         raise ModelFolderError(
             f"{path / 'scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
         )
+    for name in (n for n in kind.support if n.endswith("scheduler")):  # the x4 upscaler's low_res_scheduler
+        if not (path / name / "scheduler_config.json").is_file():
+            raise ModelFolderError(
+                f"{path / name / 'scheduler_config.json'} is missing (a {pipeline_class} needs its {name}); use a "
+                "complete model folder"
+            )
     configs = {name: _read_json(path / name / "config.json") for name in classes}
     configs["scheduler"] = _read_json(path / "scheduler" / "scheduler_config.json")
     for part in sorted(PROCESSED_PARTS.keys() & classes.keys()):

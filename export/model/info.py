@@ -92,6 +92,13 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     shutil.copy2(
         folder.path / "scheduler" / "scheduler_config.json", work / "scheduler" / "scheduler_config.json"
     )
+    for name in folder.family.support:
+        if name.endswith("scheduler"):  # a second scheduler: the x4 upscaler's low_res_scheduler
+            (work / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder.path / name / "scheduler_config.json", work / name / "scheduler_config.json")
+    if "max_noise_level" in folder.model_index:  # the x4 upscaler's pipeline setting
+        settings = {"max_noise_level": folder.model_index["max_noise_level"]}
+        (work / "pipeline_config.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
     for tokenizer in ("tokenizer", "tokenizer_2"):
         if tokenizer_encoder(tokenizer) in folder.classes:
             copy_tokenizer(folder.part_path(tokenizer), work / tokenizer)
