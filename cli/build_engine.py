@@ -61,6 +61,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     _model_options(p)
     _conditioning_options(p)
+    _part_options(p)
     _deepcache_option(p)
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument(
@@ -108,16 +109,6 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         type=int,
         help="the UNet takes prompts of up to N chunks of 75 tokens (77 x N embeddings: A1111's long "
         "prompts, prompt_syntax='a1111' / --prompt-syntax a1111); default 1, diffusers' fixed 77",
-    )
-    p.add_argument(
-        "--vae",
-        help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
-        "with one), e.g. sd-vae-ft-mse, or a tiny AutoencoderTiny folder (TAESD, TAESDXL)",
-    )
-    p.add_argument(
-        "--preview-vae",
-        help="also export a tiny VAE's decoder (an AutoencoderTiny folder: TAESD, TAESDXL) as vae_preview_decoder, "
-        "for cheap previews of the latents (pipe.vae.decode_preview)",
     )
     p.add_argument(
         "--textual-inversion",
@@ -170,6 +161,27 @@ def _ip_adapter_options(p: argparse.ArgumentParser) -> None:
         "--image-encoder",
         metavar="DIR",
         help="the CLIPVisionModelWithProjection folder of --ip-adapter, exported as image_encoder",
+    )
+
+
+def _part_options(p: argparse.ArgumentParser) -> None:
+    """Parts taken from other folders than the model's."""
+    p.add_argument(
+        "--vae",
+        help="another VAE to export instead of the model's own: an AutoencoderKL folder (or a model folder "
+        "with one), e.g. sd-vae-ft-mse, or a tiny AutoencoderTiny folder (TAESD, TAESDXL)",
+    )
+    p.add_argument(
+        "--preview-vae",
+        help="also export a tiny VAE's decoder (an AutoencoderTiny folder: TAESD, TAESDXL) as vae_preview_decoder, "
+        "for cheap previews of the latents (pipe.vae.decode_preview)",
+    )
+    p.add_argument(
+        "--safety-checker",
+        metavar="DIR",
+        help="export diffusers' StableDiffusionSafetyChecker (a folder with its config, weights and CLIP's "
+        "preprocessor_config.json, or a model folder with safety_checker/ and feature_extractor/): the SD "
+        "pipelines then black out flagged images and report nsfw_content_detected; default: the model folder's own",
     )
 
 

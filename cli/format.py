@@ -1,8 +1,10 @@
-"""Text the commands print: byte counts and ranges."""
+"""Text the commands print: byte counts and ranges, the safety checker's flags."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def human_bytes(count: float) -> str:
@@ -17,3 +19,14 @@ def human_bytes(count: float) -> str:
 def range_text(value: Sequence[int]) -> str:
     """``(32, 96)`` -> ``32..96``; ``(64, 64)`` -> ``64``."""
     return str(value[0]) if value[0] == value[1] else f"{value[0]}..{value[1]}"
+
+
+def report_flagged(flags: list[bool] | None, paths: list[Path]) -> None:
+    """Say which images the bundle's safety checker flagged (diffusers' ``nsfw_content_detected``: black)."""
+    for flagged, path in zip(flags or [], paths):
+        if flagged:
+            print(
+                f"{path}: flagged by the safety checker (nsfw_content_detected), so it is black; try another "
+                "prompt or seed",
+                file=sys.stderr,
+            )

@@ -1,8 +1,9 @@
 """``sdrt generate BUNDLE PROMPT``: load a bundle, generate, save the images (numbered, and a grid).
 
-The bundle and the image flags choose the task as a diffusers user chooses a pipeline (``task_choice.py``),
-and the bundle's family names the pipeline class that runs it (``sdrt.runtime.families``; an unconditional
-bundle: the pipeline its folder's class names, which takes no prompt)."""
+The bundle and the image flags choose the task as a diffusers user chooses a pipeline (``task_choice.py``: text,
+``--image``, ``--mask``, ``--depth-map``, ``--control-image``...), and the bundle's family names the pipeline class
+that runs it (``sdrt.runtime.families``; an unconditional bundle: its folder's class, which takes no prompt).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from typing import Any
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.families import (
     CLASS_CONDITIONAL,
-    DEPTH,
     DIFFEDIT,
-    IMAGE_TO_IMAGE,
     INSTRUCT_PIX2PIX,
     PANORAMA,
     REPAINT,
@@ -29,10 +28,12 @@ from sdrt.runtime.families import (
 
 from .adapter_arguments import adapter_arguments
 from .diffedit import diffedit_output, mask_path
+from .format import report_flagged
 from .image_conditioned import (
     IMAGE_GUIDED_TASKS,
     PROMPT_OPTIONAL_TASKS,
     image_guided_arguments,
+    read_depth_map,
     read_image,
 )
 from .ip_adapter_arguments import ip_adapter_arguments
@@ -41,6 +42,7 @@ from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
     CONTROL_TASKS,
     NO_IMAGE_INPUTS,
+    SIZED_BY_IMAGE,
     ImageInputs,
     chosen_task,
     default_steps,
@@ -55,27 +57,6 @@ def output_paths(output: Path, count: int) -> list[Path]:
     if count == 1:
         return [output]
     return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(count)]
-
-
-def read_depth_map(path: Path) -> Any:
-    """``--depth-map``: a .npy array (H x W or N x H x W), or an image read as grayscale values."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise InputError(f"--depth-map {path}: no such file")
-    if path.suffix.lower() == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise InputError(f"--depth-map {path} is not a NumPy .npy array ({error})") from error
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("F"), dtype=np.float32)
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(
-            f"--depth-map {path} is neither a .npy array nor an image Pillow can read ({error})"
-        ) from error
 
 
 def control_arguments(inputs: ImageInputs, count: int, size: tuple[int, int] | None) -> dict[str, Any]:
@@ -121,7 +102,7 @@ def image_arguments(
         return {**arguments, "height": height, "width": width}
     if task == INSTRUCT_PIX2PIX:
         return arguments | instruct_arguments(cls, inputs, size)
-    if task in (IMAGE_TO_IMAGE, DEPTH):
+    if task in SIZED_BY_IMAGE:
         if size is not None:
             raise InputError("--size does not apply with --image alone: the output has the image's size")
         return arguments
@@ -174,7 +155,6 @@ def generate(
     ``cache_interval``: step caching (DeepCache), the full UNet every N steps (a bundle built with --deepcache).
     ``refiner``: an SDXL refiner bundle finishing the base's last steps (``refiner.py``).
     ``eta``: the scheduler's eta (DDIM's noise, TCD's gamma); None for the pipeline's default."""
-    from sdrt.runtime import make_image_grid
     from sdrt.runtime.bundle.bundle import open_bundle
 
     refiner.check()
@@ -201,6 +181,7 @@ def generate(
     for each in pipes:
         set_scheduler(each, scheduler)
     depth: list[Any] = []
+    flags: list[bool] | None = None
     if not found.takes_prompt:
         arguments = (  # image variation, Paint-by-Example: pictures in place of a prompt (image_conditioned.py)
             image_guided_arguments(task, inputs, num_images, guidance, size)
@@ -217,15 +198,25 @@ def generate(
         kwargs |= {} if cache_interval == 1 else {"cache_interval": cache_interval}
         kwargs |= {} if eta is None else {"eta": eta}
         images = task_output(task, pipes, prompt, inputs, kwargs, size, refiner, output)
+        flags = getattr(images, "nsfw_content_detected", None)
         depth = list(getattr(images, "depth", None) or [])  # LDM3D: pictures and their depth maps
         images = images.rgb if depth else images.images
+    paths = save_images(images, output, flags)
+    return paths + save_depth_maps(depth, paths)
+
+
+def save_images(images: list[Any], output: Path, flags: list[bool] | None) -> list[Path]:
+    """The images as ``output`` (numbered, and a grid, for several), saying which the safety checker flagged."""
+    from sdrt.runtime import make_image_grid
+
     paths = output_paths(output, len(images))
+    report_flagged(flags, paths)
     if len(images) > 1:
         images = [*images, make_image_grid(images)]
         paths.append(output.with_name(f"{output.stem}-grid{output.suffix}"))
     for image, path in zip(images, paths):
         save_image(image, path)
-    return paths + save_depth_maps(depth, paths)
+    return paths
 
 
 def task_output(
@@ -286,6 +277,8 @@ def text_arguments(
         kwargs["negative_prompt"] = negative_prompt
     if "num_images_per_prompt" in accepted:
         return {"prompt": prompt, "num_images_per_prompt": num_images, **kwargs}
+    if num_images != 1 and "image" in accepted:  # one image per prompt and image (the latent upscaler)
+        raise InputError(f"--num-images: {cls.__name__} makes one image of --image; drop --num-images")
     return {"prompt": [prompt] * num_images, **kwargs}
 
 

@@ -18,6 +18,27 @@ IMAGE_GUIDED_TASKS = (IMAGE_VARIATION, PAINT_BY_EXAMPLE)
 PROMPT_OPTIONAL_TASKS = (UNCLIP_IMAGE_TO_IMAGE,)
 
 
+def read_depth_map(path: Path) -> Any:
+    """``--depth-map``: a .npy array (H x W or N x H x W), or an image read as grayscale values."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError(f"--depth-map {path}: no such file")
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise InputError(f"--depth-map {path} is not a NumPy .npy array ({error})") from error
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("F"), dtype=np.float32)
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(
+            f"--depth-map {path} is neither a .npy array nor an image Pillow can read ({error})"
+        ) from error
+
+
 def read_image(path: Path, flag: str, mode: str) -> Any:
     """The picture at ``path`` (PIL, ``mode``), or an error naming the flag."""
     from PIL import Image, UnidentifiedImageError

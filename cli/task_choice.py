@@ -3,9 +3,11 @@
 ``--image`` -> image-to-image; ``--image`` and ``--mask`` -> inpainting (an inpainting model's bundle needs
 both); a depth-to-image model's bundle -> depth-to-image from ``--image`` (its depth estimator or
 ``--depth-map``); ``--control-image`` -> the ControlNet tasks (with ``--image``: image-to-image, with
-``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA
-and safe latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit; an image variation or Stable unCLIP bundle -> its
-pipeline from ``--image``, a Paint-by-Example bundle from ``--image``, ``--mask`` and ``--example-image``. The family (``sdrt.runtime.families``) names the pipeline of the task.
+``--mask``: inpainting); ``--adapter-image`` -> the T2I-Adapter task; an upscaler's bundle (x4, x2 latent) -> its
+upscale of ``--image``; ``--panorama``, ``--editing-prompt`` and ``--safety-preset`` -> the panorama, SEGA and safe
+latent diffusion loops; ``--image`` and ``--source-prompt`` -> DiffEdit; an image variation or Stable unCLIP bundle
+-> its pipeline from ``--image``, a Paint-by-Example bundle from ``--image``, ``--mask`` and ``--example-image``. The
+family (``sdrt.runtime.families``) names the pipeline of the task.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sdrt.runtime.families import (
     INPAINT,
     INSTRUCT_PIX2PIX,
     LATENT_UNCONDITIONAL,
+    LATENT_UPSCALE,
     PAINT_BY_EXAMPLE,
     PANORAMA,
     REPAINT,
@@ -39,6 +42,7 @@ from sdrt.runtime.families import (
     TEXT_TO_IMAGE,
     UNCLIP_IMAGE_TO_IMAGE,
     UNCONDITIONAL,
+    UPSCALE,
     Family,
     family,
 )
@@ -53,6 +57,8 @@ TASK_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     DEPTH: (("--image",), ("--image", "--strength", "--depth-map")),
     REPAINT: (("--image", "--mask"), ("--image", "--mask")),
     SUPER_RESOLUTION: (("--image",), ("--image",)),
+    UPSCALE: (("--image",), ("--image",)),
+    LATENT_UPSCALE: (("--image",), ("--image",)),
     PANORAMA: (("--panorama",), ("--panorama",)),
     SEMANTIC: (("--editing-prompt",), ("--editing-prompt", "--edit-guidance-scale")),
     SAFE: (("--safety-preset",), ("--safety-preset",)),
@@ -70,6 +76,8 @@ NEEDS = {
     DEPTH: "--image (the picture to start from), and --depth-map where the bundle has no depth estimator",
     REPAINT: "--image (the picture) and --mask (RePaint's convention: black = inpaint, white = keep)",
     SUPER_RESOLUTION: "--image (the low-resolution picture to upscale)",
+    UPSCALE: "--image (the low-resolution picture to upscale)",
+    LATENT_UPSCALE: "--image (the picture to upscale)",
     SEMANTIC: "--editing-prompt (a concept to steer towards; repeatable)",
     DIFFEDIT: "--image (the picture to edit) and --source-prompt (what it shows now)",
     INSTRUCT_PIX2PIX: "--image (the picture to edit; the prompt is the instruction)",
@@ -88,6 +96,8 @@ STARTS_FROM = {
     CLASS_CONDITIONAL: "class labels",
     LATENT_UNCONDITIONAL: "noise",
     SUPER_RESOLUTION: "low-resolution images",
+    UPSCALE: "low-resolution images",
+    LATENT_UPSCALE: "images",
     PANORAMA: "text",
     SEMANTIC: "text",
     SAFE: "text",
@@ -99,6 +109,8 @@ STARTS_FROM = {
     PAINT_BY_EXAMPLE: "masked images and example images",
 }
 CONTROL_TASKS = (CONTROL, CONTROL_IMAGE_TO_IMAGE, CONTROL_INPAINT)
+# the tasks whose output size the --image decides (--size does not apply)
+SIZED_BY_IMAGE = (IMAGE_TO_IMAGE, DEPTH, UPSCALE, LATENT_UPSCALE)
 
 
 @dataclass(frozen=True)

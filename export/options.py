@@ -71,6 +71,9 @@ class BuildOptions:
     preview_vae: str | Path | None = None
     """An ``AutoencoderTiny`` folder (TAESD, TAESDXL) exported beside the VAE as ``vae_preview_decoder``: cheap
     previews of the latents (``pipe.vae.decode_preview``)."""
+    safety_checker: str | Path | None = None
+    """A diffusers ``StableDiffusionSafetyChecker`` folder (with CLIP's ``preprocessor_config.json``) exported as
+    the ``safety_checker`` component, in place of the model folder's own (SD 1.x/2.x and inpainting models)."""
     textual_inversions: list[str] | None = None
     """``FILE[:TOKEN]`` embeddings added as diffusers' ``load_textual_inversion``."""
     loras: list[str] | None = None

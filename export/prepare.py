@@ -17,6 +17,7 @@ from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
 from .model.ip_adapter import add_ip_adapter
 from .model.lora import check_loras, loras_merged
+from .model.safety_checker import add_safety_checker
 from .model.single_file import Checkpoint
 from .model.textual_inversion import check_textual_inversions, textual_inversions_added
 from .model.vae_swap import add_preview_vae, swap_vae, vae_file_loaded
@@ -55,6 +56,8 @@ def model_folder(
         folder = _with_ip_adapter(folder, options)
     if options.adapters:
         folder = add_adapters(folder, options.adapters)
+    if options.safety_checker is not None:
+        folder = add_safety_checker(folder, options.safety_checker)
     if options.textual_inversions:
         check_textual_inversions(folder, options.textual_inversions)
     if options.loras:

@@ -109,10 +109,15 @@ def _nearest_index(size_in: int, size_out: int) -> np.ndarray:
     return np.minimum(np.floor(out.astype(np.float32) * scale).astype(np.int64), size_in - 1)
 
 
-def _pil_to_nchw(images: list[Any], height: int, width: int, mode: str) -> np.ndarray:
+def _pil_to_nchw(
+    images: list[Any],
+    height: int,
+    width: int,
+    mode: str,
+    resample: Image.Resampling = Image.Resampling.LANCZOS,
+) -> np.ndarray:
     resized = [
-        i.resize((width, height), resample=Image.Resampling.LANCZOS) if i.size != (width, height) else i
-        for i in images
+        i.resize((width, height), resample=resample) if i.size != (width, height) else i for i in images
     ]
     arrays = [np.array(i.convert(mode)).astype(np.float32) / 255.0 for i in resized]
     stacked = np.stack(arrays, axis=0)
@@ -216,14 +221,16 @@ def preprocess_image(
     width: int | None = None,
     scale_factor: int = 8,
     latent_channels: int | None = None,
+    resample: Image.Resampling = Image.Resampling.LANCZOS,
 ) -> np.ndarray:
     """RGB images -> float32 NCHW in [-1, 1] at (height, width) (default: the image's own size, floored to
     a multiple of ``scale_factor``). With ``latent_channels``, a torch tensor with that many channels is
-    taken as latents and returned as it is (as diffusers' image processor does)."""
+    taken as latents and returned as it is (as diffusers' image processor does). ``resample``: the PIL
+    filter (diffusers' ``VaeImageProcessor(resample=...)``: Lanczos, bicubic for the upscalers)."""
     images = _as_list(image, "image")
     if isinstance(images[0], Image.Image):
         height, width = default_size(images[0], height, width, scale_factor)
-        pixels = _pil_to_nchw(images, height, width, "RGB")
+        pixels = _pil_to_nchw(images, height, width, "RGB", resample)
     else:
         pixels, from_torch = _to_nchw(images, "image", mask=False)
         if from_torch and latent_channels is not None and pixels.shape[1] == latent_channels:

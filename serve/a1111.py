@@ -192,6 +192,7 @@ def answer(body: Body, job: Job, result: JobResult, model: ServedModel) -> dict[
             "batch_images": result.batch_images,
             "batch_requests": result.batch_requests,
             "ms": result.ms,
+            "nsfw_content_detected": result.nsfw_content_detected,  # the safety checker's flags (black)
         },
     }
     return {"images": [b64(png) for png in result.images], "parameters": parameters, "info": json.dumps(info)}

@@ -89,10 +89,11 @@ def _control_arguments(call: Call) -> dict[str, Any]:
 def run_jobs(
     jobs: list[Job],
     max_rows: int,
-    run_call: Callable[[Call], list[Any]],
+    run_call: Callable[[Call], Any],
     keep: Callable[[Call], Call | None] | None = None,
 ) -> list[JobResult]:
-    """Every job's PNGs, in order; ``run_call`` runs one Call and returns its PIL images; ``keep`` (called
+    """Every job's PNGs, in order; ``run_call`` runs one Call and returns the pipeline's output (or its PIL
+    images; the output's ``nsfw_content_detected`` goes into each job's result); ``keep`` (called
     just before each call) drops rows of it (those of interrupted jobs), or all of it (None).
 
     A call that fails fails only the jobs in it (their result carries the error)."""
@@ -103,7 +104,7 @@ def run_jobs(
         if call is None:
             continue
         try:
-            images = run_call(call)
+            output = run_call(call)
         except Exception as error:  # noqa: BLE001 - handed to the caller of each job in the call
             if not isinstance(error, InputError):  # a bug: its traceback here, a request id to the client
                 log.exception(
@@ -114,9 +115,12 @@ def run_jobs(
                 results[index].error = f"{type(error).__name__}: {error}"
                 results[index].status = 400 if isinstance(error, InputError) else 500
             continue
-        for index, image in zip(call.owners, images):
+        images = getattr(output, "images", output)  # a pipeline output, or its images
+        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(images)
+        for index, image, flagged in zip(call.owners, images, flags):
             result = results[index]
             result.images.append(png_bytes(image))
+            result.nsfw_content_detected.append(bool(flagged))
             result.batch_images = max(result.batch_images, len(call.rows))
             result.batch_requests = max(result.batch_requests, len(set(call.owners)))
             result.ms = (time.perf_counter() - start) * 1000

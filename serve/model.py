@@ -101,8 +101,15 @@ class ModelServer:
             result.ms,
             f" error={result.error}" if result.error else "",
         )
+        flagged = [i for i, f in enumerate(result.nsfw_content_detected) if f]
+        if flagged:
+            log.warning(
+                "sdrt request %s: the safety checker flagged image(s) %s, answered black (nsfw_content_detected)",
+                job.request_id,
+                ", ".join(map(str, flagged)),
+            )
 
-    def _run_call(self, call: Call, reporter: BatchReporter) -> list[Any]:
+    def _run_call(self, call: Call, reporter: BatchReporter) -> Any:
         settings = call.settings
         self.batch_images.observe(len(call.rows), tags={"model": settings.model, "mode": settings.mode})
         nets = tuple(u.name for u in settings.controlnets)
@@ -110,9 +117,7 @@ class ModelServer:
         takes_negative = "negative_prompt" in inspect.signature(type(pipe).__call__).parameters
         try:
             self.loras.apply(settings.loras)
-            return pipe(
-                **call_arguments(call, takes_negative), callback_on_step_end=reporter.callback(call)
-            ).images
+            return pipe(**call_arguments(call, takes_negative), callback_on_step_end=reporter.callback(call))
         finally:
             reporter.ended(call)
 

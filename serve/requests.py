@@ -6,7 +6,7 @@ seed, drawn from its own generator, so an image is the same whether it ran alone
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .controlnet_units import ControlUse
@@ -77,3 +77,5 @@ class JobResult:
     ms: float  # from the batch's start to its end
     error: str | None = None  # the pipeline call failed (requests are checked before, so rarely)
     status: int = 200  # 400 for an input the pipeline refused, 500 for anything else
+    # per image, the bundle's safety checker flagged it (and it is black): diffusers' nsfw_content_detected
+    nsfw_content_detected: list[bool] = field(default_factory=list)

@@ -46,6 +46,12 @@ CLIP_PROCESSOR_CLASSES = (
     "CLIPImageProcessorFast",
     "CLIPFeatureExtractor",
 )
+# an optional part fed by the folder's feature_extractor -> (what it is, the processor classes it takes)
+PROCESSED_PARTS = {
+    "depth_estimator": ("the depth estimator", PROCESSOR_CLASSES),
+    "image_encoder": ("the image encoder", CLIP_PROCESSOR_CLASSES),
+    "safety_checker": ("the safety checker", CLIP_PROCESSOR_CLASSES),
+}
 TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
 # classes of one diffusers pipeline's own that model_index.json names under "diffusers": their module
 PIPELINE_OWN_CLASSES = {"PaintByExampleImageEncoder": "paint_by_example"}
@@ -94,12 +100,18 @@ class ModelFolder:
     def hashed_files(self, part: str) -> list[Path]:
         """What decides the export of a folder part: its weight files, its config.json (and the settings
         that fix its input size: the depth estimator's image processor)."""
-        extra = [self.path / f for f in self.family.hashed_with.get(part, ())]
+        extra = [self.support_file(f) for f in self.family.hashed_with.get(part, ())]
         if part == "unet" and self.ip_adapter is not None:  # the adapter's attention layers are the UNet's
             extra.append(self.ip_adapter.file)
         if self.part_path(part).is_file():
             return [*self.weight_files(part), *extra]
         return [*self.weight_files(part), self.part_path(part) / "config.json", *extra]
+
+    def support_file(self, relative: str) -> Path:
+        """``feature_extractor/preprocessor_config.json`` and the like, in the part it names (which may be taken
+        from elsewhere: build-engine --safety-checker)."""
+        part, _, rest = relative.partition("/")
+        return self.part_path(part) / rest
 
     def weights_sha256(self) -> str:
         """The source hash the manifest records: every exported component's weights and config."""
@@ -154,12 +166,16 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         raise ModelFolderError(
             f"{path / 'scheduler' / 'scheduler_config.json'} is missing; use a complete model folder"
         )
+    for name in (n for n in kind.support if n.endswith("scheduler")):  # the x4 upscaler's low_res_scheduler
+        if not (path / name / "scheduler_config.json").is_file():
+            raise ModelFolderError(
+                f"{path / name / 'scheduler_config.json'} is missing (a {pipeline_class} needs its {name}); use a "
+                "complete model folder"
+            )
     configs = {name: _read_json(path / name / "config.json") for name in classes}
     configs["scheduler"] = _read_json(path / "scheduler" / "scheduler_config.json")
-    if "depth_estimator" in classes:
-        configs["feature_extractor"] = _processor_config(path, index)
-    if "image_encoder" in classes:
-        configs["feature_extractor"] = _processor_config(path, index, CLIP_PROCESSOR_CLASSES, "image encoder")
+    for part in sorted(PROCESSED_PARTS.keys() & classes.keys()):
+        configs["feature_extractor"] = _processor_config(path, index, part)
     return ModelFolder(
         path=path.resolve(),
         pipeline_class=pipeline_class,
@@ -234,30 +250,30 @@ def optional_parts(
     path: Path, index: dict[str, Any], kind: Family, pipeline_class: str
 ) -> dict[str, tuple[str, str]]:
     """The optional parts the folder has (a depth-to-image folder without its depth estimator runs on given
-    depth maps): each one listed in model_index.json with its folder is checked as a required one."""
+    depth maps; an SD folder's safety checker): each one listed in model_index.json with its folder and weights
+    is checked as a required one."""
     found = {}
     for name, accepted in kind.optional.items():
         entry = index.get(name)
         if not entry or entry[0] is None or not (path / name).is_dir():
-            log.info("%s: no %s in the model folder; the bundle will take given depth maps only", path, name)
+            log.info("%s: no %s in the model folder; the bundle will have none", path, name)
+            continue
+        if not any(p.name.endswith(WEIGHT_SUFFIXES) for p in (path / name).iterdir()):
+            log.warning("%s: %s/ has no weights; the bundle will have no %s", path, name, name)
             continue
         found[name] = _check_part(path, index, name, accepted, pipeline_class)
     return found
 
 
-def _processor_config(
-    path: Path,
-    index: dict[str, Any],
-    accepted: tuple[str, ...] = PROCESSOR_CLASSES,
-    reader: str = "depth estimator",
-) -> dict[str, Any]:
-    """The image processor settings (``feature_extractor/preprocessor_config.json``) of the depth estimator
-    (DPT's) or the image encoder (CLIP's)."""
+def _processor_config(path: Path, index: dict[str, Any], part: str) -> dict[str, Any]:
+    """The image processor settings (``feature_extractor/preprocessor_config.json``) of ``part``: the depth
+    estimator's DPT processor, the image encoder's or the safety checker's CLIP processor."""
+    what, classes = PROCESSED_PARTS[part]
     entry, config = index.get("feature_extractor"), path / "feature_extractor" / "preprocessor_config.json"
-    if not entry or entry[1] not in accepted or not config.is_file():
+    if not entry or entry[1] not in classes or not config.is_file():
         raise ModelFolderError(
-            f"{path}: the {reader} needs its image processor ({accepted[0]}) in feature_extractor/ "
-            f"with preprocessor_config.json, found {entry} and {'a' if config.is_file() else 'no'} config; use a "
+            f"{path}: {what} needs its image processor ({classes[0]}) in feature_extractor/ with "
+            f"preprocessor_config.json, found {entry} and {'a' if config.is_file() else 'no'} config; use a "
             "complete model folder"
         )
     return _read_json(config)

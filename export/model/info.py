@@ -84,14 +84,21 @@ def tokenizer_encoder(tokenizer: str) -> str:
 
 
 def copy_support_files(folder: ModelFolder, work: Path) -> None:
-    """The scheduler config, the tokenizers and the depth estimator's processor settings, copied from the
-    model folder into the bundle."""
+    """The scheduler config, the tokenizers and the image processor's settings (the depth estimator's, the
+    safety checker's), copied from the model folder into the bundle."""
     from sdrt.export.bundle_writer import copy_tokenizer
 
     (work / "scheduler").mkdir(parents=True, exist_ok=True)
     shutil.copy2(
         folder.path / "scheduler" / "scheduler_config.json", work / "scheduler" / "scheduler_config.json"
     )
+    for name in folder.family.support:
+        if name.endswith("scheduler"):  # a second scheduler: the x4 upscaler's low_res_scheduler
+            (work / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder.path / name / "scheduler_config.json", work / name / "scheduler_config.json")
+    if "max_noise_level" in folder.model_index:  # the x4 upscaler's pipeline setting
+        settings = {"max_noise_level": folder.model_index["max_noise_level"]}
+        (work / "pipeline_config.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
     for tokenizer in ("tokenizer", "tokenizer_2"):
         if tokenizer_encoder(tokenizer) in folder.classes:
             copy_tokenizer(folder.part_path(tokenizer), work / tokenizer)
@@ -102,11 +109,9 @@ def copy_support_files(folder: ModelFolder, work: Path) -> None:
     )
     if id2label:  # DiT's class names (DiTPipeline's ``id2label``)
         (work / "id2label.json").write_text(json.dumps(id2label, indent=1), encoding="utf-8")
-    processor = folder.path / "feature_extractor" / "preprocessor_config.json"
-    # the depth estimator's and image encoders' processor (IP-Adapter: where the model has one, as diffusers then
-    # uses the pipeline's feature_extractor, else CLIPImageProcessor at the encoder's size)
-    if "depth_estimator" in folder.classes or ("image_encoder" in folder.classes and processor.is_file()):
+    if "feature_extractor" in folder.configs:  # the depth estimator's, image encoder's or safety checker's
         (work / "feature_extractor").mkdir(parents=True, exist_ok=True)
+        processor = folder.support_file("feature_extractor/preprocessor_config.json")
         shutil.copy2(processor, work / "feature_extractor" / "preprocessor_config.json")
     copy_embedding_noising(folder, work)
 

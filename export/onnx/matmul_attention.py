@@ -145,5 +145,10 @@ def restore_default_attention(model: torch.nn.Module) -> torch.nn.Module:
 def _set_attention_implementation(model: torch.nn.Module, name: str) -> None:
     """Switch a transformers model's attention (``set_attn_implementation``); other models have none."""
     set_implementation = getattr(model, "set_attn_implementation", None)
-    if set_implementation is not None:
+    if set_implementation is None:
+        return
+    try:
         set_implementation(name)
+    except ValueError:  # a wrapper declaring no SDPA (diffusers' safety checker): its own models take it
+        for child in model.children():
+            _set_attention_implementation(child, name)

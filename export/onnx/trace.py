@@ -24,6 +24,7 @@ from torch import nn
 from sdrt.runtime.components import Component
 from sdrt.runtime.components.graph import GraphSpec
 
+from .k_resampling import install_k_resampling
 from .matmul_attention import install_matmul_attention
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def trace_to_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     install_matmul_attention(model)
+    install_k_resampling(model)
     module = GraphModule(component, model, spec).to(device).eval()
     feeds = component.random_inputs(spec, spec.trace, seed=1)
     args = tuple(torch.from_numpy(feeds[name]).to(device) for name in spec.inputs)

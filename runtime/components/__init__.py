@@ -18,6 +18,7 @@ from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
 from .image_encoder import ImageEncoder, PaintByExampleEncoder
 from .image_projection import ImageProjection
+from .safety_checker import SafetyChecker
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
 from .unet import LatentUNet2D, UncondUNet, UNet
@@ -42,6 +43,7 @@ COMPONENTS: list[type[Component]] = [
     VqVaeDecoder,
     PreviewVaeDecoder,
     DepthEstimator,
+    SafetyChecker,
     ImageEncoder,
     PaintByExampleEncoder,
 ]
@@ -88,6 +90,7 @@ __all__ = [
     "MultiAdapter",
     "MultiControlNetModel",
     "PreviewVaeDecoder",
+    "SafetyChecker",
     "TextEncoder",
     "T2IAdapter",
     "TextEncoder2",

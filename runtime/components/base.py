@@ -91,6 +91,8 @@ class Component:
     )
     ort_model_type: ClassVar[str] = ""  # onnxruntime.transformers' name for its kind (unet, vae, clip)
     build_options: ClassVar[tuple[str, ...]] = ()  # the build-engine options that change its graph
+    # outputs that are yes/no flags (0.0 or 1.0): one value for every random validation input is expected
+    flag_outputs: ClassVar[tuple[str, ...]] = ()
 
     # ---- what the graph is: the build reads these -----------------------------------------------
     @classmethod

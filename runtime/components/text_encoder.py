@@ -1,6 +1,8 @@
 """The CLIP text encoders: ``input_ids`` int32 [B, 77] -> ``last_hidden_state`` [B, 77, D] (and, for
 SDXL, ``penultimate_hidden_state``; for a projection encoder, the pooled ``text_embeds`` [B, P]; built
-with ``--clip-skip K``, ``clip_skip_hidden_state``: what diffusers' ``clip_skip=K`` conditions on)."""
+with ``--clip-skip K``, ``clip_skip_hidden_state``: what diffusers' ``clip_skip=K`` conditions on; for the latent
+upscaler, ``hidden_state_unnormed``: the last layer's output before the final layer norm, diffusers'
+``hidden_states[-1]``, and ``pooler_output`` [B, D])."""
 
 from __future__ import annotations
 
@@ -46,6 +48,11 @@ class TextEncoder(Component):
             )
         if model.classes[cls.source][1] == "CLIPTextModelWithProjection":
             outputs["text_embeds"] = TensorSpec("text_embeds", f32, ("batch", int(config["projection_dim"])))
+        if family(model.model_type).pooled_text:
+            outputs["hidden_state_unnormed"] = TensorSpec(
+                "hidden_state_unnormed", f32, ("batch", seq, hidden)
+            )
+            outputs["pooler_output"] = TensorSpec("pooler_output", f32, ("batch", hidden))
         extra = {k: int(config[k]) for k in ("vocab_size", "eos_token_id", "bos_token_id")}
         if options.get("clip_skip"):
             outputs["clip_skip_hidden_state"] = TensorSpec(
@@ -81,15 +88,21 @@ class TextEncoder(Component):
     @classmethod
     def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
         penultimate = "penultimate_hidden_state" in spec.outputs
+        pooled = "pooler_output" in spec.outputs
         skip = spec.extra.get("clip_skip")
         out = model(
-            inputs["input_ids"].long(), output_hidden_states=penultimate or bool(skip), return_dict=True
+            inputs["input_ids"].long(),
+            output_hidden_states=penultimate or pooled or bool(skip),
+            return_dict=True,
         )
         results = {"last_hidden_state": out.last_hidden_state}
         if penultimate:
             results["penultimate_hidden_state"] = out.hidden_states[-2]
         if "text_embeds" in spec.outputs:
             results["text_embeds"] = out.text_embeds
+        if pooled:
+            results["hidden_state_unnormed"] = out.hidden_states[-1]
+            results["pooler_output"] = out.pooler_output
         if skip:
             results["clip_skip_hidden_state"] = cls.skipped_layer(model, out.hidden_states, skip, penultimate)
         return results

@@ -1,5 +1,5 @@
 """The UNets: ``sample``, ``timestep`` [, ``encoder_hidden_states``, SDXL's ``text_embeds`` and
-``time_ids``, an LCM's ``timestep_cond``] -> ``noise_pred``, the raw model output (epsilon, v or sample, as the manifest says)."""
+``time_ids``, an LCM's ``timestep_cond``, the x4 upscaler's ``class_labels``] -> ``noise_pred``, the raw model output (epsilon, v or sample, as the manifest says)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ class UNet(Component):
     ``adapter_residuals=N`` (a bundle with T2I-Adapters of N features), it takes diffusers'
     ``down_intrablock_additional_residuals`` (``down_intrablock_additional_residual_0..N-1``), zeros likewise.
     A UNet whose config has ``time_cond_proj_dim`` (latent consistency models) also takes ``timestep_cond``,
-    the guidance-scale embedding [batch, time_cond_proj_dim].
+    the guidance-scale embedding [batch, time_cond_proj_dim] (the latent upscaler: its noise level and pooled text).
+    A UNet with class embeddings (``num_class_embeds``: the x4 upscaler's noise level) takes int64 ``class_labels``.
     """
 
     name = "unet"
@@ -78,8 +79,14 @@ class UNet(Component):
         if config.get("time_cond_proj_dim") is not None:
             cond = TensorSpec("timestep_cond", F32, ("batch", int(config["time_cond_proj_dim"])))
             inputs["timestep_cond"] = cond
+        if config.get("num_class_embeds") is not None:  # class ids: the x4 upscaler's noise level, ImageNet's
+            inputs["class_labels"] = TensorSpec("class_labels", np.dtype(np.int64), ("batch",))
         output = TensorSpec("noise_pred", F32, ("batch", int(config["out_channels"]), h, w))
         spec = GraphSpec(inputs=inputs, outputs={"noise_pred": output}, dims=dict(ranges), trace=dict(trace))
+        if config.get("num_class_embeds") is not None:
+            spec.extra["class_embeds"] = int(config["num_class_embeds"])
+        if config.get("time_embedding_type") == "fourier":  # the latent upscaler's log-sigma timesteps
+            spec.extra["timesteps"] = (-2.0, 2.0)
         if inputs.get("encoder_hidden_states") and inputs["encoder_hidden_states"].shape[1] == "sequence":
             spec.dims["sequence"] = (77, 77 * int(options["prompt_chunks"]))
             spec.trace["sequence"] = 77
@@ -103,13 +110,17 @@ class UNet(Component):
 
     @classmethod
     def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
-        """Timesteps in 0..999; SDXL's time ids for the size; noise elsewhere."""
+        """Timesteps in 0..999 (a Fourier-embedded UNet's in -2..2); class labels below the class count; SDXL's
+        time ids for the size; noise elsewhere."""
         rng = np.random.default_rng(seed)
-        feeds = {}
+        feeds: dict[str, np.ndarray] = {}
         for name, tensor in spec.inputs.items():
             shape = tensor.concrete(sizes)
             if name == "timestep":
-                feeds[name] = rng.uniform(0.0, 999.0, size=shape).astype(np.float32)
+                low, high = spec.extra.get("timesteps", (0.0, 999.0))
+                feeds[name] = rng.uniform(low, high, size=shape).astype(np.float32)
+            elif name == "class_labels" and "class_embeds" in spec.extra:  # ids (a projection's: noise below)
+                feeds[name] = rng.integers(0, spec.extra["class_embeds"], size=shape)
             elif name == IP_SCALE:
                 feeds[name] = rng.uniform(0.2, 1.5, size=shape).astype(np.float32)
             elif name == "time_ids":
@@ -320,7 +331,8 @@ def _level_size(dim: Any, sizes: Mapping[str, int]) -> int:
 
 class UncondUNet(UNet):
     """UNet2DModel (unconditional models such as DDPM's): ``sample``, ``timestep`` -> ``noise_pred``, in pixels.
-    A class-conditional one (``num_class_embeds``: ImageNet consistency models) also takes int64 ``class_labels``."""
+    A class-conditional one (``num_class_embeds``: ImageNet consistency models) also takes int64 ``class_labels``
+    (``UNet.graph`` adds it, as for the x4 upscaler's UNet2DConditionModel)."""
 
     model_classes = ("UNet2DModel",)
     spatial = "pixel"
@@ -330,26 +342,6 @@ class UncondUNet(UNet):
     @classmethod
     def present_in(cls, model: ModelInfo) -> bool:
         return super().present_in(model) and "vqvae" not in model.classes
-
-    @classmethod
-    def graph(
-        cls, model: ModelInfo, ranges: Mapping[str, Range], trace: Mapping[str, int], **options: Any
-    ) -> GraphSpec:
-        spec = super().graph(model, ranges, trace, **options)
-        classes = model.configs[cls.source].get("num_class_embeds")
-        if classes is not None:
-            spec.inputs["class_labels"] = TensorSpec("class_labels", np.dtype(np.int64), ("batch",))
-            spec.extra["classes"] = int(classes)
-        return spec
-
-    @classmethod
-    def random_inputs(cls, spec: GraphSpec, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
-        """The UNet's inputs, and class ids in 0..classes-1."""
-        feeds = super().random_inputs(spec, sizes, seed)
-        if "class_labels" in spec.inputs:
-            shape = spec.inputs["class_labels"].concrete(sizes)
-            feeds["class_labels"] = np.random.default_rng(seed).integers(0, spec.extra["classes"], shape)
-        return feeds
 
     @classmethod
     def forward(cls, model: Any, spec: GraphSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .base import (
     IP_ADAPTER,
     KARRAS_VE,
     LATENT_UNCONDITIONAL,
+    LATENT_UPSCALE,
     LORA,
     PAINT_BY_EXAMPLE,
     PANORAMA,
@@ -45,6 +46,7 @@ from .base import (
     UNCONDITIONAL,
     UNCONDITIONAL_DDIM,
     UNCONDITIONAL_PNDM,
+    UPSCALE,
     Configs,
     Family,
     class_name,
@@ -64,6 +66,7 @@ from .ldm3d import LDM3D
 from .sd import SD1, SD2
 from .sdxl import SDXL, SDXL_INPAINT, SDXL_REFINER
 from .uncond import UNCOND
+from .upscale import SD_LATENT_UPSCALE, SD_UPSCALE
 
 FAMILIES: list[Family] = [
     SD1,
@@ -80,6 +83,8 @@ FAMILIES: list[Family] = [
     LDM_SUPER_RESOLUTION,
     LDM_TEXT,
     LDM3D,
+    SD_UPSCALE,
+    SD_LATENT_UPSCALE,
     SD_INSTRUCT_PIX2PIX,
     SDXL_INSTRUCT_PIX2PIX,
     IMAGE_VARIATION_FAMILY,
@@ -164,6 +169,7 @@ __all__ = [
     "INSTRUCT_PIX2PIX",
     "KARRAS_VE",
     "LATENT_UNCONDITIONAL",
+    "LATENT_UPSCALE",
     "LORA",
     "PAINT_BY_EXAMPLE",
     "PANORAMA",
@@ -179,6 +185,7 @@ __all__ = [
     "UNCONDITIONAL",
     "UNCONDITIONAL_DDIM",
     "UNCONDITIONAL_PNDM",
+    "UPSCALE",
     "Family",
     "all_families",
     "class_name",

@@ -37,6 +37,9 @@ CONSISTENCY = "consistency"
 CLASS_CONDITIONAL = "class-conditional"
 LATENT_UNCONDITIONAL = "latent-unconditional"
 SUPER_RESOLUTION = "super-resolution"
+# Stable Diffusion's upscalers: x4 in pixels (the low-resolution image beside the latents), x2 in latent space
+UPSCALE = "upscale"
+LATENT_UPSCALE = "latent-upscale"
 # text-to-image loops of their own over the SD engines (diffusers' guided pipelines)
 PANORAMA = "panorama"
 SEMANTIC = "semantic"
@@ -92,6 +95,8 @@ class Family:
     support: tuple[str, ...] = ()  # folders copied beside the engines: tokenizers, feature_extractor
     features: frozenset[str] = frozenset()  # build features it takes (LORA, CONTROLNET...)
     dual_text_encoders: bool = False  # SDXL's two CLIP encoders (penultimate states, pooled embeddings)
+    #: the text encoder also gives its unnormalised last hidden states and pooled output (the latent upscaler)
+    pooled_text: bool = False
     tasks: Mapping[str, str] = field(default_factory=dict)  # task -> "module:ClassName"; first: the default
     default_steps: int = 50  # sdrt generate's --steps when not given
     fixed_size: bool = False  # the UNet's sample size is the image size (no --size)

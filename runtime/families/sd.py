@@ -28,6 +28,10 @@ from .base import (
 )
 
 SD_PARTS = {"text_encoder": ("CLIPTextModel",), "unet": ("UNet2DConditionModel",), "vae": ("AutoencoderKL",)}
+# diffusers' safety checker, exported where the folder has it (or build-engine --safety-checker gives one); the
+# CLIP image processor's settings fix its input size
+SAFETY_CHECKER = {"safety_checker": ("StableDiffusionSafetyChecker",)}
+SAFETY_CHECKER_INPUT = {"safety_checker": ("feature_extractor/preprocessor_config.json",)}
 # the folders of diffusers' SD pipelines that load SD 1.x / 2.x weights (their own tasks below)
 SD_FOLDERS = (
     "StableDiffusionPipeline",
@@ -63,7 +67,9 @@ SD1 = Family(
     latent_rgb=SD_LATENT_RGB,
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
-    support=("tokenizer",),
+    optional=SAFETY_CHECKER,
+    hashed_with=SAFETY_CHECKER_INPUT,
+    support=("tokenizer", "feature_extractor"),
     features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     tasks=SD_TASKS,
     recognises=lambda configs: not is_sd2(configs),
@@ -75,7 +81,9 @@ SD2 = Family(
     latent_rgb=SD_LATENT_RGB,
     folder_pipelines=SD_FOLDERS,
     required=SD_PARTS,
-    support=("tokenizer",),
+    optional=SAFETY_CHECKER,
+    hashed_with=SAFETY_CHECKER_INPUT,
+    support=("tokenizer", "feature_extractor"),
     features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     tasks=SD_TASKS,
     recognises=is_sd2,

@@ -33,6 +33,7 @@ ENGINE_PARTS = {
     "bert": "text_encoder",  # LDMTextToImagePipeline's name for its text encoder
     "text_encoder_2": "text_encoder_2",
     "depth_estimator": "depth_estimator",
+    "safety_checker": "safety_checker",
     "image_encoder": "image_encoder",  # image variation, unCLIP, Paint-by-Example
 }
 # diffusers' loading options that mean nothing for a bundle: accepted, with a warning that says why
@@ -45,8 +46,8 @@ LOAD_OPTIONS_WITHOUT_EFFECT = {
     "local_files_only": "a bundle is a local folder",
 }
 _NOT_RUN = {
-    "safety_checker": "sdrt runs no safety checker (nsfw_content_detected is always None)",
-    "feature_extractor": "sdrt reads the bundle's image processor settings itself (IP-Adapter, image encoders)",
+    "safety_checker": "this pipeline runs no safety checker (the SD 1.x/2.x ones do)",
+    "feature_extractor": "this pipeline runs no safety checker or IP-Adapter, which the feature extractor feeds",
     "image_encoder": "the text-to-image pipelines open the bundle's image_encoder engine themselves (IP-Adapter)",
 }
 

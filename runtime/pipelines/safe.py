@@ -19,9 +19,17 @@ class StableDiffusionPipelineSafe(StableDiffusionBase):
     """``pipe(prompt, **SafetyConfig.MEDIUM)`` (``sdrt.runtime.SafetyConfig``: WEAK, MEDIUM, STRONG, MAX);
     ``pipe.safety_concept`` is the text guided away from."""
 
+    optional_components: tuple[
+        str, ...
+    ] = ()  # its safety checker keeps the unsafe images apart: not run here
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._safety_text_concept = SAFETY_CONCEPT
+
+    def run_safety_checker(self, image: Any, output_type: str = "pil") -> tuple[Any, list[bool] | None]:
+        """Safe latent guidance is its safety: no safety checker runs here (``nsfw_content_detected`` None)."""
+        return image, None
 
     @property
     def safety_concept(self) -> str:

@@ -56,9 +56,8 @@ class SemanticStableDiffusionPipeline(StableDiffusionBase):
         call = self.open_call((height or default_height, width or default_width))
         if call.guidance.enabled:
             call.rule = self.semantic_guidance(call)
-        output = self.generate(call)
-        images = output[0]
-        return SemanticStableDiffusionPipelineOutput(images) if return_dict else (images, None)
+        images, flags = self.generate(call)[:2]
+        return SemanticStableDiffusionPipelineOutput(images, flags) if return_dict else (images, flags)
 
     def semantic_guidance(self, call: GuidedCall) -> SemanticGuidance:
         """The call's editing prompts encoded (each once per prompt, then per image, as diffusers orders them)."""

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .guided import Guidance, TextGuidedPipeline
+from .outputs import StableDiffusionPipelineOutput
 from .prompts import PromptEmbeds, PromptEncoder
+from .safety import accept_feature_extractor, accept_safety_checker, run_safety_checker, warn_if_disabled
 from .weighted_prompts import sequence_limit
 
 
@@ -15,6 +17,7 @@ class StableDiffusionBase(TextGuidedPipeline):
     """The SD 1.x / 2.x family: one CLIP text encoder; each task adds its ``__call__`` and conditioners."""
 
     required_components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder")
+    optional_components: tuple[str, ...] = ("safety_checker",)
     parts: tuple[str, ...] = (
         "vae",
         "text_encoder",
@@ -43,22 +46,38 @@ class StableDiffusionBase(TextGuidedPipeline):
         requires_safety_checker: bool = True,
     ) -> None:
         """diffusers' constructor: ``StableDiffusionImg2ImgPipeline(**pipe.components)`` shares ``pipe``'s
-        engines; ``safety_checker``, ``feature_extractor`` and ``image_encoder`` must be None (sdrt runs none)."""
+        engines. ``safety_checker``: the bundle's engine (``build-engine --safety-checker``, or the model folder's
+        own), run as diffusers runs it (``safety.py``); ``feature_extractor``: sdrt's or transformers'
+        ``CLIPImageProcessor``, by default the bundle's; ``image_encoder`` must be None."""
         super().__init__(
             vae=vae,
             text_encoder=text_encoder,
             tokenizer=tokenizer,
             unet=unet,
             scheduler=scheduler,
-            safety_checker=safety_checker,
-            feature_extractor=feature_extractor,
             image_encoder=image_encoder,
         )
-        self.safety_checker = self.feature_extractor = self.image_encoder = None
+        name = type(self).__name__
+        self.safety_checker = accept_safety_checker(name, safety_checker)
+        self.feature_extractor = accept_feature_extractor(
+            name, self.bundle, self.safety_checker, feature_extractor
+        )
+        self.image_encoder = None
         self.requires_safety_checker = requires_safety_checker
+        warn_if_disabled(name, self.bundle, self.safety_checker, requires_safety_checker)
 
     def _config_values(self) -> dict[str, Any]:
         return {"requires_safety_checker": self.requires_safety_checker}
+
+    def run_safety_checker(self, image: Any, output_type: str = "pil") -> tuple[Any, list[bool] | None]:
+        """diffusers' ``run_safety_checker`` on a call's output images: (images, flagged images black; the
+        flags, or None without a safety checker)."""
+        return run_safety_checker(self.safety_checker, self.feature_extractor, image, output_type)
+
+    def output(self, images: Any, return_dict: bool) -> StableDiffusionPipelineOutput | tuple:
+        """The call's images, checked by the safety checker where the pipeline has one."""
+        images, flags = self.run_safety_checker(images, self.call_arguments().get("output_type", "pil"))
+        return StableDiffusionPipelineOutput(images, flags) if return_dict else (images, flags)
 
     @property
     def prompt_encoder(self) -> PromptEncoder:

@@ -178,15 +178,15 @@ class StableDiffusionXLBase(TextGuidedPipeline):
         """The added conditions of diffusers' SDXL img2img and inpainting pipelines: with
         ``requires_aesthetics_score`` (a refiner) the original size, crop and ``aesthetic_score`` (the negative
         ones: ``negative_aesthetic_score``), else the original size, crop and target size; rows in blocks."""
-        a = self.call_arguments()
+        a = self.call_arguments()  # ControlNet inpainting has no negative sizes: the positive ones
         original, target = a["original_size"] or size, a["target_size"] or size
-        negative_original = a["negative_original_size"] or original
-        negative_target = a["negative_target_size"] or target
+        negative_original = a.get("negative_original_size") or original
+        negative_target = a.get("negative_target_size") or target
         if self.requires_aesthetics_score:
             values = [*original, *a["crops_coords_top_left"], a["aesthetic_score"]]
             negative = [
                 *negative_original,
-                *a["negative_crops_coords_top_left"],
+                *a.get("negative_crops_coords_top_left", a["crops_coords_top_left"]),
                 a["negative_aesthetic_score"],
             ]
         else:  # diffusers pairs the negative sizes with the positive crop here

@@ -57,6 +57,12 @@ class InpaintMask(Conditioner):
         else:
             call.extra_channels += ("mask", "masked_image_latents")
 
+    def cut_to(self, timesteps: Any) -> None:
+        """The call's timesteps cut after ``prepare`` (SDXL ControlNet inpainting's ``denoising_end``): a plain
+        UNet's last step keeps the image's latents un-noised, as diffusers' loop over the cut list does."""
+        if self.repaint is not None:
+            self.repaint.timesteps = timesteps
+
     def after_step(self, i: int, t: Any, state: dict[str, Any]) -> None:
         if self.repaint is not None:
             self.repaint(i, t, state)

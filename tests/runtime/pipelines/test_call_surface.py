@@ -228,7 +228,7 @@ def test_constructor_refusals(tiny, sd1):
         StableDiffusionPipeline,
         StableDiffusionXLPipeline,
     )
-    from sdrt.runtime.errors import BundleError, InputError, InputTypeError
+    from sdrt.runtime.errors import BundleError, InputTypeError
 
     ref, pipe = sd1
     parts = pipe.components
@@ -247,7 +247,7 @@ def test_constructor_refusals(tiny, sd1):
         StableDiffusionXLPipeline(**{k: v for k, v in parts.items() if k != "safety_checker"})
     with pytest.raises(InputTypeError, match="a diffusers module cannot run in sdrt"):
         StableDiffusionPipeline(**{**parts, "unet": ref.unet})
-    with pytest.raises(InputError, match="runs no safety checker"):
+    with pytest.raises(InputTypeError, match="runs the safety checker as an engine.*--safety-checker"):
         StableDiffusionPipeline(**{**parts, "safety_checker": object()})
     with pytest.raises(InputTypeError, match="unexpected keyword arguments \\['unett'\\]"):
         StableDiffusionPipeline.from_pretrained(tiny.bundle("sd1"), provider="cpu", unett=parts["unet"])

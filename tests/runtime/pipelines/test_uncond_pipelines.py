@@ -177,7 +177,7 @@ def test_consistency_models_latents(uncond):
 def test_the_folder_class_names_the_pipeline(folder_class, name):
     from sdrt.runtime.pipelines.auto import pipeline_class_for
 
-    manifest = SimpleNamespace(pipeline_class=folder_class, controlnets={})
+    manifest = SimpleNamespace(pipeline_class=folder_class, controlnets={}, adapters={})
     bundle = SimpleNamespace(model_type="uncond", manifest=manifest, path="engines/x")
     assert pipeline_class_for(bundle).__name__ == name
 
