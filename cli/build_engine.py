@@ -146,6 +146,22 @@ def _conditioning_options(p: argparse.ArgumentParser) -> None:
         help="export a diffusers T2IAdapter folder as the component adapter (then adapter_1...) or adapter_NAME, "
         "and a UNet that takes its feature maps; repeatable (several: MultiAdapter)",
     )
+    _ip_adapter_options(p)
+
+
+def _ip_adapter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ip-adapter",
+        metavar="FILE",
+        help="export an IP-Adapter (.safetensors, diffusers' load_ip_adapter layout): the UNet takes image tokens "
+        "(pipelines then take ip_adapter_image and set_ip_adapter_scale), its projection as image_projection; "
+        "needs --image-encoder",
+    )
+    p.add_argument(
+        "--image-encoder",
+        metavar="DIR",
+        help="the CLIPVisionModelWithProjection folder of --ip-adapter, exported as image_encoder",
+    )
 
 
 def _part_options(p: argparse.ArgumentParser) -> None:

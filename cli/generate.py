@@ -36,6 +36,7 @@ from .image_conditioned import (
     read_depth_map,
     read_image,
 )
+from .ip_adapter_arguments import ip_adapter_arguments
 from .options import check_writable, scheduler_class_name
 from .refiner import NO_REFINER, Refiner, load_refiner, refined
 from .task_choice import (
@@ -229,6 +230,7 @@ def task_output(
     output: Path,
 ) -> Any:
     """A prompted task's pipeline output (DiffEdit's mask saved beside ``output``)."""
+    call = call | ip_adapter_arguments(pipes[0], inputs)  # --ip-adapter-image (its scale set on the pipeline)
     if task == DIFFEDIT:
         result, mask = diffedit_output(pipes[0], inputs, call, size)
         save_image(mask, mask_path(output))

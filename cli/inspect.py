@@ -56,6 +56,13 @@ def describe_bundle(bundle: Bundle) -> str:
             f"adapter      {name}: {info.path} (build-engine --adapter; T2I-Adapter)"
             for name, info in m.adapters.items()
         ],
+        *(
+            [
+                f"ip-adapter   {m.source.ip_adapter} ({len(m.unet.ip_adapter_layers or ())} layers; set_ip_adapter_scale)"
+            ]
+            if m.source.ip_adapter
+            else []
+        ),
         f"prediction   {m.prediction_type}",
         f"sizes        {ranges} (pixels; batch per prompt batch); {', '.join(extra)}",
     ]

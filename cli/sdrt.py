@@ -27,10 +27,12 @@ from sdrt.runtime.errors import InputError
 
 from . import run
 from .bench import bench
-from .generate import ImageInputs, generate
+from .generate import generate
+from .ip_adapter_arguments import add_ip_adapter_flags
 from .options import parse_size
 from .refiner import Refiner
 from .serve import serve, serve_options
+from .task_choice import image_inputs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -218,6 +220,7 @@ def _image_options(gen: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet conditioning scale: one for all, or one per --control-image (default: 1.0)",
     )
+    add_ip_adapter_flags(gen)
 
 
 def _adapter_options(gen: argparse.ArgumentParser) -> None:
@@ -315,27 +318,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(f"sdrt {args.command}", lambda: _command(args))
 
 
-def _inputs(args: argparse.Namespace) -> ImageInputs:
-    """generate's flags that, with the bundle, choose the pipeline."""
-    return ImageInputs(
-        args.image,
-        args.mask,
-        args.strength,
-        args.depth_map,
-        tuple(args.control_image or ()),
-        tuple(args.control_scale or ()),
-        args.panorama,
-        tuple(args.editing_prompt or ()),
-        args.edit_guidance_scale,
-        args.safety_preset,
-        args.source_prompt,
-        args.image_guidance,
-        tuple(args.adapter_image or ()),
-        tuple(args.adapter_scale or ()),
-        args.example_image,
-    )
-
-
 def _command(args: argparse.Namespace) -> int:
     from sdrt.runtime.bundle.bundle import open_bundle
 
@@ -361,7 +343,7 @@ def _command(args: argparse.Namespace) -> int:
             loras=args.lora,
             class_labels=args.class_label,
             refiner=Refiner(args.refiner, args.refiner_start),
-            inputs=_inputs(args),
+            inputs=image_inputs(args),
         )
         print("\n".join(str(path) for path in paths))
     elif args.command == "serve":

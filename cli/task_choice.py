@@ -12,6 +12,7 @@ family (``sdrt.runtime.families``) names the pipeline of the task.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,8 @@ class ImageInputs:
     adapter_images: tuple[Path, ...] = ()  # --adapter-image: T2I-Adapter conditioning, one per adapter
     adapter_scales: tuple[float, ...] = ()  # --adapter-scale: adapter_conditioning_scale
     example_image: Path | None = None  # --example-image: Paint-by-Example's example
+    ip_adapter_image: Path | None = None  # --ip-adapter-image: a bundle built with --ip-adapter
+    ip_adapter_scale: float | None = None  # --ip-adapter-scale: set_ip_adapter_scale
 
     def given(self) -> list[str]:
         flags: dict[str, object] = {"--image": self.image, "--mask": self.mask, "--strength": self.strength}
@@ -246,3 +249,26 @@ def default_steps(model_type: str, folder_class: str = "") -> int:
         if parameter is not None and isinstance(parameter.default, int):
             return parameter.default
     return found.default_steps
+
+
+def image_inputs(args: argparse.Namespace) -> ImageInputs:
+    """generate's flags that, with the bundle, choose the pipeline."""
+    return ImageInputs(
+        args.image,
+        args.mask,
+        args.strength,
+        args.depth_map,
+        tuple(args.control_image or ()),
+        tuple(args.control_scale or ()),
+        args.panorama,
+        tuple(args.editing_prompt or ()),
+        args.edit_guidance_scale,
+        args.safety_preset,
+        args.source_prompt,
+        args.image_guidance,
+        tuple(args.adapter_image or ()),
+        tuple(args.adapter_scale or ()),
+        args.example_image,
+        args.ip_adapter_image,
+        args.ip_adapter_scale,
+    )

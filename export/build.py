@@ -114,6 +114,7 @@ def _build(
                     "adapter_residuals": adapter_feature_count(folder),
                     "prompt_chunks": options.prompt_chunks if (options.prompt_chunks or 1) > 1 else None,
                     "deepcache": folder.deepcache,
+                    "ip_adapter": folder.ip_adapter.unet_option() if folder.ip_adapter else None,
                 },
                 asked=options.components,
                 previous=None if options.force else read_previous_manifest(output_dir),
@@ -175,6 +176,10 @@ def _new_manifest(folder: ModelFolder, shapes: Shapes, backend: str, clip_skip: 
         sdrt_version=tools["sdrt"],
     )
     manifest.unet.deepcache_branch = folder.deepcache
+    if folder.ip_adapter is not None:
+        manifest.unet.ip_adapter_layers = list(folder.ip_adapter.layers)
+        manifest.source.ip_adapter = str(folder.ip_adapter.file)
+        manifest.source.image_encoder = str(folder.parts["image_encoder"])
     if manifest.text is not None:
         manifest.text.clip_skip = clip_skip
     return manifest

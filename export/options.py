@@ -80,6 +80,11 @@ class BuildOptions:
     """``FILE[:SCALE]`` LoRAs fused as diffusers' ``load_lora_weights``, ``set_adapters``, ``fuse_lora``."""
     controlnets: list[str] | None = None
     """``DIR[:NAME]`` ControlNetModel folders, each its own component (the UNet takes their residuals)."""
+    ip_adapter: str | Path | None = None
+    """An IP-Adapter ``.safetensors`` file (diffusers' ``load_ip_adapter`` layout) loaded into the UNet as diffusers
+    loads it: the UNet takes the image tokens and a per-layer scale, the projection is ``image_projection``."""
+    image_encoder: str | Path | None = None
+    """The ``CLIPVisionModelWithProjection`` folder of ``ip_adapter``, exported as ``image_encoder``."""
     adapters: list[str] | None = None
     """``DIR[:NAME]`` T2IAdapter folders, each its own component (the UNet takes their feature maps)."""
     config: str | Path | None = None

@@ -15,6 +15,7 @@ from .errors import ModelFolderError, OptionError
 from .model.adapter import add_adapters
 from .model.controlnet import add_controlnets
 from .model.folder import ModelFolder, inspect_model_folder
+from .model.ip_adapter import add_ip_adapter
 from .model.lora import check_loras, loras_merged
 from .model.safety_checker import add_safety_checker
 from .model.single_file import Checkpoint
@@ -51,6 +52,8 @@ def model_folder(
         folder = add_preview_vae(folder, options.preview_vae)
     if options.controlnets:
         folder = add_controlnets(folder, options.controlnets)
+    if options.ip_adapter is not None or options.image_encoder is not None:
+        folder = _with_ip_adapter(folder, options)
     if options.adapters:
         folder = add_adapters(folder, options.adapters)
     if options.safety_checker is not None:
@@ -128,6 +131,18 @@ def check_clip_skip(folder: ModelFolder, clip_skip: int | None) -> None:
             f"--clip-skip {clip_skip} must be a whole number from 1 to {layers - 1} (the text encoder has {layers} "
             "layers); drop the option for no clip skip"
         )
+
+
+def _with_ip_adapter(folder: ModelFolder, options: BuildOptions) -> ModelFolder:
+    if options.ip_adapter is None:
+        raise OptionError(
+            f"--image-encoder {options.image_encoder}: sdrt exports an image encoder with --ip-adapter FILE; add it"
+        )
+    if options.deepcache is not None:
+        raise OptionError(
+            "--ip-adapter with --deepcache: sdrt's step-caching UNets take no image tokens; build them apart"
+        )
+    return add_ip_adapter(folder, options.ip_adapter, options.image_encoder)
 
 
 def check_deepcache(folder: ModelFolder, branch: int) -> None:

@@ -26,6 +26,7 @@ from sdrt.runtime.families import (
 )
 
 if TYPE_CHECKING:
+    from .ip_adapter import IPAdapter
     from .single_file import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class ModelFolder:
     vae_file: Path | None = None  # build-engine --vae FILE.safetensors, converted when the build starts
     checkpoint: Checkpoint | None = None  # the single-file checkpoint this folder was saved from
     deepcache: int | None = None  # build-engine --deepcache BRANCH: the UNet split for step caching
+    ip_adapter: IPAdapter | None = (
+        None  # build-engine --ip-adapter FILE: loaded into the UNet, its projection a part
+    )
 
     def part_path(self, part: str) -> Path:
         """The folder a part (``unet``, ``vae``, ...) is read from."""
@@ -89,12 +93,18 @@ class ModelFolder:
 
     def weight_files(self, part: str) -> list[Path]:
         folder = self.part_path(part)
+        if folder.is_file():  # a part read from one file (the IP-Adapter's projection)
+            return [folder]
         return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
 
     def hashed_files(self, part: str) -> list[Path]:
         """What decides the export of a folder part: its weight files, its config.json (and the settings
         that fix its input size: the depth estimator's image processor)."""
         extra = [self.support_file(f) for f in self.family.hashed_with.get(part, ())]
+        if part == "unet" and self.ip_adapter is not None:  # the adapter's attention layers are the UNet's
+            extra.append(self.ip_adapter.file)
+        if self.part_path(part).is_file():
+            return [*self.weight_files(part), *extra]
         return [*self.weight_files(part), self.part_path(part) / "config.json", *extra]
 
     def support_file(self, relative: str) -> Path:
@@ -300,7 +310,16 @@ def _check_tokenizers(
 
 
 def load_module(folder: ModelFolder, component: type[Component], *, device: str = "cpu"):
-    """Load, in fp32, the torch module ``component`` is exported from."""
+    """Load, in fp32, the torch module ``component`` is exported from (with ``--ip-adapter``: the UNet with the
+    adapter loaded, the projection converted from the adapter's file)."""
+    if folder.ip_adapter is not None and component.source in ("unet", "image_projection"):
+        from . import ip_adapter
+
+        if component.source == "unet":
+            module = ip_adapter.load_unet_with_adapter(load_part(folder, "unet"), folder.ip_adapter)
+        else:
+            module = ip_adapter.load_projection(folder.ip_adapter)
+        return module.to(device).eval()
     return load_part(folder, component.source).to(device).eval()
 
 

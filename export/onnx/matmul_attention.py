@@ -109,10 +109,18 @@ def install_matmul_attention(model: torch.nn.Module) -> int:
     """
     from diffusers.models.attention_processor import Attention
 
+    from .ip_attention import MatmulIPAdapterAttnProcessor, is_ip_adapter_processor
+
     count = 0
-    for module in model.modules():
+    for module in list(model.modules()):
         if isinstance(module, Attention):
-            module.set_processor(MatmulAttnProcessor())
+            processor = module.processor
+            if isinstance(processor, MatmulIPAdapterAttnProcessor):
+                pass
+            elif is_ip_adapter_processor(processor):
+                module.set_processor(MatmulIPAdapterAttnProcessor(processor))
+            else:
+                module.set_processor(MatmulAttnProcessor())
             count += 1
     _set_attention_implementation(model, "eager")
     return count
@@ -122,9 +130,14 @@ def restore_default_attention(model: torch.nn.Module) -> torch.nn.Module:
     """Put the libraries' default attention back (SDPA), e.g. for a torch reference run."""
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-    for module in model.modules():
+    from .ip_attention import is_ip_adapter_processor
+
+    for module in list(model.modules()):
         if isinstance(module, Attention):
-            module.set_processor(AttnProcessor2_0())
+            ip = getattr(
+                module.processor, "ip", module.processor
+            )  # IP-Adapter layers keep diffusers' processor
+            module.set_processor(ip if is_ip_adapter_processor(ip) else AttnProcessor2_0())
     _set_attention_implementation(model, "sdpa")
     return model
 

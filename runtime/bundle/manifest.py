@@ -43,6 +43,8 @@ class Source:
     embeddings: list[str] | None = None  # build-engine --textual-inversion FILE[:TOKEN], as given
     loras: list[str] | None = None  # build-engine --lora FILE[:SCALE], fused into the weights
     controlnets: list[str] | None = None  # build-engine --controlnet DIR[:NAME], as given
+    ip_adapter: str | None = None  # build-engine --ip-adapter FILE
+    image_encoder: str | None = None  # build-engine --image-encoder DIR
     adapters: list[str] | None = None  # build-engine --adapter DIR[:NAME], as given
     checkpoint: dict[str, Any] | None = None  # a single-file source: path, bytes, sha256, config folder
 
@@ -76,6 +78,9 @@ class UNetInfo:
     )
     # build-engine --deepcache BRANCH: the branch the unet_deepcache_* engines split the UNet at (None: none)
     deepcache_branch: int | None = None
+    # build-engine --ip-adapter: the UNet's image-attention layers (diffusers' processor names), in the order of
+    # its ip_adapter_scale input (None: no IP-Adapter)
+    ip_adapter_layers: list[str] | None = None
 
     @property
     def sample_hw(self) -> tuple[int, int]:

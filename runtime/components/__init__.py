@@ -17,6 +17,7 @@ from .controlnet import ControlNet, MultiControlNetModel
 from .deepcache import DeepCacheFullUNet, DeepCacheShallowUNet
 from .depth_estimator import DepthEstimator
 from .image_encoder import ImageEncoder, PaintByExampleEncoder
+from .image_projection import ImageProjection
 from .safety_checker import SafetyChecker
 from .text_encoder import LDMBertEncoder, TextEncoder, TextEncoder2
 from .transformer import DiTTransformer
@@ -34,6 +35,7 @@ COMPONENTS: list[type[Component]] = [
     LatentUNet2D,
     DiTTransformer,
     ControlNet,
+    ImageProjection,
     T2IAdapter,
     VaeEncoder,
     TinyVaeEncoder,
@@ -83,6 +85,7 @@ __all__ = [
     "DepthEstimator",
     "ImageEncoder",
     "PaintByExampleEncoder",
+    "ImageProjection",
     "ModelInfo",
     "MultiAdapter",
     "MultiControlNetModel",

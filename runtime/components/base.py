@@ -231,8 +231,12 @@ class Component:
         if self.batch_range is None or batch <= self.batch_range[1]:
             return self._run_once(feeds)
         step = self.batch_range[1]
+        batched = {
+            k for k in feeds if k not in self.record.inputs or self.record.inputs[k].shape[:1] == ("batch",)
+        }
         chunks = [
-            self._run_once({k: v[i : i + step] for k, v in feeds.items()}) for i in range(0, batch, step)
+            self._run_once({k: v[i : i + step] if k in batched else v for k, v in feeds.items()})
+            for i in range(0, batch, step)
         ]
         return {k: self.xp.concatenate([c[k] for c in chunks], axis=0) for k in chunks[0]}
 

@@ -20,6 +20,7 @@ from .adapter import intrablock_specs
 from .base import Component, ModelInfo
 from .controlnet import added_condition_specs, derived_ranges, residual_specs, time_ids_for
 from .graph import GraphSpec, Range
+from .ip_adapter import IP_SCALE, IP_TOKENS, ip_adapter_feeds, ip_adapter_specs, set_ip_adapter_scales
 
 F32 = np.dtype(np.float32)
 INTRABLOCK = "down_intrablock_additional_residual_"
@@ -45,7 +46,12 @@ class UNet(Component):
     spatial = "latent"
     guided = True
     ort_model_type = "unet"
-    build_options: ClassVar[tuple[str, ...]] = ("controlnet_residuals", "adapter_residuals", "prompt_chunks")
+    build_options: ClassVar[tuple[str, ...]] = (
+        "controlnet_residuals",
+        "adapter_residuals",
+        "prompt_chunks",
+        "ip_adapter",
+    )
     latent_dims = ("latent_height", "latent_width")
 
     @classmethod
@@ -92,6 +98,8 @@ class UNet(Component):
             spec.derived.update(derived)
             spec.dims.update(derived_ranges(ranges, derived))
             spec.trace.update(spec.with_derived(dict(trace)))
+        if options.get("ip_adapter"):
+            spec.inputs.update(ip_adapter_specs(options["ip_adapter"], int(config["cross_attention_dim"])))
         if options.get("adapter_residuals"):
             residuals, derived = intrablock_specs(config, int(options["adapter_residuals"]))
             spec.inputs.update(residuals)
@@ -113,6 +121,8 @@ class UNet(Component):
                 feeds[name] = rng.uniform(low, high, size=shape).astype(np.float32)
             elif name == "class_labels" and "class_embeds" in spec.extra:  # ids (a projection's: noise below)
                 feeds[name] = rng.integers(0, spec.extra["class_embeds"], size=shape)
+            elif name == IP_SCALE:
+                feeds[name] = rng.uniform(0.2, 1.5, size=shape).astype(np.float32)
             elif name == "time_ids":
                 feeds[name] = time_ids_for(sizes, shape)
             else:
@@ -124,6 +134,11 @@ class UNet(Component):
         added = None
         if "text_embeds" in inputs:
             added = {"text_embeds": inputs["text_embeds"], "time_ids": inputs["time_ids"]}
+        if (
+            IP_TOKENS in inputs
+        ):  # one image per adapter, its tokens already projected (the UNet's projection: identity)
+            set_ip_adapter_scales(model, inputs[IP_SCALE])
+            added = {**(added or {}), "image_embeds": [inputs[IP_TOKENS][:, None]]}
         down = [
             inputs[k] for k in sorted(inputs, key=_index) if k.startswith("down_block_additional_residual_")
         ]
@@ -151,6 +166,8 @@ class UNet(Component):
                 "model) but its engine takes no `timestep_cond`, so the guidance embedding would be dropped; it "
                 "was built by an older sdrt: rebuild it with build-engine MODEL -o BUNDLE --force"
             )
+        layers = len(unet.ip_adapter_layers or ()) if IP_SCALE in record.inputs else 0
+        self.ip_adapter_scale = np.ones((layers,), np.float32)  # diffusers' scale after load_ip_adapter: 1.0
         self.config = SimpleNamespace(
             in_channels=unet.in_channels,
             sample_size=unet.sample_size,
@@ -172,22 +189,28 @@ class UNet(Component):
         timestep_cond: Any = None,
         down_intrablock_additional_residuals: Sequence[Any] | None = None,
         class_labels: Any = None,
+        ip_hidden_states: Any = None,
+        ip_adapter_scale: Any = None,
     ) -> Any:
-        return self.run(
-            **self.feeds(
-                sample,
-                timestep,
-                encoder_hidden_states,
-                text_embeds=text_embeds,
-                time_ids=time_ids,
-                added_cond_kwargs=added_cond_kwargs,
-                down_block_additional_residuals=down_block_additional_residuals,
-                mid_block_additional_residual=mid_block_additional_residual,
-                timestep_cond=timestep_cond,
-                down_intrablock_additional_residuals=down_intrablock_additional_residuals,
-                class_labels=class_labels,
-            )
-        )["noise_pred"]
+        """diffusers' UNet arguments; a UNet built with ``--ip-adapter`` also takes ``ip_hidden_states`` (the
+        projected image tokens, [batch, tokens, width]; none: no image attention) and ``ip_adapter_scale`` (one per
+        image-attention layer; default: ``self.ip_adapter_scale``, what ``set_ip_adapter_scale`` set)."""
+        feeds = self.feeds(
+            sample,
+            timestep,
+            encoder_hidden_states,
+            text_embeds=text_embeds,
+            time_ids=time_ids,
+            added_cond_kwargs=added_cond_kwargs,
+            down_block_additional_residuals=down_block_additional_residuals,
+            mid_block_additional_residual=mid_block_additional_residual,
+            timestep_cond=timestep_cond,
+            down_intrablock_additional_residuals=down_intrablock_additional_residuals,
+            class_labels=class_labels,
+        )
+        scale = self.ip_adapter_scale if ip_adapter_scale is None else ip_adapter_scale
+        feeds |= ip_adapter_feeds(self, feeds["sample"].shape[0], ip_hidden_states, scale)
+        return self.run(**feeds)["noise_pred"]
 
     def feeds(
         self,

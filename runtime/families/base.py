@@ -58,6 +58,7 @@ CONTROLNET = "controlnet"
 ADAPTER = "adapter"  # build-engine --adapter: T2I-Adapters and a UNet taking their features
 CLIP_SKIP = "clip_skip"
 DEEPCACHE = "deepcache"  # build-engine --deepcache: the UNet split for step caching
+IP_ADAPTER = "ip_adapter"  # build-engine --ip-adapter: image prompts (text-to-image)
 
 PIPELINES_PACKAGE = "sdrt.runtime.pipelines"
 

@@ -14,6 +14,7 @@ from .base import (
     DIFFEDIT,
     IMAGE_TO_IMAGE,
     INPAINT,
+    IP_ADAPTER,
     LORA,
     PANORAMA,
     SAFE,
@@ -69,7 +70,7 @@ SD1 = Family(
     optional=SAFETY_CHECKER,
     hashed_with=SAFETY_CHECKER_INPUT,
     support=("tokenizer", "feature_extractor"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     tasks=SD_TASKS,
     recognises=lambda configs: not is_sd2(configs),
 )
@@ -83,7 +84,7 @@ SD2 = Family(
     optional=SAFETY_CHECKER,
     hashed_with=SAFETY_CHECKER_INPUT,
     support=("tokenizer", "feature_extractor"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     tasks=SD_TASKS,
     recognises=is_sd2,
 )

@@ -14,6 +14,7 @@ from .base import (
     DEEPCACHE,
     IMAGE_TO_IMAGE,
     INPAINT,
+    IP_ADAPTER,
     LORA,
     SDXL_LATENT_RGB,
     T2I_ADAPTER,
@@ -51,7 +52,7 @@ SDXL = Family(
     folder_pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
     required=SDXL_PARTS,
     support=("tokenizer", "tokenizer_2"),
-    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE}),
+    features=frozenset({LORA, TEXTUAL_INVERSION, CONTROLNET, ADAPTER, CLIP_SKIP, DEEPCACHE, IP_ADAPTER}),
     dual_text_encoders=True,
     tasks={
         TEXT_TO_IMAGE: "sdxl:StableDiffusionXLPipeline",

@@ -188,7 +188,24 @@ def _legacy(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state: 
     state.callback, state.callback_steps = callback, 1 if steps is None else int(steps)
 
 
-_NO_IP_ADAPTER = "sdrt exports no IP-Adapter image encoder"
+def _ip_adapter(name: str, value: Any, arguments: dict[str, Any], pipe: Any, state: Any) -> None:
+    """IP-Adapter inputs: text-to-image pipelines (``runs_ip_adapter``) over a bundle built with one."""
+    if value is None:
+        return
+    if not getattr(pipe, "runs_ip_adapter", False):
+        raise InputError(
+            f"`{name}`: sdrt's {type(pipe).__name__} runs no IP-Adapter (StableDiffusionPipeline and "
+            "StableDiffusionXLPipeline do); pass None"
+        )
+    if not pipe.manifest.unet.ip_adapter_layers:
+        raise InputError(
+            f"`{name}`: {pipe.bundle.path} has no IP-Adapter; rebuild it with build-engine MODEL --ip-adapter FILE "
+            "--image-encoder DIR, or pass None"
+        )
+    if name == "ip_adapter_image_embeds" and not isinstance(value, list):
+        raise InputTypeError(f"`ip_adapter_image_embeds` has to be of type `list` but is {type(value)}")
+
+
 CHECKS: dict[str, Check] = {
     "num_inference_steps": _steps,
     "timesteps": _schedule,
@@ -215,8 +232,8 @@ CHECKS: dict[str, Check] = {
     "output_type": _output_type,
     "clip_skip": _clip_skip,
     "cross_attention_kwargs": _cross_attention_kwargs,
-    "ip_adapter_image": _unsupported(_NO_IP_ADAPTER),
-    "ip_adapter_image_embeds": _unsupported(_NO_IP_ADAPTER),
+    "ip_adapter_image": _ip_adapter,
+    "ip_adapter_image_embeds": _ip_adapter,
     "padding_mask_crop": _unsupported("sdrt does not crop around the mask; crop the image and mask yourself"),
     "callback_on_step_end": _callable,
     "kwargs": _legacy,

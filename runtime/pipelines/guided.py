@@ -22,6 +22,7 @@ from typing import Any
 from sdrt.runtime.errors import InputError
 from sdrt.runtime.random.noise import GeneratorLike, NoiseSource, check_generator_list
 
+from . import ip_adapter
 from .base import DiffusionPipeline
 from .conditioners.base import Conditioner
 from .guidance import ConceptGuidance, apply_guidance
@@ -263,6 +264,29 @@ class TextGuidedPipeline(DiffusionPipeline):
 
     def output(self, images: Any, return_dict: bool) -> Any:
         return StableDiffusionPipelineOutput(images) if return_dict else (images, None)
+
+    # ---- IP-Adapter (a bundle built with --ip-adapter): diffusers' methods, delegated to ip_adapter.py ---
+    def set_ip_adapter_scale(self, scale: Any) -> None:
+        """diffusers' ``set_ip_adapter_scale``: a number, a list of one, or a dict by blocks; the UNet's
+        ``ip_adapter_scale`` input from the next call on (pipelines sharing the UNet share it, as in diffusers)."""
+        ip_adapter.set_ip_adapter_scale(self, scale)
+
+    def prepare_ip_adapter_image_embeds(
+        self,
+        ip_adapter_image: Any,
+        ip_adapter_image_embeds: Any,
+        device: Any = None,
+        num_images_per_prompt: int = 1,
+        do_classifier_free_guidance: bool = True,
+    ) -> list[Any]:
+        """diffusers' method: what ``ip_adapter_image_embeds`` takes, [negatives, embeddings] per adapter."""
+        return ip_adapter.prepare_ip_adapter_image_embeds(
+            self,
+            ip_adapter_image,
+            ip_adapter_image_embeds,
+            num_images_per_prompt,
+            do_classifier_free_guidance,
+        )
 
     # ---- LoRA and textual inversion: diffusers' loader methods, delegated ---------------------------
     def load_lora_weights(

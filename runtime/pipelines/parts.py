@@ -48,7 +48,7 @@ LOAD_OPTIONS_WITHOUT_EFFECT = {
 _NOT_RUN = {
     "safety_checker": "this pipeline runs no safety checker (the SD 1.x/2.x ones do)",
     "feature_extractor": "this pipeline runs no safety checker or IP-Adapter, which the feature extractor feeds",
-    "image_encoder": "sdrt exports no IP-Adapter image encoder",
+    "image_encoder": "the text-to-image pipelines open the bundle's image_encoder engine themselves (IP-Adapter)",
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
+from .ip_adapter import ip_adapter_conditioners
 from .outputs import StableDiffusionXLPipelineOutput
 from .stable_diffusion_xl import StableDiffusionXLBase
 from .timesteps import cut_at_denoising_end
@@ -15,6 +16,8 @@ from .timesteps import cut_at_denoising_end
 
 class StableDiffusionXLPipeline(StableDiffusionXLBase):
     """SDXL: ``pipe(prompt, prompt_2=None, guidance_scale=5.0, original_size=..., crops_coords_top_left=...)``."""
+
+    runs_ip_adapter = True  # ip_adapter_image(_embeds), over a bundle built with --ip-adapter
 
     @pipeline_call
     def __call__(
@@ -59,7 +62,7 @@ class StableDiffusionXLPipeline(StableDiffusionXLBase):
         default_height, default_width = self.default_size()
         size = (height or default_height, width or default_width)
         self.check_size(*size)
-        call = self.open_call(size, [self.added_conditions(size)])
+        call = self.open_call(size, [self.added_conditions(size), *ip_adapter_conditioners(self)])
         if denoising_end is not None and 0 < denoising_end < 1:
             call.timesteps = cut_at_denoising_end(self.scheduler, call.timesteps, denoising_end)
             call.num_inference_steps = len(call.timesteps)

@@ -8,12 +8,15 @@ from typing import Any
 from sdrt.runtime.random.noise import GeneratorLike
 
 from .call_state import pipeline_call
+from .ip_adapter import ip_adapter_conditioners
 from .outputs import StableDiffusionPipelineOutput
 from .stable_diffusion import StableDiffusionBase
 
 
 class StableDiffusionPipeline(StableDiffusionBase):
     """Text-to-image: ``pipe(prompt, negative_prompt=..., num_inference_steps=50, guidance_scale=7.5)``."""
+
+    runs_ip_adapter = True  # ip_adapter_image(_embeds), over a bundle built with --ip-adapter
 
     @pipeline_call
     def __call__(
@@ -44,8 +47,9 @@ class StableDiffusionPipeline(StableDiffusionBase):
         **kwargs: Any,
     ) -> StableDiffusionPipelineOutput | tuple:
         """diffusers' arguments and defaults. ``output_type``: "pil", "np", "pt" (with torch) or "latent".
-        Not run (a clear error unless None): ``ip_adapter_image(_embeds)``, a LoRA ``scale`` or other
-        ``cross_attention_kwargs``, ``clip_skip`` >= 1. ``callback`` / ``callback_steps`` (deprecated) work
-        as in diffusers, with its warning."""
+        ``ip_adapter_image`` / ``ip_adapter_image_embeds``: a bundle built with ``--ip-adapter`` (one adapter, one
+        image), scaled by ``set_ip_adapter_scale``. ``callback`` / ``callback_steps`` (deprecated) work as in
+        diffusers, with its warning."""
         default_height, default_width = self.default_size()
-        return self.generate(self.open_call((height or default_height, width or default_width)))
+        size = (height or default_height, width or default_width)
+        return self.generate(self.open_call(size, ip_adapter_conditioners(self)))

@@ -299,7 +299,7 @@ ERRORS = [
         InputError,
         "`callback_steps` has to be a positive integer",
     ),
-    Bad("ip-adapter", "t2i", {"ip_adapter_image": HWC}, InputError, "no IP-Adapter image encoder; pass None"),
+    Bad("ip-adapter", "t2i", {"ip_adapter_image": HWC}, InputError, "has no IP-Adapter; rebuild it"),
     Bad(
         "padding-mask-crop",
         "inpaint",
