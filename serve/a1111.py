@@ -62,14 +62,7 @@ def _settings(body: Body, model: ServedModel, mode: str, limits: Limits) -> Sett
     model.check_size(width, height)
     sampler, karras = _sampler(body)
     steps = fields.at_most("steps", body.steps or 20, limits.max_steps)
-    strength = None
-    if isinstance(body, StableDiffusionProcessingImg2Img):
-        strength = 0.75 if body.denoising_strength is None else body.denoising_strength
-        if strength == 0:
-            raise RequestError(
-                "denoising_strength must be above 0 (0 would return the picture)", field="denoising_strength"
-            )
-        strength = one_step_strength(strength, steps)
+    strength, image_guidance = _image_settings(body, model, mode, steps)
     return Settings(
         model=model.name,
         mode=mode,
@@ -80,7 +73,25 @@ def _settings(body: Body, model: ServedModel, mode: str, limits: Limits) -> Sett
         sampler=sampler,
         karras=karras,
         strength=strength,
+        image_guidance_scale=image_guidance,
     )
+
+
+def _image_settings(
+    body: Body, model: ServedModel, mode: str, steps: int
+) -> tuple[float | None, float | None]:
+    """(strength, image_guidance_scale): an InstructPix2Pix model's img2img takes ``image_cfg_scale`` (A1111's
+    default 1.5) and, as A1111, ignores ``denoising_strength``; other img2img and inpaint take the strength."""
+    if not isinstance(body, StableDiffusionProcessingImg2Img):
+        return None, None
+    if model.edits and mode == "img2img":
+        return None, 1.5 if body.image_cfg_scale is None else body.image_cfg_scale
+    strength = 0.75 if body.denoising_strength is None else body.denoising_strength
+    if strength == 0:
+        raise RequestError(
+            "denoising_strength must be above 0 (0 would return the picture)", field="denoising_strength"
+        )
+    return one_step_strength(strength, steps), None
 
 
 def _count(body: Body, limits: Limits) -> tuple[int, int]:
@@ -184,6 +195,7 @@ def answer(body: Body, job: Job, result: JobResult, model: ServedModel) -> dict[
         "steps": s.steps,
         "batch_size": len(rows),
         "denoising_strength": s.strength,
+        "image_cfg_scale": s.image_guidance_scale,  # InstructPix2Pix models' (None for others)
         "sd_model_name": model.name,
         "sd_model_hash": model.sha256[:10],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"),

@@ -61,7 +61,11 @@ def call_arguments(call: Call, takes_negative_prompt: bool = True) -> dict[str, 
     if s.mode != IMG2IMG:
         kwargs.update(height=s.height, width=s.width)
     if s.mode != TXT2IMG:
-        kwargs.update(image=[r.image for r in rows], strength=s.strength)
+        kwargs["image"] = [r.image for r in rows]
+    if s.strength is not None:
+        kwargs["strength"] = s.strength
+    if s.image_guidance_scale is not None:  # InstructPix2Pix: the image's guidance, no strength
+        kwargs["image_guidance_scale"] = s.image_guidance_scale
     if s.mode == INPAINT:
         kwargs["mask_image"] = [r.mask for r in rows]
     if s.controlnets:

@@ -7,6 +7,7 @@ among the served ones: a name from a request is never used as a path.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,10 @@ from sdrt.runtime.families import (
     CONTROL_INPAINT,
     IMAGE_TO_IMAGE,
     INPAINT,
+    INSTRUCT_PIX2PIX,
     TEXT_TO_IMAGE,
     all_families,
+    family,
     find_family,
 )
 
@@ -31,13 +34,37 @@ from .fields import RequestError
 MODE_TASKS = {"txt2img": TEXT_TO_IMAGE, "img2img": IMAGE_TO_IMAGE, "inpaint": INPAINT}
 #: the same modes with ControlNet units
 CONTROL_TASKS = {"txt2img": CONTROL, "img2img": CONTROL_IMAGE_TO_IMAGE, "inpaint": CONTROL_INPAINT}
+#: the modes an image-editing model (InstructPix2Pix, no plain img2img) runs as, as A1111 runs them
+EDIT_TASKS = {"img2img": INSTRUCT_PIX2PIX}
+
+
+def mode_task(model_type: str, mode: str) -> str:
+    """The family task a mode runs for a bundle of ``model_type``: the plain one, else its edit task."""
+    found = find_family(model_type)
+    tasks = found.tasks if found is not None else {}
+    if MODE_TASKS[mode] not in tasks and EDIT_TASKS.get(mode) in tasks and _serves(model_type, mode):
+        return EDIT_TASKS[mode]
+    return MODE_TASKS[mode]
 
 
 def family_modes(model_type: str) -> tuple[str, ...]:
     """The modes a bundle of ``model_type`` offers: its family's tasks that a mode names."""
     found = find_family(model_type)
     tasks = found.tasks if found is not None else {}
-    return tuple(mode for mode, task in MODE_TASKS.items() if task in tasks)
+    return tuple(mode for mode in MODE_TASKS if mode_task(model_type, mode) in tasks)
+
+
+def _serves(model_type: str, mode: str) -> bool:
+    """An edit pipeline takes what a replica passes: step-end callbacks (progress, interrupt) and sdrt's own
+    keywords (``prompt_syntax``). SDXL InstructPix2Pix keeps diffusers' older signature, so it is not served."""
+    cls = family(model_type).pipeline(EDIT_TASKS[mode])
+    kinds = {p.name: p.kind for p in inspect.signature(cls.__call__).parameters.values()}
+    return "callback_on_step_end" in kinds and inspect.Parameter.VAR_KEYWORD in kinds.values()
+
+
+def is_edit_model(model_type: str) -> bool:
+    """The img2img mode of ``model_type`` runs an edit task (InstructPix2Pix's ``image_guidance_scale``)."""
+    return mode_task(model_type, "img2img") != IMAGE_TO_IMAGE
 
 
 @dataclass(frozen=True)
@@ -54,6 +81,7 @@ class ServedModel:
     scheduler: str  # the bundle's own scheduler class
     sha256: str  # of manifest.json
     controlnets: tuple[str, ...] = ()  # the bundle's ControlNet components (sd-webui-controlnet's models)
+    edits: bool = False  # img2img runs InstructPix2Pix (``image_guidance_scale``, no ``strength``)
 
     @property
     def title(self) -> str:
@@ -113,6 +141,7 @@ def served_model(path: str | Path) -> ServedModel:
         scheduler=config.get("_class_name", ""),
         sha256=hashlib.sha256((bundle.path / "manifest.json").read_bytes()).hexdigest(),
         controlnets=tuple(manifest.controlnets or ()),
+        edits="img2img" in modes and is_edit_model(bundle.model_type),
     )
 
 

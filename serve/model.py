@@ -17,7 +17,7 @@ from sdrt.runtime.pipelines.controlnet_part import ControlNetPart
 
 from .application import APP_NAME
 from .batching import Call, call_arguments, plan_calls, run_jobs
-from .catalog import CONTROL_TASKS, MODE_TASKS, served_model
+from .catalog import CONTROL_TASKS, mode_task, served_model
 from .embeddings import load_embeddings
 from .jobs import Board
 from .lora_calls import CallLoras
@@ -127,7 +127,7 @@ class ModelServer:
         pipeline (its UNet then adds zero residuals)."""
         key = (mode, sampler, karras, nets)
         if key not in self.pipelines:
-            task = (CONTROL_TASKS if nets else MODE_TASKS)[mode]
+            task = CONTROL_TASKS[mode] if nets else mode_task(self.base.bundle.model_type, mode)
             cls = family(self.base.bundle.model_type).pipeline(task)
             if (
                 task == TEXT_TO_IMAGE

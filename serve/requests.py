@@ -32,10 +32,13 @@ class Settings:
     loras: tuple[LoraUse, ...] = ()  # the prompt's <lora:NAME:WEIGHT>, sorted by name
     prompt_syntax: str | None = None  # "a1111" on A1111's routes, None (diffusers' plain prompts) on OpenAI's
     controlnets: tuple[ControlUse, ...] = ()  # sd-webui-controlnet's units, in the request's order
+    image_guidance_scale: float | None = None  # InstructPix2Pix's (A1111's image_cfg_scale); None: not one
 
     def describe(self) -> str:
         sampler = (self.sampler or "model's") + (" Karras" if self.karras else "")
         extra = "" if self.strength is None else f" strength={self.strength}"
+        if self.image_guidance_scale is not None:
+            extra += f" image_cfg={self.image_guidance_scale}"
         if self.loras:
             extra += " loras=" + ",".join(f"{u.name}:{u.weight:g}" for u in self.loras)
         if self.controlnets:

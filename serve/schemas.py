@@ -67,6 +67,9 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessingTxt2Img):
     mask: str | None = None
     denoising_strength: Strength | None = 0.75
     inpainting_mask_invert: Annotated[int, Field(ge=0, le=1)] | None = 0
+    image_cfg_scale: Guidance | None = Field(
+        None, description="InstructPix2Pix models: image_guidance_scale (default 1.5); others ignore it"
+    )
 
 
 class TextToImageResponse(BaseModel):

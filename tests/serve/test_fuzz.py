@@ -71,6 +71,7 @@ A1111_FIELDS = {
 IMG2IMG_FIELDS = {
     **A1111_FIELDS,
     "denoising_strength": [*NUMBER_JUNK, "0", "1.5"],
+    "image_cfg_scale": [*NUMBER_JUNK, "101"],
     "inpainting_mask_invert": [*(j for j in INTEGER_JUNK if j != "true"), "2"],
     "init_images": ["5", '"x"', "[]", "{}", NAN, NESTED, *(f"[{junk}]" for junk in IMAGE_JUNK)],
     "mask": IMAGE_JUNK,
