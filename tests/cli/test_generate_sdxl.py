@@ -49,6 +49,8 @@ def test_image_and_mask_reach_sdxl_img2img_and_inpainting(tiny, tmp_path):
     assert_parity([Image.open(out)], expected)
 
 
+# suite time: the ensemble is compared with diffusers in tests/runtime/pipelines/test_sdxl_img2img_inpaint.py
+@pytest.mark.slow
 def test_refiner_ensemble_matches_diffusers(tiny, tmp_path):
     out = tmp_path / "out.png"
     flags = ("--refiner", str(tiny.bundle("sdxl-refiner")), "--refiner-start", "0.7", "--size", "64x64")

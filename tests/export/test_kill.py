@@ -58,9 +58,9 @@ def old_bundle(model_folders, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return model, out, time.perf_counter() - started
 
 
-# Four moments in the default run (early with an old bundle, mid and late without, and the swap hook);
-# the other seven under -m slow: each moment is a killed build plus a full rebuild.
-QUICK_MOMENTS = {0, 5, 9, MOMENTS}
+# Two moments in the default run (early, with an old bundle, and the swap hook); the other nine under -m slow:
+# each moment is a killed build plus a full rebuild.
+QUICK_MOMENTS = {0, MOMENTS}
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,8 @@ def _diffusers(tiny, loras):
     return ref(PROMPT, latents=torch.from_numpy(LATENTS), num_inference_steps=3, output_type="np").images
 
 
+# suite time: build-time fusion runs in the default run through the SDXL LoRA test
+@pytest.mark.slow
 def test_loras_fused_at_build_match_diffusers(tiny, tmp_path):
     from sdrt.cli.inspect import describe_bundle
     from sdrt.runtime.bundle.bundle import open_bundle

@@ -330,6 +330,8 @@ def test_a_damaged_single_file_bundle_names_the_command_that_rebuilds_it(checkpo
         verify_bundle(open_bundle(damaged))
 
 
+# suite time: the SD 1.x checkpoint test runs the same reader in the default run
+@pytest.mark.slow
 def test_sd2_v_prediction_checkpoint_matches_diffusers(checkpoint, tmp_path, capsys):
     """SD 2.x: OpenCLIP's text encoder layout (stacked q/k/v), linear projections, v-prediction."""
     from sdrt.runtime import StableDiffusionPipeline
@@ -354,6 +356,8 @@ def test_sd2_v_prediction_checkpoint_matches_diffusers(checkpoint, tmp_path, cap
     assert not (tmp_path / "out").exists()
 
 
+# suite time: the SD 1.x checkpoint test runs the same reader in the default run
+@pytest.mark.slow
 def test_sdxl_checkpoint_matches_diffusers(checkpoint, tmp_path, capsys):
     """SDXL: two text encoders (``conditioner.embedders.0`` OpenAI CLIP, ``.1`` OpenCLIP with projection),
     the text_time embedding (``label_emb``), 3 levels with attention in the last 2."""

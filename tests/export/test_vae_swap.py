@@ -94,6 +94,8 @@ def test_a_model_folder_lends_its_vae(tiny, tmp_path, capsys):
     assert folder.weight_files("vae")[0].parent == folder.part_path("vae")
 
 
+# suite time: the folder VAE swap runs in the default run
+@pytest.mark.slow
 def test_single_file_vae_matches_diffusers_with_that_vae(tmp_path):
     """``--vae vae.safetensors`` in the original layout (as sd-vae-ft-mse ships, no prefix), read with the
     model's VAE config: the images diffusers gives with the VAE object the file was written from."""

@@ -34,6 +34,8 @@ def _verdicts(bundle, cases):
     return [(r["read_colour"], r["read_shape"]) for r in scores["results"]], scores
 
 
+# suite time: OpenVINO bf16 parity runs in tests/export/openvino in the default run
+@pytest.mark.slow
 def test_bf16_reads_like_fp32_on_the_six_ci_cases(ov_bundles):
     cases = _subset()
     fp32, fp32_scores = _verdicts(ov_bundles / "fp32", cases)

@@ -146,6 +146,8 @@ def test_model_cache_is_written_and_reused_per_precision(ov_bundles, tmp_path, m
     np.testing.assert_array_equal(actual, expected)
 
 
+# suite time: tests/runtime/bench covers --compare-diffusers in the default run
+@pytest.mark.slow
 def test_bench_openvino_beside_diffusers_bfloat16(tiny, ov_bundles, tmp_path, capsys):
     from sdrt.cli.sdrt import main
 
