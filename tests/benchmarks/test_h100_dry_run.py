@@ -24,6 +24,8 @@ def _run(tmp_path, stages: list[str]) -> dict:
     return report
 
 
+# suite time; the device script's stages are the export and runtime tests' paths
+@pytest.mark.slow
 def test_dry_run_build_and_parity(tmp_path):
     report = _run(tmp_path, ["env", "model", "build", "parity", "sync"])
     stages = report["stages"]

@@ -27,6 +27,8 @@ def seeded(seed: int = 99):
     return torch.Generator().manual_seed(seed)
 
 
+# suite time: the SDXL ControlNet img2img/inpaint CLI tests route --image and --mask in the default run
+@pytest.mark.slow
 def test_image_and_mask_reach_sdxl_img2img_and_inpainting(tiny, tmp_path):
     image, mask = _pictures(tmp_path)
     out = tmp_path / "out.png"

@@ -90,6 +90,8 @@ def test_killed_build_leaves_old_or_new_bundle(old_bundle, tmp_path, moment) -> 
     assert sorted(p.name for p in out.parent.iterdir()) == ["bundle", "x.png"]
 
 
+# suite time (15 s)
+@pytest.mark.slow
 def test_two_builds_into_one_output(old_bundle, tmp_path) -> None:
     """The second waits for the first (its working folder is not deleted); the result is complete."""
     model, _, _ = old_bundle

@@ -60,6 +60,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
 
 
+# suite time (35 s: a Ray cluster of its own)
+@pytest.mark.slow
 def test_config_file_deploys_on_a_cluster_and_serve_joins_it(
     cluster, shapes_bundle: Path, tmp_path: Path
 ) -> None:

@@ -41,6 +41,8 @@ def webui(bundle: Path):
         server.stop()
 
 
+# suite time (30 s: a server of its own); the InstructPix2Pix pipeline is compared with diffusers in the default run
+@pytest.mark.slow
 def test_img2img_with_image_cfg_scale_equals_sdrt_generate(webui, bundle: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     image, path, out = Image.fromarray(pixels), tmp_path / "init.png", tmp_path / "edited.png"
