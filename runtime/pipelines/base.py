@@ -58,7 +58,7 @@ class DiffusionPipeline:
     required_components: tuple[str, ...] = ()
     optional_components: tuple[str, ...] = ()
     #: parts made of several engines, each loaded, accepted and listed by its loader (``controlnet_part.py``)
-    part_loaders: tuple[type[PartLoader], ...] = ()
+    part_loaders: tuple[PartLoader, ...] = ()
     #: diffusers' names of the pipeline's parts: its constructor's arguments, ``pipe.components``' keys
     parts: tuple[str, ...] = ("unet", "scheduler")
     #: the part that denoises (DiT: ``transformer``): the pipeline's bundle, manifest and provider come from it

@@ -11,18 +11,16 @@ from sdrt.runtime.errors import InputError, InputTypeError
 
 
 class PartLoader(Protocol):
-    """A part made of several engines (``controlnet_part.ControlNetPart``)."""
+    """A part made of several engines (``several_engines_part.SeveralEnginesPart``: the ControlNets, adapters)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    @staticmethod
-    def components(bundle: Bundle) -> tuple[str, ...]: ...
+    def components(self, bundle: Bundle) -> tuple[str, ...]: ...
 
-    @staticmethod
-    def from_engines(engines: dict[str, Component]) -> Any: ...
+    def from_engines(self, engines: dict[str, Component]) -> Any: ...
 
-    @staticmethod
-    def engines(value: Any) -> dict[str, Component]: ...
+    def engines(self, value: Any) -> dict[str, Component]: ...
 
 
 # a pipeline part that is one engine -> the engine's name
