@@ -76,10 +76,10 @@ def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def check_plans(bundle: Path, manifest: dict) -> None:
+def check_plans(bundle: Path, manifest: dict, components: list[str] = COMPONENTS) -> None:
     """Every component: plan files as recorded, records complete, the manifest on disk the same."""
     on_disk = json.loads((bundle / "manifest.json").read_text())
-    for component in COMPONENTS:
+    for component in components:
         record = manifest["components"][component]
         assert len(record["plans"]) == 1, component
         assert on_disk["components"][component]["plans"] == record["plans"]
@@ -126,6 +126,32 @@ def test_static_plans_for_every_component(built_static: tuple[Path, dict]) -> No
         # an fp32 ONNX asked for fp16: RTX has no FP16 flag and builds it strongly typed fp32
         expected = "fp32" if fp32_onnx and is_rtx(TRT) else "fp16"
         assert plan["precision"] == expected and plan["flags"]["fp16_flag"] == (fp32_onnx and not is_rtx(TRT))
+
+
+def test_deepcache_plans(tmp_path: Path) -> None:
+    """build-engine --deepcache --backend tensorrt: plans for the full and shallow UNets beside the UNet; the
+    shallow plan's ``cached_feature`` profile holds the feature the full graph returns at the profile's
+    corners (ONNX Runtime runs that graph here, where no plan can run)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from tests.models import make_sd1
+
+    bundle, manifest = _export(make_sd1, tmp_path, precision="fp32", deepcache=0, components=["unet"])
+    unets = ["unet", "unet_deepcache_full", "unet_deepcache_shallow"]
+    check_plans(bundle, manifest, unets)
+    shallow = next(iter(manifest["components"]["unet_deepcache_shallow"]["plans"].values()))
+    assert shallow["profile"] == next(iter(manifest["components"]["unet"]["plans"].values()))["profile"]
+    full = manifest["components"]["unet_deepcache_full"]
+    session = ort.InferenceSession(str(bundle / full["onnx"]), providers=["CPUExecutionProvider"])
+    for corner in (0, 2):  # the profile's min and max
+        shapes = shallow["input_shapes"]
+        feeds = {
+            i.name: np.zeros(shapes[i.name][corner], np.int64 if "int64" in i.type else np.float32)
+            for i in session.get_inputs()
+        }
+        feature = session.run(["cached_feature"], feeds)[0]
+        assert list(feature.shape) == shapes["cached_feature"][corner]
 
 
 def test_build_engine_again_rebuilds_nothing(built: tuple[Path, dict], count_builds: list[str]) -> None:
