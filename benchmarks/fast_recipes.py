@@ -1,7 +1,8 @@
 """Seconds per image of the fast recipes on the CPU: plain 25-step DPM++, LCM in 4 steps, LCM + the tiny VAE
-(and DeepCache every 3rd step), on sdrt's OpenVINO bf16 and ONNX Runtime fp32 bundles, beside diffusers bf16
-doing the same work and, for the LCM rows, optimum-intel's ``OVLatentConsistencyModelPipeline`` (what
-FastSD CPU runs). Every library in fresh processes, one at a time, alternating per repetition.
+and DeepCache every 3rd step, on sdrt's OpenVINO bf16 and ONNX Runtime fp32 bundles, beside diffusers bf16
+doing the same work (DeepCache: its package's ``DeepCacheSDHelper`` on diffusers' pipeline) and, for the LCM
+rows, optimum-intel's ``OVLatentConsistencyModelPipeline`` (what FastSD CPU runs). Every library in fresh
+processes, one at a time, alternating per repetition.
 
     python -m benchmarks.make_sd15_random .work/sd15-random
     python -m benchmarks.make_sd15_random .work/lcm15-random --lcm
@@ -84,7 +85,12 @@ DIFFUSERS = TIMED.format(
     load='pipe = getattr(diffusers, a["pipeline"]).from_pretrained(a["model"], torch_dtype=torch.bfloat16)\n'
     'if a["scheduler"]:\n'
     '    pipe.scheduler = getattr(diffusers, a["scheduler"]).from_config(pipe.scheduler.config)\n'
-    "pipe.set_progress_bar_config(disable=True)",
+    "pipe.set_progress_bar_config(disable=True)\n"
+    'if a["deepcache"]:\n'
+    "    from DeepCache import DeepCacheSDHelper\n"
+    "    helper = DeepCacheSDHelper(pipe=pipe)\n"
+    '    helper.set_params(**a["deepcache"])\n'
+    "    helper.enable()",
     generate=f'pipe({CALL}, generator=torch.Generator().manual_seed(seed), output_type="np")',
 )
 OPTIMUM = TIMED.format(
@@ -144,6 +150,7 @@ class Recipe:
     extra: dict = field(default_factory=dict)  # sdrt call arguments
     optimum: bool = False
     diffusers: bool = True
+    deepcache: dict | None = None  # DeepCacheSDHelper.set_params on diffusers' pipeline
 
 
 RECIPES = {
@@ -177,7 +184,7 @@ RECIPES = {
         7.5,
         "DPMSolverMultistepScheduler",
         extra={"cache_interval": 3},
-        diffusers=False,  # diffusers has no step caching of its own
+        deepcache={"cache_interval": 3, "cache_branch_id": 0},  # diffusers: DeepCache's own helper
     ),
 }
 LIBRARIES = ("sdrt-ov", "diffusers", "sdrt-ort", "optimum-intel")
@@ -286,7 +293,12 @@ def _settings(work: Path, recipe: Recipe, library: str, size: int, args: argpars
         )
     if library == "diffusers":
         return (
-            {**common, "model": str(work / recipe.model), "pipeline": recipe.pipeline}
+            {
+                **common,
+                "model": str(work / recipe.model),
+                "pipeline": recipe.pipeline,
+                "deepcache": recipe.deepcache,
+            }
             if recipe.diffusers
             else None
         )
