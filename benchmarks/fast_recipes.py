@@ -2,7 +2,9 @@
 and DeepCache every 3rd step, on sdrt's OpenVINO bf16 and ONNX Runtime fp32 bundles, beside diffusers bf16
 doing the same work (DeepCache: its package's ``DeepCacheSDHelper`` on diffusers' pipeline) and, for the LCM
 rows, optimum-intel's ``OVLatentConsistencyModelPipeline`` (what FastSD CPU runs). Every library in fresh
-processes, one at a time, alternating per repetition.
+processes, one at a time, alternating per repetition. ``--libraries ... sdrt-ov-static optimum-intel-static``
+adds OpenVINO compiled for the image's shapes on both sides (sdrt: ``SDRT_OPENVINO_STATIC_SHAPES=1``;
+optimum-intel: ``pipe.reshape(...)`` then ``pipe.compile()``, as FastSD CPU does).
 
     python -m benchmarks.make_sd15_random .work/sd15-random
     python -m benchmarks.make_sd15_random .work/lcm15-random --lcm
@@ -40,100 +42,11 @@ import os
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TIMED = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    start = time.perf_counter()
-    {imports}
-    imported = time.perf_counter() - start
-    a = json.loads(sys.argv[1])
-    start = time.perf_counter()
-    {load}
-    loaded = time.perf_counter() - start
-    def call(steps, seed):
-        {generate}
-    start = time.perf_counter()
-    call(min(a["steps"], 4), 0)
-    warm = time.perf_counter() - start
-    times = []
-    for i in range(a["images"]):
-        start = time.perf_counter()
-        call(a["steps"], i + 1)
-        times.append(time.perf_counter() - start)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(dict(import_s=imported, load_s=loaded, warmup_s=warm, image_s=times, peak_rss_mib=rss)))
-    """
-)
-CALL = (
-    'a["prompt"], height=a["size"], width=a["size"], num_inference_steps=steps, guidance_scale=a["guidance"]'
-)
-SDRT = TIMED.format(
-    imports="from sdrt.runtime import DiffusionPipeline\nfrom sdrt.schedulers import get_scheduler_class",
-    load='pipe = DiffusionPipeline.from_pretrained(a["model"], provider=a["provider"])\n'
-    'if a["scheduler"]:\n'
-    '    pipe.scheduler = get_scheduler_class(a["scheduler"]).from_config(pipe.scheduler.config)\n'
-    "pipe.set_progress_bar_config(disable=True)",
-    generate=f'pipe({CALL}, generator=seed, output_type="np", **a["extra"])',
-)
-DIFFUSERS = TIMED.format(
-    imports="import diffusers, torch",
-    load='pipe = getattr(diffusers, a["pipeline"]).from_pretrained(a["model"], torch_dtype=torch.bfloat16)\n'
-    'if a["scheduler"]:\n'
-    '    pipe.scheduler = getattr(diffusers, a["scheduler"]).from_config(pipe.scheduler.config)\n'
-    "pipe.set_progress_bar_config(disable=True)\n"
-    'if a["deepcache"]:\n'
-    "    from DeepCache import DeepCacheSDHelper\n"
-    "    helper = DeepCacheSDHelper(pipe=pipe)\n"
-    '    helper.set_params(**a["deepcache"])\n'
-    "    helper.enable()",
-    generate=f'pipe({CALL}, generator=torch.Generator().manual_seed(seed), output_type="np")',
-)
-OPTIMUM = TIMED.format(
-    imports="import torch\nfrom optimum.intel import OVLatentConsistencyModelPipeline",
-    load='pipe = OVLatentConsistencyModelPipeline.from_pretrained(a["model"], ov_config={"INFERENCE_PRECISION_HINT": "bf16"})\n'
-    "pipe.set_progress_bar_config(disable=True)",
-    generate=f'pipe({CALL}, generator=torch.Generator().manual_seed(seed), output_type="np")',
-)
-EXPORT = textwrap.dedent(
-    """
-    import sys
-    from optimum.intel import OVLatentConsistencyModelPipeline
-    OVLatentConsistencyModelPipeline.from_pretrained(sys.argv[1], export=True, compile=False).save_pretrained(sys.argv[2])
-    """
-)
-# optimum-intel cannot export an AutoencoderTiny (its encoder has no latent_dist), so, as FastSD CPU does,
-# its LCM model gets TAESD's decoder as an OpenVINO IR in place of ``vae_decoder`` (the rest linked)
-EXPORT_TAESD = textwrap.dedent(
-    """
-    import shutil, sys, torch, openvino as ov
-    from pathlib import Path
-    from diffusers import AutoencoderTiny
-    source, taesd, out = map(Path, sys.argv[1:4])
-    out.mkdir()
-    for part in source.iterdir():
-        if part.name != "vae_decoder":
-            (out / part.name).symlink_to(part.resolve())
-    class Decoder(torch.nn.Module):
-        def __init__(self, vae):
-            super().__init__()
-            self.vae = vae
-        def forward(self, latent_sample):
-            return self.vae.decode(latent_sample).sample
-    vae = AutoencoderTiny.from_pretrained(taesd).eval()
-    model = ov.convert_model(Decoder(vae), example_input=torch.zeros(1, 4, 8, 8))
-    model.reshape({0: ov.PartialShape([-1, 4, -1, -1])})
-    model.inputs[0].get_tensor().set_names({"latent_sample"})
-    model.outputs[0].get_tensor().set_names({"sample"})
-    (out / "vae_decoder").mkdir()
-    ov.save_model(model, out / "vae_decoder" / "openvino_model.xml")
-    shutil.copy(taesd / "config.json", out / "vae_decoder" / "config.json")
-    """
-)
+from benchmarks.fast_recipes_children import DIFFUSERS, EXPORT, EXPORT_TAESD, OPTIMUM, SDRT
 
 
 @dataclass(frozen=True)
@@ -187,7 +100,9 @@ RECIPES = {
         deepcache={"cache_interval": 3, "cache_branch_id": 0},  # diffusers: DeepCache's own helper
     ),
 }
-LIBRARIES = ("sdrt-ov", "diffusers", "sdrt-ort", "optimum-intel")
+LIBRARIES = ("sdrt-ov", "diffusers", "sdrt-ort", "optimum-intel", "sdrt-ov-static", "optimum-intel-static")
+# "-static": OpenVINO compiled for the image's shapes (FastSD CPU's reshape); not run unless asked
+DEFAULT_LIBRARIES = LIBRARIES[:4]
 SIZES_ARGS = {
     False: ["--min-size", "256", "--max-size", "512"],
     True: ["--min-size", "32", "--max-size", "64"],
@@ -284,10 +199,11 @@ def _settings(work: Path, recipe: Recipe, library: str, size: int, args: argpars
         "scheduler": recipe.scheduler,
     }
     if library.startswith("sdrt"):
-        model = work / "fr" / f"{recipe.bundle}-{library.removeprefix('sdrt-')}"
-        provider = {"sdrt-ov": "openvino", "sdrt-ort": "cpu"}[library]
+        model = work / "fr" / f"{recipe.bundle}-{library.split('-')[1]}"
+        provider = "cpu" if library == "sdrt-ort" else "openvino"
+        env = {"SDRT_OPENVINO_STATIC_SHAPES": "1"} if library.endswith("-static") else {}
         return (
-            {**common, "model": str(model), "provider": provider, "extra": recipe.extra}
+            {**common, "model": str(model), "provider": provider, "extra": recipe.extra, "env": env}
             if model.exists()
             else None
         )
@@ -304,14 +220,18 @@ def _settings(work: Path, recipe: Recipe, library: str, size: int, args: argpars
         )
     model = work / "fr" / f"optimum-{recipe.bundle}"
     return (
-        {**common, "model": str(model)} if recipe.optimum and args.optimum_python and model.exists() else None
+        {**common, "model": str(model), "static": library.endswith("-static")}
+        if recipe.optimum and args.optimum_python and model.exists()
+        else None
     )
 
 
 def _child(library: str, settings: dict, optimum_python: str | None) -> dict:
-    python = optimum_python if library == "optimum-intel" else sys.executable
-    code = {"optimum-intel": OPTIMUM, "diffusers": DIFFUSERS}.get(library, SDRT)
-    done = subprocess.run([python, "-c", code, json.dumps(settings)], capture_output=True, text=True)
+    optimum = library.startswith("optimum-intel")
+    python = optimum_python if optimum else sys.executable
+    code = OPTIMUM if optimum else DIFFUSERS if library == "diffusers" else SDRT
+    env = {**os.environ, **settings.pop("env", {})}
+    done = subprocess.run([python, "-c", code, json.dumps(settings)], capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{library}: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -332,7 +252,11 @@ def measure(work: Path, args: argparse.Namespace) -> list[dict]:
                     if settings is None:
                         continue
                     load, began = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
-                    figures = _child(library, settings, args.optimum_python)
+                    try:
+                        figures = _child(library, settings, args.optimum_python)
+                    except SystemExit as failed:  # one cell's failure leaves the others' figures
+                        print(f"{began} {size} #{rep} {name} {library} failed: {failed}")
+                        continue
                     row = {"size": size, "repeat": rep, "recipe": name, "library": library, "utc": began}
                     results.append({**row, **figures, "load_before": load, "load_after": os.getloadavg()[0]})
                     print(
@@ -352,9 +276,11 @@ def _median(rows: list[dict]) -> float | None:
 def table(results: list[dict]) -> str:
     """Markdown: per size and recipe, each library's median seconds per image (every timed image of every
     process), and the others' time over sdrt OpenVINO's (above 1: sdrt OpenVINO is faster)."""
+    ratios = [(lib, "sdrt-ov") for lib in ("diffusers", "optimum-intel", "sdrt-ort")]
+    ratios.append(("optimum-intel-static", "sdrt-ov-static"))
     header = "| size | recipe | " + " | ".join(f"{lib} (s)" for lib in LIBRARIES)
-    header += " | diffusers / sdrt-ov | optimum-intel / sdrt-ov | sdrt-ort / sdrt-ov |"
-    lines = [header, "|" + "---|" * (2 + len(LIBRARIES) + 3)]
+    header += " | " + " | ".join(f"{a} / {b}" for a, b in ratios) + " |"
+    lines = [header, "|" + "---|" * (2 + len(LIBRARIES) + len(ratios))]
     for size in sorted({r["size"] for r in results}):
         for name in RECIPES:
             rows = [r for r in results if r["size"] == size and r["recipe"] == name]
@@ -362,9 +288,9 @@ def table(results: list[dict]) -> str:
                 continue
             med = {lib: _median([r for r in rows if r["library"] == lib]) for lib in LIBRARIES}
             cells = ["-" if med[lib] is None else f"{med[lib]:.2f}" for lib in LIBRARIES]
-            base = med["sdrt-ov"]
-            for lib in ("diffusers", "optimum-intel", "sdrt-ort"):
-                cells.append("-" if base is None or med[lib] is None else f"{med[lib] / base:.2f}x")
+            for lib, base in ratios:
+                known = med[lib] is not None and med[base] is not None
+                cells.append(f"{med[lib] / med[base]:.2f}x" if known else "-")
             lines.append(f"| {size}x{size} | {RECIPES[name].name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -375,7 +301,7 @@ def main() -> None:
     p.add_argument("--optimum-python", help="python of a venv with optimum-intel (else no optimum rows)")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
-    p.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES))
+    p.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(DEFAULT_LIBRARIES))
     p.add_argument("--repeats", type=int, default=2, help="fresh processes per library and recipe")
     p.add_argument(
         "--repeats-512", type=int, default=None, help="repeats at 512 px and above (default: --repeats)"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,6 +107,7 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto, cpu, openvino, cuda or tensorrt (default: auto, the fastest installed the bundle has)",
     )
+    _static_shapes_option(gen)
     _image_options(gen)
     _adapter_options(gen)
     _guided_options(gen)
@@ -114,6 +116,15 @@ def _generate_options(gen: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, default=Path("out.png"), help="output image path (default: out.png)"
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _static_shapes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--static-shapes",
+        action="store_true",
+        help="OpenVINO: compile each engine for the image's shapes, as optimum-intel's reshape() (faster calls "
+        "after a few seconds' compile per new size; the same as SDRT_OPENVINO_STATIC_SHAPES=1)",
+    )
 
 
 def _scheduler_options(gen: argparse.ArgumentParser) -> None:
@@ -287,6 +298,7 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--provider", default="auto", help="auto, cpu, openvino, cuda or tensorrt (default: auto)"
     )
+    _static_shapes_option(bench)
     bench.add_argument(
         "--prompt",
         default=None,
@@ -320,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     from sdrt.runtime.bundle.bundle import open_bundle
+
+    if getattr(args, "static_shapes", False):
+        from sdrt.runtime.engines.openvino.engine import STATIC_ENV
+
+        os.environ[STATIC_ENV] = "1"  # read by each OpenVINO engine as it loads
 
     if args.command == "generate":
         if args.num_images < 1:

@@ -72,6 +72,60 @@ def test_sd1_image_to_image_uses_the_vae_encoder(tiny, ov_bundles):
     assert_parity(actual, expected, PSNR_DB)
 
 
+def test_static_shapes_compile_per_image_size(tiny, ov_bundles, monkeypatch):
+    """SDRT_OPENVINO_STATIC_SHAPES=1: every engine compiled for the call's shapes (the latest two kept), each
+    image size within the parity bar of diffusers' (fp32 torch)."""
+    monkeypatch.setenv("SDRT_OPENVINO_STATIC_SHAPES", "1")
+    ref = tiny.reference("sd1", "StableDiffusionPipeline")
+    pipe = _pipeline(ov_bundles("sd1"), "StableDiffusionPipeline")
+    engine = pipe.unet.engine
+    assert engine.static_shapes and engine.static_variants == []
+    for size in (64, 48, 32):
+        kwargs = dict(height=size, width=size, num_inference_steps=STEPS)
+        expected = ref("a red circle", generator=torch.Generator().manual_seed(5), **kwargs).images
+        actual = pipe("a red circle", generator=5, **kwargs).images
+        assert_parity(actual, expected, PSNR_DB)
+    # the UNet with guidance: batch 2 at the last two latent sizes, compiled with every input static
+    assert [shapes[0] for shapes in engine.static_variants] == [(2, 4, 6, 6), (2, 4, 4, 4)]
+    for shapes in engine.static_variants:
+        compiled = engine.static_variant([torch.zeros(s).numpy() for s in shapes])
+        assert all(p.get_partial_shape().is_static for p in compiled.inputs)
+    monkeypatch.setenv("SDRT_OPENVINO_STATIC_SHAPES", "maybe")
+    with pytest.raises(Exception, match="SDRT_OPENVINO_STATIC_SHAPES='maybe'"):
+        _pipeline(ov_bundles("sd1"), "StableDiffusionPipeline")
+
+
+def test_cli_static_shapes(tiny, ov_bundles, tmp_path, monkeypatch, caplog):
+    """``sdrt generate --static-shapes`` compiles the engines for the image's shapes; the PNG is diffusers'."""
+    import logging
+
+    from PIL import Image
+
+    from sdrt.cli.sdrt import main
+
+    monkeypatch.setenv("SDRT_OPENVINO_STATIC_SHAPES", "0")  # restored after the CLI turns it on
+    out = tmp_path / "static.png"
+    argv = [
+        "generate",
+        str(ov_bundles("sd1")),
+        "a red circle",
+        "--steps",
+        "3",
+        "--seed",
+        "7",
+        "--size",
+        "48x48",
+    ]
+    with caplog.at_level(logging.INFO, logger="sdrt.runtime.engines.openvino.engine"):
+        assert (
+            main([*argv, "--provider", "openvino", "--static-shapes", "--no-progress", "-o", str(out)]) == 0
+        )
+    assert "unet: compiling OpenVINO's graph for input shapes ((2, 4, 6, 6)" in caplog.text
+    ref = tiny.reference("sd1", "StableDiffusionPipeline")
+    kwargs = dict(height=48, width=48, num_inference_steps=3, generator=torch.Generator().manual_seed(7))
+    assert_parity([Image.open(out)], ref("a red circle", **kwargs).images)
+
+
 def test_sdxl_two_text_encoders(tiny, ov_bundles):
     ref = tiny.reference("sdxl", "StableDiffusionXLPipeline")
     pipe = _pipeline(ov_bundles("sdxl"), "StableDiffusionXLPipeline")
