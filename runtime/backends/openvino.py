@@ -43,7 +43,13 @@ class OpenVino(Backend):
         from sdrt.runtime.engines.openvino.engine import OpenVinoEngine
 
         logger.info("%s: compiling the OpenVINO IR into the model cache", record.name)
-        OpenVinoEngine(bundle_dir / record.openvino.file, record.openvino.precision, name=record.name)
+        # the dynamic compile is what a load takes from the cache, whatever SDRT_OPENVINO_STATIC_SHAPES says
+        OpenVinoEngine(
+            bundle_dir / record.openvino.file,
+            record.openvino.precision,
+            name=record.name,
+            static_shapes=False,
+        )
 
     def record_labels(self, record: ComponentRecord) -> list[str]:
         return [f"openvino-{record.openvino.precision}"] if record.openvino else []

@@ -12,8 +12,8 @@ components copy what they keep).
 Static shapes (``static_shapes=True``, or ``SDRT_OPENVINO_STATIC_SHAPES=1`` in the environment): the IR is
 compiled once per set of input shapes, reshaped to them, as optimum-intel's ``pipeline.reshape()`` and
 FastSD CPU do. OpenVINO's CPU plugin plans a static graph once and runs it faster (an SD1.5-sized UNet call
-10-15% here, BENCHMARKS.md); the first call at new shapes compiles (seconds, then the model cache), and each
-kept shape holds its own copy of the weights, so only the ``STATIC_VARIANTS`` latest are kept.
+5-15% on an AMX Xeon, BENCHMARKS.md); the first call at new shapes compiles (seconds, then the model cache),
+and each kept shape holds its own copy of the weights, so only the ``STATIC_VARIANTS`` latest are kept.
 """
 
 from __future__ import annotations
